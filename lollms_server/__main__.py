@@ -1,0 +1,3 @@
+from lollms_server.cli.main import main
+
+raise SystemExit(main())

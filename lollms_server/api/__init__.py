@@ -1,0 +1,1 @@
+"""HTTP API: contract models, routes, auth, error format, SSE."""

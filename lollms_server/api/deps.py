@@ -1,0 +1,37 @@
+"""Request dependencies: the running Services and API-key authentication."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import HTTPException, Request
+from fastapi.security import APIKeyHeader
+
+from lollms_server.core.services import Services
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of security.allowed_api_keys.")
+
+
+def get_services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise HTTPException(status_code=503, detail="server is starting or failed to start; try again shortly")
+    return services
+
+
+def key_matches(presented: str, allowed: list[str]) -> bool:
+    """Constant-time comparison against every allowed key (no early exit on the first match)."""
+    ok = False
+    for key in allowed:
+        ok |= hmac.compare_digest(presented.encode(), key.encode())
+    return ok
+
+
+def check_api_key(services: Services, presented: str | None) -> None:
+    allowed = services.config.api_keys
+    if not allowed:
+        return
+    if not presented:
+        raise HTTPException(status_code=403, detail="an API key is required: send it in the X-API-Key header")
+    if not key_matches(presented, allowed):
+        raise HTTPException(status_code=401, detail="invalid API key")

@@ -1,0 +1,60 @@
+"""POST /api/v1/generate: JSON or an SSE stream of StreamChunk."""
+
+from __future__ import annotations
+
+import time
+from typing import Union
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from lollms_server.api.deps import get_services
+from lollms_server.api.disconnect import ClientGone, run_until_disconnect
+from lollms_server.api.models import GenerateRequest, GenerateResponse, StreamChunk
+from lollms_server.api.sse import stream_chunks
+from lollms_server.core.services import Services
+
+router = APIRouter(prefix="/api/v1", tags=["generate"])
+
+_STREAM_DOC = {
+    200: {
+        "description": "GenerateResponse (JSON), or with stream=true a text/event-stream of `data: <StreamChunk>` "
+        "events ending with exactly one `final` event whose content is the full List[OutputData].",
+        "content": {"text/event-stream": {"schema": StreamChunk.model_json_schema()}},
+    },
+    400: {"description": "Bad input (no prompt, wrong modality or MIME type, invalid parameters)."},
+    404: {"description": "Unknown personality or binding instance."},
+    408: {"description": "Waited too long for a compute slot."},
+    501: {"description": "The binding cannot do this generation type."},
+    503: {"description": "The binding instance failed to load."},
+}
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses=_STREAM_DOC,  # type: ignore[arg-type]
+    summary="Generate text, images or audio",
+    description="Runs one generation through a personality and a binding instance. Binding: request > personality > "
+    "defaults.<generation_type>_binding. Parameters: defaults < personality < request.",
+)
+async def generate(
+    request: Request,
+    body: GenerateRequest = Body(...),
+    services: Services = Depends(get_services),
+) -> Union[GenerateResponse, EventSourceResponse, JSONResponse]:
+    started = time.perf_counter()
+    plan = services.generation.plan(body, credentials=getattr(request.state, "byok_credentials", None))
+    personality = plan.personality.folder_name if plan.personality else None
+    if plan.stream:
+        keepalive = float(services.config.section("server").get("keepalive_interval", 15.0))
+        return stream_chunks(services.generation.stream(plan), keepalive)
+    try:
+        outputs = await run_until_disconnect(request, services.generation.run(plan))
+    except ClientGone:
+        return JSONResponse(status_code=499, content={"detail": "client closed the request"})
+    return GenerateResponse(
+        personality=personality, request_id=plan.request_id, output=outputs,
+        execution_time=round(time.perf_counter() - started, 4),
+    )

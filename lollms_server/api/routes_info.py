@@ -1,0 +1,129 @@
+"""Read-only endpoints: health, listings, defaults, model info, resource state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+
+from lollms_server import __version__
+from lollms_server.api.deps import get_services
+from lollms_server.api.models import (
+    BindingTypeInfo,
+    GetDefaultBindingsResponse,
+    GetModelInfoResponse,
+    HealthResponse,
+    ListActiveBindingsResponse,
+    ListAvailableModelsResponse,
+    ListBindingsResponse,
+    ListFunctionsResponse,
+    ListModelsResponse,
+    ListPersonalitiesResponse,
+    ModelInfo,
+    PersonalityInfo,
+    ResourceStateResponse,
+)
+from lollms_server.core.config_schema import MODALITIES
+from lollms_server.core.errors import NotFoundError
+from lollms_server.core.model_scan import scan_models_folder
+from lollms_server.core.services import Services
+
+public_router = APIRouter(tags=["health"])
+router = APIRouter(prefix="/api/v1", tags=["info"])
+
+
+def health(services: Services = Depends(get_services)) -> HealthResponse:
+    return HealthResponse(status="ok", version=__version__, api_key_required=bool(services.config.api_keys))
+
+
+public_router.add_api_route("/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
+public_router.add_api_route("/api/v1/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
+
+
+@router.get("/list_bindings", response_model=ListBindingsResponse, summary="Binding types and configured instances")
+async def list_bindings(services: Services = Depends(get_services)) -> ListBindingsResponse:
+    types = {
+        name: BindingTypeInfo(**t.card.public_info(), source=t.source) for name, t in sorted(services.registry.types.items())
+    }
+    return ListBindingsResponse(
+        binding_types=types,
+        binding_instances=services.bindings.masked_instances(),
+        load_errors=services.bindings.load_errors(),
+    )
+
+
+@router.get("/list_active_bindings", response_model=ListActiveBindingsResponse, summary="Instances that loaded")
+async def list_active_bindings(services: Services = Depends(get_services)) -> ListActiveBindingsResponse:
+    return ListActiveBindingsResponse(bindings=services.bindings.masked_instances(only_active=True))
+
+
+@router.get("/list_personalities", response_model=ListPersonalitiesResponse, summary="Enabled personalities")
+async def list_personalities(services: Services = Depends(get_services)) -> ListPersonalitiesResponse:
+    pm = services.personalities
+    return ListPersonalitiesResponse(
+        personalities={n: PersonalityInfo(**p.info()) for n, p in sorted(pm.personalities.items())},
+        load_errors=dict(pm.load_errors),
+    )
+
+
+@router.get("/personality_icon/{name}", summary="A personality's icon file", response_class=FileResponse)
+async def personality_icon(name: str, services: Services = Depends(get_services)) -> FileResponse:
+    p = services.personalities.get(name)
+    if p.icon_path is None:
+        raise NotFoundError(f"personality '{name}' has no icon")
+    return FileResponse(p.icon_path, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/list_functions", response_model=ListFunctionsResponse, summary="Discovered functions")
+async def list_functions(services: Services = Depends(get_services)) -> ListFunctionsResponse:
+    return ListFunctionsResponse(functions=services.functions.list_names(), schemas=services.functions.tool_schemas())
+
+
+@router.get("/list_models", response_model=ListModelsResponse, summary="Scan of the models folder")
+async def list_models(services: Services = Depends(get_services)) -> ListModelsResponse:
+    return ListModelsResponse(models=await asyncio.to_thread(scan_models_folder, services.config.paths.models_dir))
+
+
+@router.get(
+    "/list_available_models/{binding_instance_name}",
+    response_model=ListAvailableModelsResponse,
+    summary="Models one binding instance can serve",
+)
+async def list_available_models(binding_instance_name: str, services: Services = Depends(get_services)) -> ListAvailableModelsResponse:
+    binding = services.bindings.get(binding_instance_name)
+    models = await binding.list_available_models()
+    return ListAvailableModelsResponse(
+        binding_instance_name=binding_instance_name, models=[ModelInfo.model_validate(m) for m in models]
+    )
+
+
+@router.get("/get_default_bindings", response_model=GetDefaultBindingsResponse, summary="Default instances per modality")
+async def get_default_bindings(services: Services = Depends(get_services)) -> GetDefaultBindingsResponse:
+    d = services.config.defaults
+    out = {f"{m}_binding": d.get(f"{m}_binding") for m in MODALITIES}
+    out["default_context_size"] = d.get("default_context_size")
+    out["default_max_output_tokens"] = d.get("default_max_output_tokens")
+    return GetDefaultBindingsResponse(defaults=out)
+
+
+@router.get(
+    "/get_model_info/{binding_instance_name}", response_model=GetModelInfoResponse, summary="Details of a model"
+)
+async def get_model_info(
+    binding_instance_name: str,
+    model_name: Optional[str] = Query(default=None, description="Model to describe; default: the instance's default."),
+    services: Services = Depends(get_services),
+) -> GetModelInfoResponse:
+    binding = services.bindings.get(binding_instance_name)
+    info = await binding.get_model_info(model_name)
+    info.setdefault("supports_streaming", binding.supports_streaming)
+    info.setdefault("model_name", model_name or binding.default_model)
+    return GetModelInfoResponse(binding_instance_name=binding_instance_name, **info)
+
+
+@router.get("/resources", response_model=ResourceStateResponse, summary="ResourceManager state (active, waiting)")
+async def resources(services: Services = Depends(get_services)) -> ResourceStateResponse:
+    s = services.resources.state()
+    return ResourceStateResponse(strategy=s.strategy, limit=s.limit, active=s.active, waiting=s.waiting, queue_timeout=s.queue_timeout)

@@ -1,0 +1,83 @@
+"""create_app(): the FastAPI application factory."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.middleware.cors import CORSMiddleware
+
+from lollms_server import __version__
+from lollms_server.api import routes_generate, routes_info, routes_tokens
+from lollms_server.api.deps import api_key_header, check_api_key, get_services
+from lollms_server.api.errors import install_error_handlers
+from lollms_server.api.webui import mount_webui
+from lollms_server.core.config import ServerConfig, load_server_config
+from lollms_server.core.paths import WEBUI_DIST_DIR
+from lollms_server.core.services import Services, build_services
+
+log = logging.getLogger("lollms_server")
+
+DESCRIPTION = """One API to many generation backends (text, image, speech in and out).
+
+Authenticate with the `X-API-Key` header (403 when missing, 401 when wrong). Start with
+`POST /api/v1/generate`; list what is available with the `list_*` endpoints."""
+
+
+async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+    check_api_key(get_services(request), key)
+
+
+def create_app(config_dir: Path | None = None, config: ServerConfig | None = None, *, webui_dist: Path | None = None) -> FastAPI:
+    """Build the app. The configuration is loaded now, so a bad file fails here, before serving."""
+    if config is None:
+        if config_dir is None:
+            raise ValueError("create_app needs config_dir or config")
+        config = load_server_config(config_dir)
+    cfg = config
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services: Services = await build_services(cfg)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.bindings.shutdown()
+            app.state.services = None
+
+    app = FastAPI(
+        title="lollms_server", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        openapi_tags=[
+            {"name": "generate", "description": "Generation (JSON or SSE)."},
+            {"name": "info", "description": "Bindings, personalities, functions, models, resources."},
+            {"name": "tokens", "description": "Tokenizer utilities."},
+            {"name": "health", "description": "Liveness, no authentication."},
+        ],
+    )
+    app.state.services = None
+    app.state.config = cfg
+    origins = [str(o) for o in cfg.section("server").get("allowed_origins") or [] if str(o).lower() != "null"]
+    if origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"], allow_credentials=False
+        )
+    install_error_handlers(app)
+    auth = [Depends(require_api_key)]
+    app.include_router(routes_info.public_router)
+    app.include_router(routes_info.router, dependencies=auth)
+    app.include_router(routes_generate.router, dependencies=auth)
+    app.include_router(routes_tokens.router, dependencies=auth)
+    for extra in _optional_routers():
+        app.include_router(extra, dependencies=auth)
+    if cfg.section("webui").get("enable_ui", True):
+        mount_webui(app, webui_dist or WEBUI_DIST_DIR)
+    return app
+
+
+def _optional_routers() -> list:  # type: ignore[type-arg]
+    """Routers added by other parts (OpenAI-compatible routes) when present."""
+    return []

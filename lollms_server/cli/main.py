@@ -1,0 +1,115 @@
+"""`lollms-server` command: serve (default), init, wizard."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from lollms_server import __version__
+from lollms_server.core.paths import DEFAULT_CONFIG_DIR
+
+
+def _config_dir(value: str | None) -> Path:
+    return Path(value or os.environ.get("LOLLMS_CONFIG_DIR") or DEFAULT_CONFIG_DIR).expanduser().resolve()
+
+
+def _setup_logging(level: str) -> None:
+    from lollms_server.core.secrets import install_log_redaction
+
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lollms_server.app import create_app
+    from lollms_server.core.config import load_server_config
+    from lollms_server.core.guarded_config import ConfigFileError
+
+    config_dir = _config_dir(args.config_dir)
+    try:
+        config = load_server_config(config_dir)
+    except ConfigFileError as exc:
+        print(f"lollms-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    server = config.section("server")
+    host = args.host or os.environ.get("LOLLMS_HOST") or server.get("host", "127.0.0.1")
+    port = int(args.port or os.environ.get("LOLLMS_PORT") or server.get("port", 9601))
+    level = (args.log_level or config.section("logging").get("log_level") or "INFO").upper()
+    _setup_logging(level)
+    app = create_app(config=config)
+    print(f"lollms-server {__version__}: serving on http://{host}:{port} (config: {config.file})", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from lollms_server.core.guarded_config import ConfigFileError
+    from lollms_server.core.paths import find_main_config
+    from lollms_server.core.presets import PRESETS, write_preset
+
+    config_dir = _config_dir(args.config_dir)
+    if args.list_presets:
+        for p in PRESETS.values():
+            print(f"{p.name}: {p.description}")
+        return 0
+    existing = find_main_config(config_dir) if config_dir.is_dir() else None
+    if existing is not None:
+        print(f"lollms-server: {existing} already exists; leaving it unchanged")
+        return 0
+    try:
+        main = write_preset(config_dir, args.preset, fmt=args.format)
+    except (ConfigFileError, KeyError, FileExistsError) as exc:
+        print(f"lollms-server: cannot create the configuration: {exc}", file=sys.stderr)
+        return 2
+    print(f"lollms-server: wrote {main} (preset '{args.preset}'); an API key was generated in security.allowed_api_keys")
+    return 0
+
+
+def cmd_wizard(args: argparse.Namespace) -> int:
+    try:
+        from lollms_server.wizard.main import run_wizard
+    except ImportError:
+        print("lollms-server: the wizard is not available in this build", file=sys.stderr)
+        return 2
+    return int(run_wizard(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lollms-server", description="lollms_server: one API to many generation backends.")
+    parser.add_argument("--version", action="version", version=f"lollms_server {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-dir", help="Folder with main_config.* (env LOLLMS_CONFIG_DIR; default lollms_configs/).")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", parents=[common], help="Run the server (default).")
+    serve.add_argument("--host", help="Listen address (env LOLLMS_HOST; default from config).")
+    serve.add_argument("--port", type=int, help="Port (env LOLLMS_PORT; default from config).")
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper)
+    serve.set_defaults(func=cmd_serve)
+    init = sub.add_parser("init", parents=[common], help="Write a default configuration if none exists (non-interactive).")
+    init.add_argument("--preset", default="offline_local", help="Preset to apply (see --list-presets).")
+    init.add_argument("--format", default="yaml", choices=["yaml", "json", "toml", "db"], help="Main config file format.")
+    init.add_argument("--list-presets", action="store_true", help="List presets and exit.")
+    init.set_defaults(func=cmd_init)
+    wizard = sub.add_parser("wizard", parents=[common], help="Interactive configuration wizard.", add_help=False)
+    wizard.set_defaults(func=cmd_wizard)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["serve", *argv]
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "wizard":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    return int(args.func(args))

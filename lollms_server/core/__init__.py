@@ -1,0 +1,1 @@
+"""Core services: configuration, bindings, personalities, functions, resources, generation."""

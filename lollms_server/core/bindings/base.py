@@ -1,0 +1,201 @@
+"""The Binding base class every backend implements, and the per-request GenerationTask it receives.
+
+A binding instance is shared by all requests; nothing request-specific is stored on it. The model,
+parameters, conversation and cancel flag of one request travel in its ``GenerationTask``.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Literal, Union
+
+from lollms_server.api.models import InputData, OutputData
+from lollms_server.core.errors import NotSupportedError
+
+if TYPE_CHECKING:
+    from lollms_server.core.resources import ResourceManager
+
+BindingResult = Union[str, dict[str, Any], list[dict[str, Any]], OutputData, list[OutputData]]
+StreamEvent = dict[str, Any]
+
+IMAGE_MIME_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp")
+AUDIO_MIME_TYPES: tuple[str, ...] = (
+    "audio/wav", "audio/x-wav", "audio/wave", "audio/mpeg", "audio/mp3", "audio/ogg", "audio/flac",
+    "audio/webm", "audio/mp4", "audio/x-m4a",
+)
+
+
+class CancelToken:
+    """Set when the client went away; blocking backends check it between tokens."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class Message:
+    """One turn of a conversation. ``images`` holds image inputs attached to a user turn."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+    images: list[InputData] = field(default_factory=list)
+
+
+@dataclass
+class GenerationTask:
+    """Everything one request asks of a binding. Created per request; never shared."""
+
+    request_id: str
+    generation_type: str
+    model_name: str | None
+    prompt: str
+    system_prompt: str | None = None
+    messages: list[Message] = field(default_factory=list)
+    inputs: list[InputData] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    cancel: CancelToken = field(default_factory=CancelToken)
+    credentials: dict[str, str] | None = field(default=None, repr=False)
+    usage: dict[str, int] | None = None
+
+    def set_usage(self, prompt_tokens: int, completion_tokens: int, **details: int) -> None:
+        """Report token usage once generation is known; it lands in the output metadata."""
+        self.usage = {
+            "prompt_tokens": int(prompt_tokens),
+            "completion_tokens": int(completion_tokens),
+            "total_tokens": int(prompt_tokens) + int(completion_tokens),
+            **{k: int(v) for k, v in details.items()},
+        }
+
+    def inputs_of(self, type_: str, role: str | None = None) -> list[InputData]:
+        return [i for i in self.inputs if i.type == type_ and (role is None or i.role == role)]
+
+    def chat_messages(self) -> list[dict[str, Any]]:
+        """OpenAI-style message dicts (text only) for backends that take a plain conversation."""
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+
+class Binding(ABC):
+    """Base class of every binding type. Subclasses declare capabilities as class attributes.
+
+    Required: ``binding_type_name`` (equal to the card's ``type_name``), ``list_available_models`` and
+    ``generate``. Streaming bindings override ``generate_stream``; others get a one-chunk fallback.
+    """
+
+    binding_type_name: ClassVar[str] = ""
+    supports_streaming: ClassVar[bool] = False
+    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
+    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES, "audio": AUDIO_MIME_TYPES}
+    input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
+    needs_compute: ClassVar[bool] = False
+
+    def __init__(self, config: dict[str, Any], resource_manager: "ResourceManager") -> None:
+        self.config = config
+        self.resource_manager = resource_manager
+        self.instance_name: str = str(config.get("binding_instance_name") or self.binding_type_name)
+        self.default_model: str | None = config.get("default_model") or config.get("model_name") or None
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    async def startup(self) -> None:
+        """Called once after construction (connect, check files). Raise to mark the instance broken."""
+
+    async def shutdown(self) -> None:
+        """Called at server stop: unload models, close clients."""
+        await self.unload_model(None)
+
+    async def health_check(self) -> tuple[bool, str]:
+        return True, "ok"
+
+    # ---- models --------------------------------------------------------------------------------
+    @abstractmethod
+    async def list_available_models(self) -> list[dict[str, Any]]:
+        """Models this instance can serve, as dicts with at least ``name`` (see ModelInfo)."""
+
+    def get_supported_input_modalities(self, model_name: str | None = None) -> list[str]:
+        return sorted(self.input_modalities)
+
+    def get_supported_output_modalities(self, model_name: str | None = None) -> list[str]:
+        return sorted(self.output_modalities)
+
+    async def load_model(self, model_name: str) -> bool:
+        return True
+
+    async def unload_model(self, model_name: str | None = None) -> bool:
+        return True
+
+    async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
+        """Standardised model details (context_size, supports_vision…); raise NotFoundError if unknown."""
+        name = model_name or self.default_model
+        return {
+            "model_name": name,
+            "model_type": next(iter(sorted(self.generation_types)), None),
+            "context_size": self.config.get("context_size"),
+            "max_output_tokens": self.config.get("max_output_tokens"),
+            "supports_vision": "image" in self.get_supported_input_modalities(name),
+            "supports_audio": "audio" in self.get_supported_input_modalities(name),
+            "details": {},
+        }
+
+    def supports_input_role(self, input_type: str, role: str, model_name: str | None = None) -> bool:
+        if input_type not in self.get_supported_input_modalities(model_name):
+            return False
+        return input_type != "text" or role in self.input_roles
+
+    def needs_resource(self, task: GenerationTask) -> bool:
+        """Whether this task takes a ResourceManager slot (card default, instance ``requires_gpu``)."""
+        return bool(self.config.get("requires_gpu", self.needs_compute))
+
+    # ---- generation ----------------------------------------------------------------------------
+    @abstractmethod
+    async def generate(self, task: GenerationTask) -> BindingResult:
+        """Produce the whole result: text, an OutputData-like dict, or a list of them."""
+
+    async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
+        """Yield StreamChunk-like dicts. Fallback for non-streaming bindings: one final event."""
+        result = await self.generate(task)
+        yield {"type": "final", "content": result}
+
+    # ---- tokens --------------------------------------------------------------------------------
+    async def tokenize(
+        self, text: str, *, add_bos: bool = False, add_eos: bool = False, model_name: str | None = None
+    ) -> list[int]:
+        raise NotSupportedError(f"binding '{self.instance_name}' does not support tokenization")
+
+    async def detokenize(self, tokens: list[int], *, model_name: str | None = None) -> str:
+        raise NotSupportedError(f"binding '{self.instance_name}' does not support detokenization")
+
+    async def count_tokens(
+        self, text: str, *, add_bos: bool = False, add_eos: bool = False, model_name: str | None = None
+    ) -> int:
+        return len(await self.tokenize(text, add_bos=add_bos, add_eos=add_eos, model_name=model_name))
+
+    # ---- convenience for workflows -------------------------------------------------------------
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        system_prompt: str | None = None,
+        params: dict[str, Any] | None = None,
+        model_name: str | None = None,
+        request_id: str = "workflow",
+    ) -> str:
+        """Generate text for one prompt and return the answer text (thoughts stripped)."""
+        from lollms_server.core.outputs import standardize_result
+
+        messages = ([Message("system", system_prompt)] if system_prompt else []) + [Message("user", prompt)]
+        task = GenerationTask(
+            request_id=request_id, generation_type="ttt", model_name=model_name or self.default_model,
+            prompt=prompt, system_prompt=system_prompt, messages=messages, params=dict(params or {}),
+        )
+        outputs = standardize_result(await self.generate(task))
+        return "".join(str(o.data) for o in outputs if o.type == "text")

@@ -1,0 +1,129 @@
+"""Binding instances: one file per instance in the instance bindings folder, selected by bindings_map."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lollms_server.core.bindings.base import Binding
+from lollms_server.core.bindings.registry import BindingRegistry, BindingType
+from lollms_server.core.errors import NotFoundError, UnavailableError
+from lollms_server.core.guarded_config import ConfigFileError, load_guarded
+from lollms_server.core.paths import CONFIG_EXTENSIONS
+from lollms_server.core.resources import ResourceManager
+from lollms_server.core.secrets import REDACTOR, collect_secret_values, mask_values
+
+log = logging.getLogger("lollms_server.bindings")
+
+
+@dataclass
+class InstanceRecord:
+    name: str
+    type_name: str
+    file: Path | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    binding: Binding | None = None
+    error: str | None = None
+
+    def masked(self, secrets: set[str]) -> dict[str, Any]:
+        return mask_values(self.values, secrets) if self.values else {"type": self.type_name, "binding_instance_name": self.name}
+
+
+def find_instance_file(folder: Path, name: str) -> Path | None:
+    found = [folder / f"{name}{ext}" for ext in CONFIG_EXTENSIONS if (folder / f"{name}{ext}").is_file()]
+    if len(found) > 1:
+        raise ConfigFileError(found[0], f"several files for instance '{name}': {', '.join(p.name for p in found)}")
+    return found[0] if found else None
+
+
+class BindingManager:
+    def __init__(
+        self,
+        registry: BindingRegistry,
+        bindings_map: dict[str, str],
+        instance_dir: Path,
+        resource_manager: ResourceManager,
+        encryption_key: bytes | None = None,
+    ) -> None:
+        self.registry = registry
+        self.bindings_map = dict(bindings_map)
+        self.instance_dir = instance_dir
+        self.resource_manager = resource_manager
+        self._key = encryption_key
+        self.instances: dict[str, InstanceRecord] = {}
+
+    # ---- loading -------------------------------------------------------------------------------
+    async def load_all(self) -> None:
+        await asyncio.gather(*(self._load_one(name, t) for name, t in self.bindings_map.items()))
+
+    def _read_instance(self, name: str, btype: BindingType) -> tuple[Path, dict[str, Any]]:
+        file = find_instance_file(self.instance_dir, name)
+        if file is None:
+            raise ConfigFileError(self.instance_dir / f"{name}.yaml", "instance file not found")
+        loaded = load_guarded(file, btype.card.full_instance_schema(), self._key)
+        values = loaded.values
+        if values.get("type") and values["type"] != btype.card.type_name:
+            raise ConfigFileError(file, f"is '{values['type']}' but bindings_map says '{btype.card.type_name}'", "type")
+        if values.get("binding_instance_name") and values["binding_instance_name"] != name:
+            raise ConfigFileError(file, f"must equal the file name '{name}'", "binding_instance_name")
+        values["type"] = btype.card.type_name
+        values["binding_instance_name"] = name
+        return file, values
+
+    async def _load_one(self, name: str, type_name: str) -> None:
+        rec = InstanceRecord(name=name, type_name=type_name)
+        self.instances[name] = rec
+        btype = self.registry.types.get(type_name)
+        if btype is None:
+            why = self.registry.load_errors.get(type_name, "no such binding type was discovered")
+            rec.error = f"binding type '{type_name}' unavailable: {why}"
+            log.error("instance '%s': %s", name, rec.error)
+            return
+        try:
+            rec.file, rec.values = await asyncio.to_thread(self._read_instance, name, btype)
+            REDACTOR.add(*collect_secret_values(rec.values, btype.card.secret_fields()))
+            binding = btype.cls(dict(rec.values), self.resource_manager)
+            await binding.startup()
+            ok, message = await binding.health_check()
+            if not ok:
+                raise RuntimeError(f"health check failed: {message}")
+            rec.binding = binding
+            log.info("binding instance '%s' (%s) ready", name, type_name)
+        except Exception as exc:  # one broken instance never stops the server
+            rec.error = REDACTOR.redact(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigFileError) else str(exc))
+            log.error("binding instance '%s' failed to load: %s", name, rec.error)
+
+    async def shutdown(self) -> None:
+        for rec in self.instances.values():
+            if rec.binding is not None:
+                try:
+                    await rec.binding.shutdown()
+                except Exception as exc:
+                    log.warning("instance '%s' did not shut down cleanly: %s", rec.name, REDACTOR.redact(str(exc)))
+
+    # ---- lookup --------------------------------------------------------------------------------
+    def get(self, name: str) -> Binding:
+        rec = self.instances.get(name)
+        if rec is None:
+            raise NotFoundError(f"binding instance '{name}' not found (configured: {', '.join(sorted(self.instances)) or 'none'})")
+        if rec.binding is None:
+            raise UnavailableError(f"binding instance '{name}' failed to load: {rec.error}")
+        return rec.binding
+
+    def secrets_of(self, rec: InstanceRecord) -> set[str]:
+        btype = self.registry.types.get(rec.type_name)
+        return btype.card.secret_fields() if btype else set()
+
+    def masked_instances(self, only_active: bool = False) -> dict[str, dict[str, Any]]:
+        return {
+            name: rec.masked(self.secrets_of(rec))
+            for name, rec in sorted(self.instances.items())
+            if not only_active or rec.binding is not None
+        }
+
+    def load_errors(self) -> dict[str, str]:
+        errors = {name: rec.error for name, rec in self.instances.items() if rec.error}
+        return {**self.registry.load_errors, **errors}

@@ -1,0 +1,149 @@
+"""The main configuration: loaded strictly through ConfigGuard, with resolved folders and keys."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
+from lollms_server.core.guarded_config import ConfigFileError, LoadedConfig, key_bytes, load_guarded
+from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path
+
+ENCRYPTION_KEY_ENV = "LOLLMS_ENCRYPTION_KEY"
+
+
+@dataclass(frozen=True)
+class ResolvedPaths:
+    config_dir: Path
+    instance_bindings_dir: Path
+    personalities_dirs: list[Path]
+    bindings_sources: list[tuple[Path, str]]
+    functions_dirs: list[Path]
+    models_dir: Path
+
+
+@dataclass
+class ServerConfig:
+    """Validated main configuration plus everything derived from it."""
+
+    file: Path
+    values: dict[str, Any]
+    paths: ResolvedPaths
+    encryption_key: bytes | None = field(repr=False, default=None)
+    migrated_from: str | None = None
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.values.get(name) or {})
+
+    @property
+    def api_keys(self) -> list[str]:
+        return [str(k) for k in self.section("security").get("allowed_api_keys") or [] if str(k)]
+
+    @property
+    def bindings_map(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.section("bindings_map").items()}
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return self.section("defaults")
+
+    def default_binding(self, generation_type: str) -> str | None:
+        value = self.defaults.get(f"{generation_type}_binding")
+        return str(value) if value else None
+
+    def personality_enabled(self, folder_name: str) -> bool:
+        override = self.section("personalities_config").get(folder_name)
+        if isinstance(override, dict):
+            return bool(override.get("enabled", True))
+        return True
+
+
+def _resolve_paths(values: dict[str, Any], config_dir: Path) -> ResolvedPaths:
+    p = values.get("paths") or {}
+
+    def rp(key: str) -> Path | None:
+        return resolve_config_path(p.get(key), PROJECT_ROOT)
+
+    def pair(example_key: str, personal_key: str) -> list[Path]:
+        return [x for x in (rp(example_key), rp(personal_key)) if x is not None]
+
+    inst = resolve_config_path(p.get("instance_bindings_folder") or "bindings", config_dir)
+    assert inst is not None
+    return ResolvedPaths(
+        config_dir=config_dir,
+        instance_bindings_dir=inst,
+        personalities_dirs=pair("example_personalities_folder", "personalities_folder"),
+        bindings_sources=[(d, src) for d, src in ((rp("example_bindings_folder"), "zoo"), (rp("bindings_folder"), "personal")) if d],
+        functions_dirs=pair("example_functions_folder", "functions_folder"),
+        models_dir=rp("models_folder") or PROJECT_ROOT / "models",
+    )
+
+
+def resolve_encryption_key(values: dict[str, Any], file: Path, paths: ResolvedPaths) -> bytes | None:
+    """Key from env LOLLMS_ENCRYPTION_KEY, else security.encryption_key_file, else security.encryption_key."""
+    security = values.get("security") or {}
+    env_key = os.environ.get(ENCRYPTION_KEY_ENV)
+    try:
+        if env_key:
+            return key_bytes(env_key)
+        key_file = security.get("encryption_key_file")
+        if key_file:
+            kp = resolve_config_path(str(key_file), file.parent)
+            assert kp is not None
+            inst = paths.instance_bindings_dir.resolve()
+            if kp.parent.resolve() == inst or inst in kp.resolve().parents:
+                raise ConfigFileError(
+                    file, "the key file must not be stored beside the instance files it protects",
+                    "security.encryption_key_file",
+                )
+            if not kp.is_file():
+                raise ConfigFileError(file, f"key file {kp} does not exist", "security.encryption_key_file")
+            return key_bytes(kp.read_text(encoding="utf-8"))
+        return key_bytes(security.get("encryption_key"))
+    except ValueError as exc:
+        raise ConfigFileError(file, str(exc), "security.encryption_key") from exc
+
+
+def _check_cross_fields(cfg: LoadedConfig) -> None:
+    values = cfg.values
+    bmap = values.get("bindings_map") or {}
+    for k, v in bmap.items():
+        if not isinstance(v, str) or not v:
+            raise ConfigFileError(cfg.path, "must map to a binding type name (a string)", f"bindings_map.{k}")
+    defaults = values.get("defaults") or {}
+    for m in MODALITIES:
+        name = defaults.get(f"{m}_binding")
+        if name and name not in bmap:
+            raise ConfigFileError(
+                cfg.path, f"names instance '{name}', which is not a key of bindings_map", f"defaults.{m}_binding"
+            )
+    origins = (values.get("server") or {}).get("allowed_origins") or []
+    if any(str(o).strip().lower() == "null" for o in origins):
+        raise ConfigFileError(cfg.path, "the 'null' origin is not allowed (it matches sandboxed pages)", "server.allowed_origins")
+    for name, override in (values.get("personalities_config") or {}).items():
+        if override is not None and not isinstance(override, dict):
+            raise ConfigFileError(cfg.path, "must be a mapping such as {enabled: false}", f"personalities_config.{name}")
+
+
+def load_server_config(config_dir: Path) -> ServerConfig:
+    """Load ``main_config.*`` from ``config_dir``; raise ConfigFileError on any problem."""
+    config_dir = config_dir.resolve()
+    try:
+        file = find_main_config(config_dir)
+    except FileExistsError as exc:
+        raise ConfigFileError(config_dir, str(exc)) from exc
+    if file is None:
+        raise ConfigFileError(
+            config_dir / "main_config.yaml",
+            "no main configuration found; run 'lollms-server init' (or the wizard) to create one",
+        )
+    loaded = load_guarded(file, MAIN_SCHEMA)
+    _check_cross_fields(loaded)
+    paths = _resolve_paths(loaded.values, config_dir)
+    key = resolve_encryption_key(loaded.values, file, paths)
+    return ServerConfig(
+        file=file, values=loaded.values, paths=paths, encryption_key=key,
+        migrated_from=loaded.file_version if loaded.migrated else None,
+    )

@@ -1,0 +1,119 @@
+"""MAIN_SCHEMA: the ConfigGuard schema of the main configuration file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAIN_SCHEMA_VERSION = "0.4.0"
+
+MODALITIES: tuple[str, ...] = ("ttt", "tti", "tts", "stt", "ttv", "ttm", "i2i", "audio2audio")
+
+
+def _s(type_: str, default: Any, help_: str, **extra: Any) -> dict[str, Any]:
+    return {"type": type_, "default": default, "help": help_, **extra}
+
+
+def _ns(type_: str, help_: str, **extra: Any) -> dict[str, Any]:
+    return {"type": type_, "default": None, "nullable": True, "help": help_, **extra}
+
+
+_DEFAULTS_SCHEMA: dict[str, Any] = {
+    f"{m}_binding": _ns("str", f"Default binding instance name for '{m}' generation (a key of bindings_map).")
+    for m in MODALITIES
+}
+_DEFAULTS_SCHEMA.update(
+    {
+        "default_context_size": _s("int", 4096, "Fallback context size when a model does not say.", min_val=64),
+        "default_max_output_tokens": _s(
+            "int", 1024, "Fallback maximum number of generated tokens.", min_val=1
+        ),
+    }
+)
+
+MAIN_SCHEMA: dict[str, Any] = {
+    "__version__": MAIN_SCHEMA_VERSION,
+    "server": {
+        "type": "section",
+        "help": "Network settings of the HTTP server.",
+        "schema": {
+            "host": _s("str", "127.0.0.1", "Address to listen on. 127.0.0.1 = this machine only; 0.0.0.0 = all."),
+            "port": _s("int", 9601, "TCP port to listen on.", min_val=1, max_val=65535),
+            "allowed_origins": _s(
+                "list",
+                ["http://localhost:9601", "http://127.0.0.1:9601", "http://localhost:5173", "http://127.0.0.1:5173"],
+                "Origins allowed by CORS (web UIs served from another address). Never include 'null'.",
+            ),
+            "keepalive_interval": _s(
+                "float", 15.0, "Seconds between SSE keep-alive comments while a stream waits.", min_val=0.1
+            ),
+        },
+    },
+    "paths": {
+        "type": "section",
+        "help": "Folders. Relative paths are taken from the project root (instance_bindings_folder from the config folder).",
+        "schema": {
+            "config_base_dir": _s("str", "lollms_configs", "Folder holding the configuration files."),
+            "instance_bindings_folder": _s("str", "bindings", "Binding instance files, inside the config folder."),
+            "personalities_folder": _s("str", "personal_personalities", "Your own personalities."),
+            "bindings_folder": _s("str", "personal_bindings", "Your own binding types."),
+            "functions_folder": _s("str", "personal_functions", "Your own functions."),
+            "models_folder": _s("str", "models", "Model files, in subfolders per kind (gguf, diffusers_models, tts, stt…)."),
+            "example_personalities_folder": _ns("str", "Built-in personalities.", default="zoos/personalities"),
+            "example_bindings_folder": _ns("str", "Built-in binding types.", default="zoos/bindings"),
+            "example_functions_folder": _ns("str", "Built-in functions.", default="zoos/functions"),
+        },
+    },
+    "security": {
+        "type": "section",
+        "help": "API keys and encryption.",
+        "schema": {
+            "allowed_api_keys": _s("list", [], "Keys accepted in X-API-Key. Empty list = authentication off.", secret=True),
+            "encryption_key": _ns(
+                "str",
+                "Fernet key to encrypt binding instance files. Prefer the LOLLMS_ENCRYPTION_KEY env var or a key file.",
+                secret=True,
+            ),
+            "encryption_key_file": _ns(
+                "str", "File holding the Fernet key. Keep it outside the configuration folder."
+            ),
+        },
+    },
+    "defaults": {"type": "section", "help": "Default binding instances per modality.", "schema": _DEFAULTS_SCHEMA},
+    "bindings_map": {
+        "type": "section",
+        "help": "Binding instance name -> binding type name (type_name of its card).",
+        "schema": {},
+    },
+    "resource_manager": {
+        "type": "section",
+        "help": "Limits concurrent use of compute (GPU) by bindings that need it.",
+        "schema": {
+            "gpu_strategy": _s(
+                "str", "semaphore", "semaphore: gpu_limit tasks at once; simple_lock: one; none: no limit.",
+                options=["semaphore", "simple_lock", "none"],
+            ),
+            "gpu_limit": _s("int", 1, "Tasks allowed at once with the semaphore strategy.", min_val=1),
+            "queue_timeout": _s("int", 120, "Seconds a request may wait for a slot before failing with 408.", min_val=1),
+        },
+    },
+    "webui": {
+        "type": "section",
+        "help": "Built-in web interface.",
+        "schema": {"enable_ui": _s("bool", True, "Serve the web UI at /.")},
+    },
+    "logging": {
+        "type": "section",
+        "help": "Console logging.",
+        "schema": {
+            "log_level": _s(
+                "str", "INFO", "Log level name.", options=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+            ),
+            "level": _s("int", 20, "Numeric log level (derived from log_level when they disagree).", min_val=0),
+        },
+    },
+    "personalities_config": {
+        "type": "section",
+        "help": "Per-personality overrides keyed by folder name, e.g. {enabled: false}.",
+        "schema": {},
+    },
+}

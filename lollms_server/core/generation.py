@@ -1,0 +1,267 @@
+"""The generation pipeline: resolve personality, binding and model; run or stream; standardise outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator
+
+from lollms_server.api.models import GenerateRequest, InputData, OutputData, StreamChunk
+from lollms_server.core.bindings.base import Binding, GenerationTask
+from lollms_server.core.config_schema import MODALITIES
+from lollms_server.core.errors import BadRequestError, LollmsError, NotFoundError, NotSupportedError
+from lollms_server.core.inputs import build_conversation, check_inputs_for, normalise_binary
+from lollms_server.core.outputs import standardize_result
+from lollms_server.core.params import merge_parameters
+from lollms_server.core.personalities import Personality
+from lollms_server.core.secrets import REDACTOR
+from lollms_server.core.thoughts import ThinkSplitter
+
+if TYPE_CHECKING:
+    from lollms_server.core.services import Services
+
+log = logging.getLogger("lollms_server.generation")
+
+
+@dataclass
+class GenerationPlan:
+    request_id: str
+    task: GenerationTask
+    binding: Binding | None
+    binding_name: str | None
+    personality: Personality | None
+    stream: bool
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, LollmsError):
+        return REDACTOR.redact(exc.message)
+    return REDACTOR.redact(f"generation failed: {type(exc).__name__}: {exc}")
+
+
+class GenerationService:
+    def __init__(self, services: "Services") -> None:
+        self.s = services
+
+    # ---- planning (all input errors surface here, before any response starts) --------------------
+    def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None) -> GenerationPlan:
+        gen_type = (req.generation_type or "ttt").lower()
+        if gen_type not in MODALITIES:
+            raise BadRequestError(f"generation_type '{req.generation_type}' is unknown; use one of {', '.join(MODALITIES)}")
+        items = list(req.input_data)
+        if req.text_prompt:
+            items.append(InputData(type="text", role="user_prompt", data=req.text_prompt))
+        if not items:
+            raise BadRequestError("input_data must contain at least one item (e.g. a text with role user_prompt)")
+        items = normalise_binary(items)
+        personality = self.s.personalities.get(req.personality) if req.personality else None
+        binding_name, binding = self._resolve_binding(req, gen_type, personality)
+        model_name = req.model_name or (personality.config.model_name if personality else None)
+        if binding is not None:
+            model_name = model_name or binding.default_model
+            if not (personality and personality.is_scripted):
+                if gen_type not in binding.generation_types:
+                    raise NotSupportedError(
+                        f"binding '{binding_name}' cannot do '{gen_type}' (it does: {', '.join(sorted(binding.generation_types))})"
+                    )
+                check_inputs_for(binding, items, model_name)
+        defaults = self.s.config.defaults
+        base = {"max_tokens": defaults.get("default_max_output_tokens")} if gen_type == "ttt" else {}
+        params = merge_parameters(base, personality.params if personality else None, req.parameters)
+        messages, system, prompt = build_conversation(items, personality.conditioning if personality else None)
+        request_id = uuid.uuid4().hex[:16]
+        task = GenerationTask(
+            request_id=request_id, generation_type=gen_type, model_name=model_name, prompt=prompt,
+            system_prompt=system, messages=messages, inputs=items, params=params, credentials=credentials,
+        )
+        return GenerationPlan(request_id, task, binding, binding_name, personality, req.stream)
+
+    def _resolve_binding(
+        self, req: GenerateRequest, gen_type: str, personality: Personality | None
+    ) -> tuple[str | None, Binding | None]:
+        name = req.binding_name or (personality.config.binding_name if personality else None) or self.s.config.default_binding(gen_type)
+        scripted = bool(personality and personality.is_scripted)
+        if not name:
+            if scripted:
+                return None, None
+            raise BadRequestError(
+                f"no binding_name given and no default '{gen_type}_binding' configured in the defaults section"
+            )
+        try:
+            return name, self.s.bindings.get(name)
+        except NotFoundError:
+            if scripted and not req.binding_name:
+                return name, None
+            raise
+
+    # ---- running -------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _slot(self, plan: GenerationPlan) -> AsyncIterator[None]:
+        if plan.binding is not None and plan.binding.needs_resource(plan.task):
+            async with self.s.resources.acquire_gpu_resource(f"{plan.binding_name}:{plan.request_id}"):
+                yield
+        else:
+            yield
+
+    def _workflow_context(self, plan: GenerationPlan) -> dict[str, Any]:
+        return {
+            "binding": plan.binding,
+            "binding_name": plan.binding_name,
+            "config": self.s.config,
+            "function_manager": self.s.functions,
+            "binding_manager": self.s.bindings,
+            "resource_manager": self.s.resources,
+            "personality": plan.personality,
+            "input_data": plan.task.inputs,
+            "messages": plan.task.messages,
+            "task": plan.task,
+            "request_info": {
+                "request_id": plan.request_id,
+                "generation_type": plan.task.generation_type,
+                "model_name": plan.task.model_name,
+                "personality": plan.personality.folder_name if plan.personality else None,
+            },
+        }
+
+    def _finish(self, plan: GenerationPlan, outputs: list[OutputData], started: float, finish_reason: str) -> list[OutputData]:
+        meta_common: dict[str, Any] = {
+            "binding": plan.binding_name,
+            "model": plan.task.model_name,
+            "request_id": plan.request_id,
+            "finish_reason": finish_reason,
+            "duration": round(time.perf_counter() - started, 4),
+        }
+        for i, out in enumerate(outputs):
+            meta = {**meta_common, **(out.metadata or {})}
+            if plan.task.usage and i == 0:
+                meta.setdefault("usage", plan.task.usage)
+            outputs[i] = out.model_copy(update={"metadata": meta})
+        return outputs
+
+    async def run(self, plan: GenerationPlan) -> list[OutputData]:
+        started = time.perf_counter()
+        try:
+            async with self._slot(plan):
+                if plan.personality and plan.personality.workflow:
+                    result = await plan.personality.workflow(plan.task.prompt, plan.task.params, self._workflow_context(plan))
+                    if inspect.isasyncgen(result):
+                        return await self._collect_stream_result(plan, result, started)
+                elif plan.binding is not None:
+                    result = await plan.binding.generate(plan.task)
+                else:  # pragma: no cover - plan() guarantees a binding for non-scripted requests
+                    raise BadRequestError("no binding to run")
+        finally:
+            plan.task.cancel.cancel()
+        return self._finish(plan, standardize_result(result), started, "stop")
+
+    async def _collect_stream_result(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float) -> list[OutputData]:
+        final: list[OutputData] = []
+        async for chunk in self._normalise(plan, events, started):
+            if chunk.type == "final":
+                final = [OutputData.model_validate(o) for o in chunk.content]
+            elif chunk.type == "error":
+                raise_from = chunk.content
+                raise LollmsError(str(raise_from))
+        return final
+
+    def _source(self, plan: GenerationPlan) -> AsyncIterator[Any]:
+        async def gen() -> AsyncIterator[Any]:
+            if plan.personality and plan.personality.workflow:
+                result = await plan.personality.workflow(plan.task.prompt, plan.task.params, self._workflow_context(plan))
+                if inspect.isasyncgen(result):
+                    async for ev in result:
+                        yield ev
+                else:
+                    yield {"type": "final", "content": result}
+            elif plan.binding is not None:
+                async for ev in plan.binding.generate_stream(plan.task):
+                    yield ev
+        return gen()
+
+    async def stream(self, plan: GenerationPlan) -> AsyncIterator[StreamChunk]:
+        """StreamChunks for a plan; always ends with exactly one ``final`` (after an ``error`` if one occurred)."""
+        started = time.perf_counter()
+        try:
+            async with self._slot(plan):
+                async for chunk in self._normalise(plan, self._source(plan), started):
+                    yield chunk
+        except asyncio.CancelledError:
+            plan.task.cancel.cancel()
+            raise
+        except Exception as exc:
+            message = _error_message(exc)
+            log.warning("request %s failed before streaming: %s", plan.request_id, message)
+            yield StreamChunk(type="error", content=message)
+            err = OutputData(type="error", data=message, metadata={"status_code": getattr(exc, "status_code", 500)})
+            yield StreamChunk(type="final", content=[o.model_dump() for o in self._finish(plan, [err], started, "error")])
+        finally:
+            plan.task.cancel.cancel()
+
+    async def _normalise(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float) -> AsyncIterator[StreamChunk]:
+        splitter = ThinkSplitter()
+        text_parts: list[str] = []
+        thought_parts: list[str] = []
+        extra_outputs: list[OutputData] = []
+        final_outputs: list[OutputData] | None = None
+        error: str | None = None
+        try:
+            async for ev in events:
+                if isinstance(ev, StreamChunk):
+                    ev = ev.model_dump()
+                if isinstance(ev, str):
+                    ev = {"type": "chunk", "content": ev}
+                etype = ev.get("type", "chunk")
+                if etype == "chunk" and isinstance(ev.get("content"), str):
+                    answer, thought = splitter.feed(ev["content"])
+                    if ev.get("thoughts"):
+                        thought += ev["thoughts"]
+                    if answer or thought:
+                        text_parts.append(answer)
+                        thought_parts.append(thought)
+                        yield StreamChunk(type="chunk", content=answer, thoughts=thought or None, metadata=ev.get("metadata") or {})
+                elif etype == "chunk":
+                    piece = standardize_result(ev.get("content"))
+                    extra_outputs.extend(piece)
+                    yield StreamChunk(type="chunk", content=[p.model_dump() for p in piece], metadata=ev.get("metadata") or {})
+                elif etype == "final":
+                    final_outputs = standardize_result(ev.get("content"))
+                elif etype == "error":
+                    error = REDACTOR.redact(str(ev.get("content")))
+                    yield StreamChunk(type="error", content=error, metadata=ev.get("metadata") or {})
+                    break
+                elif etype in ("info", "function_call"):
+                    yield StreamChunk(type=etype, content=ev.get("content"), metadata=ev.get("metadata") or {})
+                else:
+                    raise LollmsError(f"stream event of unknown type {etype!r}")
+        except (asyncio.CancelledError, GeneratorExit):
+            plan.task.cancel.cancel()
+            raise
+        except Exception as exc:
+            error = _error_message(exc)
+            log.warning("request %s failed mid-stream: %s", plan.request_id, error)
+            yield StreamChunk(type="error", content=error)
+        finally:
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
+        tail_answer, tail_thought = splitter.flush()
+        text_parts.append(tail_answer)
+        thought_parts.append(tail_thought)
+        if final_outputs is None:
+            final_outputs = []
+            text = "".join(text_parts)
+            thoughts = "".join(thought_parts).strip() or None
+            if text or thoughts or not extra_outputs:
+                final_outputs.append(OutputData(type="text", data=text, thoughts=thoughts))
+            final_outputs.extend(extra_outputs)
+        if error is not None:
+            final_outputs.append(OutputData(type="error", data=error))
+        outputs = self._finish(plan, final_outputs, started, "error" if error else ("cancelled" if plan.task.cancel.cancelled else "stop"))
+        yield StreamChunk(
+            type="final", content=[o.model_dump() for o in outputs],
+            metadata={"usage": plan.task.usage} if plan.task.usage else {},
+        )

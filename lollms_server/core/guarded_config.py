@@ -1,0 +1,194 @@
+"""One loader for every ConfigGuard file (main config and binding instances).
+
+ConfigGuard hides load errors and silently resets invalid values to defaults. This module reads the
+file through ConfigGuard's own handlers, validates the raw values strictly against the schema, and
+only then lets ConfigGuard apply them (migration of older files included). Any problem raises
+``ConfigFileError`` naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+os.environ.setdefault("CONFIGMASTER_LOG_LEVEL", "ERROR")
+
+from configguard import ConfigGuard  # noqa: E402
+from configguard.exceptions import ConfigGuardError  # noqa: E402
+from configguard.handlers import get_handler  # noqa: E402
+from cryptography.fernet import Fernet  # noqa: E402
+from packaging.version import InvalidVersion, Version  # noqa: E402
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "list": (list,),
+}
+
+
+class ConfigFileError(Exception):
+    """A configuration file cannot be used as it is."""
+
+    def __init__(self, path: Path, problem: str, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        where = f"{path}" + (f", key '{key}'" if key else "")
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    guard: ConfigGuard
+    values: dict[str, Any]
+    file_version: str | None
+    migrated: bool
+
+
+def key_bytes(key: str | bytes | None) -> bytes | None:
+    """Normalise and check a Fernet key; None when no key is set."""
+    if not key:
+        return None
+    raw = key.strip().encode() if isinstance(key, str) else key.strip()
+    try:
+        Fernet(raw)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("the encryption key is not a valid Fernet key (32 url-safe base64 bytes)") from exc
+    return raw
+
+
+def schema_version(schema: Mapping[str, Any]) -> str:
+    return str(schema.get("__version__", "0.0.0"))
+
+
+def _check_value(path: Path, key: str, definition: Mapping[str, Any], value: Any) -> None:
+    type_name = str(definition.get("type"))
+    if value is None:
+        if not definition.get("nullable", False):
+            raise ConfigFileError(path, "must not be empty (null)", key)
+        return
+    allowed = _TYPES.get(type_name)
+    if allowed is None:
+        return
+    if type_name in ("int", "float") and isinstance(value, bool):
+        raise ConfigFileError(path, f"must be a number ({type_name}), got a boolean", key)
+    if not isinstance(value, allowed):
+        raise ConfigFileError(path, f"must be of type {type_name}, got {type(value).__name__} {value!r}", key)
+    options = definition.get("options")
+    if options and value not in options:
+        raise ConfigFileError(path, f"must be one of {options}, got {value!r}", key)
+    lo, hi = definition.get("min_val"), definition.get("max_val")
+    if lo is not None and value < lo:
+        raise ConfigFileError(path, f"must be >= {lo}, got {value}", key)
+    if hi is not None and value > hi:
+        raise ConfigFileError(path, f"must be <= {hi}, got {value}", key)
+
+
+def validate_values(
+    path: Path, schema: Mapping[str, Any], values: Mapping[str, Any], *, allow_unknown: bool, prefix: str = ""
+) -> None:
+    """Strictly check ``values`` against a ConfigGuard schema level."""
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        definition = schema.get(key)
+        if definition is None:
+            if allow_unknown:
+                continue
+            known = ", ".join(k for k in schema if k != "__version__")
+            raise ConfigFileError(path, f"unknown setting (known here: {known})", full)
+        if definition.get("type") == "section":
+            sub = definition.get("schema", {})
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ConfigFileError(path, f"must be a section (mapping), got {type(value).__name__}", full)
+            if sub:
+                validate_values(path, sub, value, allow_unknown=allow_unknown, prefix=f"{full}.")
+            continue
+        _check_value(path, full, definition, value)
+
+
+def read_raw(path: Path, key: bytes | None = None) -> tuple[str | None, dict[str, Any]]:
+    """Read a config file through ConfigGuard's handler for its extension."""
+    if not path.is_file():
+        raise ConfigFileError(path, "file not found")
+    try:
+        result = get_handler(path, fernet=Fernet(key) if key else None).load(path)
+    except ConfigGuardError as exc:
+        hint = " (is it encrypted? set LOLLMS_ENCRYPTION_KEY)" if key is None and _looks_encrypted(path) else ""
+        raise ConfigFileError(path, f"cannot be read: {exc}{hint}") from exc
+    except Exception as exc:  # parser errors of yaml/toml/json/sqlite surface here
+        raise ConfigFileError(path, f"cannot be parsed: {exc}") from exc
+    values = result.get("values")
+    if not isinstance(values, Mapping):
+        raise ConfigFileError(path, "does not hold a mapping of settings")
+    version = result.get("version")
+    return (str(version) if version is not None else None), dict(values)
+
+
+def _looks_encrypted(path: Path) -> bool:
+    try:
+        return path.read_bytes()[:6] == b"gAAAAA"
+    except OSError:
+        return False
+
+
+def load_guarded(path: Path, schema: Mapping[str, Any], key: bytes | None = None) -> LoadedConfig:
+    """Load and strictly validate ``path`` against ``schema``; migrate older versions in memory."""
+    file_version, raw = read_raw(path, key)
+    instance_version = schema_version(schema)
+    migrated = False
+    if file_version is not None:
+        try:
+            newer = Version(file_version) > Version(instance_version)
+            older = Version(file_version) < Version(instance_version)
+        except InvalidVersion as exc:
+            raise ConfigFileError(path, f"invalid version '{file_version}'", "__version__") from exc
+        if newer:
+            raise ConfigFileError(
+                path, f"file version {file_version} is newer than this server's schema {instance_version}", "__version__"
+            )
+        migrated = older
+    body = {k: v for k, v in schema.items() if k != "__version__"}
+    validate_values(path, body, raw, allow_unknown=migrated)
+    guard = ConfigGuard(dict(schema), encryption_key=key)
+    try:
+        guard.load(path)
+    except (ConfigGuardError, FileNotFoundError) as exc:
+        raise ConfigFileError(path, str(exc)) from exc
+    return LoadedConfig(path=path, guard=guard, values=guard.get_config_dict(), file_version=file_version, migrated=migrated)
+
+
+def save_guarded_atomic(
+    path: Path, schema: Mapping[str, Any], values: Mapping[str, Any], key: bytes | None = None,
+    *, backup: bool = True,
+) -> None:
+    """Validate ``values`` then write them to ``path`` atomically (temp file + replace), keeping a backup."""
+    body = {k: v for k, v in schema.items() if k != "__version__"}
+    validate_values(path, body, values, allow_unknown=False)
+    guard = ConfigGuard(dict(schema), encryption_key=key)
+    try:
+        guard.import_config(dict(values), ignore_unknown=False)
+    except ConfigGuardError as exc:
+        raise ConfigFileError(path, str(exc)) from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        tmp.unlink()  # sqlite handler wants to create the file itself
+        guard.save(tmp, mode="values")
+        load_guarded(tmp, schema, key)
+        if backup and path.exists():
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

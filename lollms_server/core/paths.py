@@ -1,0 +1,48 @@
+"""Where the project's own folders are (zoos, webui) and how user-supplied names stay inside folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]
+ZOOS_DIR: Path = PROJECT_ROOT / "zoos"
+WEBUI_DIST_DIR: Path = PROJECT_ROOT / "webui" / "dist"
+DEFAULT_CONFIG_DIR: Path = PROJECT_ROOT / "lollms_configs"
+MAIN_CONFIG_STEM = "main_config"
+CONFIG_EXTENSIONS: tuple[str, ...] = (".yaml", ".yml", ".json", ".toml", ".db", ".sqlite", ".sqlite3")
+
+
+class PathEscapeError(ValueError):
+    """A user-controlled name tried to reach outside its folder."""
+
+
+def resolve_inside(base: Path, name: str) -> Path:
+    """Resolve ``name`` below ``base``; refuse absolute paths, ``..`` and symlinks that leave ``base``."""
+    if not name or "\x00" in name:
+        raise PathEscapeError("empty or invalid name")
+    candidate = Path(name)
+    if candidate.is_absolute():
+        raise PathEscapeError(f"'{name}' must be a name relative to its folder, not an absolute path")
+    base_resolved = base.resolve()
+    target = (base_resolved / candidate).resolve()
+    if target != base_resolved and base_resolved not in target.parents:
+        raise PathEscapeError(f"'{name}' points outside its folder")
+    return target
+
+
+def resolve_config_path(value: str | None, relative_to: Path) -> Path | None:
+    """Make a configured path absolute: relative paths are taken from ``relative_to``."""
+    if value is None or value == "":
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (relative_to / p).resolve()
+
+
+def find_main_config(config_dir: Path) -> Path | None:
+    """The main config file in ``config_dir`` (any supported extension), or None."""
+    found = [config_dir / f"{MAIN_CONFIG_STEM}{ext}" for ext in CONFIG_EXTENSIONS]
+    existing = [p for p in found if p.is_file()]
+    if len(existing) > 1:
+        names = ", ".join(p.name for p in existing)
+        raise FileExistsError(f"several main config files in {config_dir}: {names}; keep exactly one")
+    return existing[0] if existing else None

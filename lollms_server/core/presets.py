@@ -1,0 +1,116 @@
+"""Configuration presets: sets of binding instances plus defaults, used by `init` and the wizard."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lollms_server.core.bindings.registry import BindingRegistry
+from lollms_server.core.config_schema import MAIN_SCHEMA
+from lollms_server.core.guarded_config import ConfigFileError, save_guarded_atomic
+from lollms_server.core.paths import ZOOS_DIR
+
+
+@dataclass(frozen=True)
+class PresetInstance:
+    name: str
+    type_name: str
+    values: dict[str, Any] = field(default_factory=dict)
+    default_for: tuple[str, ...] = ()
+    optional: bool = False  # skipped (not an error) when its binding type is missing
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    instances: tuple[PresetInstance, ...]
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset) -> None:
+    if preset.name in PRESETS:
+        raise ValueError(f"duplicate preset '{preset.name}'")
+    PRESETS[preset.name] = preset
+
+
+register_preset(
+    Preset(
+        "offline_local",
+        "Offline, on this machine: llama.cpp text (shipped SmolLM2), Piper speech, Whisper transcription.",
+        (
+            PresetInstance("default_llamacpp", "llamacpp_binding", {}, ("ttt",)),
+            PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True),
+            PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
+            PresetInstance("dummy", "dummy_binding", {}, (), optional=True),
+        ),
+    )
+)
+register_preset(
+    Preset(
+        "dummy",
+        "Demo and tests: the deterministic dummy binding for every modality it supports.",
+        (PresetInstance("dummy", "dummy_binding", {}, ("ttt",)),
+         PresetInstance("dummy_image", "dummy_binding", {"mode": "image"}, ("tti",)),
+         PresetInstance("dummy_speech", "dummy_binding", {"mode": "audio"}, ("tts",))),
+    )
+)
+
+
+def new_api_key() -> str:
+    return "lollms_" + secrets.token_urlsafe(24)
+
+
+def zoo_registry() -> BindingRegistry:
+    reg = BindingRegistry()
+    reg.discover([(ZOOS_DIR / "bindings", "zoo")])
+    return reg
+
+
+def write_preset(
+    config_dir: Path,
+    preset_name: str,
+    *,
+    fmt: str = "yaml",
+    api_keys: list[str] | None = None,
+    registry: BindingRegistry | None = None,
+    encryption_key: bytes | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Path:
+    """Create main_config.<fmt> and the preset's instance files in a folder that has no main config yet."""
+    from lollms_server.core.paths import find_main_config
+
+    if find_main_config(config_dir) is not None:
+        raise FileExistsError(f"{config_dir} already has a main configuration; not overwriting it")
+    preset = PRESETS.get(preset_name)
+    if preset is None:
+        raise KeyError(f"unknown preset '{preset_name}' (known: {', '.join(sorted(PRESETS))})")
+    registry = registry or zoo_registry()
+    bindings_map: dict[str, str] = {}
+    defaults: dict[str, Any] = {}
+    inst_dir = config_dir / "bindings"
+    for inst in preset.instances:
+        btype = registry.types.get(inst.type_name)
+        if btype is None:
+            if inst.optional:
+                continue
+            raise ConfigFileError(inst_dir / f"{inst.name}.{fmt}", f"binding type '{inst.type_name}' is not available")
+        values = {"type": inst.type_name, "binding_instance_name": inst.name, **inst.values}
+        save_guarded_atomic(inst_dir / f"{inst.name}.{fmt}", btype.card.full_instance_schema(), values, encryption_key, backup=False)
+        bindings_map[inst.name] = inst.type_name
+        for modality in inst.default_for:
+            defaults[f"{modality}_binding"] = inst.name
+    main_values: dict[str, Any] = {
+        "security": {"allowed_api_keys": list(api_keys) if api_keys is not None else [new_api_key()]},
+        "bindings_map": bindings_map,
+        "defaults": defaults,
+    }
+    for section, values in (overrides or {}).items():
+        main_values.setdefault(section, {}).update(values)
+    main = config_dir / f"main_config.{fmt}"
+    save_guarded_atomic(main, MAIN_SCHEMA, main_values, backup=False)
+    return main

@@ -1,0 +1,60 @@
+"""Services: the one object holding every manager of a running server (built at start-up)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from lollms_server.core.bindings.manager import BindingManager
+from lollms_server.core.bindings.registry import BindingRegistry
+from lollms_server.core.config import ServerConfig
+from lollms_server.core.functions import FunctionManager
+from lollms_server.core.generation import GenerationService
+from lollms_server.core.personalities import PersonalityManager
+from lollms_server.core.resources import ResourceManager
+from lollms_server.core.secrets import REDACTOR
+
+log = logging.getLogger("lollms_server")
+
+
+@dataclass
+class Services:
+    config: ServerConfig
+    registry: BindingRegistry
+    bindings: BindingManager
+    personalities: PersonalityManager
+    functions: FunctionManager
+    resources: ResourceManager
+    generation: GenerationService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.generation = GenerationService(self)
+
+
+async def build_services(config: ServerConfig) -> Services:
+    REDACTOR.add(config.api_keys)
+    if config.encryption_key:
+        REDACTOR.add(config.encryption_key.decode())
+    rm = config.section("resource_manager")
+    resources = ResourceManager(rm.get("gpu_strategy", "semaphore"), int(rm.get("gpu_limit", 1)), float(rm.get("queue_timeout", 120)))
+    registry = BindingRegistry()
+    personalities = PersonalityManager(config.paths.personalities_dirs, config.section("personalities_config"))
+    functions = FunctionManager(config.paths.functions_dirs)
+
+    def scan() -> None:
+        registry.discover(config.paths.bindings_sources)
+        personalities.discover()
+        functions.discover()
+
+    await asyncio.to_thread(scan)
+    bindings = BindingManager(
+        registry, config.bindings_map, config.paths.instance_bindings_dir, resources, config.encryption_key
+    )
+    await bindings.load_all()
+    log.info(
+        "ready: %d binding types, %d/%d instances, %d personalities, %d functions",
+        len(registry.types), sum(1 for r in bindings.instances.values() if r.binding), len(bindings.instances),
+        len(personalities.personalities), len(functions.functions),
+    )
+    return Services(config, registry, bindings, personalities, functions, resources)
