@@ -45,7 +45,7 @@ async def generate(
     services: Services = Depends(get_services),
 ) -> Union[GenerateResponse, EventSourceResponse, JSONResponse]:
     started = time.perf_counter()
-    plan = services.generation.plan(body, credentials=getattr(request.state, "byok_credentials", None))
+    plan = await services.generation.plan(body, credentials=getattr(request.state, "byok_credentials", None))
     personality = plan.personality.folder_name if plan.personality else None
     if plan.stream:
         keepalive = float(services.config.section("server").get("keepalive_interval", 15.0))

@@ -26,7 +26,8 @@ from lollms_server.api.models import (
     ResourceStateResponse,
 )
 from lollms_server.core.config_schema import MODALITIES
-from lollms_server.core.errors import NotFoundError
+from lollms_server.core.bindings.base import Binding
+from lollms_server.core.errors import NotFoundError, UnavailableError
 from lollms_server.core.model_scan import scan_models_folder
 from lollms_server.core.services import Services
 
@@ -40,6 +41,14 @@ def health(services: Services = Depends(get_services)) -> HealthResponse:
 
 public_router.add_api_route("/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
 public_router.add_api_route("/api/v1/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
+
+
+def _loaded(services: Services, name: str) -> Binding:
+    """The spec answers 404 for an instance that does not exist *or* failed to load on these endpoints."""
+    try:
+        return services.bindings.get(name)
+    except UnavailableError as exc:
+        raise NotFoundError(exc.message) from exc
 
 
 @router.get("/list_bindings", response_model=ListBindingsResponse, summary="Binding types and configured instances")
@@ -92,7 +101,7 @@ async def list_models(services: Services = Depends(get_services)) -> ListModelsR
     summary="Models one binding instance can serve",
 )
 async def list_available_models(binding_instance_name: str, services: Services = Depends(get_services)) -> ListAvailableModelsResponse:
-    binding = services.bindings.get(binding_instance_name)
+    binding = _loaded(services, binding_instance_name)
     models = await binding.list_available_models()
     return ListAvailableModelsResponse(
         binding_instance_name=binding_instance_name, models=[ModelInfo.model_validate(m) for m in models]
@@ -116,7 +125,7 @@ async def get_model_info(
     model_name: Optional[str] = Query(default=None, description="Model to describe; default: the instance's default."),
     services: Services = Depends(get_services),
 ) -> GetModelInfoResponse:
-    binding = services.bindings.get(binding_instance_name)
+    binding = _loaded(services, binding_instance_name)
     info = await binding.get_model_info(model_name)
     info.setdefault("supports_streaming", binding.supports_streaming)
     info.setdefault("model_name", model_name or binding.default_model)

@@ -49,7 +49,7 @@ class GenerationService:
         self.s = services
 
     # ---- planning (all input errors surface here, before any response starts) --------------------
-    def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None) -> GenerationPlan:
+    async def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None) -> GenerationPlan:
         gen_type = (req.generation_type or "ttt").lower()
         if gen_type not in MODALITIES:
             raise BadRequestError(f"generation_type '{req.generation_type}' is unknown; use one of {', '.join(MODALITIES)}")
@@ -70,6 +70,7 @@ class GenerationService:
                         f"binding '{binding_name}' cannot do '{gen_type}' (it does: {', '.join(sorted(binding.generation_types))})"
                     )
                 check_inputs_for(binding, items, model_name)
+                await binding.check_model(model_name)
         defaults = self.s.config.defaults
         base = {"max_tokens": defaults.get("default_max_output_tokens")} if gen_type == "ttt" else {}
         params = merge_parameters(base, personality.params if personality else None, req.parameters)

@@ -147,9 +147,16 @@ class Binding(ABC):
         }
 
     def supports_input_role(self, input_type: str, role: str, model_name: str | None = None) -> bool:
+        """Whether an input of this type may carry this role (roles are declared in ``input_roles``)."""
         if input_type not in self.get_supported_input_modalities(model_name):
             return False
-        return input_type != "text" or role in self.input_roles
+        return role in self.input_roles
+
+    async def check_model(self, model_name: str | None) -> None:
+        """Raise NotFoundError early (before a stream starts) when ``model_name`` cannot be served.
+
+        Cheap local checks only; remote bindings may leave this as is and report upstream errors later.
+        """
 
     def needs_resource(self, task: GenerationTask) -> bool:
         """Whether this task takes a ResourceManager slot (card default, instance ``requires_gpu``)."""

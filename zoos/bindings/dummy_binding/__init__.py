@@ -91,6 +91,9 @@ class DummyBinding(Binding):
             raise NotFoundError(f"model '{name}' not found in dummy binding (models: {', '.join(MODELS)})")
         return name
 
+    async def check_model(self, model_name: str | None) -> None:
+        self._model(model_name)
+
     def get_supported_input_modalities(self, model_name: str | None = None) -> list[str]:
         name = model_name or self.default_model or "dummy-echo"
         return ["image", "text"] if MODELS.get(name, {}).get("supports_vision") else ["text"]
