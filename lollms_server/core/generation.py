@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator
 from lollms_server.api.models import GenerateRequest, InputData, OutputData, StreamChunk
 from lollms_server.core.bindings.base import Binding, GenerationTask
 from lollms_server.core.config_schema import MODALITIES
-from lollms_server.core.errors import BadRequestError, LollmsError, NotFoundError, NotSupportedError
+from lollms_server.core.errors import BackendError, BadRequestError, LollmsError, NotFoundError, NotSupportedError
 from lollms_server.core.inputs import build_conversation, check_inputs_for, normalise_binary
 from lollms_server.core.outputs import standardize_result
 from lollms_server.core.params import merge_parameters
@@ -156,6 +156,11 @@ class GenerationService:
                     result = await plan.binding.generate(plan.task)
                 else:  # pragma: no cover - plan() guarantees a binding for non-scripted requests
                     raise BadRequestError("no binding to run")
+        except LollmsError:
+            raise
+        except Exception as exc:  # a backend or workflow bug becomes a clear 500, never a crash
+            log.warning("request %s failed: %s", plan.request_id, _error_message(exc))
+            raise BackendError(_error_message(exc)) from exc
         finally:
             plan.task.cancel.cancel()
         return self._finish(plan, standardize_result(result), started, "stop")
