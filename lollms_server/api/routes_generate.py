@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
+from lollms_server.api import byok
+from lollms_server.api.byok import credentials_from_headers
 from lollms_server.api.deps import get_services
 from lollms_server.api.disconnect import ClientGone, run_until_disconnect
 from lollms_server.api.models import GenerateRequest, GenerateResponse, StreamChunk
@@ -45,13 +47,16 @@ async def generate(
     services: Services = Depends(get_services),
 ) -> Union[GenerateResponse, EventSourceResponse, JSONResponse]:
     started = time.perf_counter()
-    plan = await services.generation.plan(body, credentials=getattr(request.state, "byok_credentials", None))
+    creds = credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)
+    plan = await services.generation.plan(body, credentials=creds)
+    byok.check_allowed(plan.binding, plan.binding_name, creds)
     personality = plan.personality.folder_name if plan.personality else None
     if plan.stream:
         keepalive = float(services.config.section("server").get("keepalive_interval", 15.0))
-        return stream_chunks(services.generation.stream(plan), keepalive)
+        return stream_chunks(byok.masked_stream(creds, services.generation.stream(plan)), keepalive)
     try:
-        outputs = await run_until_disconnect(request, services.generation.run(plan))
+        with byok.masked(creds):
+            outputs = await run_until_disconnect(request, services.generation.run(plan))
     except ClientGone:
         return JSONResponse(status_code=499, content={"detail": "client closed the request"})
     return GenerateResponse(

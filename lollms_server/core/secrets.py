@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 MASK = "********"
 
@@ -14,6 +15,7 @@ class SecretRedactor:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._scoped: dict[str, int] = {}  # values known only while a request runs (reference counted)
         self._lock = threading.Lock()
 
     def add(self, *values: Any) -> None:
@@ -24,11 +26,29 @@ class SecretRedactor:
                 elif v and len(str(v)) >= 4:
                     self._values.add(str(v))
 
+    @contextlib.contextmanager
+    def scoped(self, *values: Any) -> Iterator[None]:
+        """Mask ``values`` while the block runs (e.g. a key a request brought), then forget them."""
+        kept = [str(v) for v in values if v and len(str(v)) >= 4]
+        with self._lock:
+            for v in kept:
+                self._scoped[v] = self._scoped.get(v, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                for v in kept:
+                    left = self._scoped.get(v, 1) - 1
+                    if left <= 0:
+                        self._scoped.pop(v, None)
+                    else:
+                        self._scoped[v] = left
+
     def redact(self, text: str) -> str:
         if not text:
             return text
         with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
+            values = sorted(self._values | set(self._scoped), key=len, reverse=True)
         for v in values:
             if v in text:
                 text = text.replace(v, MASK)

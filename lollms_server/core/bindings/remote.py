@@ -53,9 +53,7 @@ def connection_for(config: Mapping[str, Any], task: GenerationTask | None, defau
             f"binding instance '{config.get('binding_instance_name')}' does not accept request credentials "
             "(set allow_request_credentials: true in its instance config)"
         )
-    key = creds.get("api_key") or None
-    if key:
-        REDACTOR.add(key)
+    key = creds.get("api_key") or None  # masked by the API layer for the request's lifetime, never stored
     url = creds.get("base_url") or None
     if url and config.get("allow_request_base_url"):
         base_url = url

@@ -1,0 +1,112 @@
+"""Fake of the OpenAI REST API: /v1/models, /v1/chat/completions (JSON and SSE), /v1/images/generations|edits."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from fakes.base import FakeServer, tiny_png
+
+MODELS = ["gpt-fake", "gpt-fake-reasoner", "dall-e-fake"]
+
+
+def openai_error(status: int, message: str) -> dict[str, Any]:
+    kinds = {401: "invalid_api_key", 429: "rate_limit_exceeded", 500: "server_error"}
+    return {"error": {"message": message, "type": "invalid_request_error" if status < 500 else "server_error",
+                      "param": None, "code": kinds.get(status)}}
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if p.get("type") == "text")
+            return str(c)
+    return ""
+
+
+class FakeOpenAI(FakeServer):
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/images/generations", self.images, methods=["POST"]),
+            Route("/v1/images/edits", self.images, methods=["POST"]),
+        ]
+
+    @staticmethod
+    def _key(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        return auth[7:] if auth.startswith("Bearer ") else None
+
+    async def models(self, request: Request) -> Response:
+        await self.record(request)
+        if (err := await self.pre_answer(self._key(request), openai_error)) is not None:
+            return err
+        return JSONResponse({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake-org"} for m in MODELS]})
+
+    async def chat(self, request: Request) -> Response:
+        rec = await self.record(request)
+        if (err := await self.pre_answer(self._key(request), openai_error)) is not None:
+            return err
+        body = rec.body
+        model = body["model"]
+        if model not in MODELS:
+            return JSONResponse(openai_error(404, f"The model `{model}` does not exist"), status_code=404)
+        user = last_user_text(body["messages"])
+        images = sum(1 for m in body["messages"] if isinstance(m.get("content"), list)
+                     for p in m["content"] if p.get("type") == "image_url")
+        words = f"echo: {user}" + (f" [{images} image(s)]" if images else "")
+        pieces = words.split(" ")
+        pieces = [p if i == 0 else " " + p for i, p in enumerate(pieces)]
+        reasoning = "Thinking about it." if model == "gpt-fake-reasoner" else None
+        usage = {"prompt_tokens": len(user.split()), "completion_tokens": len(pieces), "total_tokens": len(user.split()) + len(pieces)}
+        cid, created = "chatcmpl-fake", int(time.time())
+        if not body.get("stream"):
+            msg: dict[str, Any] = {"role": "assistant", "content": "".join(pieces)}
+            if reasoning:
+                msg["reasoning_content"] = reasoning
+            return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": model,
+                                 "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}], "usage": usage})
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        frames = [chunk({"role": "assistant", "content": ""})]
+        if reasoning:
+            frames += [chunk({"reasoning_content": r}) for r in ("Thinking ", "about it.")]
+        frames += [chunk({"content": p}) for p in pieces]
+        frames.append(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            tail = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage}
+            frames.append(f"data: {json.dumps(tail)}\n\n".encode())
+        frames.append(b"data: [DONE]\n\n")
+        return StreamingResponse(self.paced(frames), media_type="text/event-stream")
+
+    async def images(self, request: Request) -> Response:
+        rec = await self.record(request)
+        if (err := await self.pre_answer(self._key(request), openai_error)) is not None:
+            return err
+        body = rec.body or {}
+        n = int(body.get("n") or 1)
+        if not str(body.get("prompt") or "").strip():
+            return JSONResponse(openai_error(400, "prompt is required"), status_code=400)
+        fmt = body.get("response_format") or "url"
+        data = []
+        for i in range(n):
+            item: dict[str, Any] = {"revised_prompt": f"revised: {body['prompt']}"}
+            if fmt == "b64_json":
+                item["b64_json"] = tiny_png((40 * i % 256, 100, 200))
+            else:
+                item["url"] = "http://127.0.0.1:1/not-fetched.png"
+            data.append(item)
+        return JSONResponse({"created": int(time.time()), "data": data})

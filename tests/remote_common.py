@@ -1,0 +1,35 @@
+"""Fixtures and helpers shared by the remote binding tests."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from helpers import write_config
+
+
+def remote_config(tmp_path: Path, instances: dict[str, tuple[str, dict[str, Any]]], default: str | None = None) -> Path:
+    d = tmp_path / "cfg"
+    first = default or next(iter(instances))
+    gen_type = "tti" if instances[first][0] == "dalle_binding" else "ttt"
+    write_config(d, instances, defaults={f"{gen_type}_binding": first})
+    return d
+
+
+def prompt(text: str, **extra: Any) -> dict[str, Any]:
+    return {"input_data": [{"type": "text", "role": "user_prompt", "data": text}], **extra}
+
+
+class LogCapture(logging.Handler):
+    """Collects every formatted log record of the process (after the redacting filter ran)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
