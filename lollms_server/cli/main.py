@@ -79,6 +79,12 @@ def cmd_wizard(args: argparse.Namespace) -> int:
     return int(run_wizard(args) or 0)
 
 
+def cmd_menu(args: argparse.Namespace) -> int:
+    from lollms_server.wizard.menu import run_menu
+
+    return int(run_menu(args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lollms-server", description="lollms_server: one API to many generation backends.")
     parser.add_argument("--version", action="version", version=f"lollms_server {__version__}")
@@ -97,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
     wizard = sub.add_parser("wizard", parents=[common], help="Interactive configuration wizard.", add_help=False)
     wizard.set_defaults(func=cmd_wizard)
+    menu = sub.add_parser("menu", parents=[common], help="Installer menu: wizard, optional dependencies, instances.", add_help=False)
+    menu.set_defaults(func=cmd_menu)
     return parser
 
 
@@ -106,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["serve", *argv]
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "wizard":
+    if extra and args.command not in ("wizard", "menu"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     if not getattr(args, "func", None):

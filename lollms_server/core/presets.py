@@ -20,6 +20,7 @@ class PresetInstance:
     values: dict[str, Any] = field(default_factory=dict)
     default_for: tuple[str, ...] = ()
     optional: bool = False  # skipped (not an error) when its binding type is missing
+    ask: tuple[str, ...] = ()  # fields the wizard asks for (secret fields are always asked)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,41 @@ register_preset(
          PresetInstance("dummy_speech", "dummy_binding", {"mode": "audio"}, ("tts",))),
     )
 )
+
+
+_ASK_REMOTE = ("base_url", "host", "api_key", "default_model", "model_name")
+for _name, _description, _instances in (
+    ("offline_local_images", "Offline local (llama.cpp + Piper + Whisper) plus local Diffusers images.", (
+        PresetInstance("default_llamacpp", "llamacpp_binding", {}, ("ttt",)),
+        PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True),
+        PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
+        PresetInstance("local_diffusers", "diffusers_binding", {}, ("tti", "i2i"), ask=("model_name", "default_model")))),
+    ("ollama", "Ollama server for text (local or remote).", (
+        PresetInstance("ollama", "ollama_binding", {}, ("ttt",), ask=_ASK_REMOTE),)),
+    ("ollama_local_speech", "Ollama for text, Piper speech and Whisper transcription on this machine.", (
+        PresetInstance("ollama", "ollama_binding", {}, ("ttt",), ask=_ASK_REMOTE),
+        PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",)),
+        PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",)))),
+    ("ollama_dalle", "Ollama for text, OpenAI DALL-E for images.", (
+        PresetInstance("ollama", "ollama_binding", {}, ("ttt",), ask=_ASK_REMOTE),
+        PresetInstance("dalle", "dalle_binding", {}, ("tti",), ask=_ASK_REMOTE))),
+    ("openai_compatible", "Any OpenAI-compatible server (vLLM, LM Studio, llama.cpp server...): give its URL.", (
+        PresetInstance("openai_compatible", "openai_binding", {}, ("ttt",), ask=_ASK_REMOTE),)),
+    ("openai", "OpenAI: chat models for text and DALL-E for images (needs an API key).", (
+        PresetInstance("openai", "openai_binding", {}, ("ttt",), ask=("api_key", "default_model", "model_name")),
+        PresetInstance("dalle", "dalle_binding", {}, ("tti",), ask=("api_key",)))),
+    ("gemini", "Google Gemini for text (needs an API key).", (
+        PresetInstance("gemini", "gemini_binding", {}, ("ttt",), ask=("api_key", "default_model", "model_name")),)),
+    ("diffusers_local", "Local Diffusers pipeline for images (text to image, image to image).", (
+        PresetInstance("local_diffusers", "diffusers_binding", {}, ("tti", "i2i"), ask=("model_name", "default_model")),)),
+    ("offline_local_openai", "Offline local (llama.cpp + Piper + Whisper) plus an OpenAI instance (text + DALL-E).", (
+        PresetInstance("default_llamacpp", "llamacpp_binding", {}, ("ttt",)),
+        PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True),
+        PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
+        PresetInstance("openai", "openai_binding", {}, (), ask=("api_key", "default_model", "model_name")),
+        PresetInstance("dalle", "dalle_binding", {}, ("tti",), ask=("api_key",)))),
+):
+    register_preset(Preset(_name, _description, _instances))
 
 
 def new_api_key() -> str:
