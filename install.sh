@@ -3,13 +3,16 @@
 # configuration when none exists. Non-interactive when stdin is not a terminal (or with --yes).
 #   ./install.sh            install (in a terminal with no config yet: runs the wizard)
 #   ./install.sh --yes      never ask anything
+#   ./install.sh --test     install, add what the tests need (a browser for the UI tests), run the tests
 set -euo pipefail
 cd "$(dirname "$0")"
 ASSUME_YES=0
+RUN_TESTS=0
 for arg in "$@"; do
   case "$arg" in
     --yes|-y) ASSUME_YES=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --test) RUN_TESTS=1; ASSUME_YES=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -50,4 +53,12 @@ if ! ls "$CONFIG_DIR"/main_config.* >/dev/null 2>&1; then
 elif [ "$ASSUME_YES" = 0 ] && [ -x scripts/installer_menu.sh ]; then
   bash scripts/installer_menu.sh
 fi
-echo "Installed. Serve with ./run.sh ; test with venv/bin/python -m pytest"
+if [ "$RUN_TESTS" = 1 ]; then
+  if [ -x scripts/install_test_deps.sh ]; then
+    echo "==> test dependencies"
+    bash scripts/install_test_deps.sh
+  fi
+  echo "==> tests"
+  exec venv/bin/python -m pytest -q -p no:cacheprovider
+fi
+echo "Installed. Serve with ./run.sh ; install and test with ./install.sh --test"
