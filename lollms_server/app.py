@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from lollms_server import __version__
 from lollms_server.api import routes_generate, routes_info, routes_tokens
+from lollms_server.api import openai_compat
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.webui import mount_webui
@@ -56,6 +57,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
             {"name": "info", "description": "Bindings, personalities, functions, models, resources."},
             {"name": "tokens", "description": "Tokenizer utilities."},
             {"name": "health", "description": "Liveness, no authentication."},
+            {"name": "openai", "description": "OpenAI-compatible API (/v1) and lollms extras; `Authorization: Bearer KEY`."},
         ],
     )
     app.state.services = None
@@ -73,6 +75,8 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app.include_router(routes_tokens.router, dependencies=auth)
     for extra in _optional_routers():
         app.include_router(extra, dependencies=auth)
+    for openai_router in openai_compat.routers():  # own auth (Bearer or X-API-Key) and OpenAI error shape
+        app.include_router(openai_router)
     if cfg.section("webui").get("enable_ui", True):
         mount_webui(app, webui_dist or WEBUI_DIST_DIR)
     return app

@@ -1,0 +1,29 @@
+"""API-key check of the OpenAI-style routes: `Authorization: Bearer KEY` or `X-API-Key`, same keys as /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from lollms_server.api.deps import get_services, key_matches
+from lollms_server.api.openai_compat.errors import OpenAIError
+
+
+def presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+async def require_openai_key(request: Request) -> None:
+    """401 in OpenAI's shape when keys are configured and none of them was presented."""
+    allowed = get_services(request).config.api_keys
+    if not allowed:
+        return
+    key = presented_key(request)
+    if not key:
+        raise OpenAIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or in the X-API-Key header.",
+                          code="missing_api_key")
+    if not key_matches(key, allowed):
+        raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")

@@ -1,0 +1,129 @@
+"""Turn OpenAI chat / text completion bodies into the GenerateRequest the /api/v1 pipeline runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lollms_server.api.models import GenerateRequest, InputData
+from lollms_server.api.openai_compat.errors import OpenAIError
+from lollms_server.api.openai_compat.ids import ModelRef
+from lollms_server.api.openai_compat.models import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
+
+_ROLE_TO_INPUT = {"system": "system_context", "developer": "system_context", "user": "user_prompt", "assistant": "assistant_reply"}
+_AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "webm": "audio/webm"}
+
+
+def _data_url(url: str, where: str) -> tuple[str, str]:
+    """(mime_type, base64) of a ``data:<mime>;base64,<data>`` URL; 400 for anything else."""
+    if not url.startswith("data:") or ";base64," not in url[:200]:
+        raise OpenAIError(
+            400, f"{where}: only data: URLs (data:<mime>;base64,<data>) are accepted; the server fetches no remote URLs",
+            param=where, code="invalid_image_url",
+        )
+    header, data = url.split(",", 1)
+    return header[5:].split(";")[0] or "application/octet-stream", data
+
+
+def _image_part(part: dict[str, Any], where: str) -> InputData:
+    raw = part.get("image_url")
+    url = raw.get("url") if isinstance(raw, dict) else raw
+    if not isinstance(url, str) or not url:
+        raise OpenAIError(400, f"{where}.image_url.url is required", param=f"{where}.image_url")
+    mime, data = _data_url(url, f"{where}.image_url.url")
+    return InputData(type="image", role="user_prompt", data=data, mime_type=mime)
+
+
+def _audio_part(part: dict[str, Any], where: str) -> InputData:
+    audio = part.get("input_audio") or {}
+    if not isinstance(audio, dict) or not isinstance(audio.get("data"), str):
+        raise OpenAIError(400, f"{where}.input_audio needs 'data' (base64) and 'format'", param=f"{where}.input_audio")
+    fmt = str(audio.get("format") or "wav").lower()
+    return InputData(type="audio", role="input_audio", data=audio["data"], mime_type=_AUDIO_MIME.get(fmt, f"audio/{fmt}"))
+
+
+def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
+    role = _ROLE_TO_INPUT.get(msg.role.lower())
+    where = f"messages[{index}]"
+    if role is None:
+        raise OpenAIError(400, f"{where}.role '{msg.role}' is not supported; use system, developer, user or assistant",
+                          param=f"{where}.role")
+    if msg.content is None:
+        return []
+    if isinstance(msg.content, str):
+        return [InputData(type="text", role=role, data=msg.content)]
+    texts: list[str] = []
+    media: list[InputData] = []
+    for j, part in enumerate(msg.content):
+        kind = part.get("type")
+        pwhere = f"{where}.content[{j}]"
+        if kind in ("text", "input_text"):
+            texts.append(str(part.get("text") or ""))
+        elif kind in ("image_url", "input_image"):
+            media.append(_image_part(part, pwhere))
+        elif kind == "input_audio":
+            media.append(_audio_part(part, pwhere))
+        else:
+            raise OpenAIError(400, f"{pwhere}.type '{kind}' is not supported; use text, image_url or input_audio",
+                              param=f"{pwhere}.type")
+    if media and role != "user_prompt":
+        raise OpenAIError(400, f"{where}: images and audio are accepted in user messages only", param=f"{where}.content")
+    text = "\n".join(t for t in texts if t)
+    # the text first, so the pipeline attaches the images to this user turn
+    return ([InputData(type="text", role=role, data=text)] if text or not media else []) + media
+
+
+def sampling_params(req: SamplingFields, max_tokens: int | None) -> dict[str, Any]:
+    if req.n not in (None, 1):
+        raise OpenAIError(400, "only n=1 is supported", param="n")
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    params: dict[str, Any] = {
+        "max_tokens": max_tokens,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "top_k": req.top_k,
+        "seed": req.seed,
+        "stop": stop or None,
+        "presence_penalty": req.presence_penalty,
+        "frequency_penalty": req.frequency_penalty,
+        "repeat_penalty": req.repetition_penalty,
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _target(ref: ModelRef) -> dict[str, Any]:
+    return {"binding_name": ref.binding_name, "model_name": ref.model_name, "personality": ref.personality}
+
+
+def chat_request(req: ChatCompletionRequest, ref: ModelRef) -> GenerateRequest:
+    if req.tools:
+        raise OpenAIError(400, "tool calling is not supported by this server", param="tools")
+    if req.logprobs:
+        raise OpenAIError(400, "logprobs are not supported by this server", param="logprobs")
+    items = [item for i, m in enumerate(req.messages) for item in _message_items(m, i)]
+    if not any(i.role == "user_prompt" for i in items):
+        raise OpenAIError(400, "messages must contain at least one user message", param="messages")
+    params = sampling_params(req, req.max_completion_tokens or req.max_tokens)
+    if req.response_format is not None and req.response_format.type != "text":
+        params["response_format"] = req.response_format.model_dump(exclude_none=True)
+    return GenerateRequest(input_data=items, generation_type="ttt", stream=req.stream, parameters=params, **_target(ref))
+
+
+def completion_prompt(req: CompletionRequest) -> str:
+    if isinstance(req.prompt, list):
+        if len(req.prompt) != 1 or not isinstance(req.prompt[0], str):
+            raise OpenAIError(400, "send exactly one prompt string per request", param="prompt")
+        return req.prompt[0]
+    return req.prompt
+
+
+def completion_request(req: CompletionRequest, ref: ModelRef) -> GenerateRequest:
+    if req.suffix:
+        raise OpenAIError(400, "suffix (insertion) is not supported by this server", param="suffix")
+    if req.logprobs:
+        raise OpenAIError(400, "logprobs are not supported by this server", param="logprobs")
+    prompt = completion_prompt(req)
+    if not prompt:
+        raise OpenAIError(400, "prompt must not be empty", param="prompt")
+    items = [InputData(type="text", role="user_prompt", data=prompt)]
+    params = sampling_params(req, req.max_tokens)
+    return GenerateRequest(input_data=items, generation_type="ttt", stream=req.stream, parameters=params, **_target(ref))

@@ -1,0 +1,124 @@
+"""OpenAI's error body ({"error": {"message", "type", "param", "code"}}) for every OpenAI-style route.
+
+``OpenAIRoute`` wraps each route handler, so validation, auth and pipeline errors raised while handling
+an OpenAI route get this shape, while /api/v1 keeps its own ``{"detail": ...}`` format.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Coroutine
+
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from lollms_server.api.openai_compat.models import ErrorBody
+from lollms_server.core.errors import LollmsError, NotFoundError, NotSupportedError, QueueTimeoutError, UnavailableError
+from lollms_server.core.paths import PathEscapeError
+from lollms_server.core.secrets import REDACTOR
+
+log = logging.getLogger("lollms_server.openai")
+
+_TYPE_BY_STATUS: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    501: "invalid_request_error",
+}
+
+
+class OpenAIError(Exception):
+    """An error to answer in OpenAI's shape."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 type_: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = REDACTOR.redact(message)
+        self.param = param
+        self.code = code
+        self.type = type_ or _TYPE_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        return JSONResponse(status_code=self.status, content=self.body(), headers=headers)
+
+
+def model_not_found(model_id: str, hint: str = "") -> OpenAIError:
+    message = f"The model '{model_id}' does not exist. List model ids with GET /v1/models." + (f" {hint}" if hint else "")
+    return OpenAIError(404, message, param="model", code="model_not_found")
+
+
+def _code_for(exc: LollmsError) -> str | None:
+    if isinstance(exc, QueueTimeoutError):
+        return "queue_timeout"
+    if isinstance(exc, NotSupportedError):
+        return "not_supported"
+    if isinstance(exc, UnavailableError):
+        return "model_unavailable"
+    if isinstance(exc, NotFoundError):
+        return "not_found"
+    return None
+
+
+def _validation_error(exc: RequestValidationError) -> OpenAIError:
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(x) for x in first.get("loc", ()) if x != "body"]
+    param = ".".join(loc) or None
+    kind = str(first.get("type", ""))
+    if kind == "missing":
+        return OpenAIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if kind == "json_invalid":
+        return OpenAIError(400, "The request body is not valid JSON.", code="invalid_json")
+    where = f"'{param}'" if param else "the request body"
+    return OpenAIError(400, f"Invalid value for {where}: {first.get('msg', 'invalid')}.", param=param, code="invalid_value")
+
+
+def to_openai_error(exc: Exception) -> OpenAIError:
+    if isinstance(exc, OpenAIError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return _validation_error(exc)
+    if isinstance(exc, LollmsError):
+        return OpenAIError(exc.status_code, exc.message, code=_code_for(exc))
+    if isinstance(exc, PathEscapeError):
+        return OpenAIError(400, str(exc))
+    if isinstance(exc, HTTPException):
+        return OpenAIError(exc.status_code, str(exc.detail))
+    return OpenAIError(500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+class OpenAIRoute(APIRoute):
+    """An APIRoute whose errors come out in OpenAI's shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:
+                err = to_openai_error(exc)
+                level = logging.ERROR if err.status >= 500 else logging.INFO
+                log.log(level, "%s %s -> %d %s", request.method, request.url.path, err.status, err.message)
+                return err.response()
+
+        return handle
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad request body or parameter."},
+    401: {"model": ErrorBody, "description": "Missing or wrong API key (send `Authorization: Bearer KEY` or `X-API-Key`)."},
+    404: {"model": ErrorBody, "description": "Unknown model id (`code: model_not_found`)."},
+    501: {"model": ErrorBody, "description": "The selected binding cannot do this."},
+    503: {"model": ErrorBody, "description": "The selected binding instance failed to load."},
+}

@@ -1,0 +1,162 @@
+"""GET /v1/models, POST /v1/chat/completions, POST /v1/completions (JSON or SSE ending with `data: [DONE]`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, AsyncIterator, Callable, Union
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+
+from lollms_server.api.deps import get_services
+from lollms_server.api.openai_compat.auth import require_openai_key
+from lollms_server.api.openai_compat.convert import chat_request, completion_prompt, completion_request
+from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError, OpenAIRoute, model_not_found
+from lollms_server.api.openai_compat.ids import ModelRef, list_model_cards, resolve_model
+from lollms_server.api.openai_compat.models import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
+from lollms_server.api.openai_compat.planning import plan_for, run_planned, stream_planned
+from lollms_server.api.openai_compat.textgen import Delta, Failure, Finish, TextEvent, stream_text, text_result
+from lollms_server.core.services import Services
+
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(require_openai_key)],
+                   responses=ERROR_RESPONSES)
+
+ChunkMaker = Callable[[TextEvent], Union[dict[str, Any], None]]
+
+
+@router.get("/models", response_model=ModelList, summary="Model ids: instances, instance/model, personalities")
+async def list_models(services: Services = Depends(get_services)) -> ModelList:
+    return ModelList(data=await list_model_cards(services))
+
+
+@router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model id")
+async def retrieve_model(model_id: str, services: Services = Depends(get_services)) -> ModelCard:
+    await resolve_model(services, model_id, "ttt")
+    for card in await list_model_cards(services):
+        if card.id == model_id:
+            return card
+    raise model_not_found(model_id)
+
+
+def _usage(usage: dict[str, int] | None) -> dict[str, int]:
+    u = usage or {}
+    prompt, completion = int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": int(u.get("total_tokens", prompt + completion))}
+
+
+def _sse(events: AsyncIterator[TextEvent], make: ChunkMaker, usage_chunk: Callable[[dict[str, int]], dict[str, Any]] | None,
+         keepalive: float) -> EventSourceResponse:
+    async def frames() -> AsyncIterator[dict[str, str]]:
+        async for event in events:
+            if isinstance(event, Failure):
+                yield {"data": json.dumps(OpenAIError(event.status, event.message).body())}
+                break
+            chunk = make(event)
+            if chunk is not None:
+                yield {"data": json.dumps(chunk)}
+            if isinstance(event, Finish) and usage_chunk is not None:
+                yield {"data": json.dumps(usage_chunk(_usage(event.usage)))}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(frames(), ping=keepalive, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _keepalive(services: Services) -> float:
+    return float(services.config.section("server").get("keepalive_interval", 15.0))
+
+
+def _stops(stop: Union[str, list[str], None]) -> list[str]:
+    return [stop] if isinstance(stop, str) else list(stop or [])
+
+
+# ---- chat -----------------------------------------------------------------------------------------
+@router.post("/chat/completions", response_model=None, summary="Chat completion (OpenAI compatible)",
+             description="Messages with text and image parts; `reasoning_content` carries <think> thoughts.")
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, services: Services = Depends(get_services)
+) -> Union[JSONResponse, EventSourceResponse]:
+    ref: ModelRef = await resolve_model(services, body.model, "ttt")
+    planned = await plan_for(request, services, chat_request(body, ref))
+    plan = planned.plan
+    base = {"id": f"chatcmpl-{plan.request_id}", "created": int(time.time()), "model": body.model}
+    stops = _stops(body.stop)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return _sse(stream_text(stream_planned(services, planned), plan, stops), _chat_chunker(base, include_usage),
+                    (lambda u: {**base, "object": "chat.completion.chunk", "choices": [], "usage": u}) if include_usage else None,
+                    _keepalive(services))
+    result = text_result(await run_planned(request, services, planned), plan, stops)
+    message: dict[str, Any] = {"role": "assistant", "content": result.content}
+    if result.reasoning:
+        message["reasoning_content"] = result.reasoning
+    return JSONResponse({
+        **base, "object": "chat.completion", "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": None}],
+        "usage": _usage(result.usage),
+    })
+
+
+def _chat_chunker(base: dict[str, Any], include_usage: bool) -> ChunkMaker:
+    started = False
+
+    def make(event: TextEvent) -> dict[str, Any] | None:
+        nonlocal started
+        delta: dict[str, Any] = {}
+        finish = None
+        if not started:
+            delta["role"] = "assistant"
+            started = True
+        if isinstance(event, Delta):
+            if event.content or not event.reasoning:
+                delta["content"] = event.content
+            if event.reasoning:
+                delta["reasoning_content"] = event.reasoning
+        elif isinstance(event, Finish):
+            finish = event.reason
+        chunk = {**base, "object": "chat.completion.chunk", "system_fingerprint": None,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    return make
+
+
+# ---- text completions -----------------------------------------------------------------------------
+@router.post("/completions", response_model=None, summary="Text completion (legacy; the prompt runs as one user turn)")
+async def completions(
+    body: CompletionRequest, request: Request, services: Services = Depends(get_services)
+) -> Union[JSONResponse, EventSourceResponse]:
+    ref = await resolve_model(services, body.model, "ttt")
+    planned = await plan_for(request, services, completion_request(body, ref))
+    plan = planned.plan
+    base = {"id": f"cmpl-{plan.request_id}", "object": "text_completion", "created": int(time.time()), "model": body.model}
+    prefix = completion_prompt(body) if body.echo else ""
+    stops = _stops(body.stop)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        echoed = False
+
+        def make(event: TextEvent) -> dict[str, Any] | None:
+            nonlocal echoed
+            text, finish = "", None
+            if isinstance(event, Delta):
+                text = event.content
+            elif isinstance(event, Finish):
+                finish = event.reason
+            if not echoed:
+                text, echoed = prefix + text, True
+            if not text and finish is None:
+                return None
+            chunk = {**base, "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
+            return {**chunk, "usage": None} if include_usage else chunk
+
+        return _sse(stream_text(stream_planned(services, planned), plan, stops), make,
+                    (lambda u: {**base, "choices": [], "usage": u}) if include_usage else None, _keepalive(services))
+    result = text_result(await run_planned(request, services, planned), plan, stops)
+    return JSONResponse({
+        **base, "choices": [{"index": 0, "text": prefix + result.content, "logprobs": None, "finish_reason": result.finish_reason}],
+        "usage": _usage(result.usage),
+    })

@@ -1,0 +1,72 @@
+"""The lollms extras lollms-client calls beside the OpenAI routes: /lollms/v1/* and /version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from lollms_server import __version__
+from lollms_server.api.deps import get_services
+from lollms_server.api.openai_compat.auth import require_openai_key
+from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIRoute
+from lollms_server.api.openai_compat.ids import PERSONALITY_PREFIX, binding_for, resolve_model
+from lollms_server.core.services import Services
+
+router = APIRouter(prefix="/lollms/v1", tags=["openai"], route_class=OpenAIRoute,
+                   dependencies=[Depends(require_openai_key)], responses=ERROR_RESPONSES)
+public_router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
+
+_EXAMPLE_MODEL = {"model": "my_instance", "text": "Hello world"}
+
+
+class LollmsTokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), json_schema_extra={"examples": [_EXAMPLE_MODEL]})
+    model: str | None = Field(default=None, description="Model id as in GET /v1/models; default: the ttt default instance.")
+    text: str
+
+
+class LollmsDetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    model: str | None = None
+    tokens: list[int]
+
+
+class LollmsModelRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    model: str | None = None
+
+
+@router.post("/tokenize", summary="Tokenize with the tokenizer of a model id")
+async def tokenize(body: LollmsTokenizeRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+    binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
+    tokens = await binding.tokenize(body.text, model_name=model)
+    return {"tokens": tokens, "count": len(tokens)}
+
+
+@router.post("/detokenize", summary="Turn token ids back into text")
+async def detokenize(body: LollmsDetokenizeRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+    binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
+    return {"text": await binding.detokenize(body.tokens, model_name=model)}
+
+
+@router.post("/context_size", summary="Context size of a model id")
+async def context_size(body: LollmsModelRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+    binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
+    info = await binding.get_model_info(model)
+    return {"model": body.model, "context_size": info.get("context_size")}
+
+
+@router.get("/personalities", summary="Enabled personalities with the model id that selects each")
+async def personalities(services: Services = Depends(get_services)) -> dict[str, Any]:
+    data = []
+    for name, p in sorted(services.personalities.personalities.items()):
+        info = {k: v for k, v in p.info().items() if k != "path"}
+        data.append({"id": f"{PERSONALITY_PREFIX}{name}", **info})
+    return {"object": "list", "data": data}
+
+
+@public_router.get("/version", summary="Server name and version (no auth)")
+async def version() -> dict[str, str]:
+    return {"server": "lollms_server", "version": __version__}

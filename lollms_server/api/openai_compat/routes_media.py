@@ -1,0 +1,171 @@
+"""POST /v1/images/generations, /v1/audio/speech, /v1/audio/transcriptions through the /api/v1 pipeline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import mimetypes
+import time
+import wave
+from typing import Any, Literal, Optional
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from lollms_server.api.deps import get_services
+from lollms_server.api.models import GenerateRequest, InputData, OutputData
+from lollms_server.api.openai_compat.auth import require_openai_key
+from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError, OpenAIRoute
+from lollms_server.api.openai_compat.ids import ModelRef, resolve_model
+from lollms_server.api.openai_compat.models import ImageGenerationRequest, SpeechRequest
+from lollms_server.api.openai_compat.planning import plan_for, run_planned
+from lollms_server.core.services import Services
+
+router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(require_openai_key)],
+                   responses=ERROR_RESPONSES)
+
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+_FORMAT_OF_MIME = {
+    "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3",
+    "audio/flac": "flac", "audio/ogg": "opus", "audio/opus": "opus", "audio/aac": "aac", "audio/pcm": "pcm",
+}
+
+
+async def _generate(request: Request, services: Services, ref: ModelRef, gen_type: str, items: list[InputData],
+                    params: dict[str, Any]) -> list[OutputData]:
+    body = GenerateRequest(input_data=items, generation_type=gen_type, parameters=params, binding_name=ref.binding_name,
+                           model_name=ref.model_name, personality=ref.personality)
+    return await run_planned(request, services, await plan_for(request, services, body))
+
+
+def _first(outputs: list[OutputData], kind: str, what: str) -> list[OutputData]:
+    found = [o for o in outputs if o.type == kind and o.data is not None and (kind == "text" or o.data)]
+    if not found:
+        errors = "; ".join(str(o.data) for o in outputs if o.type == "error")
+        raise OpenAIError(502, f"the binding returned no {what}" + (f": {errors}" if errors else ""), code="no_output")
+    return found
+
+
+def _decode(data: Any) -> bytes:
+    try:
+        return base64.b64decode(str(data), validate=True)
+    except (binascii.Error, ValueError):
+        raise OpenAIError(502, "the binding returned binary data that is not base64", code="bad_output") from None
+
+
+# ---- images ---------------------------------------------------------------------------------------
+@router.post("/images/generations", summary="Generate images (b64_json, or url as a data: URL)")
+async def images_generations(body: ImageGenerationRequest, request: Request, services: Services = Depends(get_services)) -> JSONResponse:
+    ref = await resolve_model(services, body.model, "tti")
+    base: dict[str, Any] = {"quality": body.quality, "style": body.style, "negative_prompt": body.negative_prompt}
+    if body.size:
+        width, height = (int(x) for x in body.size.split("x"))
+        base.update(image_size=body.size, width=width, height=height)
+    data: list[dict[str, Any]] = []
+    for i in range(body.n):
+        params = {**base, "seed": None if body.seed is None else body.seed + i}
+        prompt = [InputData(type="text", role="user_prompt", data=body.prompt)]
+        outputs = await _generate(request, services, ref, "tti", prompt, {k: v for k, v in params.items() if v is not None})
+        for image in _first(outputs, "image", "image"):
+            b64 = str(image.data)
+            entry: dict[str, Any] = {"revised_prompt": (image.metadata or {}).get("prompt_used")}
+            if body.response_format == "url":
+                entry["url"] = f"data:{image.mime_type or 'image/png'};base64,{b64}"
+            else:
+                entry["b64_json"] = b64
+            data.append(entry)
+        if len(data) >= body.n:
+            break
+    return JSONResponse({"created": int(time.time()), "data": data[: body.n]})
+
+
+# ---- speech ---------------------------------------------------------------------------------------
+def _wav_to_pcm(audio: bytes) -> tuple[bytes, int]:
+    with wave.open(io.BytesIO(audio), "rb") as w:
+        return w.readframes(w.getnframes()), w.getframerate()
+
+
+@router.post("/audio/speech", summary="Text to speech (returns the audio bytes)",
+             responses={200: {"content": {"audio/wav": {}, "audio/mpeg": {}, "audio/pcm": {}}, "description": "Audio bytes."}})
+async def audio_speech(body: SpeechRequest, request: Request, services: Services = Depends(get_services)) -> Response:
+    ref = await resolve_model(services, body.model, "tts")
+    params = {k: v for k, v in {"voice": body.voice, "speed": body.speed, "instructions": body.instructions}.items() if v is not None}
+    outputs = await _generate(request, services, ref, "tts", [InputData(type="text", role="user_prompt", data=body.input)], params)
+    audio = _first(outputs, "audio", "audio")[0]
+    raw, mime = _decode(audio.data), (audio.mime_type or "application/octet-stream").lower()
+    native = _FORMAT_OF_MIME.get(mime)
+    if body.response_format is None or body.response_format == native:
+        return Response(raw, media_type=mime)
+    if body.response_format == "pcm" and native == "wav":
+        pcm, rate = _wav_to_pcm(raw)
+        return Response(pcm, media_type="audio/pcm", headers={"X-Sample-Rate": str(rate)})
+    offer = "wav or pcm" if native == "wav" else (native or mime)
+    raise OpenAIError(400, f"response_format '{body.response_format}' is not available: this model produces {mime}; "
+                      f"ask for {offer}, or leave response_format out", param="response_format", code="unsupported_format")
+
+
+# ---- transcription --------------------------------------------------------------------------------
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = int(round(max(seconds, 0.0) * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _cues(text: str, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    segments = meta.get("segments")
+    if isinstance(segments, list) and segments:
+        return [{"start": float(s.get("start", 0)), "end": float(s.get("end", 0)), "text": str(s.get("text", "")).strip()}
+                for s in segments if isinstance(s, dict)]
+    return [{"start": 0.0, "end": float(meta.get("duration") or 0.0), "text": text}]
+
+
+def _subtitles(text: str, meta: dict[str, Any], kind: str) -> str:
+    cues = _cues(text, meta)
+    if kind == "srt":
+        return "\n".join(f"{i}\n{_timestamp(c['start'], ',')} --> {_timestamp(c['end'], ',')}\n{c['text']}\n" for i, c in enumerate(cues, 1))
+    return "WEBVTT\n\n" + "\n".join(f"{_timestamp(c['start'], '.')} --> {_timestamp(c['end'], '.')}\n{c['text']}\n" for c in cues)
+
+
+def _audio_mime(upload: UploadFile) -> str:
+    mime = (upload.content_type or "").lower()
+    if mime.startswith("audio/"):
+        return mime
+    guessed = mimetypes.guess_type(upload.filename or "")[0]
+    return guessed if guessed and guessed.startswith("audio/") else "audio/wav"
+
+
+@router.post("/audio/transcriptions", summary="Speech to text (multipart upload)")
+async def audio_transcriptions(
+    request: Request,
+    file: UploadFile = File(..., description="The audio file (wav, mp3, flac, ogg, webm…), at most 25 MB."),
+    model: Optional[str] = Form(None, description="Model id; default: defaults.stt_binding."),
+    language: Optional[str] = Form(None, description="ISO-639-1 language of the audio."),
+    prompt: Optional[str] = Form(None, description="Text to guide the transcription."),
+    response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] = Form("json"),
+    temperature: Optional[float] = Form(None, ge=0.0, le=1.0),
+    services: Services = Depends(get_services),
+) -> Response:
+    ref = await resolve_model(services, model, "stt")
+    raw = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(raw) > MAX_UPLOAD_BYTES:
+        raise OpenAIError(413, "the audio file is larger than 25 MB", param="file", code="file_too_large")
+    if not raw:
+        raise OpenAIError(400, "the audio file is empty", param="file")
+    item = InputData(type="audio", role="input_audio", data=base64.b64encode(raw).decode(), mime_type=_audio_mime(file),
+                     metadata={"filename": file.filename} if file.filename else None)
+    params = {k: v for k, v in {"language": language, "prompt": prompt, "temperature": temperature}.items() if v is not None}
+    outputs = await _generate(request, services, ref, "stt", [item], params)
+    texts = _first(outputs, "text", "transcript")
+    text = "".join(str(t.data) for t in texts).strip()
+    meta = dict(texts[0].metadata or {})
+    if response_format == "text":
+        return PlainTextResponse(text)
+    if response_format in ("srt", "vtt"):
+        return PlainTextResponse(_subtitles(text, meta, response_format))
+    if response_format == "verbose_json":
+        return JSONResponse({"task": "transcribe", "language": meta.get("language") or language,
+                             "duration": meta.get("duration"), "text": text, "segments": _cues(text, meta)})
+    return JSONResponse({"text": text})

@@ -1,0 +1,155 @@
+"""Run or stream a text plan and give back answer text, reasoning, finish reason and usage.
+
+Stop sequences are enforced here on the answer text, whatever the backend does with the ``stop``
+parameter: a sequence split across chunks is held back until it is known, and once one is seen the
+stream is closed, which cancels the backend's work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Union
+
+from lollms_server.api.models import OutputData, StreamChunk
+from lollms_server.core.generation import GenerationPlan
+
+
+class StopScanner:
+    """Incremental stop-sequence finder: ``feed`` returns (text safe to emit, stopped?)."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self._pending = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        if self.stopped:
+            return "", True
+        if not self.stops:
+            return text, False
+        buf = self._pending + text
+        hits = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self._pending, self.stopped = "", True
+            return buf[: min(hits)], True
+        keep = max((n for s in self.stops for n in range(1, len(s)) if buf.endswith(s[:n])), default=0)
+        self._pending = buf[len(buf) - keep:] if keep else ""
+        return buf[: len(buf) - keep], False
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        return "" if self.stopped else rest
+
+
+@dataclass
+class Delta:
+    content: str = ""
+    reasoning: str = ""
+
+
+@dataclass
+class Failure:
+    message: str
+    status: int = 500
+
+
+@dataclass
+class Finish:
+    reason: str
+    usage: dict[str, int] | None = None
+
+
+@dataclass
+class TextResult:
+    content: str
+    reasoning: str | None
+    finish_reason: str
+    usage: dict[str, int] | None
+    extras: list[OutputData] = field(default_factory=list)
+
+
+TextEvent = Union[Delta, Failure, Finish]
+
+
+def _finish_reason(raw: str | None, usage: dict[str, int] | None, max_tokens: Any, stopped: bool) -> str:
+    if stopped:
+        return "stop"
+    if isinstance(max_tokens, int) and usage and usage.get("completion_tokens", 0) >= max_tokens:
+        return "length"
+    return "length" if raw == "length" else "stop"
+
+
+def _usage_of(outputs: list[OutputData]) -> dict[str, int] | None:
+    for out in outputs:
+        usage = (out.metadata or {}).get("usage")
+        if isinstance(usage, dict):
+            return {k: int(v) for k, v in usage.items() if isinstance(v, (int, float))}
+    return None
+
+
+def _text_and_thoughts(outputs: list[OutputData]) -> tuple[str, str]:
+    text = "".join(str(o.data) for o in outputs if o.type == "text" and o.data is not None)
+    thoughts = "\n".join(o.thoughts for o in outputs if o.type == "text" and o.thoughts)
+    return text, thoughts
+
+
+def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str]) -> TextResult:
+    text, thoughts = _text_and_thoughts(outputs)
+    scanner = StopScanner(stops)
+    kept, stopped = scanner.feed(text)
+    kept += scanner.flush()
+    usage = _usage_of(outputs)
+    raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
+    extras = [o for o in outputs if o.type != "text"]
+    return TextResult(kept, thoughts or None, _finish_reason(raw, usage, plan.task.params.get("max_tokens"), stopped), usage, extras)
+
+
+async def stream_text(chunks: AsyncIterator[StreamChunk], plan: GenerationPlan, stops: list[str]) -> AsyncIterator[TextEvent]:
+    """Deltas, then a Finish or a Failure. Closing this generator closes ``chunks``, which cancels the work."""
+    scanner = StopScanner(stops)
+    streamed = False
+    failure: str | None = None
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            if chunk.type == "chunk" and isinstance(chunk.content, str):
+                text, stopped = scanner.feed(chunk.content)
+                if text or chunk.thoughts:
+                    streamed = True
+                    yield Delta(text, chunk.thoughts or "")
+                if stopped:
+                    yield Finish("stop", plan.task.usage)
+                    return
+            elif chunk.type == "error":
+                failure = str(chunk.content)
+            elif chunk.type == "final":
+                if failure is not None:
+                    yield Failure(failure, _status_of(chunk))
+                    return
+                async for event in _final_events(chunk, scanner, streamed, plan):
+                    yield event
+                return
+
+
+def _status_of(final: StreamChunk) -> int:
+    """The status an error carried (known when the plan failed before streaming), else 500."""
+    for out in final.content or []:
+        status = (out.get("metadata") or {}).get("status_code") if isinstance(out, dict) else None
+        if out.get("type") == "error" and isinstance(status, int):
+            return status
+    return 500
+
+
+async def _final_events(chunk: StreamChunk, scanner: StopScanner, streamed: bool, plan: GenerationPlan) -> AsyncIterator[TextEvent]:
+    outputs = [OutputData.model_validate(o) for o in (chunk.content or [])]
+    usage = (chunk.metadata or {}).get("usage") or _usage_of(outputs)
+    if not streamed:  # a backend that does not stream gave everything in the final event
+        text, thoughts = _text_and_thoughts(outputs)
+        kept, _ = scanner.feed(text)
+        if kept or thoughts:
+            yield Delta(kept, thoughts)
+    tail = scanner.flush()
+    if tail:
+        yield Delta(tail, "")
+    raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
+    yield Finish(_finish_reason(raw, usage, plan.task.params.get("max_tokens"), scanner.stopped), usage)
