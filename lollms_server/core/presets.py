@@ -79,7 +79,8 @@ for _name, _description, _instances in (
         PresetInstance("ollama", "ollama_binding", {}, ("ttt",), ask=_ASK_REMOTE),
         PresetInstance("dalle", "dalle_binding", {}, ("tti",), ask=_ASK_REMOTE))),
     ("openai_compatible", "Any OpenAI-compatible server (vLLM, LM Studio, llama.cpp server...): give its URL.", (
-        PresetInstance("openai_compatible", "openai_binding", {}, ("ttt",), ask=_ASK_REMOTE),)),
+        PresetInstance("openai_compatible", "openai_binding", {"base_url": "http://127.0.0.1:8080/v1"}, ("ttt",),
+                       ask=_ASK_REMOTE),)),
     ("openai", "OpenAI: chat models for text and DALL-E for images (needs an API key).", (
         PresetInstance("openai", "openai_binding", {}, ("ttt",), ask=("api_key", "default_model", "model_name")),
         PresetInstance("dalle", "dalle_binding", {}, ("tti",), ask=("api_key",)))),

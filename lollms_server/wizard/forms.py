@@ -21,6 +21,7 @@ TRUE_WORDS = {"true", "yes", "y", "on", "1"}
 FALSE_WORDS = {"false", "no", "n", "off", "0"}
 NULL_WORDS = {"null", "none", "~"}
 BACK = "__back__"
+NOT_SET = "__not_set__"  # questionary replaces a None choice value by the title
 
 
 def parse_value(definition: Mapping[str, Any], text: str) -> Any:
@@ -137,9 +138,10 @@ def ask_field(key: str, definition: Mapping[str, Any], current: Any) -> Any:
     if options:
         choices = [Choice(str(o), value=o) for o in options]
         if nullable:
-            choices.append(Choice("(not set)", value=None))
-        default = next((c for c in choices if c.value == current), None)
-        return select(key, choices, default=default)
+            choices.append(Choice("(not set)", value=NOT_SET))
+        default = next((c for c in choices if c.value == (NOT_SET if current is None else current)), None)
+        picked = select(key, choices, default=default)
+        return None if picked == NOT_SET else picked
     if type_name == "bool":
         return confirm(key, default=bool(current))
     if definition.get("secret") and type_name == "str":
