@@ -111,13 +111,16 @@ class DummyBinding(Binding):
             return f"<think>The user said: {task.prompt}</think>{task.prompt}"
         return task.prompt
 
-    def _binary(self, task: GenerationTask) -> dict[str, Any] | None:
+    async def _binary(self, task: GenerationTask) -> dict[str, Any] | None:
+        """Image or audio output, encoded off the event loop."""
         if task.generation_type in ("tti", "i2i") or self.mode == "image":
             width, height = _image_size(task.params)
-            return {"type": "image", "data": make_png(task.prompt, width, height), "mime_type": "image/png",
+            png = await asyncio.to_thread(make_png, task.prompt, width, height)
+            return {"type": "image", "data": png, "mime_type": "image/png",
                     "metadata": {"prompt_used": task.prompt, "width": width, "height": height}}
         if task.generation_type == "tts" or self.mode == "audio":
-            return {"type": "audio", "data": make_wav(task.prompt), "mime_type": "audio/wav", "metadata": {"sample_rate": 16000}}
+            wav = await asyncio.to_thread(make_wav, task.prompt)
+            return {"type": "audio", "data": wav, "mime_type": "audio/wav", "metadata": {"sample_rate": 16000}}
         return None
 
     async def generate(self, task: GenerationTask) -> BindingResult:
@@ -127,7 +130,7 @@ class DummyBinding(Binding):
             await asyncio.sleep(self.delay)
         if self.mode == "fail_stream":
             raise BackendError("dummy binding configured to fail (mode: fail_stream)")
-        binary = self._binary(task)
+        binary = await self._binary(task)
         if binary is not None:
             return [binary]
         text = self._text(task)
@@ -143,7 +146,7 @@ class DummyBinding(Binding):
         self.history.append(task)
         if self.delay:
             await asyncio.sleep(self.delay)
-        binary = self._binary(task)
+        binary = await self._binary(task)
         if binary is not None:
             yield {"type": "info", "content": f"generating {binary['type']}"}
             yield {"type": "final", "content": [binary]}
