@@ -159,3 +159,15 @@ async def test_docs_document_every_endpoint(config_dir: Path) -> None:
     gen_schema = spec["components"]["schemas"]["GenerateRequest"]
     assert gen_schema.get("examples"), "generate request has examples for /docs"
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+
+
+async def test_cors_allows_configured_origins_only(tmp_path: Path) -> None:
+    d = tmp_path / "cfg"
+    write_config(d, main={"server": {"allowed_origins": ["http://localhost:5173"]}})
+    async with api_client(d) as c:
+        ok = await c.options("/api/v1/list_bindings", headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "GET"})
+        assert ok.headers.get("access-control-allow-origin") == "http://localhost:5173"
+        bad = await c.options("/api/v1/list_bindings", headers={"Origin": "null", "Access-Control-Request-Method": "GET"})
+        assert "access-control-allow-origin" not in bad.headers
+        evil = await c.get("/health", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in evil.headers
