@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { applyOutputs, buildChatInputs, buildSingleInputs, tokensPerSecond, type ChatMessage } from "./conversation";
+
+const msg = (role: "user" | "assistant", content: string, extra: Partial<ChatMessage> = {}): ChatMessage =>
+  ({ id: content, role, kind: "ttt", content, createdAt: 0, status: "done", ...extra });
+
+describe("buildChatInputs", () => {
+  it("sends the system prompt then earlier turns in order with their roles", () => {
+    const items = buildChatInputs([msg("user", "Hi"), msg("assistant", "Hello."), msg("user", "Name a colour.")], "Be terse.");
+    expect(items.map((i) => [i.role, i.data])).toEqual([
+      ["system_context", "Be terse."], ["user_prompt", "Hi"], ["assistant_reply", "Hello."], ["user_prompt", "Name a colour."],
+    ]);
+  });
+
+  it("skips failed replies and non-chat turns, and attaches only the last turn's images", () => {
+    const img = { type: "image" as const, mime_type: "image/png", data: "AAAA", name: "a.png" };
+    const items = buildChatInputs([
+      msg("user", "old", { attachments: [img] }), msg("assistant", "", { status: "error", error: "x" }),
+      msg("user", "a cat", { kind: "tti" }), msg("assistant", "", { kind: "tti" }),
+      msg("user", "what is this?", { attachments: [img] }),
+    ], "");
+    expect(items.map((i) => [i.type, i.role])).toEqual([
+      ["text", "user_prompt"], ["text", "user_prompt"], ["image", "input_image"],
+    ]);
+    expect(items[2]).toMatchObject({ mime_type: "image/png", data: "AAAA" });
+  });
+});
+
+describe("buildSingleInputs", () => {
+  it("sends audio as input_audio for transcription", () => {
+    const items = buildSingleInputs("stt", "", [{ type: "audio", mime_type: "audio/wav", data: "UklG", name: "a.wav" }]);
+    expect(items).toEqual([{ type: "audio", role: "input_audio", data: "UklG", mime_type: "audio/wav", metadata: { filename: "a.wav" } }]);
+  });
+});
+
+describe("applyOutputs", () => {
+  it("takes text, thoughts, media, usage and duration from outputs", () => {
+    const m = msg("assistant", "");
+    applyOutputs(m, [
+      { type: "text", data: "Paris", thoughts: "capital of France", metadata: { usage: { prompt_tokens: 5, completion_tokens: 1 }, duration: 0.5, model: "m" } },
+      { type: "image", data: "iVBO", mime_type: "image/png" },
+    ], false);
+    expect(m.content).toBe("Paris");
+    expect(m.thoughts).toBe("capital of France");
+    expect(m.media).toEqual([{ type: "image", mime_type: "image/png", data: "iVBO" }]);
+    expect(m.usage?.completion_tokens).toBe(1);
+    expect(m.durationS).toBe(0.5);
+  });
+
+  it("keeps streamed text and marks errors", () => {
+    const m = msg("assistant", "streamed");
+    applyOutputs(m, [{ type: "text", data: "streamed" }, { type: "error", data: "backend failed" }], true);
+    expect(m.content).toBe("streamed");
+    expect(m.status).toBe("error");
+    expect(m.error).toBe("backend failed");
+  });
+});
+
+describe("tokensPerSecond", () => {
+  it("divides completion tokens by seconds, and is undefined without data", () => {
+    expect(tokensPerSecond({ completion_tokens: 50 }, 2)).toBe(25);
+    expect(tokensPerSecond(undefined, 2)).toBeUndefined();
+    expect(tokensPerSecond({ completion_tokens: 5 }, 0)).toBeUndefined();
+  });
+});
