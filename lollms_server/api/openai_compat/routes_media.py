@@ -137,17 +137,14 @@ def _audio_mime(upload: UploadFile) -> str:
     return guessed if guessed and guessed.startswith("audio/") else "audio/wav"
 
 
-@router.post("/audio/transcriptions", summary="Speech to text (multipart upload)")
-async def audio_transcriptions(
-    request: Request,
-    file: UploadFile = File(..., description="The audio file (wav, mp3, flac, ogg, webm…), at most 25 MB."),
-    model: Optional[str] = Form(None, description="Model id; default: defaults.stt_binding."),
-    language: Optional[str] = Form(None, description="ISO-639-1 language of the audio."),
-    prompt: Optional[str] = Form(None, description="Text to guide the transcription."),
-    response_format: Literal["json", "text", "verbose_json", "srt", "vtt"] = Form("json"),
-    temperature: Optional[float] = Form(None, ge=0.0, le=1.0),
-    services: Services = Depends(get_services),
-) -> Response:
+_FILE = File(..., description="The audio file (wav, mp3, flac, ogg, webm…), at most 25 MB.")
+_MODEL = Form(None, description="Model id; default: defaults.stt_binding.")
+_PROMPT = Form(None, description="Text to guide the transcription (parameter `initial_prompt`).")
+SttFormat = Literal["json", "text", "verbose_json", "srt", "vtt"]
+
+
+async def _speech_to_text(request: Request, services: Services, file: UploadFile, model: str | None, task: str,
+                          params: dict[str, Any], response_format: str) -> Response:
     ref = await resolve_model(services, model, "stt")
     raw = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(raw) > MAX_UPLOAD_BYTES:
@@ -156,7 +153,9 @@ async def audio_transcriptions(
         raise OpenAIError(400, "the audio file is empty", param="file")
     item = InputData(type="audio", role="input_audio", data=base64.b64encode(raw).decode(), mime_type=_audio_mime(file),
                      metadata={"filename": file.filename} if file.filename else None)
-    params = {k: v for k, v in {"language": language, "prompt": prompt, "temperature": temperature}.items() if v is not None}
+    params = {k: v for k, v in params.items() if v is not None}
+    if task != "transcribe":
+        params["task"] = task
     outputs = await _generate(request, services, ref, "stt", [item], params)
     texts = _first(outputs, "text", "transcript")
     text = "".join(str(t.data) for t in texts).strip()
@@ -166,6 +165,35 @@ async def audio_transcriptions(
     if response_format in ("srt", "vtt"):
         return PlainTextResponse(_subtitles(text, meta, response_format))
     if response_format == "verbose_json":
-        return JSONResponse({"task": "transcribe", "language": meta.get("language") or language,
+        return JSONResponse({"task": task, "language": meta.get("language") or params.get("language"),
                              "duration": meta.get("duration"), "text": text, "segments": _cues(text, meta)})
     return JSONResponse({"text": text})
+
+
+@router.post("/audio/transcriptions", summary="Speech to text (multipart upload)")
+async def audio_transcriptions(
+    request: Request,
+    file: UploadFile = _FILE,
+    model: Optional[str] = _MODEL,
+    language: Optional[str] = Form(None, description="ISO-639-1 language of the audio."),
+    prompt: Optional[str] = _PROMPT,
+    response_format: SttFormat = Form("json"),
+    temperature: Optional[float] = Form(None, ge=0.0, le=1.0),
+    services: Services = Depends(get_services),
+) -> Response:
+    params = {"language": language, "initial_prompt": prompt, "temperature": temperature}
+    return await _speech_to_text(request, services, file, model, "transcribe", params, response_format)
+
+
+@router.post("/audio/translations", summary="Speech to English text (multipart upload; binding parameter task=translate)")
+async def audio_translations(
+    request: Request,
+    file: UploadFile = _FILE,
+    model: Optional[str] = _MODEL,
+    prompt: Optional[str] = _PROMPT,
+    response_format: SttFormat = Form("json"),
+    temperature: Optional[float] = Form(None, ge=0.0, le=1.0),
+    services: Services = Depends(get_services),
+) -> Response:
+    params = {"initial_prompt": prompt, "temperature": temperature}
+    return await _speech_to_text(request, services, file, model, "translate", params, response_format)
