@@ -107,6 +107,7 @@ def test_chat_stream_with_usage_reasoning_and_done(client: Any, http: httpx.Clie
             usage_chunks.append(chunk.usage)
             continue
         delta = chunk.choices[0].delta
+        assert not (delta.content and (delta.model_extra or {}).get("reasoning_content"))  # never both in one delta
         content.append(delta.content or "")
         reasoning.append((delta.model_extra or {}).get("reasoning_content") or "")
         if chunk.choices[0].finish_reason:

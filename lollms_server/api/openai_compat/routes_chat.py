@@ -23,7 +23,7 @@ from lollms_server.core.services import Services
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(require_openai_key)],
                    responses=ERROR_RESPONSES)
 
-ChunkMaker = Callable[[TextEvent], Union[dict[str, Any], None]]
+ChunkMaker = Callable[[TextEvent], list[dict[str, Any]]]
 
 
 @router.get("/models", response_model=ModelList, summary="Model ids: instances, instance/model, personalities")
@@ -53,8 +53,7 @@ def _sse(events: AsyncIterator[TextEvent], make: ChunkMaker, usage_chunk: Callab
             if isinstance(event, Failure):
                 yield {"data": json.dumps(OpenAIError(event.status, event.message).body())}
                 break
-            chunk = make(event)
-            if chunk is not None:
+            for chunk in make(event):
                 yield {"data": json.dumps(chunk)}
             if isinstance(event, Finish) and usage_chunk is not None:
                 yield {"data": json.dumps(usage_chunk(_usage(event.usage)))}
@@ -99,27 +98,26 @@ async def chat_completions(
 
 
 def _chat_chunker(base: dict[str, Any], include_usage: bool) -> ChunkMaker:
+    """Reasoning and content never share a delta (clients such as lollms-client read only one of them)."""
     started = False
 
-    def make(event: TextEvent) -> dict[str, Any] | None:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         nonlocal started
-        delta: dict[str, Any] = {}
-        finish = None
         if not started:
-            delta["role"] = "assistant"
-            started = True
-        if isinstance(event, Delta):
-            if event.content or not event.reasoning:
-                delta["content"] = event.content
-            if event.reasoning:
-                delta["reasoning_content"] = event.reasoning
-        elif isinstance(event, Finish):
-            finish = event.reason
-        chunk = {**base, "object": "chat.completion.chunk", "system_fingerprint": None,
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
-        if include_usage:
-            chunk["usage"] = None
-        return chunk
+            delta, started = {"role": "assistant", **delta}, True
+        out = {**base, "object": "chat.completion.chunk", "system_fingerprint": None,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        return {**out, "usage": None} if include_usage else out
+
+    def make(event: TextEvent) -> list[dict[str, Any]]:
+        if isinstance(event, Finish):
+            return [chunk({}, event.reason)]
+        if not isinstance(event, Delta):
+            return []
+        chunks = [chunk({"reasoning_content": event.reasoning})] if event.reasoning else []
+        if event.content or not chunks:
+            chunks.append(chunk({"content": event.content}))
+        return chunks
 
     return make
 
@@ -139,7 +137,7 @@ async def completions(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         echoed = False
 
-        def make(event: TextEvent) -> dict[str, Any] | None:
+        def make(event: TextEvent) -> list[dict[str, Any]]:
             nonlocal echoed
             text, finish = "", None
             if isinstance(event, Delta):
@@ -149,9 +147,9 @@ async def completions(
             if not echoed:
                 text, echoed = prefix + text, True
             if not text and finish is None:
-                return None
+                return []
             chunk = {**base, "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}
-            return {**chunk, "usage": None} if include_usage else chunk
+            return [{**chunk, "usage": None} if include_usage else chunk]
 
         return _sse(stream_text(stream_planned(services, planned), plan, stops), make,
                     (lambda u: {**base, "choices": [], "usage": u}) if include_usage else None, _keepalive(services))
