@@ -1,0 +1,118 @@
+"""diffusers_binding: text to image, image to image and inpainting with local Diffusers pipelines (PNG out)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lollms_server.core.bindings.base import IMAGE_MIME_TYPES, Binding, BindingResult, GenerationTask
+from lollms_server.core.errors import BadRequestError
+
+from .engine import PipelineCache, decode_image, load_pipeline, run_job, to_png_b64
+from .models import PipelineFolder, diffusers_folder, find_pipeline, list_pipelines
+from .params import read_job
+
+IMAGE_ROLES = ("input_image", "image")
+MASK_ROLES = ("mask_image", "mask")
+
+
+class DiffusersBinding(Binding):
+    binding_type_name: ClassVar[str] = "diffusers_binding"
+    supports_streaming: ClassVar[bool] = False
+    generation_types: ClassVar[frozenset[str]] = frozenset({"tti", "i2i"})
+    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
+    output_modalities: ClassVar[frozenset[str]] = frozenset({"image"})
+    accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES}
+    input_roles: ClassVar[frozenset[str]] = frozenset(
+        {"user_prompt", "system_context", "assistant_reply", *IMAGE_ROLES, *MASK_ROLES})
+    needs_compute: ClassVar[bool] = True
+
+    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
+        super().__init__(config, resource_manager)
+        self.model_dir: Path = diffusers_folder(config.get("models_folder"))
+        self.cache = PipelineCache(limit=int(config.get("max_loaded_models") or 1), load=self._load)
+
+    def _load(self, folder: PipelineFolder) -> tuple[Any, str]:
+        return load_pipeline(folder, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    async def startup(self) -> None:
+        def check() -> None:
+            try:
+                import diffusers  # noqa: F401
+                import torch  # noqa: F401
+            except ImportError as exc:
+                raise RuntimeError(f"{exc.name or 'diffusers'} is not installed; install the 'diffusers' extra") from None
+            if self.default_model:
+                find_pipeline(self.model_dir, self.default_model)
+
+        await asyncio.to_thread(check)
+
+    async def unload_model(self, model_name: str | None = None) -> bool:
+        return self.cache.unload(model_name)
+
+    # ---- models --------------------------------------------------------------------------------
+    def _folder(self, model_name: str | None) -> PipelineFolder:
+        return find_pipeline(self.model_dir, model_name or self.default_model)
+
+    async def check_model(self, model_name: str | None) -> None:
+        await asyncio.to_thread(self._folder, model_name)
+
+    async def list_available_models(self) -> list[dict[str, Any]]:
+        def scan() -> list[dict[str, Any]]:
+            out = []
+            for p in list_pipelines(self.model_dir):
+                index = p.index()
+                out.append({"name": p.name, "format": "diffusers", "family": index.get("_class_name"), "size": p.size(),
+                            "details": {"pipeline": index.get("_class_name"), "diffusers_version": index.get("_diffusers_version")}})
+            return out
+
+        return await asyncio.to_thread(scan)
+
+    async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
+        folder = await asyncio.to_thread(self._folder, model_name)
+        index = await asyncio.to_thread(folder.index)
+        loaded = self.cache.pipelines.get(str(folder.folder))
+        return {
+            "model_name": folder.name, "model_type": "tti", "context_size": None, "max_output_tokens": None,
+            "supports_vision": False, "supports_audio": False,
+            "details": {"format": "diffusers", "pipeline": index.get("_class_name"),
+                        "components": sorted(k for k, v in index.items() if not k.startswith("_") and v and v[0]),
+                        "loaded": loaded is not None, "device": loaded.device if loaded else self.config.get("device")},
+        }
+
+    # ---- generation ----------------------------------------------------------------------------
+    def _image_inputs(self, task: GenerationTask) -> tuple[tuple[int, str] | None, tuple[int, str] | None]:
+        images = [(i, x.data) for i, x in enumerate(task.inputs) if x.type == "image" and x.role in IMAGE_ROLES]
+        masks = [(i, x.data) for i, x in enumerate(task.inputs) if x.type == "image" and x.role in MASK_ROLES]
+        if len(images) > 1 or len(masks) > 1:
+            raise BadRequestError("send at most one image with role input_image and one with role mask_image")
+        if masks and not images:
+            raise BadRequestError("a mask_image needs an input_image to paint into")
+        if task.generation_type == "i2i" and not images:
+            raise BadRequestError("image to image needs an image input with role input_image")
+        return (images[0] if images else None), (masks[0] if masks else None)
+
+    async def generate(self, task: GenerationTask) -> BindingResult:
+        job = read_job(task.prompt, task.params, self.config)
+        image_in, mask_in = self._image_inputs(task)
+        mode = "inpaint" if mask_in else ("i2i" if image_in else "tti")
+        if mode == "tti" and not job.prompt.strip():
+            raise BadRequestError("text to image needs a prompt: send a text input_data item with role user_prompt")
+        folder = await asyncio.to_thread(self._folder, task.model_name)
+        async with self.cache.use(folder) as loaded:
+            image = await loaded.call(decode_image, image_in[1], image_in[0], "RGB") if image_in else None
+            mask = await loaded.call(decode_image, mask_in[1], mask_in[0], "L") if mask_in else None
+            pictures = await loaded.call(run_job, loaded, mode, job, image, mask, task.cancel)
+            encoded = [await loaded.call(to_png_b64, p) for p in pictures]
+            device = loaded.device
+        meta = {"model": folder.name, "mode": mode, "prompt_used": job.prompt, "negative_prompt": job.negative_prompt,
+                "num_inference_steps": job.steps, "guidance_scale": job.guidance_scale, "scheduler": job.scheduler,
+                "device": device, **({"strength": job.strength} if mode != "tti" else {})}
+        return [{"type": "image", "data": data, "mime_type": "image/png",
+                 "metadata": {**meta, "width": pic.width, "height": pic.height, "seed": job.seed, "image_index": n}}
+                for n, (data, pic) in enumerate(zip(encoded, pictures))]
+
+
+__all__ = ["DiffusersBinding"]

@@ -1,0 +1,194 @@
+"""Loaded Diffusers pipelines (one worker thread each) and the blocking steps run on that thread."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import inspect
+import io
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+from lollms_server.core.bindings.base import CancelToken
+from lollms_server.core.errors import BadRequestError, NotSupportedError
+
+from .models import PipelineFolder
+from .params import SCHEDULERS, ImageJob
+
+T = TypeVar("T")
+MODES: dict[str, str] = {"tti": "AutoPipelineForText2Image", "i2i": "AutoPipelineForImage2Image",
+                         "inpaint": "AutoPipelineForInpainting"}
+
+
+@dataclass
+class LoadedPipeline:
+    folder: PipelineFolder
+    base: Any  # a diffusers DiffusionPipeline
+    device: str
+    executor: ThreadPoolExecutor
+    variants: dict[str, Any] = field(default_factory=dict)
+    users: int = 0
+    evicted: bool = False
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def close_if_unused(self) -> None:
+        if self.evicted and self.users == 0:
+            self.variants.clear()
+            self.executor.shutdown(wait=False)
+
+
+def pick_device(setting: str) -> str:
+    import torch
+
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device is 'cuda' but torch sees no CUDA GPU (this torch build may be CPU-only)")
+    return setting
+
+
+def load_pipeline(folder: PipelineFolder, device_setting: str, dtype_setting: str) -> tuple[Any, str]:
+    """Load a save_pretrained folder from disk only (never the hub) and move it to its device."""
+    import torch
+    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+    device = pick_device(device_setting)
+    dtype_name = dtype_setting if dtype_setting != "auto" else ("float16" if device == "cuda" else "float32")
+    kwargs = {"torch_dtype": getattr(torch, dtype_name), "local_files_only": True}
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(str(folder.folder), **kwargs)
+    except ValueError:  # a pipeline class AutoPipeline does not map: load it as it is
+        pipe = DiffusionPipeline.from_pretrained(str(folder.folder), **kwargs)
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, device
+
+
+def decode_image(data: str, index: int, mode: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(base64.b64decode(data)))
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError, binascii.Error):
+        raise BadRequestError(f"input_data[{index}]: the image could not be decoded; send PNG, JPEG or WebP") from None
+    return img.convert(mode)
+
+
+def _variant(loaded: LoadedPipeline, mode: str, scheduler: str) -> Any:
+    """The pipeline for this mode and scheduler; components are shared with the loaded base pipeline."""
+    import diffusers
+
+    auto_cls = getattr(diffusers, MODES[mode])
+    overrides: dict[str, Any] = {}
+    if scheduler != "default":
+        sched_cls = getattr(diffusers, SCHEDULERS[scheduler])
+        overrides["scheduler"] = sched_cls.from_config(loaded.base.scheduler.config)
+    if not overrides and mode in loaded.variants:
+        return loaded.variants[mode]
+    try:
+        pipe = auto_cls.from_pipe(loaded.base, **overrides)
+    except (ValueError, KeyError, TypeError) as exc:
+        what = {"tti": "text to image", "i2i": "image to image", "inpaint": "inpainting"}[mode]
+        raise NotSupportedError(f"model '{loaded.folder.name}' ({type(loaded.base).__name__}) cannot do {what}: {exc}") from None
+    pipe.set_progress_bar_config(disable=True)
+    if not overrides:
+        loaded.variants[mode] = pipe
+    return pipe
+
+
+def _fit(img: Any, size: tuple[int, int]) -> Any:
+    from PIL import Image
+
+    return img if img.size == size else img.resize(size, Image.Resampling.LANCZOS)
+
+
+def run_job(loaded: LoadedPipeline, mode: str, job: ImageJob, image: Any, mask: Any, cancel: CancelToken) -> list[Any]:
+    """Blocking inference; the step callback interrupts the pipeline when the request is cancelled."""
+    import torch
+
+    pipe = _variant(loaded, mode, job.scheduler)
+    kwargs: dict[str, Any] = {
+        "prompt": job.prompt, "negative_prompt": job.negative_prompt, "num_inference_steps": job.steps,
+        "guidance_scale": job.guidance_scale, "num_images_per_prompt": job.num_images,
+        "generator": torch.Generator(device="cpu").manual_seed(job.seed),
+    }
+    if mode == "tti":
+        kwargs.update({k: v for k, v in (("width", job.width), ("height", job.height)) if v is not None})
+    else:
+        size = (job.width or image.width // 8 * 8 or 8, job.height or image.height // 8 * 8 or 8)
+        kwargs["image"] = _fit(image, size)
+        kwargs["strength"] = job.strength
+        if int(job.steps * job.strength) < 1:
+            raise BadRequestError(f"num_inference_steps x strength must be at least 1 (got {job.steps} x {job.strength})")
+        if mode == "inpaint":
+            kwargs["mask_image"] = _fit(mask, size)
+            kwargs["width"], kwargs["height"] = size
+    accepted = inspect.signature(pipe.__call__).parameters
+    if "callback_on_step_end" in accepted:
+        def on_step(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+            if cancel.cancelled:
+                p._interrupt = True
+            return callback_kwargs
+
+        kwargs["callback_on_step_end"] = on_step
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted or k == "prompt"}
+    with torch.inference_mode():
+        result = pipe(**kwargs)
+    return list(result.images)
+
+
+def to_png_b64(img: Any) -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@dataclass
+class PipelineCache:
+    """Keeps up to ``limit`` pipelines loaded (least recently used goes first); loads each only once."""
+
+    limit: int
+    load: Callable[[PipelineFolder], tuple[Any, str]]
+    pipelines: "OrderedDict[str, LoadedPipeline]" = field(default_factory=OrderedDict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def use(self, folder: PipelineFolder) -> AsyncIterator[LoadedPipeline]:
+        key = str(folder.folder)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            loaded = self.pipelines.get(key)
+            if loaded is None:
+                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"diffusers-{folder.name}")
+                try:
+                    pipe, device = await asyncio.get_running_loop().run_in_executor(executor, self.load, folder)
+                except BaseException:
+                    executor.shutdown(wait=False)
+                    raise
+                loaded = LoadedPipeline(folder, pipe, device, executor)
+                self.pipelines[key] = loaded
+            self.pipelines.move_to_end(key)
+            loaded.users += 1
+            while len(self.pipelines) > self.limit:
+                _, old = self.pipelines.popitem(last=False)
+                old.evicted = True
+                old.close_if_unused()
+        try:
+            yield loaded
+        finally:
+            loaded.users -= 1
+            loaded.close_if_unused()
+
+    def unload(self, name: str | None = None) -> bool:
+        keys = [k for k, v in self.pipelines.items() if name is None or v.folder.name == name]
+        for key in keys:
+            old = self.pipelines.pop(key)
+            old.evicted = True
+            old.close_if_unused()
+        return bool(keys)
