@@ -44,6 +44,8 @@ class Behaviour:
 class FakeServer:
     """Subclasses provide ``routes()``; tests read ``requests`` and set ``behaviour``."""
 
+    key_error_status = 401  # what the provider answers to a wrong key
+
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.behaviour = Behaviour()
@@ -117,7 +119,8 @@ class FakeServer:
             return JSONResponse(error_body(status, f"scripted failure {status}"), status_code=status)
         if b.required_key is not None and presented_key != b.required_key:
             # like real providers, quote the key presented: the server must never pass it on
-            return JSONResponse(error_body(401, f"Incorrect API key provided: {presented_key}"), status_code=401)
+            status = self.key_error_status
+            return JSONResponse(error_body(status, f"Incorrect API key provided: {presented_key}"), status_code=status)
         return None
 
     async def paced(self, pieces: list[bytes]):  # type: ignore[no-untyped-def]

@@ -1,0 +1,228 @@
+"""gemini_binding: Google Gemini through the official ``google-genai`` SDK (``from google import genai``).
+
+Each instance owns a ``genai.Client`` with its own key and base URL (no process-global key); a request that
+brings its own key gets a client of its own, closed when the request ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from typing import Any, AsyncIterator, ClassVar
+
+from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
+from lollms_server.core.bindings.remote import Connection, connection_error, connection_for, status_error
+from lollms_server.core.errors import BadRequestError, LollmsError, NotFoundError, UnavailableError
+
+PROVIDER = "Gemini"
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+KEY_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
+
+
+def _short(name: str) -> str:
+    return name.split("/", 1)[1] if name.startswith("models/") else name
+
+
+def _key_rejected(exc: Any) -> bool:
+    """Gemini answers a bad key with 400 INVALID_ARGUMENT + ErrorInfo reason API_KEY_INVALID."""
+    body = getattr(exc, "details", None) or {}
+    err = body.get("error", body) if isinstance(body, dict) else {}
+    for d in (err.get("details") or []) if isinstance(err, dict) else []:
+        if isinstance(d, dict) and d.get("reason") in KEY_REASONS:
+            return True
+    return False
+
+
+class GeminiBinding(Binding):
+    binding_type_name: ClassVar[str] = "gemini_binding"
+    supports_streaming: ClassVar[bool] = True
+    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
+    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
+    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
+
+    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
+        super().__init__(config, resource_manager)
+        self.timeout = float(config.get("timeout") or 120.0)
+        self.max_retries = int(config.get("max_retries") or 0)
+        self._client: Any = None
+
+    # ---- clients -------------------------------------------------------------------------------
+    def _make_client(self, conn: Connection) -> Any:
+        try:
+            from google import genai
+            from google.genai import types
+        except ImportError as exc:
+            raise UnavailableError("the 'google-genai' package is missing: pip install 'lollms_server[gemini]'") from exc
+        if not conn.api_key:
+            raise BadRequestError(f"binding instance '{self.instance_name}' has no Gemini API key "
+                                  "(set api_key or api_key_env, or send X-Provider-Api-Key if the instance allows it)")
+        retry = types.HttpRetryOptions(attempts=self.max_retries + 1, initial_delay=0.5) if self.max_retries else None
+        options = types.HttpOptions(base_url=conn.base_url or DEFAULT_BASE_URL, timeout=int(self.timeout * 1000),
+                                    api_version=str(self.config.get("api_version") or "v1beta"), retry_options=retry)
+        return genai.Client(api_key=conn.api_key, http_options=options)
+
+    async def startup(self) -> None:
+        conn = connection_for(self.config, None, DEFAULT_BASE_URL)
+        if conn.api_key or not self.config.get("allow_request_credentials"):
+            self._client = self._make_client(conn)
+
+    async def shutdown(self) -> None:
+        if self._client is not None:
+            await self._client.aio.aclose()
+
+    @contextlib.asynccontextmanager
+    async def _client_for(self, task: GenerationTask | None) -> AsyncIterator[Any]:
+        conn = connection_for(self.config, task, DEFAULT_BASE_URL)
+        if not conn.per_request:
+            if self._client is None:
+                raise BadRequestError(f"binding instance '{self.instance_name}' has no API key of its own; "
+                                      "send X-Provider-Api-Key")
+            yield self._client
+            return
+        client = self._make_client(conn)
+        try:
+            yield client
+        finally:
+            await client.aio.aclose()
+
+    def _failure(self, exc: BaseException) -> LollmsError:
+        from google.genai import errors
+
+        if isinstance(exc, LollmsError):
+            return exc
+        if isinstance(exc, errors.APIError):
+            status = 401 if _key_rejected(exc) else exc.code
+            return status_error(PROVIDER, self.instance_name, status, exc.message or exc.status)
+        timeout = "timeout" in type(exc).__name__.lower()
+        return connection_error(PROVIDER, self.instance_name, exc, timeout=timeout)
+
+    # ---- models --------------------------------------------------------------------------------
+    async def list_available_models(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        try:
+            async with self._client_for(None) as client:
+                async for m in await client.aio.models.list():
+                    actions = list(m.supported_actions or [])
+                    if actions and "generateContent" not in actions:
+                        continue
+                    out.append({"name": _short(m.name or ""), "display_name": m.display_name, "format": "remote",
+                                "family": "gemini", "context_size": m.input_token_limit,
+                                "max_output_tokens": m.output_token_limit, "supports_vision": True,
+                                "details": {"description": m.description, "version": m.version, "supported_actions": actions}})
+        except Exception as exc:
+            raise self._failure(exc) from None
+        return out
+
+    async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
+        name = model_name or self.default_model
+        if not name:
+            raise NotFoundError(f"binding instance '{self.instance_name}': name a model (no default_model set)")
+        try:
+            async with self._client_for(None) as client:
+                m = await client.aio.models.get(model=name)
+        except Exception as exc:
+            raise self._failure(exc) from None
+        return {
+            "model_name": _short(m.name or name), "model_type": "ttt", "context_size": m.input_token_limit,
+            "max_output_tokens": m.output_token_limit, "supports_vision": True, "supports_audio": False,
+            "details": {"display_name": m.display_name, "description": m.description, "version": m.version,
+                        "supported_actions": list(m.supported_actions or [])},
+        }
+
+    # ---- requests ------------------------------------------------------------------------------
+    def _contents(self, task: GenerationTask) -> list[Any]:
+        from google.genai import types
+
+        contents: list[Any] = []
+        for m in task.messages or []:
+            if m.role == "system":
+                continue
+            parts = [types.Part.from_text(text=m.content)] if m.content else []
+            parts += [types.Part.from_bytes(data=base64.b64decode(i.data), mime_type=i.mime_type or "image/png") for i in m.images]
+            contents.append(types.Content(role="model" if m.role == "assistant" else "user", parts=parts))
+        return contents or [types.Content(role="user", parts=[types.Part.from_text(text=task.prompt)])]
+
+    def _config(self, task: GenerationTask) -> Any:
+        from google.genai import types
+
+        p = task.params
+        stop = p.get("stop") or p.get("stop_sequences")
+        values: dict[str, Any] = {
+            "system_instruction": task.system_prompt or None,
+            "temperature": p.get("temperature"), "top_p": p.get("top_p"), "top_k": p.get("top_k"),
+            "max_output_tokens": p.get("max_tokens"), "seed": p.get("seed"),
+            "presence_penalty": p.get("presence_penalty"), "frequency_penalty": p.get("frequency_penalty"),
+            "stop_sequences": ([stop] if isinstance(stop, str) else list(stop)) if stop else None,
+        }
+        if self.config.get("include_thoughts"):
+            values["thinking_config"] = types.ThinkingConfig(include_thoughts=True)
+        return types.GenerateContentConfig(**{k: v for k, v in values.items() if v is not None})
+
+    def _pieces(self, response: Any) -> tuple[str, str]:
+        text, thoughts = [], []
+        for cand in (response.candidates or [])[:1]:
+            for part in (cand.content.parts if cand.content else None) or []:
+                if part.text:
+                    (thoughts if part.thought else text).append(part.text)
+        return "".join(text), "".join(thoughts)
+
+    def _usage(self, task: GenerationTask, response: Any) -> None:
+        u = getattr(response, "usage_metadata", None)
+        if u is not None and (u.prompt_token_count or u.candidates_token_count):
+            task.set_usage(u.prompt_token_count or 0, u.candidates_token_count or 0)
+
+    def _blocked(self, response: Any) -> None:
+        feedback = getattr(response, "prompt_feedback", None)
+        if feedback is not None and feedback.block_reason:
+            raise BadRequestError(f"Gemini blocked the prompt ({feedback.block_reason})")
+
+    def _model(self, task: GenerationTask) -> str:
+        name = task.model_name or self.default_model
+        if not name:
+            raise NotFoundError(f"binding instance '{self.instance_name}': name a model (no default_model set)")
+        return str(name)
+
+    async def generate(self, task: GenerationTask) -> BindingResult:
+        model = self._model(task)
+        try:
+            async with self._client_for(task) as client:
+                resp = await client.aio.models.generate_content(model=model, contents=self._contents(task), config=self._config(task))
+        except Exception as exc:
+            raise self._failure(exc) from None
+        self._blocked(resp)
+        text, thoughts = self._pieces(resp)
+        self._usage(task, resp)
+        finish = resp.candidates[0].finish_reason if resp.candidates else None
+        return {"type": "text", "data": text, "thoughts": thoughts or None,
+                "metadata": {"model": resp.model_version or model, "upstream_finish_reason": str(finish) if finish else None}}
+
+    async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
+        model = self._model(task)
+        async with self._client_for(task) as client:
+            try:
+                stream = await client.aio.models.generate_content_stream(
+                    model=model, contents=self._contents(task), config=self._config(task))
+            except Exception as exc:
+                raise self._failure(exc) from None
+            finished = False
+            try:
+                async for resp in stream:
+                    if task.cancel.cancelled:
+                        break
+                    finished = finished or any(c.finish_reason for c in resp.candidates or [])
+                    self._blocked(resp)
+                    self._usage(task, resp)
+                    text, thoughts = self._pieces(resp)
+                    if text or thoughts:
+                        event: StreamEvent = {"type": "chunk", "content": text, "metadata": {"model": resp.model_version or model}}
+                        if thoughts:
+                            event["thoughts"] = thoughts
+                        yield event
+                if not finished and not task.cancel.cancelled:
+                    raise status_error(PROVIDER, self.instance_name, None, "the stream ended without a finish reason")
+            except Exception as exc:
+                raise self._failure(exc) from None
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
