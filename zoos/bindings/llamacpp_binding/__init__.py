@@ -1,0 +1,289 @@
+"""llamacpp_binding: local GGUF models through llama-cpp-python, one worker thread per loaded model."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, ClassVar, Optional
+
+from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
+from lollms_server.core.errors import BackendError, BadRequestError, LollmsError, UnavailableError
+
+from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
+from .models import ModelLocator, ModelSource
+from .worker import LlamaWorker, LoadSettings
+
+log = logging.getLogger("lollms_server.bindings.llamacpp")
+
+
+@dataclass
+class LoadedModel:
+    """A model assigned to a worker thread; ``ready`` resolves when its load job has run."""
+
+    key: str
+    source: ModelSource
+    worker: LlamaWorker
+    ready: "asyncio.Future[Any]"
+
+
+class LlamaCppBinding(Binding):
+    binding_type_name: ClassVar[str] = "llamacpp_binding"
+    supports_streaming: ClassVar[bool] = True
+    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
+    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
+
+    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
+        super().__init__(config, resource_manager)
+        self.settings = LoadSettings(
+            n_ctx=int(config.get("n_ctx") or 0), n_threads=config.get("n_threads"),
+            n_batch=int(config.get("n_batch") or 512), n_gpu_layers=int(config.get("n_gpu_layers") or 0),
+            chat_format=config.get("chat_format") or None, seed=config.get("seed"),
+        )
+        self.max_loaded = max(1, int(config.get("max_loaded_models") or 1))
+        self.locator = ModelLocator(config.get("models_folder"), [self.default_model or ""])
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()  # path -> model, least recently used first
+        self._sources: dict[str, ModelSource] = {}  # request name -> resolved file
+        self._workers: list[LlamaWorker] = []
+        self._idle: list[LlamaWorker] = []  # workers whose model was unloaded explicitly
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    async def startup(self) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise RuntimeError("llama-cpp-python is not installed (run scripts/install_llamacpp.sh)")
+        if not self.default_model:
+            return
+        source = self._source(self.default_model)
+        if self.config.get("preload_default_model", True):
+            await self._acquire(source).ready
+
+    async def shutdown(self) -> None:
+        await self.unload_model(None)
+
+    async def unload_model(self, model_name: Optional[str] = None) -> bool:
+        if model_name is None:
+            self._loaded.clear()
+            self._idle.clear()
+            workers, self._workers = self._workers, []
+            for w in workers:
+                w.stop()
+            await asyncio.gather(*(asyncio.to_thread(w.join, 10.0) for w in workers))
+            return True
+        model = self._loaded.pop(str(self._source(model_name).path), None)
+        if model is None:
+            return False
+        model.worker.submit(lambda w: w.unload(model.key))
+        self._idle.append(model.worker)
+        return True
+
+    async def load_model(self, model_name: str) -> bool:
+        await self._ready(self._acquire(self._source(model_name)))
+        return True
+
+    # ---- models --------------------------------------------------------------------------------
+    def _source(self, name: str) -> ModelSource:
+        source = self._sources.get(name)
+        if source is None:
+            source = self.locator.resolve(name)
+            self._sources[name] = source
+        return source
+
+    def _name(self, model_name: Optional[str]) -> str:
+        name = model_name or self.default_model
+        if not name:
+            raise BadRequestError(f"no model_name given and instance '{self.instance_name}' has no default_model")
+        return name
+
+    async def check_model(self, model_name: Optional[str]) -> None:
+        self._source(self._name(model_name))
+
+    def _acquire(self, source: ModelSource) -> LoadedModel:
+        """The loaded model for ``source``; queues its load (on a free or the LRU worker) if needed.
+
+        Synchronous on purpose: a job submitted right after this call runs after the load and before
+        any later swap of that worker, so a request can never run on another model.
+        """
+        key = str(source.path)
+        model = self._loaded.get(key)
+        if model is None:
+            if self._idle:
+                worker = self._idle.pop()
+            elif len(self._workers) < self.max_loaded:
+                worker = LlamaWorker(f"{self.instance_name}-{len(self._workers)}")
+                worker.start()
+                self._workers.append(worker)
+            else:
+                _, evicted = self._loaded.popitem(last=False)
+                worker = evicted.worker
+                log.info("llamacpp '%s': unloading %s for %s (max_loaded_models=%d)",
+                         self.instance_name, evicted.source.name, source.name, self.max_loaded)
+            settings = self.settings
+            ready = worker.call(lambda w: w.load(key, source.path, settings))
+            model = LoadedModel(key, source, worker, ready)
+            self._loaded[key] = model
+            ready.add_done_callback(lambda f, m=model: self._forget_failed(m, f))
+        self._loaded.move_to_end(key)
+        return model
+
+    def _forget_failed(self, model: LoadedModel, fut: "asyncio.Future[Any]") -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            if self._loaded.get(model.key) is model:
+                del self._loaded[model.key]
+                self._idle.append(model.worker)
+
+    async def _ready(self, model: LoadedModel) -> LoadedModel:
+        try:
+            await asyncio.shield(model.ready)
+        except Exception as exc:
+            raise BackendError(f"model '{model.source.name}' failed to load: {type(exc).__name__}: {exc}") from None
+        return model
+
+    async def list_available_models(self) -> list[dict[str, Any]]:
+        loaded = set(self._loaded)
+
+        def scan() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            for source in self.locator.available():
+                try:
+                    out.append(self.locator.describe(source))
+                except LollmsError as exc:
+                    out.append({"name": source.name, "format": "gguf", "details": {"error": exc.message}})
+                out[-1]["details"]["loaded"] = str(source.path) in loaded
+            return out
+        return await asyncio.to_thread(scan)
+
+    async def get_model_info(self, model_name: Optional[str] = None) -> dict[str, Any]:
+        name = self._name(model_name)
+        source = self._source(name)
+        info = await asyncio.to_thread(self.locator.describe, source)
+        trained = info.get("context_size")
+        window = self.settings.n_ctx or trained
+        return {
+            "model_name": name,
+            "model_type": "ttt",
+            "context_size": window,
+            "max_output_tokens": window,
+            "supports_vision": False,
+            "supports_audio": False,
+            "details": {
+                **info["details"],
+                "family": info.get("family"),
+                "format": "gguf",
+                "quantization_level": info.get("quantization_level"),
+                "parameter_size": info.get("parameter_size"),
+                "context_length": trained,
+                "n_ctx": self.settings.n_ctx,
+                "file_size": info.get("size"),
+                "chat_format": self.settings.chat_format or ("model template" if info["details"].get("has_chat_template") else "llama-cpp-python default"),
+                "loaded": str(source.path) in self._loaded,
+            },
+        }
+
+    # ---- generation ----------------------------------------------------------------------------
+    def _job(self, task: GenerationTask, model: LoadedModel, stream: bool) -> ChatJob:
+        messages = task.chat_messages()
+        if not messages:
+            messages = ([{"role": "system", "content": task.system_prompt}] if task.system_prompt else []) + [
+                {"role": "user", "content": task.prompt}
+            ]
+        return ChatJob(model.key, messages, sampling_arguments(task.params), task.cancel, stream)
+
+    def _finished(self, task: GenerationTask, model: LoadedModel, result: ChatResult) -> None:
+        task.set_usage(result.prompt_tokens, result.completion_tokens)
+        log.info("llamacpp '%s' request %s on %s: %d prompt + %d completion tokens, finish=%s",
+                 self.instance_name, task.request_id, model.source.name, result.prompt_tokens,
+                 result.completion_tokens, result.finish_reason)
+
+    async def generate(self, task: GenerationTask) -> BindingResult:
+        model = self._acquire(self._source(self._name(task.model_name)))
+        job = self._job(task, model, stream=False)
+        fut = model.worker.call(lambda w: run_chat(w, job, None))
+        try:
+            result: ChatResult = await fut
+        except asyncio.CancelledError:
+            task.cancel.cancel()
+            raise
+        except LollmsError:
+            raise
+        except Exception as exc:
+            await self._ready(model)  # the load job ran first: report its failure if that was the cause
+            raise BackendError(f"llama.cpp generation failed: {type(exc).__name__}: {exc}") from None
+        self._finished(task, model, result)
+        return {"type": "text", "data": result.text,
+                "metadata": {"model": model.source.name, "llama_finish_reason": result.finish_reason}}
+
+    async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
+        model = self._acquire(self._source(self._name(task.model_name)))
+        job = self._job(task, model, stream=True)
+        tokens = start_stream(model.worker, job, lambda result: self._finished(task, model, result))
+        meta = {"model": model.source.name}
+        finished = False
+        try:
+            await self._ready(model)
+            while not finished:
+                batch = [await tokens.get()]
+                while not tokens.empty():
+                    batch.append(tokens.get_nowait())  # pieces that arrived together go out as one chunk
+                text = ""
+                for item in batch:
+                    if isinstance(item, str):
+                        text += item
+                        continue
+                    if text:
+                        yield {"type": "chunk", "content": text, "metadata": meta}
+                        text = ""
+                    if item is END:
+                        finished = True
+                    elif isinstance(item, LollmsError):
+                        raise item
+                    elif isinstance(item, BaseException):
+                        raise BackendError(f"llama.cpp generation failed: {type(item).__name__}: {item}")
+                if text:
+                    yield {"type": "chunk", "content": text, "metadata": meta}
+        finally:
+            if not finished:
+                task.cancel.cancel()  # client gone or error: the worker stops at the next token
+
+    # ---- tokens --------------------------------------------------------------------------------
+    async def _on_worker(self, model_name: Optional[str], fn: Any) -> Any:
+        model = self._acquire(self._source(self._name(model_name)))
+        key = model.key
+
+        def checked(w: LlamaWorker) -> Any:
+            if w.llm is None or w.model_key != key:
+                raise UnavailableError("the model was unloaded before the request ran; retry")
+            return fn(w.llm)
+
+        fut = model.worker.call(checked)
+        try:
+            return await fut
+        except LollmsError:
+            raise
+        except Exception as exc:
+            await self._ready(model)
+            raise BackendError(f"llama.cpp call failed: {type(exc).__name__}: {exc}") from None
+
+    async def tokenize(self, text: str, *, add_bos: bool = False, add_eos: bool = False,
+                       model_name: Optional[str] = None) -> list[int]:
+        def run(llm: Any) -> list[int]:
+            ids = list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+            bos, eos = llm.token_bos(), llm.token_eos()
+            if add_bos and bos >= 0 and (not ids or ids[0] != bos):
+                ids.insert(0, bos)
+            if add_eos and eos >= 0:
+                ids.append(eos)
+            return ids
+        return await self._on_worker(model_name, run)
+
+    async def detokenize(self, tokens: list[int], *, model_name: Optional[str] = None) -> str:
+        def run(llm: Any) -> str:
+            n_vocab = llm.n_vocab()
+            bad = [t for t in tokens if not 0 <= t < n_vocab]
+            if bad:
+                raise BadRequestError(f"token ids {bad[:5]} are outside the model's vocabulary (0..{n_vocab - 1})")
+            return bytes(llm.detokenize(tokens, special=False)).decode("utf-8", errors="replace")
+        return await self._on_worker(model_name, run)

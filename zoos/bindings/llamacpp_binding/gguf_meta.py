@@ -1,0 +1,141 @@
+"""Read the metadata header of a GGUF file (key/values and tensor shapes) without loading the model.
+
+Pure Python and read-only: listing models and describing them never calls into llama.cpp.
+The format: magic ``GGUF``, version, tensor count, key/value count, the key/values, then one info
+record per tensor (name, dimensions, type, offset).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+_SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+MAX_KEEP_ARRAY = 64  # longer arrays (the vocabulary) are skipped, only their length is kept
+
+# llama.cpp's llama_ftype values (general.file_type)
+FILE_TYPES: dict[int, str] = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S",
+    12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K",
+    19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL",
+    26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16",
+    36: "TQ1_0", 37: "TQ2_0",
+}
+
+
+class GGUFError(ValueError):
+    """The file is not a readable GGUF file."""
+
+
+@dataclass
+class GGUFHeader:
+    version: int
+    metadata: dict[str, Any]
+    parameter_count: int
+    tensor_count: int
+    array_lengths: dict[str, int] = field(default_factory=dict)
+
+
+def _reader(f: BinaryIO) -> Callable[[str], Any]:
+    def read(fmt: str) -> Any:
+        size = struct.calcsize(fmt)
+        raw = f.read(size)
+        if len(raw) != size:
+            raise GGUFError("file ends inside its header")
+        return struct.unpack(fmt, raw)[0]
+    return read
+
+
+def _read_string(f: BinaryIO, read: Callable[[str], Any]) -> str:
+    n = read("<Q")
+    if n > 1 << 26:
+        raise GGUFError("implausible string length in header")
+    return f.read(n).decode("utf-8", errors="replace")
+
+
+def _read_value(f: BinaryIO, read: Callable[[str], Any], vtype: int, key: str, lengths: dict[str, int]) -> Any:
+    if vtype in _SCALARS:
+        return read(_SCALARS[vtype])
+    if vtype == _STRING:
+        return _read_string(f, read)
+    if vtype == _ARRAY:
+        etype, count = read("<I"), read("<Q")
+        lengths[key] = count
+        if count > MAX_KEEP_ARRAY:
+            if etype in _SCALARS:
+                f.seek(struct.calcsize(_SCALARS[etype]) * count, 1)
+            elif etype == _STRING:
+                for _ in range(count):
+                    f.seek(read("<Q"), 1)
+            else:
+                raise GGUFError(f"unsupported nested array in '{key}'")
+            return None
+        return [_read_value(f, read, etype, key, lengths) for _ in range(count)]
+    raise GGUFError(f"unknown value type {vtype} for '{key}'")
+
+
+def read_gguf_header(path: Path) -> GGUFHeader:
+    """Metadata key/values (short arrays kept, long ones skipped) and the total parameter count."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise GGUFError(f"'{path.name}' is not a GGUF file")
+        read = _reader(f)
+        version = read("<I")
+        if version < 2:
+            raise GGUFError(f"'{path.name}' uses GGUF version {version}; only 2 and later are supported")
+        tensor_count, kv_count = read("<Q"), read("<Q")
+        metadata: dict[str, Any] = {}
+        lengths: dict[str, int] = {}
+        for _ in range(kv_count):
+            key = _read_string(f, read)
+            metadata[key] = _read_value(f, read, read("<I"), key, lengths)
+        params = 0
+        for _ in range(tensor_count):
+            f.seek(read("<Q"), 1)  # tensor name
+            n_dims = read("<I")
+            count = 1
+            for _ in range(n_dims):
+                count *= read("<Q")
+            f.seek(4 + 8, 1)  # type, offset
+            params += count
+    return GGUFHeader(version, metadata, params, tensor_count, lengths)
+
+
+def format_parameter_count(n: int) -> str | None:
+    if n <= 0:
+        return None
+    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= div:
+            value = n / div
+            return f"{value:.0f}{unit}" if value >= 10 else f"{value:.1f}{unit}"
+    return str(n)
+
+
+def describe(header: GGUFHeader) -> dict[str, Any]:
+    """The ModelInfo-style fields the GGUF header can tell: family, context size, quantisation, size, template."""
+    md = header.metadata
+    arch = md.get("general.architecture")
+    ftype = md.get("general.file_type")
+    template = md.get("tokenizer.chat_template")
+    return {
+        "family": arch,
+        "families": [arch] if arch else None,
+        "context_size": md.get(f"{arch}.context_length") if arch else None,
+        "quantization_level": FILE_TYPES.get(ftype, f"type {ftype}") if isinstance(ftype, int) else None,
+        "parameter_size": md.get("general.size_label") or format_parameter_count(header.parameter_count),
+        "template": template if isinstance(template, str) else None,
+        "license": md.get("general.license") if isinstance(md.get("general.license"), str) else None,
+        "details": {
+            "architecture": arch,
+            "general_name": md.get("general.name"),
+            "parameter_count": header.parameter_count,
+            "gguf_version": header.version,
+            "embedding_length": md.get(f"{arch}.embedding_length") if arch else None,
+            "block_count": md.get(f"{arch}.block_count") if arch else None,
+            "vocab_size": header.array_lengths.get("tokenizer.ggml.tokens"),
+            "has_chat_template": isinstance(template, str),
+        },
+    }

@@ -1,0 +1,183 @@
+"""One long-lived OS thread per loaded model: every llama.cpp call of that model runs on it.
+
+Why: this llama.cpp build uses OpenMP; once a second OS thread of the process has called into it,
+libgomp stops spin-waiting and generation slows down about 3x for the rest of the process. So no
+``asyncio.to_thread`` per request: jobs go through a FIFO queue to the model's own thread, which also
+loads and frees the model. Tokens travel back with ``loop.call_soon_threadsafe`` into an asyncio queue.
+A worker thread is reused when its model is swapped out (LRU), so the number of threads that ever
+call llama.cpp stays at the instance's ``max_loaded_models``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from lollms_server.core.bindings.base import CancelToken
+
+log = logging.getLogger("lollms_server.bindings.llamacpp")
+
+Job = Callable[["LlamaWorker"], None]
+
+_INSTRUMENTED: Optional[type] = None
+
+
+@dataclass
+class RunState:
+    """Counters of one generation, filled in by the instrumented ``generate`` on the worker thread."""
+
+    cancel: CancelToken
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cancelled: bool = False
+
+
+def instrumented_llama_class() -> type:
+    """A ``Llama`` subclass whose token loop checks the cancel flag and counts tokens (also when streaming)."""
+    global _INSTRUMENTED
+    if _INSTRUMENTED is None:
+        import llama_cpp
+        from llama_cpp import Llama
+
+        class InstrumentedLlama(Llama):  # type: ignore[misc]
+            run_state: Optional[RunState] = None
+
+            def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+                state = self.run_state
+                inner = super().generate(tokens, *args, **kwargs)
+                if state is None:
+                    yield from inner
+                    return
+                state.prompt_tokens = len(tokens)
+                vocab = self._model.vocab
+                try:
+                    for token in inner:
+                        if state.cancel.cancelled:
+                            state.cancelled = True
+                            return
+                        if not llama_cpp.llama_vocab_is_eog(vocab, token):
+                            state.completion_tokens += 1
+                        yield token
+                finally:
+                    inner.close()
+
+        _INSTRUMENTED = InstrumentedLlama
+    return _INSTRUMENTED
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    n_ctx: int
+    n_threads: Optional[int]
+    n_batch: int
+    n_gpu_layers: int
+    chat_format: Optional[str]
+    seed: Optional[int]
+
+    def llama_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "n_ctx": self.n_ctx, "n_batch": self.n_batch, "n_gpu_layers": self.n_gpu_layers,
+            "chat_format": self.chat_format, "verbose": False,
+        }
+        if self.n_threads:
+            kw["n_threads"] = self.n_threads
+            kw["n_threads_batch"] = self.n_threads
+        if self.seed is not None:
+            kw["seed"] = self.seed
+        return kw
+
+
+@dataclass
+class LlamaWorker:
+    """A thread that owns at most one ``Llama`` at a time and runs queued jobs in order."""
+
+    name: str
+    llm: Any = None
+    model_key: Optional[str] = None
+    _jobs: "queue.SimpleQueue[Optional[Job]]" = field(default_factory=queue.SimpleQueue)
+    _thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"llama-{self.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                break
+            try:
+                job(self)
+            except BaseException:  # a job reports its own errors; this only keeps the thread alive
+                log.exception("llama worker job failed")
+        self._free()
+
+    def _free(self) -> None:
+        if self.llm is not None:
+            try:
+                self.llm.close()
+            except Exception:  # closing a model must never kill the worker
+                log.warning("closing model %s failed", self.model_key, exc_info=True)
+        self.llm = None
+        self.model_key = None
+
+    def submit(self, job: Job) -> None:
+        self._jobs.put(job)
+
+    def call(self, fn: Callable[["LlamaWorker"], Any]) -> "asyncio.Future[Any]":
+        """Run ``fn(worker)`` on the worker thread; its result or exception lands in an asyncio future."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def job(worker: "LlamaWorker") -> None:
+            try:
+                result = fn(worker)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                post(loop, _settle, fut, None, exc)
+            else:
+                post(loop, _settle, fut, result, None)
+
+        self.submit(job)
+        return fut
+
+    def load(self, key: str, path: Path, settings: LoadSettings) -> None:
+        """On the worker thread: free the current model, then load ``path`` (raises on failure)."""
+        self._free()
+        llama_cls = instrumented_llama_class()
+        self.llm = llama_cls(model_path=str(path), **settings.llama_kwargs())
+        self.model_key = key
+
+    def unload(self, key: str) -> None:
+        """On the worker thread: free the model if it is still ``key``."""
+        if self.model_key == key:
+            self._free()
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def _settle(fut: "asyncio.Future[Any]", result: Any, exc: Optional[BaseException]) -> None:
+    if fut.done():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+def post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
+    """Schedule ``fn(*args)`` on the event loop from the worker thread; False when the loop is gone."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+        return True
+    except RuntimeError:  # loop closed (server shutting down)
+        return False
