@@ -9,11 +9,12 @@ from typing import Any
 from helpers import write_config
 
 
-def remote_config(tmp_path: Path, instances: dict[str, tuple[str, dict[str, Any]]], default: str | None = None) -> Path:
+def remote_config(tmp_path: Path, instances: dict[str, tuple[str, dict[str, Any]]], default: str | None = None,
+                  main: dict[str, dict[str, Any]] | None = None) -> Path:
     d = tmp_path / "cfg"
     first = default or next(iter(instances))
     gen_type = "tti" if instances[first][0] == "dalle_binding" else "ttt"
-    write_config(d, instances, defaults={f"{gen_type}_binding": first})
+    write_config(d, instances, defaults={f"{gen_type}_binding": first}, main=main)
     return d
 
 
