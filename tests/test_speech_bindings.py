@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import wave
 from pathlib import Path
@@ -12,6 +13,8 @@ import httpx
 import pytest
 
 from helpers import API_KEY, ServerProcess, sse_events, write_config
+from lollms_server.core.paths import PROJECT_ROOT
+from lollms_server.core.presets import has_diffusers_model, write_preset
 
 pytest.importorskip("piper", reason="piper-tts not installed (extra 'piper')")
 pytest.importorskip("faster_whisper", reason="faster-whisper not installed (extra 'whisper')")
@@ -146,3 +149,22 @@ def test_models_are_listed_and_described(speech_server: httpx.Client) -> None:
     assert info["model_name"] == "en_US-joe-medium" and info["model_type"] == "tts"
     info = speech_server.get("/api/v1/get_model_info/ears").json()
     assert info["model_name"] == "tiny.en" and info["supports_audio"] is True
+
+
+def test_offline_local_preset_speaks_and_listens(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    write_preset(cfg, "offline_local", api_keys=[API_KEY])
+    with ServerProcess(cfg) as srv, httpx.Client(base_url=srv.base_url, headers={"X-API-Key": API_KEY}, timeout=120) as c:
+        defaults = c.get("/api/v1/get_default_bindings").json()["defaults"]
+        assert (defaults["tts_binding"], defaults["stt_binding"]) == ("default_piper", "default_whisper")
+        expected_tti = "default_diffusers" if has_diffusers_model(PROJECT_ROOT / "models") else None
+        assert defaults["tti_binding"] == expected_tti
+        active = c.get("/api/v1/list_active_bindings").json()["bindings"]
+        assert {"default_piper", "default_whisper"} <= set(active)
+        if all(importlib.util.find_spec(m) for m in ("torch", "diffusers", "transformers")):
+            assert "default_diffusers" in active
+        r = _speak(c, "Good morning to you.")
+        assert r.status_code == 200, r.text
+        r = _transcribe(c, r.json()["output"][0]["data"])
+        assert r.status_code == 200, r.text
+        assert _words(r.json()["output"][0]["data"]) == ["good", "morning", "to", "you"]

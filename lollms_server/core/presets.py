@@ -5,12 +5,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lollms_server.core.bindings.registry import BindingRegistry
 from lollms_server.core.config_schema import MAIN_SCHEMA
 from lollms_server.core.guarded_config import ConfigFileError, save_guarded_atomic
-from lollms_server.core.paths import ZOOS_DIR
+from lollms_server.core.paths import PROJECT_ROOT, ZOOS_DIR
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,11 @@ class PresetInstance:
     default_for: tuple[str, ...] = ()
     optional: bool = False  # skipped (not an error) when its binding type is missing
     ask: tuple[str, ...] = ()  # fields the wizard asks for (secret fields are always asked)
+    default_when: Callable[[], bool] | None = None  # default_for applies only when this returns True
+
+    def active_defaults(self) -> tuple[str, ...]:
+        """The modalities this instance is the default for now (``default_when`` may switch them off)."""
+        return self.default_for if self.default_when is None or self.default_when() else ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ register_preset(
             PresetInstance("default_llamacpp", "llamacpp_binding", {}, ("ttt",)),
             PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True),
             PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
+            PresetInstance("default_diffusers", "diffusers_binding", {}, ("tti", "i2i"), optional=True,
+                           default_when=lambda: has_diffusers_model(PROJECT_ROOT / "models")),
             PresetInstance("dummy", "dummy_binding", {}, (), optional=True),
         ),
     )
@@ -98,6 +105,12 @@ for _name, _description, _instances in (
     register_preset(Preset(_name, _description, _instances))
 
 
+def has_diffusers_model(models_folder: Path) -> bool:
+    """Whether <models_folder>/diffusers_models/ holds at least one saved pipeline (a model_index.json)."""
+    folder = models_folder / "diffusers_models"
+    return folder.is_dir() and any((sub / "model_index.json").is_file() for sub in folder.iterdir())
+
+
 def new_api_key() -> str:
     return "lollms_" + secrets.token_urlsafe(24)
 
@@ -139,7 +152,7 @@ def write_preset(
         values = {"type": inst.type_name, "binding_instance_name": inst.name, **inst.values}
         save_guarded_atomic(inst_dir / f"{inst.name}.{fmt}", btype.card.full_instance_schema(), values, encryption_key, backup=False)
         bindings_map[inst.name] = inst.type_name
-        for modality in inst.default_for:
+        for modality in inst.active_defaults():
             defaults[f"{modality}_binding"] = inst.name
     main_values: dict[str, Any] = {
         "security": {"allowed_api_keys": list(api_keys) if api_keys is not None else [new_api_key()]},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,12 +39,10 @@ class DiffusersBinding(Binding):
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
-        def check() -> None:
-            try:
-                import diffusers  # noqa: F401
-                import torch  # noqa: F401
-            except ImportError as exc:
-                raise RuntimeError(f"{exc.name or 'diffusers'} is not installed; install the 'diffusers' extra") from None
+        def check() -> None:  # find_spec, not import: torch is imported on the first generation only
+            missing = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
+            if missing:
+                raise RuntimeError(f"{', '.join(missing)} not installed; install the 'diffusers' extra")
             if self.default_model:
                 find_pipeline(self.model_dir, self.default_model)
 
