@@ -6,7 +6,7 @@ import {
   applyOutputs, buildChatInputs, buildSingleInputs, newId, titleFrom, tokensPerSecond,
   type Attachment, type ChatMessage, type Conversation,
 } from "./conversation";
-import { conversations, settings } from "./store";
+import { conversations, saveConversations, settings } from "./store";
 import type { GenerateRequest, GenerationType, OutputData } from "./types";
 
 export const session = reactive({ currentId: "", busy: false, controller: null as AbortController | null });
@@ -102,6 +102,7 @@ async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
     session.busy = false;
     session.controller = null;
     conv.updatedAt = Date.now();
+    saveConversations();
   }
 }
 

@@ -75,6 +75,7 @@ export function saveConversations(): void {
 }
 
 let saveTimer: number | undefined;
+window.addEventListener("pagehide", saveConversations);
 watch(conversations, () => {
   window.clearTimeout(saveTimer);
   saveTimer = window.setTimeout(saveConversations, 300);

@@ -1,0 +1,60 @@
+"""Helpers for the web UI tests: build the UI when needed, find Chromium, keep screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lollms_server.core.paths import PROJECT_ROOT
+
+WEBUI_DIR: Path = PROJECT_ROOT / "webui"
+DIST_DIR: Path = WEBUI_DIR / "dist"
+ARTIFACTS_DIR: Path = PROJECT_ROOT / "test-artifacts" / "webui"
+CHROMIUM: str = os.environ.get("LOLLMS_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS: list[str] = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> None:
+    """Fail in CI (a missing tool must not pass silently there), skip on a developer machine."""
+    if _in_ci():
+        pytest.fail(f"{reason} (CI=true: required)")
+    pytest.skip(reason)
+
+
+def _newest_source_mtime() -> float:
+    files = [*WEBUI_DIR.joinpath("src").rglob("*"), *(WEBUI_DIR / n for n in ("index.html", "package-lock.json", "vite.config.ts"))]
+    return max(f.stat().st_mtime for f in files if f.is_file())
+
+
+def ensure_built() -> Path:
+    """webui/dist, built now (scripts/install_webui.sh) when missing or older than the sources."""
+    index = DIST_DIR / "index.html"
+    if index.is_file() and index.stat().st_mtime >= _newest_source_mtime():
+        return DIST_DIR
+    if shutil.which("npm") is None:
+        missing("npm is not installed: cannot build the web UI")
+    result = subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "install_webui.sh")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"web UI build failed:\n{result.stdout}\n{result.stderr}"
+    return DIST_DIR
+
+
+def require_chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        missing(f"Chromium not found at {CHROMIUM}: run scripts/install_test_deps.sh (apt-get install chromium)")
+    return CHROMIUM
+
+
+def artifact(name: str) -> str:
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    return str(ARTIFACTS_DIR / name)
