@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncGenerator, cast
 
 from fastapi import Request
 
@@ -37,5 +37,6 @@ async def run_planned(request: Request, services: Services, planned: Planned) ->
         raise OpenAIError(499, "client closed the request", code="client_closed") from None
 
 
-def stream_planned(services: Services, planned: Planned) -> AsyncIterator[StreamChunk]:
-    return byok.masked_stream(planned.credentials, services.generation.stream(planned.plan))
+def stream_planned(services: Services, planned: Planned) -> AsyncGenerator[StreamChunk, None]:
+    stream = byok.masked_stream(planned.credentials, services.generation.stream(planned.plan))
+    return cast(AsyncGenerator[StreamChunk, None], stream)  # an async generator: closable

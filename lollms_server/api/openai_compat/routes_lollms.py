@@ -18,7 +18,7 @@ router = APIRouter(prefix="/lollms/v1", tags=["openai"], route_class=OpenAIRoute
                    dependencies=[Depends(require_openai_key)], responses=ERROR_RESPONSES)
 public_router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
 
-_EXAMPLE_MODEL = {"model": "my_instance", "text": "Hello world"}
+_EXAMPLE_MODEL: dict[str, Any] = {"model": "my_instance", "text": "Hello world"}
 
 
 class LollmsTokenizeRequest(BaseModel):

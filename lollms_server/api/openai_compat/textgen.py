@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Union
+from typing import Any, AsyncGenerator, AsyncIterator, Union
 
 from lollms_server.api.models import OutputData, StreamChunk
 from lollms_server.core.generation import GenerationPlan
@@ -105,7 +105,7 @@ def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str
     return TextResult(kept, thoughts or None, _finish_reason(raw, usage, plan.task.params.get("max_tokens"), stopped), usage, extras)
 
 
-async def stream_text(chunks: AsyncIterator[StreamChunk], plan: GenerationPlan, stops: list[str]) -> AsyncIterator[TextEvent]:
+async def stream_text(chunks: AsyncGenerator[StreamChunk, None], plan: GenerationPlan, stops: list[str]) -> AsyncIterator[TextEvent]:
     """Deltas, then a Finish or a Failure. Closing this generator closes ``chunks``, which cancels the work."""
     scanner = StopScanner(stops)
     streamed = False
