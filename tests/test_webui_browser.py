@@ -12,10 +12,9 @@ import httpx
 import pytest
 
 from helpers import API_KEY, ServerProcess, write_config
-from webui_support import CHROMIUM_FLAGS, artifact, ensure_built, require_chromium
+from webui_support import artifact, ensure_built, launched_chromium
 
 pytestmark = pytest.mark.e2e
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) not installed")
 
 DESKTOP = {"width": 1280, "height": 820}
 PHONE = {"width": 390, "height": 844}
@@ -51,11 +50,8 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = require_chromium()
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+    with launched_chromium() as b:
         yield b
-        b.close()
 
 
 def open_ui(browser: Any, srv: ServerProcess, viewport: dict[str, int] = DESKTOP, key: str | None = API_KEY) -> Any:

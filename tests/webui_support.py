@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -58,3 +60,19 @@ def require_chromium() -> str:
 def artifact(name: str) -> str:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     return str(ARTIFACTS_DIR / name)
+
+
+@contextlib.contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by the playwright package (never a downloaded browser)."""
+    executable = require_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("the playwright package (dev extra) is not installed")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
