@@ -88,6 +88,21 @@ async def test_stream_matches_non_stream(llama_dir: Path) -> None:
     assert finals[0]["metadata"]["usage"]["completion_tokens"] == whole["metadata"]["usage"]["completion_tokens"]
 
 
+async def test_conversation_goes_through_the_chat_template(llama_dir: Path) -> None:
+    system = "You are a pirate who speaks about the sea. " * 10
+    turns = [{"type": "text", "role": "system_context", "data": system},
+             {"type": "text", "role": "user_prompt", "data": "Hi"},
+             {"type": "text", "role": "assistant_reply", "data": "Ahoy there, friend of the sea!"},
+             {"type": "text", "role": "user_prompt", "data": "Hi"}]
+    async with api_client(llama_dir) as c:
+        single = (await c.post("/api/v1/generate", json=prompt("Hi", max_tokens=2))).json()["output"][0]
+        convo = (await c.post("/api/v1/generate", json={"input_data": turns, "parameters": {**GREEDY, "max_tokens": 2}})).json()["output"][0]
+        system_tokens = (await c.post("/api/v1/count_tokens", json={"text": system})).json()["count"]
+    extra = convo["metadata"]["usage"]["prompt_tokens"] - single["metadata"]["usage"]["prompt_tokens"]
+    # the long system text replaces the template's short default one; the earlier turns add more
+    assert system_tokens > 80 and extra > system_tokens - 40
+
+
 async def test_concurrent_requests_do_not_mix(llama_dir: Path) -> None:
     questions = ["What is the capital of Italy?", "Write a haiku about snow.", "List two fruits.", "Say hello in Spanish."]
     async with api_client(llama_dir) as c:

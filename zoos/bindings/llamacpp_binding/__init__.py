@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import random
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, ClassVar, Optional
@@ -89,6 +90,8 @@ class LlamaCppBinding(Binding):
         source = self._sources.get(name)
         if source is None:
             source = self.locator.resolve(name)
+            if len(self._sources) >= 256:  # spellings of names are unbounded; the files are not
+                self._sources.clear()
             self._sources[name] = source
         return source
 
@@ -190,7 +193,10 @@ class LlamaCppBinding(Binding):
             messages = ([{"role": "system", "content": task.system_prompt}] if task.system_prompt else []) + [
                 {"role": "user", "content": task.prompt}
             ]
-        return ChatJob(model.key, messages, sampling_arguments(task.params), task.cancel, stream)
+        sampling = sampling_arguments(task.params)
+        if "seed" not in sampling:  # else llama-cpp-python derives it from the previous request's seed
+            sampling["seed"] = self.settings.seed if self.settings.seed is not None else random.getrandbits(31)
+        return ChatJob(model.key, messages, sampling, task.cancel, stream)
 
     def _finished(self, task: GenerationTask, model: LoadedModel, result: ChatResult) -> None:
         task.set_usage(result.prompt_tokens, result.completion_tokens)
