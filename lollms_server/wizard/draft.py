@@ -212,7 +212,7 @@ class ConfigDraft:
                 defaults[f"{m}_binding"] = None
 
     def set_new_encryption_key(self, key: bytes, *, key_file: Path | None, store_in_config: bool = False) -> None:
-        """Use ``key`` from now on; every encrypted instance is re-encrypted with it on save."""
+        """Use ``key`` from now on; every instance file is (re-)encrypted with it on save."""
         locked = [n for n, r in self.instances.items() if r.locked and r.encrypted]
         if locked:
             raise DraftError(f"cannot change the key: instances {', '.join(locked)} are encrypted with a key we do not have")
@@ -231,8 +231,8 @@ class ConfigDraft:
             security["encryption_key_file"] = None
             security["encryption_key"] = key.decode() if store_in_config else None
         self.encryption_key = key
-        for rec in self.instances.values():
-            if rec.encrypted or self.has_secret_values(rec):
+        for rec in self.instances.values():  # the server reads every instance file with the key
+            if not rec.locked:
                 rec.dirty = True
 
     # ---- saving --------------------------------------------------------------------------------
@@ -259,7 +259,8 @@ class ConfigDraft:
         return warnings
 
     def will_encrypt(self, rec: InstanceDraft) -> bool:
-        return rec.encrypted or (self.encryption_key is not None and self.has_secret_values(rec))
+        """With a key set, the server decrypts every instance file, so every file is written encrypted."""
+        return rec.encrypted or self.encryption_key is not None
 
     def save(self) -> list[Path]:
         """Write every change; returns the files written."""

@@ -26,14 +26,11 @@ def available_presets(registry: BindingRegistry) -> list[Preset]:
 
 
 def fields_to_ask(draft: ConfigDraft, inst: PresetInstance) -> list[str]:
-    """The preset's ``ask`` fields that this binding's card really has, plus every secret field."""
+    """The preset's ``ask`` fields that this binding's card really has (secrets are asked hidden)."""
     btype = draft.binding_type(inst.type_name)
     if btype is None:
         return []
-    schema = btype.card.instance_schema
-    wanted = [k for k in inst.ask if k in schema]
-    wanted += sorted(k for k in btype.card.secret_fields() if k not in wanted and "." not in k)
-    return wanted
+    return [k for k in inst.ask if k in btype.card.instance_schema]
 
 
 def preset_error(name: str, registry: BindingRegistry) -> str | None:

@@ -86,7 +86,7 @@ def api_keys_menu(draft: ConfigDraft) -> None:
 
 def encryption_menu(draft: ConfigDraft) -> None:
     note(f"Encryption key: {key_source(draft)}")
-    note("Instance files holding a secret (an API key) are encrypted with it, whole file.", style="fg:ansibrightblack")
+    note("With a key set, every binding instance file is encrypted with it (whole file).", style="fg:ansibrightblack")
     action = select("Encryption key", [
         Choice("Generate a new encryption key", "generate"),
         Choice("Use a key I already have (hidden input)", "enter"),
