@@ -40,6 +40,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
             "dummy": ("dummy_binding", {"stream_chunk_delay": 0.02}),
             "slow": ("dummy_binding", {"stream_chunk_delay": 0.25, "requires_gpu": True}),
             "broken": ("dummy_binding", {"mode": "fail_load"}),
+            "thinker": ("dummy_binding", {"mode": "think"}),
         },
         defaults={"ttt_binding": "dummy", "tti_binding": "dummy", "tts_binding": "dummy"},
         main={"webui": {"enable_ui": True}},
@@ -139,6 +140,30 @@ def test_shift_enter_newline_edit_and_retry(browser: Any, ui_server: ServerProce
     wait_done(page)
     assert page.locator("[data-testid=message-assistant]").count() == 1
     assert page.locator("[data-testid=message-user]").count() == 1
+    page.context.close()
+
+
+def test_thoughts_are_shown_in_a_collapsible_block(browser: Any, ui_server: ServerProcess) -> None:
+    page = open_ui(browser, ui_server)
+    page.select_option("[data-testid=binding-select-ttt]", "thinker")
+    send(page, "why is the sky blue")
+    reply = wait_done(page)
+    assert reply.locator("[data-testid=reply-text]").inner_text() == "why is the sky blue"
+    thoughts = reply.locator("[data-testid=thoughts]")
+    assert thoughts.get_attribute("open") is None  # collapsed
+    thoughts.locator("summary").click()
+    assert "The user said: why is the sky blue" in thoughts.inner_text()
+    assert "<think>" not in reply.inner_text()
+    page.context.close()
+
+
+def test_escape_stops_a_reply(browser: Any, ui_server: ServerProcess) -> None:
+    page = open_ui(browser, ui_server)
+    page.select_option("[data-testid=binding-select-ttt]", "slow")
+    send(page, LONG_PROMPT)
+    page.wait_for_selector("[data-testid=reply-text]:has-text('word1')")
+    page.press("[data-testid=prompt-input]", "Escape")
+    page.wait_for_selector("[data-testid=message-assistant][data-status=stopped]")
     page.context.close()
 
 
