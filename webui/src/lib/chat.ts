@@ -30,7 +30,7 @@ function requestFor(kind: GenerationType, inputs: GenerateRequest["input_data"])
     generation_type: kind,
     stream: kind === "ttt" && settings.streaming,
     personality: kind === "ttt" && settings.personality ? settings.personality : null,
-    binding_name: settings.bindings[kind] || null,
+    binding_name: settings.bindings[kind] && settings.bindings[kind]! in catalog.active ? settings.bindings[kind] : null,
     model_name: model || null,
     parameters: requestParams(instance, kind),
   };
