@@ -6,20 +6,19 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pexpect
 import pytest
-from helpers import API_KEY, server, write_config
+from helpers import server, write_config
 
 from lollms_server.core.config import load_server_config
 from lollms_server.core.config_schema import MAIN_SCHEMA
 from lollms_server.core.guarded_config import load_guarded
-from lollms_server.core.presets import zoo_registry
+from lollms_server.core.presets import PRESETS, zoo_registry
 from lollms_server.wizard.presets_flow import missing_types
-from lollms_server.core.presets import PRESETS
 
 SECRET = "sk-wizard-secret-4242"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -39,7 +38,7 @@ class Tty:
     def __init__(self, *args: str, log: Path) -> None:
         self.child = pexpect.spawn(sys.executable, ["-m", "lollms_server", *args], env=tty_env(),
                                    dimensions=(50, 160), encoding="utf-8", timeout=60)
-        self.child.logfile_read = open(log, "w")
+        self.child.logfile_read = open(log, "w")  # noqa: SIM115 - closed in finish()
         self.raw = ""
         self.pos = 0
 
@@ -93,6 +92,7 @@ class Tty:
             if time.monotonic() > deadline:
                 raise AssertionError(f"process did not exit; screen tail:\n{self.seen[-2500:]}")
         self.child.close()
+        self.child.logfile_read.close()
         return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
 
 

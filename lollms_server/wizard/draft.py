@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from lollms_server.core.bindings.registry import BindingRegistry, BindingType
-from lollms_server.core.config import ENCRYPTION_KEY_ENV, _check_cross_fields, _resolve_paths, resolve_encryption_key
+from lollms_server.core.config import (
+    ENCRYPTION_KEY_ENV,
+    _check_cross_fields,
+    _resolve_paths,
+    resolve_encryption_key,
+)
 from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
 from lollms_server.core.guarded_config import (
     ConfigFileError,
@@ -86,7 +91,7 @@ class ConfigDraft:
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
-    def open(cls, config_dir: Path, fmt: str = "yaml") -> "ConfigDraft":
+    def open(cls, config_dir: Path, fmt: str = "yaml") -> ConfigDraft:
         """Load the existing configuration of ``config_dir``, or start a new one in format ``fmt``."""
         config_dir = config_dir.expanduser().resolve()
         try:

@@ -8,8 +8,9 @@ question is asked again.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import questionary
 from questionary import Choice

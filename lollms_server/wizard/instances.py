@@ -13,7 +13,15 @@ from lollms_server.core.presets import PresetInstance
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.secrets import REDACTOR, collect_secret_values
 from lollms_server.wizard.draft import ConfigDraft, DraftError, InstanceDraft
-from lollms_server.wizard.forms import BACK, ask_field, confirm, edit_fields, note, select, text
+from lollms_server.wizard.forms import (
+    BACK,
+    ask_field,
+    confirm,
+    edit_fields,
+    note,
+    select,
+    text,
+)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 FIXED_FIELDS = ("type", "binding_instance_name")
@@ -131,7 +139,7 @@ def run_instance_test(draft: ConfigDraft, rec: InstanceDraft) -> bool:
     note(f"Testing '{rec.name}': startup, health check, model list...")
     try:
         ok, message, models = asyncio.run(probe_instance(btype, rec.values))
-    except Exception as exc:  # the point of the test is to show any failure
+    except Exception as exc:  # noqa: BLE001 - the point of the test is to show any failure
         note(f"FAILED: {REDACTOR.redact(f'{type(exc).__name__}: {exc}')}", style="fg:ansired")
         return False
     if not ok:

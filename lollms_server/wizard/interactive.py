@@ -10,12 +10,26 @@ import yaml
 from questionary import Choice
 
 from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
+from lollms_server.core.guarded_config import ConfigFileError
 from lollms_server.core.paths import DEFAULT_CONFIG_DIR
 from lollms_server.core.secrets import mask_values, secret_keys
 from lollms_server.wizard.draft import FORMAT_EXTENSIONS, ConfigDraft, DraftError
-from lollms_server.wizard.forms import BACK, NOT_SET, ask_field, confirm, edit_fields, note, select, show_value
+from lollms_server.wizard.forms import (
+    BACK,
+    NOT_SET,
+    ask_field,
+    confirm,
+    edit_fields,
+    note,
+    select,
+    show_value,
+)
 from lollms_server.wizard.instances import ask_preset_instance, instances_menu
-from lollms_server.wizard.presets_flow import DEFAULT_PRESET, apply_preset, available_presets
+from lollms_server.wizard.presets_flow import (
+    DEFAULT_PRESET,
+    apply_preset,
+    available_presets,
+)
 from lollms_server.wizard.security import key_source, offer_encryption, security_menu
 
 SAVE, CANCEL = "__save__", "__cancel__"
@@ -139,7 +153,7 @@ def review(draft: ConfigDraft) -> bool:
         return False
     try:
         written = draft.save()
-    except (DraftError, Exception) as exc:  # report, keep the draft, let the operator fix it
+    except (DraftError, ConfigFileError, OSError) as exc:  # report, keep the draft, let the operator fix it
         note(f"Not saved: {exc}", style="fg:ansired bold")
         return False
     for path in written:

@@ -11,7 +11,11 @@ from lollms_server.core.config_schema import MAIN_SCHEMA
 from lollms_server.core.guarded_config import ConfigFileError
 from lollms_server.wizard.draft import ConfigDraft, DraftError
 from lollms_server.wizard.forms import parse_and_check
-from lollms_server.wizard.presets_flow import DEFAULT_PRESET, apply_preset, available_presets
+from lollms_server.wizard.presets_flow import (
+    DEFAULT_PRESET,
+    apply_preset,
+    available_presets,
+)
 from lollms_server.wizard.security import generate_encryption_key
 
 INSTANCE_PREFIX = "instance"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lollms_server.core.bindings.registry import BindingRegistry
 from lollms_server.core.presets import PRESETS, Preset, PresetInstance, new_api_key

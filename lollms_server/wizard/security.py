@@ -65,10 +65,10 @@ def api_keys_menu(draft: ConfigDraft) -> None:
         elif action == "add":
             import questionary
 
-            def valid(answer: str) -> bool | str:
+            def valid(answer: str, taken: list[str] = keys) -> bool | str:
                 if len(answer.strip()) < 12:
                     return "use at least 12 characters"
-                return "this key is already configured" if answer.strip() in keys else True
+                return "this key is already configured" if answer.strip() in taken else True
 
             keys.append(str(questionary.password("API key", validate=valid).unsafe_ask()).strip())
         elif action == "list":
@@ -151,6 +151,6 @@ def security_menu(draft: ConfigDraft) -> None:
 
 def offer_encryption(draft: ConfigDraft) -> None:
     """After secrets were entered without a key: offer to create one."""
-    if draft.encryption_key is None and any(draft.has_secret_values(r) for r in draft.instances.values()):
-        if confirm("An instance holds a secret. Generate an encryption key so it is encrypted at rest?", default=True):
-            _store_key(draft, generate_encryption_key(), show=True)
+    if (draft.encryption_key is None and any(draft.has_secret_values(r) for r in draft.instances.values())
+            and confirm("An instance holds a secret. Generate an encryption key so it is encrypted at rest?", default=True)):
+        _store_key(draft, generate_encryption_key(), show=True)
