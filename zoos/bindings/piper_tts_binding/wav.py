@@ -22,7 +22,7 @@ def wav_b64(pcm: bytes, sample_rate: int, channels: int = 1, sample_width: int =
 
 
 def silence(seconds: float, sample_rate: int, sample_width: int = 2) -> bytes:
-    return b"\x00" * (int(round(seconds * sample_rate)) * sample_width)
+    return b"\x00" * (round(seconds * sample_rate) * sample_width)
 
 
 def duration_of(pcm: bytes, sample_rate: int, sample_width: int = 2) -> float:
