@@ -149,3 +149,17 @@ async def test_invalid_instance_file_is_visible_not_fatal(tmp_path: Path) -> Non
         assert "delay" in errors["bad"] and "bad.yaml" in errors["bad"]
         assert "not found" in errors["nofile"]
         assert "dummy" not in errors
+
+
+async def test_plain_instance_beside_encrypted_ones_still_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    key = Fernet.generate_key()
+    d = tmp_path / "cfg"
+    write_config(d, {"enc": ("dummy_binding", {}), "plain": ("dummy_binding", {})}, write_instances=False)
+    write_instance(d, "enc", "dummy_binding", key=key)
+    write_instance(d, "plain", "dummy_binding")
+    monkeypatch.setenv("LOLLMS_ENCRYPTION_KEY", key.decode())
+    async with api_client(d) as c:
+        body = (await c.get("/api/v1/list_bindings")).json()
+        assert body["load_errors"] == {} and set(body["binding_instances"]) == {"enc", "plain"}
+    assert "plain.yaml is not encrypted" in caplog.text

@@ -50,11 +50,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from lollms_server.core.guarded_config import ConfigFileError
     from lollms_server.core.paths import find_main_config
-    from lollms_server.core.presets import PRESETS, write_preset
+    from lollms_server.core.presets import write_preset
 
     config_dir = _config_dir(args.config_dir)
     if args.list_presets:
-        for p in PRESETS.values():
+        from lollms_server.core.presets import zoo_registry
+        from lollms_server.wizard.presets_flow import available_presets
+
+        for p in available_presets(zoo_registry()):
             print(f"{p.name}: {p.description}")
         return 0
     existing = find_main_config(config_dir) if config_dir.is_dir() else None

@@ -122,7 +122,7 @@ def read_raw(path: Path, key: bytes | None = None) -> tuple[str | None, dict[str
     try:
         result = get_handler(path, fernet=Fernet(key) if key else None).load(path)
     except ConfigGuardError as exc:
-        hint = " (is it encrypted? set LOLLMS_ENCRYPTION_KEY)" if key is None and _looks_encrypted(path) else ""
+        hint = " (is it encrypted? set LOLLMS_ENCRYPTION_KEY)" if key is None and looks_encrypted(path) else ""
         raise ConfigFileError(path, f"cannot be read: {exc}{hint}") from exc
     except Exception as exc:  # parser errors of yaml/toml/json/sqlite surface here
         raise ConfigFileError(path, f"cannot be parsed: {exc}") from exc
@@ -133,7 +133,8 @@ def read_raw(path: Path, key: bytes | None = None) -> tuple[str | None, dict[str
     return (str(version) if version is not None else None), dict(values)
 
 
-def _looks_encrypted(path: Path) -> bool:
+def looks_encrypted(path: Path) -> bool:
+    """Whether a file holds a Fernet token (ConfigGuard's whole-file encryption)."""
     try:
         return path.read_bytes()[:6] == b"gAAAAA"
     except OSError:

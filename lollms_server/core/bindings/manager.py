@@ -11,7 +11,7 @@ from typing import Any
 from lollms_server.core.bindings.base import Binding
 from lollms_server.core.bindings.registry import BindingRegistry, BindingType
 from lollms_server.core.errors import NotFoundError, UnavailableError
-from lollms_server.core.guarded_config import ConfigFileError, load_guarded
+from lollms_server.core.guarded_config import ConfigFileError, load_guarded, looks_encrypted
 from lollms_server.core.paths import CONFIG_EXTENSIONS
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.secrets import REDACTOR, collect_secret_values, mask_values
@@ -63,7 +63,15 @@ class BindingManager:
         file = find_instance_file(self.instance_dir, name)
         if file is None:
             raise ConfigFileError(self.instance_dir / f"{name}.yaml", "instance file not found")
-        loaded = load_guarded(file, btype.card.full_instance_schema(), self._key)
+        schema = btype.card.full_instance_schema()
+        try:
+            loaded = load_guarded(file, schema, self._key)
+        except ConfigFileError:
+            if self._key is None or looks_encrypted(file):
+                raise
+            loaded = load_guarded(file, schema, None)  # a plain file beside encrypted ones still loads
+            log.warning("instance file %s is not encrypted although an encryption key is set; "
+                        "save it again with the wizard to encrypt it", file)
         values = loaded.values
         if values.get("type") and values["type"] != btype.card.type_name:
             raise ConfigFileError(file, f"is '{values['type']}' but bindings_map says '{btype.card.type_name}'", "type")
