@@ -2,6 +2,7 @@
 import { reactive } from "vue";
 import { LollmsClient } from "./api";
 import type { BindingsListing, GenerationType, Health, ModelInfo, ParamSpec, Personality } from "./types";
+import { paramsFor } from "./params";
 import { settings } from "./store";
 
 export interface Catalog {
@@ -88,27 +89,10 @@ export function effectiveInstance(kind: GenerationType): string {
   return typeof fallback === "string" ? fallback : "";
 }
 
-const TEXT_PARAMS: Record<string, ParamSpec> = {
-  temperature: { type: "float", default: 0.7, min: 0, max: 2, step: 0.05, help: "Randomness: 0 is deterministic." },
-  max_tokens: { type: "int", default: 512, min: 1, max: 32768, step: 1, help: "Longest reply, in tokens." },
-  top_p: { type: "float", default: 0.95, min: 0, max: 1, step: 0.01, help: "Nucleus sampling: keep the most likely tokens up to this mass." },
-  top_k: { type: "int", default: 40, min: 0, max: 200, step: 1, help: "Sample among the k most likely tokens (0: all)." },
-  repeat_penalty: { type: "float", default: 1.1, min: 0.5, max: 2, step: 0.01, help: "Discourage repeating tokens (1: off)." },
-  seed: { type: "int", default: -1, min: -1, max: 2147483647, step: 1, help: "Random seed (-1: random)." },
-};
-const IMAGE_PARAMS: Record<string, ParamSpec> = {
-  width: { type: "int", default: 512, min: 64, max: 2048, step: 64, help: "Image width in pixels." },
-  height: { type: "int", default: 512, min: 64, max: 2048, step: 64, help: "Image height in pixels." },
-  seed: { type: "int", default: -1, min: -1, max: 2147483647, step: 1, help: "Random seed (-1: random)." },
-};
-
-/** Parameters an instance accepts: its card's generation_parameters when declared, else the usual ones. */
+/** Parameters an instance accepts for a mode (its card's generation_parameters, else the known tables). */
 export function paramSpecs(instance: string, kind: GenerationType): Record<string, ParamSpec> {
-  const declared = catalog.bindings?.binding_types[typeOf(instance) ?? ""]?.generation_parameters;
-  if (declared && Object.keys(declared).length) return declared;
-  if (kind === "ttt") return TEXT_PARAMS;
-  if (kind === "tti") return IMAGE_PARAMS;
-  return {};
+  const typeName = typeOf(instance);
+  return paramsFor(typeName, kind, catalog.bindings?.binding_types[typeName ?? ""]?.generation_parameters);
 }
 
 /** The parameters to send: only the values the user changed (the server applies its own defaults). */
