@@ -65,6 +65,8 @@ async def test_api_routes_win_over_the_catch_all(tmp_path: Path) -> None:
             assert r.status_code in (401, 403, 404), path
             assert r.headers["content-type"].startswith("application/json"), path
             assert "INDEX" not in r.text, path
+        models = await c.get("/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})  # OpenAI-compatible route
+        assert models.status_code == 200 and models.json()["object"] == "list"
         docs = await c.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
