@@ -89,6 +89,7 @@ async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
       applyOutputs(reply, response.output, false);
     }
     if (reply.status === "streaming") reply.status = "done";
+    reply.info = undefined;
   } catch (err) {
     if (controller.signal.aborted) reply.status = "stopped";
     else {
@@ -99,6 +100,7 @@ async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
     const elapsed = (performance.now() - started) / 1000;
     reply.durationS ??= Math.round(elapsed * 100) / 100;
     reply.tokensPerSecond = tokensPerSecond(reply.usage, reply.durationS);
+    reply.info = undefined;
     session.busy = false;
     session.controller = null;
     conv.updatedAt = Date.now();
@@ -132,6 +134,8 @@ async function streamInto(reply: ChatMessage, request: GenerateRequest, signal: 
         break;
       }
       case "info":
+        if (typeof chunk.content === "string") reply.info = chunk.content;
+        break;
       default:
         break;
     }

@@ -22,6 +22,7 @@ export interface ChatMessage {
   kind: GenerationType;
   content: string;
   thoughts?: string;
+  info?: string; // latest progress note from the server while the reply is on its way
   attachments?: Attachment[];
   media?: MediaOutput[];
   status?: MessageStatus;
