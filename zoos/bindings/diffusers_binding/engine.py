@@ -57,10 +57,17 @@ def load_pipeline(folder: PipelineFolder, device_setting: str, dtype_setting: st
     """Load a save_pretrained folder from disk only (never the hub) and move it to its device."""
     import torch
     from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
+    with contextlib.suppress(ImportError):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
     device = pick_device(device_setting)
     dtype_name = dtype_setting if dtype_setting != "auto" else ("float16" if device == "cuda" else "float32")
-    kwargs = {"torch_dtype": getattr(torch, dtype_name), "local_files_only": True}
+    kwargs = {"dtype": getattr(torch, dtype_name), "local_files_only": True}
     try:
         pipe = AutoPipelineForText2Image.from_pretrained(str(folder.folder), **kwargs)
     except ValueError:  # a pipeline class AutoPipeline does not map: load it as it is
