@@ -66,7 +66,7 @@ def apply_preset(draft: ConfigDraft, name: str, ask: AskInstance | None = None) 
             values = ask(draft, inst, fields_to_ask(draft, inst), values)
         draft.set_instance(inst.name, inst.type_name, values)
         added.append(inst.name)
-        for modality in inst.default_for:
+        for modality in inst.active_defaults():
             defaults[f"{modality}_binding"] = inst.name
     security = draft.values.setdefault("security", {})
     if not security.get("allowed_api_keys"):
