@@ -3,16 +3,28 @@
 Keys come from the instance config, from an environment variable the instance names, or (when the
 instance allows it) from the request itself ("bring your own key"). Every key is registered with the
 secret redactor; upstream failures become ``UpstreamError`` with messages that never carry a key.
+
+``RemoteBinding`` holds what every remote binding does the same way (timeouts, one shared client per
+instance, a client of its own for a request that brings credentials); ``OpenAISDKBinding`` adds the
+client and error mapping of the official ``openai`` package for the bindings built on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import GenerationTask
-from lollms_server.core.errors import BadRequestError, LollmsError, NotFoundError, UpstreamError
+from lollms_server.core.bindings.base import Binding, GenerationTask, StreamEvent
+from lollms_server.core.errors import (
+    BadRequestError,
+    LollmsError,
+    NotFoundError,
+    UnavailableError,
+    UpstreamError,
+)
 from lollms_server.core.secrets import REDACTOR
 
 MAX_DETAIL = 300
@@ -91,3 +103,128 @@ def image_data_url(mime_type: str | None, b64: str) -> str:
 
 def float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def stop_list(params: Mapping[str, Any]) -> list[str] | None:
+    """The request's stop sequences (``stop`` or ``stop_sequences``, one string or a list) as a list."""
+    stop = params.get("stop") or params.get("stop_sequences")
+    if not stop:
+        return None
+    return [stop] if isinstance(stop, str) else list(stop)
+
+
+def text_chunk(text: str, thoughts: str | None, model: str) -> StreamEvent | None:
+    """A stream chunk carrying answer text and/or reasoning text; None when there is neither."""
+    if not (text or thoughts):
+        return None
+    event: StreamEvent = {"type": "chunk", "content": text, "metadata": {"model": model}}
+    if thoughts:
+        event["thoughts"] = thoughts
+    return event
+
+
+class RemoteBinding(Binding):
+    """Base of the bindings that talk to a provider over HTTP through that provider's client library.
+
+    Subclasses set ``provider`` (named in error messages) and the defaults, and implement
+    ``_make_client`` and ``_failure``; the client is used through ``async with self._client_for(task)``.
+    """
+
+    provider: ClassVar[str] = "remote API"
+    default_base_url: ClassVar[str | None] = None
+    default_timeout: ClassVar[float] = 120.0
+    default_max_retries: ClassVar[int] = 2
+
+    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
+        super().__init__(config, resource_manager)
+        self.timeout = float(config.get("timeout") or self.default_timeout)
+        retries = config.get("max_retries")
+        self.max_retries = self.default_max_retries if retries is None else int(retries)
+        self._client: Any = None
+
+    # ---- provider specifics --------------------------------------------------------------------
+    def _make_client(self, conn: Connection) -> Any:
+        """A client of the provider's library for this connection."""
+        raise NotImplementedError
+
+    async def _close_client(self, client: Any) -> None:
+        await client.close()
+
+    def _failure(self, exc: BaseException) -> LollmsError:
+        """The LollmsError for an exception raised while talking to the provider."""
+        raise NotImplementedError
+
+    # ---- clients -------------------------------------------------------------------------------
+    def _connection(self, task: GenerationTask | None) -> Connection:
+        return connection_for(self.config, task, self.default_base_url)
+
+    def _shared_client(self) -> Any:
+        """The instance's own client (made at startup)."""
+        return self._client
+
+    async def startup(self) -> None:
+        self._client = self._make_client(self._connection(None))
+
+    async def shutdown(self) -> None:
+        if self._client is not None:
+            await self._close_client(self._client)
+
+    @contextlib.asynccontextmanager
+    async def _client_for(self, task: GenerationTask | None) -> AsyncIterator[Any]:
+        """The shared client, or one for this request only (closed after it) when it brought credentials."""
+        conn = self._connection(task)
+        if not conn.per_request:
+            yield self._shared_client()
+            return
+        client = self._make_client(conn)
+        try:
+            yield client
+        finally:
+            await self._close_client(client)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _model_or_default(self, model_name: str | None) -> str:
+        name = model_name or self.default_model
+        if not name:
+            raise NotFoundError(f"binding instance '{self.instance_name}': name a model (no default_model set)")
+        return str(name)
+
+    def _upstream_error(self, detail: str) -> LollmsError:
+        """An error for an answer that is unusable although its HTTP status was fine."""
+        return status_error(self.provider, self.instance_name, None, detail)
+
+
+class OpenAISDKBinding(RemoteBinding):
+    """A remote binding built on the official ``openai`` async client (chat or images API)."""
+
+    package_extra: ClassVar[str] = "openai"  # the lollms_server extra that installs ``openai``
+    NO_KEY: ClassVar[str] = "no-key"  # local servers need no key, the client insists on one
+
+    def _make_client(self, conn: Connection) -> Any:
+        try:
+            from openai import AsyncOpenAI
+        except ImportError as exc:
+            raise UnavailableError(
+                f"the 'openai' package is missing: pip install 'lollms_server[{self.package_extra}]'") from exc
+        return AsyncOpenAI(api_key=conn.api_key or self.NO_KEY, base_url=conn.base_url or None,
+                           timeout=self.timeout, max_retries=self.max_retries)
+
+    def _failure(self, exc: BaseException) -> LollmsError:
+        import openai
+
+        if isinstance(exc, LollmsError):
+            return exc
+        if isinstance(exc, openai.APIStatusError):
+            return status_error(self.provider, self.instance_name, exc.status_code, openai_error_detail(exc))
+        return connection_error(self.provider, self.instance_name, exc, timeout=isinstance(exc, openai.APITimeoutError))
+
+
+def openai_error_detail(exc: Any) -> str:
+    """The provider's message in an ``openai.APIStatusError`` (``{"error": {"message": ...}}`` bodies)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        return str(err)
+    return str(getattr(exc, "message", "") or exc)

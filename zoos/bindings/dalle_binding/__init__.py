@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
-import contextlib
-from typing import Any, AsyncIterator, ClassVar
+from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import IMAGE_MIME_TYPES, Binding, BindingResult, GenerationTask
-from lollms_server.core.bindings.remote import Connection, connection_error, connection_for, status_error
-from lollms_server.core.errors import BadRequestError, LollmsError, UnavailableError
+from lollms_server.core.bindings.base import (
+    IMAGE_MIME_TYPES,
+    BindingResult,
+    GenerationTask,
+)
+from lollms_server.core.bindings.remote import OpenAISDKBinding
+from lollms_server.core.errors import BadRequestError
 
-PROVIDER = "OpenAI images API"
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "image/bmp": "bmp"}
 
 
@@ -26,7 +28,7 @@ def _size(params: dict[str, Any], default: str | None) -> str | None:
     return str(size) if size else None
 
 
-class DalleBinding(Binding):
+class DalleBinding(OpenAISDKBinding):
     binding_type_name: ClassVar[str] = "dalle_binding"
     supports_streaming: ClassVar[bool] = False
     generation_types: ClassVar[frozenset[str]] = frozenset({"tti", "i2i"})
@@ -34,50 +36,9 @@ class DalleBinding(Binding):
     output_modalities: ClassVar[frozenset[str]] = frozenset({"image"})
     accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES}
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "input_image", "mask"})
-
-    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
-        super().__init__(config, resource_manager)
-        self.timeout = float(config.get("timeout") or 180.0)
-        self.max_retries = int(config.get("max_retries") if config.get("max_retries") is not None else 2)
-        self._client: Any = None
-
-    def _make_client(self, conn: Connection) -> Any:
-        try:
-            from openai import AsyncOpenAI
-        except ImportError as exc:
-            raise UnavailableError("the 'openai' package is missing: pip install 'lollms_server[dalle]'") from exc
-        return AsyncOpenAI(api_key=conn.api_key or "no-key", base_url=conn.base_url or None,
-                           timeout=self.timeout, max_retries=self.max_retries)
-
-    async def startup(self) -> None:
-        self._client = self._make_client(connection_for(self.config, None, None))
-
-    async def shutdown(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-    @contextlib.asynccontextmanager
-    async def _client_for(self, task: GenerationTask | None) -> AsyncIterator[Any]:
-        conn = connection_for(self.config, task, None)
-        if not conn.per_request:
-            yield self._client
-            return
-        client = self._make_client(conn)
-        try:
-            yield client
-        finally:
-            await client.close()
-
-    def _failure(self, exc: BaseException) -> LollmsError:
-        import openai
-
-        if isinstance(exc, LollmsError):
-            return exc
-        if isinstance(exc, openai.APIStatusError):
-            body = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else exc.body
-            detail = body.get("message") if isinstance(body, dict) else str(body or exc.message)
-            return status_error(PROVIDER, self.instance_name, exc.status_code, str(detail))
-        return connection_error(PROVIDER, self.instance_name, exc, timeout=isinstance(exc, openai.APITimeoutError))
+    provider: ClassVar[str] = "OpenAI images API"
+    default_timeout: ClassVar[float] = 180.0
+    package_extra: ClassVar[str] = "dalle"
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         models = [str(m) for m in self.config.get("models") or []]
@@ -132,11 +93,10 @@ class DalleBinding(Binding):
         outputs: list[dict[str, Any]] = []
         for item in resp.data or []:
             if not item.b64_json:
-                raise status_error(PROVIDER, self.instance_name, None,
-                                   "the answer holds an image URL, not base64 data (keep send_response_format on)")
+                raise self._upstream_error("the answer holds an image URL, not base64 data (keep send_response_format on)")
             outputs.append({"type": "image", "data": item.b64_json, "mime_type": "image/png",
                             "metadata": {"model": args["model"], "revised_prompt": item.revised_prompt,
                                          "size": args.get("size"), "prompt_used": task.prompt}})
         if not outputs:
-            raise status_error(PROVIDER, self.instance_name, None, "the answer holds no image")
+            raise self._upstream_error("the answer holds no image")
         return outputs

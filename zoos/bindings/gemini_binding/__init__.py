@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from typing import Any, AsyncIterator, ClassVar
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
-from lollms_server.core.bindings.remote import Connection, connection_error, connection_for, status_error
-from lollms_server.core.errors import BadRequestError, LollmsError, NotFoundError, UnavailableError
+from lollms_server.core.bindings.base import BindingResult, GenerationTask, StreamEvent
+from lollms_server.core.bindings.remote import (
+    Connection,
+    RemoteBinding,
+    connection_error,
+    status_error,
+    stop_list,
+    text_chunk,
+)
+from lollms_server.core.errors import BadRequestError, LollmsError, UnavailableError
 
-PROVIDER = "Gemini"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 KEY_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
 
@@ -33,19 +40,16 @@ def _key_rejected(exc: Any) -> bool:
     return False
 
 
-class GeminiBinding(Binding):
+class GeminiBinding(RemoteBinding):
     binding_type_name: ClassVar[str] = "gemini_binding"
     supports_streaming: ClassVar[bool] = True
     generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
     input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
     output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
-
-    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
-        super().__init__(config, resource_manager)
-        self.timeout = float(config.get("timeout") or 120.0)
-        self.max_retries = int(config.get("max_retries") or 0)
-        self._client: Any = None
+    provider: ClassVar[str] = "Gemini"
+    default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
+    default_max_retries: ClassVar[int] = 0
 
     # ---- clients -------------------------------------------------------------------------------
     def _make_client(self, conn: Connection) -> Any:
@@ -62,29 +66,20 @@ class GeminiBinding(Binding):
                                     api_version=str(self.config.get("api_version") or "v1beta"), retry_options=retry)
         return genai.Client(api_key=conn.api_key, http_options=options)
 
+    async def _close_client(self, client: Any) -> None:
+        await client.aio.aclose()
+
     async def startup(self) -> None:
-        conn = connection_for(self.config, None, DEFAULT_BASE_URL)
+        """No instance client when the instance has no key but takes request keys (BYOK only)."""
+        conn = self._connection(None)
         if conn.api_key or not self.config.get("allow_request_credentials"):
             self._client = self._make_client(conn)
 
-    async def shutdown(self) -> None:
-        if self._client is not None:
-            await self._client.aio.aclose()
-
-    @contextlib.asynccontextmanager
-    async def _client_for(self, task: GenerationTask | None) -> AsyncIterator[Any]:
-        conn = connection_for(self.config, task, DEFAULT_BASE_URL)
-        if not conn.per_request:
-            if self._client is None:
-                raise BadRequestError(f"binding instance '{self.instance_name}' has no API key of its own; "
-                                      "send X-Provider-Api-Key")
-            yield self._client
-            return
-        client = self._make_client(conn)
-        try:
-            yield client
-        finally:
-            await client.aio.aclose()
+    def _shared_client(self) -> Any:
+        if self._client is None:
+            raise BadRequestError(f"binding instance '{self.instance_name}' has no API key of its own; "
+                                  "send X-Provider-Api-Key")
+        return self._client
 
     def _failure(self, exc: BaseException) -> LollmsError:
         from google.genai import errors
@@ -93,9 +88,9 @@ class GeminiBinding(Binding):
             return exc
         if isinstance(exc, errors.APIError):
             status = 401 if _key_rejected(exc) else exc.code
-            return status_error(PROVIDER, self.instance_name, status, exc.message or exc.status)
+            return status_error(self.provider, self.instance_name, status, exc.message or exc.status)
         timeout = "timeout" in type(exc).__name__.lower()
-        return connection_error(PROVIDER, self.instance_name, exc, timeout=timeout)
+        return connection_error(self.provider, self.instance_name, exc, timeout=timeout)
 
     # ---- models --------------------------------------------------------------------------------
     async def list_available_models(self) -> list[dict[str, Any]]:
@@ -115,9 +110,7 @@ class GeminiBinding(Binding):
         return out
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        name = model_name or self.default_model
-        if not name:
-            raise NotFoundError(f"binding instance '{self.instance_name}': name a model (no default_model set)")
+        name = self._model_or_default(model_name)
         try:
             async with self._client_for(None) as client:
                 m = await client.aio.models.get(model=name)
@@ -147,20 +140,20 @@ class GeminiBinding(Binding):
         from google.genai import types
 
         p = task.params
-        stop = p.get("stop") or p.get("stop_sequences")
         values: dict[str, Any] = {
             "system_instruction": task.system_prompt or None,
             "temperature": p.get("temperature"), "top_p": p.get("top_p"), "top_k": p.get("top_k"),
             "max_output_tokens": p.get("max_tokens"), "seed": p.get("seed"),
             "presence_penalty": p.get("presence_penalty"), "frequency_penalty": p.get("frequency_penalty"),
-            "stop_sequences": ([stop] if isinstance(stop, str) else list(stop)) if stop else None,
+            "stop_sequences": stop_list(p),
         }
         if self.config.get("include_thoughts"):
             values["thinking_config"] = types.ThinkingConfig(include_thoughts=True)
         return types.GenerateContentConfig(**{k: v for k, v in values.items() if v is not None})
 
     def _pieces(self, response: Any) -> tuple[str, str]:
-        text, thoughts = [], []
+        text: list[str] = []
+        thoughts: list[str] = []
         for cand in (response.candidates or [])[:1]:
             for part in (cand.content.parts if cand.content else None) or []:
                 if part.text:
@@ -177,14 +170,8 @@ class GeminiBinding(Binding):
         if feedback is not None and feedback.block_reason:
             raise BadRequestError(f"Gemini blocked the prompt ({feedback.block_reason})")
 
-    def _model(self, task: GenerationTask) -> str:
-        name = task.model_name or self.default_model
-        if not name:
-            raise NotFoundError(f"binding instance '{self.instance_name}': name a model (no default_model set)")
-        return str(name)
-
     async def generate(self, task: GenerationTask) -> BindingResult:
-        model = self._model(task)
+        model = self._model_or_default(task.model_name)
         try:
             async with self._client_for(task) as client:
                 resp = await client.aio.models.generate_content(model=model, contents=self._contents(task), config=self._config(task))
@@ -198,7 +185,7 @@ class GeminiBinding(Binding):
                 "metadata": {"model": resp.model_version or model, "upstream_finish_reason": str(finish) if finish else None}}
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
-        model = self._model(task)
+        model = self._model_or_default(task.model_name)
         async with self._client_for(task) as client:
             try:
                 stream = await client.aio.models.generate_content_stream(
@@ -214,13 +201,11 @@ class GeminiBinding(Binding):
                     self._blocked(resp)
                     self._usage(task, resp)
                     text, thoughts = self._pieces(resp)
-                    if text or thoughts:
-                        event: StreamEvent = {"type": "chunk", "content": text, "metadata": {"model": resp.model_version or model}}
-                        if thoughts:
-                            event["thoughts"] = thoughts
+                    event = text_chunk(text, thoughts, resp.model_version or model)
+                    if event is not None:
                         yield event
                 if not finished and not task.cancel.cancelled:
-                    raise status_error(PROVIDER, self.instance_name, None, "the stream ended without a finish reason")
+                    raise self._upstream_error("the stream ended without a finish reason")
             except Exception as exc:
                 raise self._failure(exc) from None
             finally:

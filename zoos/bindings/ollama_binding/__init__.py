@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from typing import Any, AsyncIterator, ClassVar
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
-from lollms_server.core.bindings.remote import Connection, connection_error, connection_for, status_error
+from lollms_server.core.bindings.base import BindingResult, GenerationTask, StreamEvent
+from lollms_server.core.bindings.remote import (
+    Connection,
+    RemoteBinding,
+    connection_error,
+    status_error,
+    stop_list,
+    text_chunk,
+)
 from lollms_server.core.errors import LollmsError, NotFoundError, UnavailableError
 
-PROVIDER = "Ollama"
 DEFAULT_HOST = "http://127.0.0.1:11434"
 # request parameter -> Ollama option
 OPTION_NAMES: dict[str, str] = {
@@ -29,18 +36,19 @@ def _full_name(name: str) -> str:
     return name if ":" in name else f"{name}:latest"
 
 
-class OllamaBinding(Binding):
+class OllamaBinding(RemoteBinding):
     binding_type_name: ClassVar[str] = "ollama_binding"
     supports_streaming: ClassVar[bool] = True
     generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
     input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
     output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
+    provider: ClassVar[str] = "Ollama"
+    default_base_url: ClassVar[str | None] = DEFAULT_HOST
+    default_timeout: ClassVar[float] = 300.0
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
-        self.timeout = float(config.get("timeout") or 300.0)
-        self._client: Any = None
         self._capabilities: dict[str, list[str]] = {}  # cache of /api/show answers (upstream facts, not request state)
 
     # ---- clients -------------------------------------------------------------------------------
@@ -52,25 +60,6 @@ class OllamaBinding(Binding):
         headers = {"Authorization": f"Bearer {conn.api_key}"} if conn.api_key else None
         return ollama.AsyncClient(host=conn.base_url or DEFAULT_HOST, timeout=self.timeout, headers=headers)
 
-    async def startup(self) -> None:
-        self._client = self._make_client(connection_for(self.config, None, DEFAULT_HOST))
-
-    async def shutdown(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-    @contextlib.asynccontextmanager
-    async def _client_for(self, task: GenerationTask | None) -> AsyncIterator[Any]:
-        conn = connection_for(self.config, task, DEFAULT_HOST)
-        if not conn.per_request:
-            yield self._client
-            return
-        client = self._make_client(conn)
-        try:
-            yield client
-        finally:
-            await client.close()
-
     def _failure(self, exc: BaseException) -> LollmsError:
         import httpx
         import ollama
@@ -79,10 +68,10 @@ class OllamaBinding(Binding):
             return exc
         if isinstance(exc, ollama.ResponseError):
             status = exc.status_code if exc.status_code and exc.status_code > 0 else None
-            return status_error(PROVIDER, self.instance_name, status, exc.error)
+            return status_error(self.provider, self.instance_name, status, exc.error)
         if isinstance(exc, httpx.TimeoutException):
-            return connection_error(PROVIDER, self.instance_name, exc, timeout=True)
-        return connection_error(PROVIDER, self.instance_name, exc)
+            return connection_error(self.provider, self.instance_name, exc, timeout=True)
+        return connection_error(self.provider, self.instance_name, exc)
 
     # ---- models --------------------------------------------------------------------------------
     async def list_available_models(self) -> list[dict[str, Any]]:
@@ -111,9 +100,7 @@ class OllamaBinding(Binding):
         return shown
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        name = model_name or self.default_model
-        if not name:
-            raise NotFoundError(f"binding instance '{self.instance_name}': name a model (no default_model set)")
+        name = self._model_or_default(model_name)
         shown = await self._show(self._client, name)
         info = dict(shown.modelinfo or {})
         context = next((v for k, v in info.items() if k.endswith(".context_length")), None)
@@ -130,12 +117,6 @@ class OllamaBinding(Binding):
         if caps is not None and "vision" not in caps:
             return ["text"]
         return ["image", "text"]
-
-    def _model(self, task: GenerationTask) -> str:
-        name = task.model_name or self.default_model
-        if not name:
-            raise NotFoundError(f"binding instance '{self.instance_name}': name a model (no default_model set)")
-        return str(name)
 
     # ---- requests ------------------------------------------------------------------------------
     def _messages(self, task: GenerationTask) -> list[dict[str, Any]]:
@@ -156,9 +137,9 @@ class OllamaBinding(Binding):
         for param, option in OPTION_NAMES.items():
             if task.params.get(param) is not None:
                 opts[option] = task.params[param]
-        stop = task.params.get("stop") or task.params.get("stop_sequences")
+        stop = stop_list(task.params)
         if stop:
-            opts["stop"] = [stop] if isinstance(stop, str) else list(stop)
+            opts["stop"] = stop
         return opts
 
     def _chat_args(self, task: GenerationTask, model: str) -> dict[str, Any]:
@@ -189,7 +170,7 @@ class OllamaBinding(Binding):
         first = await result.__anext__()
         return first, result
 
-    async def _open_chat(self, client: Any, task: GenerationTask, model: str, stream: bool) -> AsyncIterator[Any]:
+    async def _open_chat(self, client: Any, task: GenerationTask, model: str, stream: bool) -> AsyncGenerator[Any, None]:
         """The chat answer (one item when not streaming); pulls a missing model first when auto_pull is on."""
         try:
             first, rest = await self._start_chat(client, task, model, stream)
@@ -220,20 +201,20 @@ class OllamaBinding(Binding):
                 await rest.aclose()  # closes the HTTP response: Ollama stops generating
 
     async def generate(self, task: GenerationTask) -> BindingResult:
-        model = self._model(task)
+        model = self._model_or_default(task.model_name)
         answer: Any = None
         async with self._client_for(task) as client:
             async for item in self._open_chat(client, task, model, stream=False):
                 if not isinstance(item, dict):
                     answer = item
         if answer is None:
-            raise status_error(PROVIDER, self.instance_name, None, "no answer")
+            raise self._upstream_error("no answer")
         task.set_usage(answer.prompt_eval_count or 0, answer.eval_count or 0)
         return {"type": "text", "data": answer.message.content or "", "thoughts": answer.message.thinking or None,
                 "metadata": {"model": answer.model or model, "upstream_finish_reason": answer.done_reason}}
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
-        model = self._model(task)
+        model = self._model_or_default(task.model_name)
         async with self._client_for(task) as client:
             events = self._open_chat(client, task, model, stream=True)
             done = False
@@ -245,17 +226,15 @@ class OllamaBinding(Binding):
                     if task.cancel.cancelled:
                         break
                     text, thoughts = part.message.content or "", part.message.thinking or None
-                    if text or thoughts:
-                        event: StreamEvent = {"type": "chunk", "content": text, "metadata": {"model": part.model or model}}
-                        if thoughts:
-                            event["thoughts"] = thoughts
+                    event = text_chunk(text, thoughts, part.model or model)
+                    if event is not None:
                         yield event
                     if part.done:
                         done = True
                         task.set_usage(part.prompt_eval_count or 0, part.eval_count or 0)
                         if part.done_reason not in (None, "stop", "length"):
-                            raise status_error(PROVIDER, self.instance_name, None, f"stream ended: {part.done_reason}")
+                            raise self._upstream_error(f"stream ended: {part.done_reason}")
                 if not done and not task.cancel.cancelled:
-                    raise status_error(PROVIDER, self.instance_name, None, "the stream ended before Ollama said done")
+                    raise self._upstream_error("the stream ended before Ollama said done")
             finally:
                 await events.aclose()

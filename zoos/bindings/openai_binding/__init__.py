@@ -6,17 +6,19 @@ credentials gets a client of its own, closed when the request ends.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, AsyncIterator, ClassVar
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
+from lollms_server.core.bindings.base import BindingResult, GenerationTask, StreamEvent
 from lollms_server.core.bindings.remote import (
-    Connection, connection_error, connection_for, float_or_none, image_data_url, status_error,
+    OpenAISDKBinding,
+    float_or_none,
+    image_data_url,
+    stop_list,
+    text_chunk,
 )
-from lollms_server.core.errors import LollmsError, NotFoundError, UnavailableError
+from lollms_server.core.errors import NotFoundError
 
-PROVIDER = "OpenAI-compatible API"
-NO_KEY = "no-key"  # local servers need no key, the client insists on one
 DIRECT_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 EXTRA_SAMPLING = ("top_k", "min_p", "repeat_penalty")
 
@@ -32,60 +34,14 @@ def _reasoning_of(obj: Any) -> str | None:
     return None
 
 
-class OpenAIBinding(Binding):
+class OpenAIBinding(OpenAISDKBinding):
     binding_type_name: ClassVar[str] = "openai_binding"
     supports_streaming: ClassVar[bool] = True
     generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
     input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
     output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
-
-    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
-        super().__init__(config, resource_manager)
-        self.timeout = float(config.get("timeout") or 120.0)
-        self.max_retries = int(config.get("max_retries") if config.get("max_retries") is not None else 2)
-        self._client: Any = None
-
-    # ---- clients -------------------------------------------------------------------------------
-    def _make_client(self, conn: Connection) -> Any:
-        try:
-            from openai import AsyncOpenAI
-        except ImportError as exc:
-            raise UnavailableError("the 'openai' package is missing: pip install 'lollms_server[openai]'") from exc
-        return AsyncOpenAI(api_key=conn.api_key or NO_KEY, base_url=conn.base_url or None,
-                           timeout=self.timeout, max_retries=self.max_retries)
-
-    async def startup(self) -> None:
-        self._client = self._make_client(connection_for(self.config, None, None))
-
-    async def shutdown(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-
-    @contextlib.asynccontextmanager
-    async def _client_for(self, task: GenerationTask | None) -> AsyncIterator[Any]:
-        conn = connection_for(self.config, task, None)
-        if not conn.per_request:
-            yield self._client
-            return
-        client = self._make_client(conn)
-        try:
-            yield client
-        finally:
-            await client.close()
-
-    def _failure(self, exc: BaseException) -> LollmsError:
-        import openai
-
-        if isinstance(exc, LollmsError):
-            return exc
-        if isinstance(exc, openai.APIStatusError):
-            return status_error(PROVIDER, self.instance_name, exc.status_code, _status_detail(exc))
-        if isinstance(exc, openai.APITimeoutError):
-            return connection_error(PROVIDER, self.instance_name, exc, timeout=True)
-        if isinstance(exc, (openai.APIConnectionError, openai.APIError)):
-            return connection_error(PROVIDER, self.instance_name, exc)
-        return connection_error(PROVIDER, self.instance_name, exc)
+    provider: ClassVar[str] = "OpenAI-compatible API"
 
     # ---- models --------------------------------------------------------------------------------
     async def _models(self, task: GenerationTask | None = None) -> list[Any]:
@@ -152,9 +108,9 @@ class OpenAIBinding(Binding):
         for name in DIRECT_PARAMS:
             if p.get(name) is not None:
                 body[name] = int(p[name]) if name == "seed" else float_or_none(p[name])
-        stop = p.get("stop") or p.get("stop_sequences")
+        stop = stop_list(p)
         if stop:
-            body["stop"] = [stop] if isinstance(stop, str) else list(stop)
+            body["stop"] = stop
         extra = {n: p[n] for n in EXTRA_SAMPLING if p.get(n) is not None}
         if extra and self.config.get("send_extra_sampling_params"):
             body["extra_body"] = extra
@@ -168,7 +124,7 @@ class OpenAIBinding(Binding):
         except Exception as exc:
             raise self._failure(exc) from None
         if not resp.choices:
-            raise status_error(PROVIDER, self.instance_name, None, "the answer holds no choices")
+            raise self._upstream_error("the answer holds no choices")
         choice = resp.choices[0]
         if resp.usage is not None:
             task.set_usage(resp.usage.prompt_tokens or 0, resp.usage.completion_tokens or 0)
@@ -196,25 +152,13 @@ class OpenAIBinding(Binding):
                     delta = chunk.choices[0].delta
                     thoughts = _reasoning_of(delta) if delta is not None else None
                     text = (delta.content if delta is not None else None) or ""
-                    if text or thoughts:
-                        event: StreamEvent = {"type": "chunk", "content": text, "metadata": {"model": chunk.model or model}}
-                        if thoughts:
-                            event["thoughts"] = thoughts
+                    event = text_chunk(text, thoughts, chunk.model or model)
+                    if event is not None:
                         yield event
             except Exception as exc:
                 raise self._failure(exc) from None
             finally:
                 await stream.close()  # closes the upstream response: the server stops generating
-
-
-def _status_detail(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict):
-            return str(err.get("message") or err)
-        return str(err)
-    return str(getattr(exc, "message", "") or exc)
 
 
 def _model_details(model: Any) -> dict[str, Any]:
