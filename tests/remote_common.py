@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
+
+from fakes.base import FakeServer
 from helpers import write_config
+
+FakeT = TypeVar("FakeT", bound=FakeServer)
 
 
 def remote_config(tmp_path: Path, instances: dict[str, tuple[str, dict[str, Any]]], default: str | None = None,
@@ -16,6 +23,26 @@ def remote_config(tmp_path: Path, instances: dict[str, tuple[str, dict[str, Any]
     gen_type = "tti" if instances[first][0] == "dalle_binding" else "ttt"
     write_config(d, instances, defaults={f"{gen_type}_binding": first}, main=main)
     return d
+
+
+@contextlib.contextmanager
+def running(fake_type: type[FakeT]) -> Iterator[FakeT]:
+    """A started fake provider server, stopped on leaving the block."""
+    fake = fake_type().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def fake_fixture(fake_type: type[FakeT], name: str) -> Callable[[], Iterator[FakeT]]:
+    """A pytest fixture called ``name`` giving a fresh running ``fake_type`` to each test."""
+
+    def make() -> Iterator[FakeT]:
+        with running(fake_type) as fake:
+            yield fake
+
+    return pytest.fixture(name=name)(make)
 
 
 def prompt(text: str, **extra: Any) -> dict[str, Any]:

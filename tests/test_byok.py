@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,17 +13,13 @@ from fakes.ollama_fake import FakeOllama
 from fakes.openai_fake import FakeOpenAI
 from helpers import API_KEY, api_client, server, sse_events
 from lollms_server.core.secrets import REDACTOR
-from remote_common import prompt, remote_config
+from remote_common import fake_fixture, prompt, remote_config, running
 
 INSTANCE_KEY = "sk-instance-own-key-1111"
 USER_KEY = "sk-user-brought-key-9999"
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
+fake_openai = fake_fixture(FakeOpenAI, "fake_openai")
 
 
 def oa(fake: FakeOpenAI, **values: Any) -> tuple[str, dict[str, Any]]:
@@ -32,7 +28,7 @@ def oa(fake: FakeOpenAI, **values: Any) -> tuple[str, dict[str, Any]]:
 
 
 def chat_keys(fake: Any) -> list[str]:
-    return [q.headers.get("authorization", "") for q in fake.requests if q.path.endswith("/chat/completions")]
+    return [q.headers.get("authorization", "") for q in fake.requests_to("/chat/completions")]
 
 
 async def test_request_key_is_used_for_that_request_only(tmp_path: Path, fake_openai: FakeOpenAI,
@@ -65,8 +61,7 @@ async def test_refused_when_the_instance_does_not_allow_it(tmp_path: Path, fake_
 
 
 async def test_base_url_header_needs_its_own_setting(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
-    other = FakeOpenAI().start()
-    try:
+    with running(FakeOpenAI) as other:
         cfg = remote_config(tmp_path, {
             "keyonly": oa(fake_openai, allow_request_credentials=True),
             "anyserver": oa(fake_openai, allow_request_credentials=True, allow_request_base_url=True),
@@ -82,11 +77,9 @@ async def test_base_url_header_needs_its_own_setting(tmp_path: Path, fake_openai
             assert bad.status_code == 400
         assert not fake_openai.requests
         assert chat_keys(other) == [f"Bearer {USER_KEY}"]
-    finally:
-        other.stop()
 
 
-async def test_rejected_request_key_never_appears_in_server_log(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+def test_rejected_request_key_never_appears_in_server_log(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
     fake_openai.behaviour.required_key = "sk-something-else-entirely"  # the fake quotes the key it got in its 401
     cfg = remote_config(tmp_path, {"oa": oa(fake_openai, allow_request_credentials=True)},
                         main={"logging": {"log_level": "DEBUG"}})
@@ -103,8 +96,7 @@ async def test_rejected_request_key_never_appears_in_server_log(tmp_path: Path, 
 
 
 async def test_gemini_instance_without_key_takes_request_keys(tmp_path: Path) -> None:
-    fake = FakeGemini().start()
-    try:
+    with running(FakeGemini) as fake:
         cfg = remote_config(tmp_path, {"gm": ("gemini_binding", {
             "base_url": fake.url, "api_key": None, "api_key_env": None, "default_model": "gemini-fake-flash",
             "allow_request_credentials": True})})
@@ -115,18 +107,13 @@ async def test_gemini_instance_without_key_takes_request_keys(tmp_path: Path) ->
             none = await c.post("/api/v1/generate", json=prompt("no key"))
             assert none.status_code == 400 and "X-Provider-Api-Key" in none.json()["detail"]
         assert [q.headers["x-goog-api-key"] for q in fake.requests] == [USER_KEY]
-    finally:
-        fake.stop()
 
 
 async def test_ollama_request_key_is_a_bearer_header(tmp_path: Path) -> None:
-    fake = FakeOllama().start()
-    try:
+    with running(FakeOllama) as fake:
         cfg = remote_config(tmp_path, {"ol": ("ollama_binding", {
             "base_url": fake.url, "default_model": "llama-fake", "allow_request_credentials": True})})
         async with api_client(cfg) as c:
             r = await c.post("/api/v1/generate", json=prompt("byok", stream=True), headers={"X-Provider-Api-Key": USER_KEY})
         assert sse_events(r.text)[-1]["content"][0]["data"] == "echo: byok"
         assert fake.requests[-1].headers["authorization"] == f"Bearer {USER_KEY}"
-    finally:
-        fake.stop()

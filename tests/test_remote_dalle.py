@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -13,16 +13,12 @@ from PIL import Image
 from fakes.base import tiny_png
 from fakes.openai_fake import FakeOpenAI
 from helpers import api_client
-from remote_common import prompt, remote_config
+from remote_common import fake_fixture, prompt, remote_config
 
 KEY = "sk-images-key-0042"
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
+fake_openai = fake_fixture(FakeOpenAI, "fake_openai")
 
 
 def instance(fake: FakeOpenAI, **values: Any) -> tuple[str, dict[str, Any]]:

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from fakes.base import tiny_png
 from fakes.gemini_fake import FakeGemini
 from helpers import api_client, sse_events
-from remote_common import prompt, remote_config
+from remote_common import fake_fixture, prompt, remote_config
 
 KEY_A, KEY_B = "gemini-key-instance-a-111", "gemini-key-instance-b-222"
 
 
-@pytest.fixture
-def fake_gemini() -> Iterator[FakeGemini]:
-    fake = FakeGemini().start()
-    yield fake
-    fake.stop()
+fake_gemini = fake_fixture(FakeGemini, "fake_gemini")
 
 
 def instance(fake: FakeGemini, **values: Any) -> tuple[str, dict[str, Any]]:
@@ -29,7 +25,7 @@ def instance(fake: FakeGemini, **values: Any) -> tuple[str, dict[str, Any]]:
 
 
 def calls(fake: FakeGemini, method: str) -> list[Any]:
-    return [r for r in fake.requests if r.path.endswith(f":{method}")]
+    return fake.requests_to(f":{method}")
 
 
 async def test_models_listing_and_info(tmp_path: Path, fake_gemini: FakeGemini) -> None:

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from fakes.base import tiny_png
 from fakes.ollama_fake import FakeOllama
 from helpers import api_client, sse_events
-from remote_common import prompt, remote_config
+from remote_common import fake_fixture, prompt, remote_config
 
 
-@pytest.fixture
-def fake_ollama() -> Iterator[FakeOllama]:
-    fake = FakeOllama().start()
-    yield fake
-    fake.stop()
+fake_ollama = fake_fixture(FakeOllama, "fake_ollama")
 
 
 def instance(fake: FakeOllama, **values: Any) -> tuple[str, dict[str, Any]]:
@@ -26,7 +22,7 @@ def instance(fake: FakeOllama, **values: Any) -> tuple[str, dict[str, Any]]:
 
 
 def chats(fake: FakeOllama) -> list[Any]:
-    return [r for r in fake.requests if r.path == "/api/chat"]
+    return fake.requests_to("/api/chat")
 
 
 async def test_list_and_model_info(tmp_path: Path, fake_ollama: FakeOllama) -> None:
@@ -112,7 +108,7 @@ async def test_missing_model_without_auto_pull_is_404(tmp_path: Path, fake_ollam
     async with api_client(cfg) as c:
         r = await c.post("/api/v1/generate", json=prompt("hi"))
     assert r.status_code == 404, r.text
-    assert not [q for q in fake_ollama.requests if q.path == "/api/pull"]
+    assert not fake_ollama.requests_to("/api/pull")
 
 
 @pytest.mark.parametrize("status,expected", [(429, 429), (500, 502)])

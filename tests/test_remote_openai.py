@@ -17,7 +17,7 @@ import pytest
 from fakes.base import tiny_png
 from fakes.openai_fake import FakeOpenAI
 from helpers import API_KEY, api_client, free_port, server, sse_events
-from remote_common import prompt, remote_config
+from remote_common import fake_fixture, prompt, remote_config
 
 pytestmark = pytest.mark.llama
 UPSTREAM_KEY = "sk-local-upstream-key-4242"
@@ -33,43 +33,38 @@ def smollm2_path() -> str:
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `python -m llama_cpp.server` serving SmolLM2 on 127.0.0.1, protected by UPSTREAM_KEY."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("llama") / "llama_server.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_path(), "--model_alias", "smollm2",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", UPSTREAM_KEY],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"llama_cpp.server exited:\n{log.read()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {UPSTREAM_KEY}"}, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("llama_cpp.server did not start")
-            time.sleep(0.2)
-        yield f"{url}/v1"
-    finally:
-        proc.terminate()
+    with open(tmp_path_factory.mktemp("llama") / "llama_server.log", "w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_path(), "--model_alias", "smollm2",
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", UPSTREAM_KEY],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"llama_cpp.server exited:\n{log.read()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {UPSTREAM_KEY}"}, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError("llama_cpp.server did not start")
+                time.sleep(0.2)
+            yield f"{url}/v1"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
+fake_openai = fake_fixture(FakeOpenAI, "fake_openai")
 
 
 def llama_instance(url: str, **values: Any) -> tuple[str, dict[str, Any]]:
@@ -103,7 +98,7 @@ async def test_llama_server_models_info_and_generate(tmp_path: Path, llama_serve
         assert out["metadata"]["binding"] == "llama"
 
 
-async def test_llama_server_streams_through_real_lollms_process(tmp_path: Path, llama_server: str) -> None:
+def test_llama_server_streams_through_real_lollms_process(tmp_path: Path, llama_server: str) -> None:
     cfg = remote_config(tmp_path, {"llama": llama_instance(llama_server)})
     with server(cfg) as s:
         body = prompt("Say hello.", stream=True, parameters={"max_tokens": 16, "temperature": 0})
@@ -144,7 +139,7 @@ async def test_vision_parts_params_and_usage_reach_upstream(tmp_path: Path, fake
     out = r.json()["output"][0]
     assert out["data"] == "echo: what is this [1 image(s)]"
     assert out["metadata"]["usage"]["prompt_tokens"] == 3
-    sent = [q for q in fake_openai.requests if q.path == "/v1/chat/completions"][-1]
+    sent = fake_openai.requests_to("/v1/chat/completions")[-1]
     assert sent.headers["authorization"] == "Bearer sk-fake-instance-key-77"
     msgs = sent.body["messages"]
     assert msgs[0] == {"role": "system", "content": "Be brief."}
@@ -189,7 +184,7 @@ async def test_retries_recover_from_one_500(tmp_path: Path, fake_openai: FakeOpe
         r = await c.post("/api/v1/generate", json=prompt("again"))
     assert r.status_code == 200, r.text
     assert r.json()["output"][0]["data"] == "echo: again"
-    assert len([q for q in fake_openai.requests if q.path == "/v1/chat/completions"]) == 2
+    assert len(fake_openai.requests_to("/v1/chat/completions")) == 2
 
 
 async def test_401_from_upstream_never_leaks_the_key(tmp_path: Path, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:

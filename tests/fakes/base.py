@@ -8,16 +8,20 @@ import io
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from helpers import free_port
+
+FakeT = TypeVar("FakeT", bound="FakeServer")
 
 
 @dataclass
@@ -60,7 +64,7 @@ class FakeServer:
         raise NotImplementedError
 
     # ---- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "FakeServer":
+    def start(self: FakeT) -> FakeT:
         app = Starlette(routes=self.routes())
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical", lifespan="off")
         self._server = uvicorn.Server(config)
@@ -84,6 +88,10 @@ class FakeServer:
         self.behaviour = Behaviour()
         self.streams_closed_early = self.streams_finished = 0
 
+    def requests_to(self, path_end: str) -> list[Recorded]:
+        """The recorded requests whose path ends with ``path_end``, oldest first."""
+        return [r for r in self.requests if r.path.endswith(path_end)]
+
     # ---- helpers for subclasses ----------------------------------------------------------------
     async def record(self, request: Request) -> Recorded:
         raw = await request.body()
@@ -93,7 +101,7 @@ class FakeServer:
             form = await request.form()
             body = {}
             for k, v in form.multi_items():
-                if hasattr(v, "read"):
+                if isinstance(v, UploadFile):
                     body.setdefault(k, []).append({"filename": v.filename, "size": len(await v.read()), "content_type": v.content_type})
                 else:
                     body[k] = v
@@ -109,6 +117,12 @@ class FakeServer:
         self.requests.append(rec)
         return rec
 
+    @staticmethod
+    def presented_key(request: Request) -> str | None:
+        """The key the client sent (``Authorization: Bearer`` unless the provider uses another header)."""
+        auth = request.headers.get("authorization", "")
+        return auth[7:] if auth.startswith("Bearer ") else None
+
     async def pre_answer(self, presented_key: str | None, error_body: Any) -> JSONResponse | None:
         """Delay, scripted failures and key checks shared by every route. ``error_body(status, msg)`` shapes errors."""
         b = self.behaviour
@@ -123,7 +137,7 @@ class FakeServer:
             return JSONResponse(error_body(status, f"Incorrect API key provided: {presented_key}"), status_code=status)
         return None
 
-    async def paced(self, pieces: list[bytes]):  # type: ignore[no-untyped-def]
+    async def paced(self, pieces: list[bytes]) -> AsyncIterator[bytes]:
         """Yield pieces with the configured pace; drop the connection or note an early close."""
         b = self.behaviour
         sent = 0

@@ -13,7 +13,7 @@ from fakes.base import FakeServer
 
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-MODELS = {
+MODELS: dict[str, dict[str, Any]] = {
     "gemini-fake-flash": {"inputTokenLimit": 1048576, "outputTokenLimit": 8192},
     "gemini-fake-pro": {"inputTokenLimit": 2097152, "outputTokenLimit": 65536},
     "embedding-fake": {"inputTokenLimit": 2048, "outputTokenLimit": 1, "methods": ["embedContent"]},
@@ -39,6 +39,10 @@ def model_json(name: str) -> dict[str, Any]:
 class FakeGemini(FakeServer):
     key_error_status = 400
 
+    @staticmethod
+    def presented_key(request: Request) -> str | None:
+        return request.headers.get("x-goog-api-key")
+
     def routes(self) -> list[Route]:
         return [
             Route("/v1beta/models", self.list_models, methods=["GET"]),
@@ -47,13 +51,13 @@ class FakeGemini(FakeServer):
 
     async def list_models(self, request: Request) -> Response:
         await self.record(request)
-        if (err := await self.pre_answer(request.headers.get("x-goog-api-key"), gemini_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), gemini_error)) is not None:
             return err
         return JSONResponse({"models": [model_json(n) for n in MODELS]})
 
     async def model_call(self, request: Request) -> Response:
         rec = await self.record(request)
-        if (err := await self.pre_answer(request.headers.get("x-goog-api-key"), gemini_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), gemini_error)) is not None:
             return err
         rest = request.path_params["rest"]
         name, _, method = rest.partition(":")
@@ -64,7 +68,7 @@ class FakeGemini(FakeServer):
         if method not in ("generateContent", "streamGenerateContent"):
             return JSONResponse(gemini_error(404, f"unknown method {method}"), status_code=404)
         body = rec.body
-        user = next((c for c in reversed(body["contents"]) if c.get("role", "user") == "user"), {"parts": []})
+        user: dict[str, Any] = next((c for c in reversed(body["contents"]) if c.get("role", "user") == "user"), {"parts": []})
         text = " ".join(p["text"] for p in user["parts"] if "text" in p)
         images = [p for p in user["parts"] if "inlineData" in p]
         answer = f"echo: {text}" + (f" [{len(images)} image(s)]" if images else "")

@@ -43,17 +43,12 @@ class FakeOllama(FakeServer):
             Route("/api/chat", self.chat, methods=["POST"]),
         ]
 
-    @staticmethod
-    def _key(request: Request) -> str | None:
-        auth = request.headers.get("authorization", "")
-        return auth[7:] if auth.startswith("Bearer ") else None
-
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": "0.9.0-fake"})
 
     async def tags(self, request: Request) -> Response:
         await self.record(request)
-        if (err := await self.pre_answer(self._key(request), ollama_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), ollama_error)) is not None:
             return err
         return JSONResponse({"models": [
             {"name": n, "model": n, "modified_at": _now(), "size": 1234567, "digest": "sha256:" + "0" * 64,
@@ -63,7 +58,7 @@ class FakeOllama(FakeServer):
 
     async def show(self, request: Request) -> Response:
         rec = await self.record(request)
-        if (err := await self.pre_answer(self._key(request), ollama_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), ollama_error)) is not None:
             return err
         name = _full(rec.body.get("model") or rec.body.get("name") or "")
         m = self.models.get(name)
@@ -79,13 +74,13 @@ class FakeOllama(FakeServer):
 
     async def pull(self, request: Request) -> Response:
         rec = await self.record(request)
-        if (err := await self.pre_answer(self._key(request), ollama_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), ollama_error)) is not None:
             return err
         name = _full(rec.body.get("model") or rec.body.get("name") or "")
         if name not in self.pullable:
             return JSONResponse({"error": "pull model manifest: file does not exist"}, status_code=500)
         digest = "sha256:" + "a" * 64
-        lines = [{"status": "pulling manifest"}]
+        lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
         lines += [{"status": f"pulling {digest[7:19]}", "digest": digest, "total": 1000, "completed": c} for c in (0, 500, 1000)]
         lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
         self.models[name] = self.pullable.pop(name)
@@ -95,7 +90,7 @@ class FakeOllama(FakeServer):
 
     async def chat(self, request: Request) -> Response:
         rec = await self.record(request)
-        if (err := await self.pre_answer(self._key(request), ollama_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), ollama_error)) is not None:
             return err
         body = rec.body
         name = _full(body["model"])

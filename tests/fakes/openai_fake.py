@@ -40,21 +40,16 @@ class FakeOpenAI(FakeServer):
             Route("/v1/images/edits", self.images, methods=["POST"]),
         ]
 
-    @staticmethod
-    def _key(request: Request) -> str | None:
-        auth = request.headers.get("authorization", "")
-        return auth[7:] if auth.startswith("Bearer ") else None
-
     async def models(self, request: Request) -> Response:
         await self.record(request)
-        if (err := await self.pre_answer(self._key(request), openai_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), openai_error)) is not None:
             return err
         return JSONResponse({"object": "list", "data": [
             {"id": m, "object": "model", "created": 1700000000, "owned_by": "fake-org"} for m in MODELS]})
 
     async def chat(self, request: Request) -> Response:
         rec = await self.record(request)
-        if (err := await self.pre_answer(self._key(request), openai_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), openai_error)) is not None:
             return err
         body = rec.body
         model = body["model"]
@@ -94,7 +89,7 @@ class FakeOpenAI(FakeServer):
 
     async def images(self, request: Request) -> Response:
         rec = await self.record(request)
-        if (err := await self.pre_answer(self._key(request), openai_error)) is not None:
+        if (err := await self.pre_answer(self.presented_key(request), openai_error)) is not None:
             return err
         body = rec.body or {}
         n = int(body.get("n") or 1)
