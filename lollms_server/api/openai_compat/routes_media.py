@@ -107,7 +107,7 @@ async def audio_speech(body: SpeechRequest, request: Request, services: Services
 
 # ---- transcription --------------------------------------------------------------------------------
 def _timestamp(seconds: float, sep: str) -> str:
-    ms = int(round(max(seconds, 0.0) * 1000))
+    ms = round(max(seconds, 0.0) * 1000)
     h, rest = divmod(ms, 3_600_000)
     m, rest = divmod(rest, 60_000)
     s, ms = divmod(rest, 1000)
