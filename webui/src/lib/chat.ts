@@ -3,7 +3,7 @@ import { reactive } from "vue";
 import { ApiError } from "./api";
 import { catalog, effectiveInstance, requestParams } from "./catalog";
 import {
-  applyOutputs, buildChatInputs, buildSingleInputs, newId, titleFrom, tokensPerSecond,
+  applyOutputs, buildChatInputs, buildSingleInputs, newId, streamedTokensPerSecond, titleFrom, tokensPerSecond,
   type Attachment, type ChatMessage, type Conversation,
 } from "./conversation";
 import { conversations, saveConversations, settings } from "./store";
@@ -82,8 +82,9 @@ async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
   session.controller = controller;
   session.busy = true;
   const started = performance.now();
+  const timing: StreamTiming = {};
   try {
-    if (request.stream) await streamInto(reply, request, controller.signal);
+    if (request.stream) await streamInto(reply, request, controller.signal, timing);
     else {
       const response = await client.generate(request, controller.signal);
       applyOutputs(reply, response.output, false);
@@ -99,7 +100,9 @@ async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
   } finally {
     const elapsed = (performance.now() - started) / 1000;
     reply.durationS ??= Math.round(elapsed * 100) / 100;
-    reply.tokensPerSecond = tokensPerSecond(reply.usage, reply.durationS);
+    if (timing.firstMs !== undefined) reply.firstTokenS = Math.round((timing.firstMs - started) / 10) / 100;
+    reply.tokensPerSecond = streamedTokensPerSecond(reply.usage, timing.firstMs, timing.lastMs)
+      ?? tokensPerSecond(reply.usage, reply.durationS);
     reply.info = undefined;
     session.busy = false;
     session.controller = null;
@@ -108,11 +111,18 @@ async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
   }
 }
 
-async function streamInto(reply: ChatMessage, request: GenerateRequest, signal: AbortSignal): Promise<void> {
+interface StreamTiming {
+  firstMs?: number;
+  lastMs?: number;
+}
+
+async function streamInto(reply: ChatMessage, request: GenerateRequest, signal: AbortSignal, timing: StreamTiming): Promise<void> {
   const client = catalog.client!;
   for await (const chunk of client.generateStream(request, signal)) {
     switch (chunk.type) {
       case "chunk":
+        timing.firstMs ??= performance.now();
+        timing.lastMs = performance.now();
         if (typeof chunk.content === "string") reply.content += chunk.content;
         else if (Array.isArray(chunk.content)) applyOutputs(reply, chunk.content as OutputData[], true);
         if (chunk.thoughts) reply.thoughts = (reply.thoughts ?? "") + chunk.thoughts;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyOutputs, buildChatInputs, buildSingleInputs, tokensPerSecond, type ChatMessage } from "./conversation";
+import { applyOutputs, buildChatInputs, buildSingleInputs, streamedTokensPerSecond, tokensPerSecond, type ChatMessage } from "./conversation";
 
 const msg = (role: "user" | "assistant", content: string, extra: Partial<ChatMessage> = {}): ChatMessage =>
   ({ id: content, role, kind: "ttt", content, createdAt: 0, status: "done", ...extra });
@@ -61,5 +61,13 @@ describe("tokensPerSecond", () => {
     expect(tokensPerSecond({ completion_tokens: 50 }, 2)).toBe(25);
     expect(tokensPerSecond(undefined, 2)).toBeUndefined();
     expect(tokensPerSecond({ completion_tokens: 5 }, 0)).toBeUndefined();
+  });
+});
+
+describe("streamedTokensPerSecond", () => {
+  it("leaves out the wait before the first piece", () => {
+    expect(streamedTokensPerSecond({ completion_tokens: 11 }, 2000, 2500)).toBe(20);
+    expect(streamedTokensPerSecond({ completion_tokens: 1 }, 2000, 2500)).toBeUndefined();
+    expect(streamedTokensPerSecond({ completion_tokens: 9 }, 2000, 2000)).toBeUndefined();
   });
 });

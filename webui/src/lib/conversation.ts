@@ -30,6 +30,7 @@ export interface ChatMessage {
   usage?: Usage;
   durationS?: number;
   tokensPerSecond?: number;
+  firstTokenS?: number; // seconds from sending to the first streamed piece
   model?: string;
   binding?: string;
   createdAt: number;
@@ -122,4 +123,14 @@ export function tokensPerSecond(usage: Usage | undefined, seconds: number | unde
   const tokens = usage?.completion_tokens;
   if (!tokens || !seconds || seconds <= 0) return undefined;
   return Math.round((tokens / seconds) * 10) / 10;
+}
+
+/**
+ * Decoding speed of a streamed reply: the tokens after the first over the time between the first and the
+ * last piece, so model loading and prompt processing do not count. Undefined when it cannot be measured.
+ */
+export function streamedTokensPerSecond(usage: Usage | undefined, firstMs: number | undefined, lastMs: number | undefined): number | undefined {
+  const tokens = usage?.completion_tokens;
+  if (!tokens || tokens < 2 || firstMs === undefined || lastMs === undefined || lastMs <= firstMs) return undefined;
+  return Math.round(((tokens - 1) / ((lastMs - firstMs) / 1000)) * 10) / 10;
 }
