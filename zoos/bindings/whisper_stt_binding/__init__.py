@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask
+from lollms_server.core.bindings.worker import ModelCache
 from lollms_server.core.errors import BadRequestError, UnavailableError
 
-from .engine import ModelCache, decode, transcribe
+from .engine import decode, transcribe
 from .models import WhisperFiles, all_models, find_model, shipped_model, stt_folder
 
 TASKS = ("transcribe", "translate")
@@ -36,7 +37,8 @@ class WhisperSTTBinding(Binding):
         super().__init__(config, resource_manager)
         self.model_dir: Path = stt_folder(config.get("models_folder"))
         self.max_audio_bytes = int(float(config.get("max_audio_mb") or 50.0) * 1024 * 1024)
-        self.cache = ModelCache(limit=int(config.get("max_loaded_models") or 1), load=self._load)
+        self.cache: ModelCache[WhisperFiles, Any] = ModelCache(
+            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="whisper")
 
     def _load(self, files: WhisperFiles) -> Any:
         from faster_whisper import WhisperModel  # type: ignore[import-not-found]
