@@ -12,19 +12,19 @@ import base64
 import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-
 from helpers import API_KEY, ServerProcess, write_config
 
 pytest.importorskip("torch", reason="torch not installed (extra 'diffusers')")
 pytest.importorskip("diffusers", reason="diffusers not installed (extra 'diffusers')")
 pytest.importorskip("transformers", reason="transformers not installed (extra 'diffusers')")
 
-from PIL import Image  # noqa: E402
+from PIL import Image
 
 pytestmark = pytest.mark.e2e
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
@@ -33,7 +33,12 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_T
 def build_tiny_pipeline(dest: Path) -> None:
     """A StableDiffusionPipeline small enough to run a step in well under a second on a CPU."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(0)
@@ -57,9 +62,10 @@ def build_tiny_pipeline(dest: Path) -> None:
                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               set_alpha_to_one=False, steps_offset=1)
-    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                            safety_checker=None, feature_extractor=None, requires_safety_checker=False
-                            ).save_pretrained(str(dest))
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(str(dest))  # type: ignore[attr-defined]  # diffusers' stubs miss the mixin method
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +84,9 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Cli
     write_config(cfg, {"painter": ("diffusers_binding", {"models_folder": str(models), "device": "cpu",
                                                            "num_inference_steps": 2, "guidance_scale": 2.0})},
                  defaults={"tti_binding": "painter", "i2i_binding": "painter"})
-    with ServerProcess(cfg, env=OFFLINE) as srv:
-        with httpx.Client(base_url=srv.base_url, headers={"X-API-Key": API_KEY}, timeout=300) as client:
-            yield client
+    with ServerProcess(cfg, env=OFFLINE) as srv, \
+            httpx.Client(base_url=srv.base_url, headers={"X-API-Key": API_KEY}, timeout=300) as client:
+        yield client
 
 
 def _png(item: dict[str, Any]) -> Image.Image:

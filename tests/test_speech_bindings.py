@@ -6,13 +6,14 @@ import base64
 import importlib.util
 import io
 import wave
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-
 from helpers import API_KEY, ServerProcess, sse_events, write_config
+
 from lollms_server.core.paths import PROJECT_ROOT
 from lollms_server.core.presets import has_diffusers_model, write_preset
 
@@ -38,9 +39,9 @@ def speech_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Cl
          "ears": ("whisper_stt_binding", {"models_folder": str(models), "beam_size": 1})},
         defaults={"tts_binding": "voice", "stt_binding": "ears"},
     )
-    with ServerProcess(cfg) as srv:
-        with httpx.Client(base_url=srv.base_url, headers={"X-API-Key": API_KEY}, timeout=120) as client:
-            yield client
+    with ServerProcess(cfg) as srv, \
+            httpx.Client(base_url=srv.base_url, headers={"X-API-Key": API_KEY}, timeout=120) as client:
+        yield client
 
 
 def _speak(client: httpx.Client, text: str, **extra: Any) -> httpx.Response:
