@@ -73,15 +73,9 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app.include_router(routes_info.router, dependencies=auth)
     app.include_router(routes_generate.router, dependencies=auth)
     app.include_router(routes_tokens.router, dependencies=auth)
-    for extra in _optional_routers():
-        app.include_router(extra, dependencies=auth)
     for openai_router in openai_compat.routers():  # own auth (Bearer or X-API-Key) and OpenAI error shape
         app.include_router(openai_router)
     if cfg.section("webui").get("enable_ui", True):
         mount_webui(app, webui_dist or WEBUI_DIST_DIR)
     return app
 
-
-def _optional_routers() -> list:  # type: ignore[type-arg]
-    """Routers added by other parts (OpenAI-compatible routes) when present."""
-    return []

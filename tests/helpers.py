@@ -54,8 +54,8 @@ def write_config(
     """A complete config folder: main config + instance files. Default: one dummy instance as ttt default."""
     instances = instances if instances is not None else {"dummy": ("dummy_binding", {})}
     if write_instances:
-        for name, (type_name, values) in instances.items():
-            write_instance(config_dir, name, type_name, values, key=key)
+        for name, (type_name, inst_values) in instances.items():
+            write_instance(config_dir, name, type_name, inst_values, key=key)
     values: dict[str, Any] = {
         "security": {"allowed_api_keys": [API_KEY] if api_keys is None else api_keys},
         "bindings_map": {n: t for n, (t, _) in instances.items()},

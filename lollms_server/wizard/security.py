@@ -106,8 +106,9 @@ def encryption_menu(draft: ConfigDraft) -> None:
                 return str(exc)
             return True if answer.strip() else "enter a key"
 
-        key = key_bytes(str(questionary.password("Fernet key", validate=valid).unsafe_ask()))
-        assert key is not None
+        entered = key_bytes(str(questionary.password("Fernet key", validate=valid).unsafe_ask()))
+        assert entered is not None
+        key = entered
     _store_key(draft, key, show=action == "generate")
 
 
