@@ -143,7 +143,8 @@ class LlamaCppBinding(Binding):
         try:
             await asyncio.shield(model.ready)
         except Exception as exc:
-            raise BackendError(f"model '{model.source.name}' failed to load: {type(exc).__name__}: {exc}") from None
+            why = str(exc).replace(str(model.source.path), model.source.name)  # no server paths in errors
+            raise BackendError(f"model '{model.source.name}' failed to load: {type(exc).__name__}: {why}") from None
         return model
 
     async def list_available_models(self) -> list[dict[str, Any]]:
