@@ -61,7 +61,11 @@ class LlamaCppBinding(Binding):
             return
         source = self._source(self.default_model)
         if self.config.get("preload_default_model", True):
-            await self._acquire(source).ready
+            try:
+                await self._ready(self._acquire(source))
+            except BaseException:
+                await self.unload_model(None)  # the instance is marked broken: end its worker thread
+                raise
 
     async def shutdown(self) -> None:
         await self.unload_model(None)
