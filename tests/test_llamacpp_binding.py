@@ -242,3 +242,16 @@ def test_offline_preset_server_process_and_cancel(tmp_path: Path) -> None:
         events = sse_events(after.text)
         assert events[-1]["type"] == "final" and [e for e in events if e["type"] == "chunk"]
     assert API_KEY not in srv.log() and key not in srv.log()
+
+
+async def test_broken_default_model_is_a_visible_load_error(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "gguf").mkdir(parents=True)
+    (models / "gguf" / "bad.gguf").write_bytes(b"GGUF but nothing else")
+    d = tmp_path / "cfg"
+    write_config(d, {"llm": ("llamacpp_binding", {"default_model": "bad.gguf", "models_folder": str(models)})})
+    async with api_client(d) as c:
+        errors = (await c.get("/api/v1/list_bindings")).json()["load_errors"]
+        r = await c.post("/api/v1/generate", json=prompt("hi", max_tokens=2))
+    assert "'bad.gguf' failed to load" in errors["llm"] and str(tmp_path) not in errors["llm"]
+    assert r.status_code == 503 and "bad.gguf" in r.json()["detail"]
