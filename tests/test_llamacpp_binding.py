@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-
 from helpers import API_KEY, api_client, run_cli, server, sse_events, write_config
 
 pytestmark = [
@@ -113,7 +112,7 @@ async def test_concurrent_requests_do_not_mix(llama_dir: Path) -> None:
         async def one(i: int, q: str) -> str:
             if i % 2:
                 r = await c.post("/api/v1/generate", json={**prompt(q, max_tokens=10), "stream": True})
-                return str([e for e in sse_events(r.text) if e["type"] == "final"][0]["content"][0]["data"])
+                return str(next(e for e in sse_events(r.text) if e["type"] == "final")["content"][0]["data"])
             return str((await c.post("/api/v1/generate", json=prompt(q, max_tokens=10))).json()["output"][0]["data"])
 
         together = await asyncio.gather(*(one(i, q) for i, q in enumerate(questions)))

@@ -8,11 +8,22 @@ import importlib.util
 import logging
 import random
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, ClassVar, Optional
+from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
-from lollms_server.core.errors import BackendError, BadRequestError, LollmsError, UnavailableError
+from lollms_server.core.bindings.base import (
+    Binding,
+    BindingResult,
+    GenerationTask,
+    StreamEvent,
+)
+from lollms_server.core.errors import (
+    BackendError,
+    BadRequestError,
+    LollmsError,
+    UnavailableError,
+)
 
 from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
 from .models import ModelLocator, ModelSource
@@ -28,7 +39,7 @@ class LoadedModel:
     key: str
     source: ModelSource
     worker: LlamaWorker
-    ready: "asyncio.Future[Any]"
+    ready: asyncio.Future[Any]
 
 
 class LlamaCppBinding(Binding):
@@ -70,7 +81,7 @@ class LlamaCppBinding(Binding):
     async def shutdown(self) -> None:
         await self.unload_model(None)
 
-    async def unload_model(self, model_name: Optional[str] = None) -> bool:
+    async def unload_model(self, model_name: str | None = None) -> bool:
         if model_name is None:
             self._loaded.clear()
             self._idle.clear()
@@ -100,13 +111,13 @@ class LlamaCppBinding(Binding):
             self._sources[name] = source
         return source
 
-    def _name(self, model_name: Optional[str]) -> str:
+    def _name(self, model_name: str | None) -> str:
         name = model_name or self.default_model
         if not name:
             raise BadRequestError(f"no model_name given and instance '{self.instance_name}' has no default_model")
         return name
 
-    async def check_model(self, model_name: Optional[str]) -> None:
+    async def check_model(self, model_name: str | None) -> None:
         self._source(self._name(model_name))
 
     def _acquire(self, source: ModelSource) -> LoadedModel:
@@ -137,16 +148,16 @@ class LlamaCppBinding(Binding):
         self._loaded.move_to_end(key)
         return model
 
-    def _forget_failed(self, model: LoadedModel, fut: "asyncio.Future[Any]") -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            if self._loaded.get(model.key) is model:
-                del self._loaded[model.key]
-                self._idle.append(model.worker)
+    def _forget_failed(self, model: LoadedModel, fut: asyncio.Future[Any]) -> None:
+        failed = fut.cancelled() or fut.exception() is not None
+        if failed and self._loaded.get(model.key) is model:
+            del self._loaded[model.key]
+            self._idle.append(model.worker)
 
     async def _ready(self, model: LoadedModel) -> LoadedModel:
         try:
             await asyncio.shield(model.ready)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any load failure becomes a clear BackendError
             why = str(exc).replace(str(model.source.path), model.source.name)  # no server paths in errors
             raise BackendError(f"model '{model.source.name}' failed to load: {type(exc).__name__}: {why}") from None
         return model
@@ -165,7 +176,7 @@ class LlamaCppBinding(Binding):
             return out
         return await asyncio.to_thread(scan)
 
-    async def get_model_info(self, model_name: Optional[str] = None) -> dict[str, Any]:
+    async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
         name = self._name(model_name)
         source = self._source(name)
         info = await asyncio.to_thread(self.locator.describe, source)
@@ -221,7 +232,7 @@ class LlamaCppBinding(Binding):
             raise
         except LollmsError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as BackendError below
             await self._ready(model)  # the load job ran first: report its failure if that was the cause
             raise BackendError(f"llama.cpp generation failed: {type(exc).__name__}: {exc}") from None
         self._finished(task, model, result)
@@ -261,7 +272,7 @@ class LlamaCppBinding(Binding):
                 task.cancel.cancel()  # client gone or error: the worker stops at the next token
 
     # ---- tokens --------------------------------------------------------------------------------
-    async def _on_worker(self, model_name: Optional[str], fn: Any) -> Any:
+    async def _on_worker(self, model_name: str | None, fn: Any) -> Any:
         model = self._acquire(self._source(self._name(model_name)))
         key = model.key
 
@@ -275,12 +286,12 @@ class LlamaCppBinding(Binding):
             return await fut
         except LollmsError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as BackendError below
             await self._ready(model)
             raise BackendError(f"llama.cpp call failed: {type(exc).__name__}: {exc}") from None
 
     async def tokenize(self, text: str, *, add_bos: bool = False, add_eos: bool = False,
-                       model_name: Optional[str] = None) -> list[int]:
+                       model_name: str | None = None) -> list[int]:
         def run(llm: Any) -> list[int]:
             ids = list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
             bos, eos = llm.token_bos(), llm.token_eos()
@@ -291,7 +302,7 @@ class LlamaCppBinding(Binding):
             return ids
         return await self._on_worker(model_name, run)
 
-    async def detokenize(self, tokens: list[int], *, model_name: Optional[str] = None) -> str:
+    async def detokenize(self, tokens: list[int], *, model_name: str | None = None) -> str:
         def run(llm: Any) -> str:
             n_vocab = llm.n_vocab()
             bad = [t for t in tokens if not 0 <= t < n_vocab]

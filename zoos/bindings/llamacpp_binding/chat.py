@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from lollms_server.core.bindings.base import CancelToken
 from lollms_server.core.errors import BadRequestError
@@ -79,7 +80,7 @@ def _check_model(worker: LlamaWorker, job: ChatJob) -> Any:
     return worker.llm
 
 
-def run_chat(worker: LlamaWorker, job: ChatJob, emit: Optional[Callable[[str], None]]) -> ChatResult:
+def run_chat(worker: LlamaWorker, job: ChatJob, emit: Callable[[str], None] | None) -> ChatResult:
     """On the worker thread: generate, streaming pieces through ``emit`` when given; stops on cancel."""
     if job.cancel.cancelled:
         return ChatResult("", 0, 0, "cancelled")
@@ -120,7 +121,7 @@ def run_chat(worker: LlamaWorker, job: ChatJob, emit: Optional[Callable[[str], N
 
 def start_stream(
     worker: LlamaWorker, job: ChatJob, on_result: Callable[[ChatResult], None]
-) -> "asyncio.Queue[Any]":
+) -> asyncio.Queue[Any]:
     """Queue the job; pieces (str), then an exception if it failed, then END arrive in the returned queue.
 
     ``on_result`` runs on the event loop when generation ends, also when nobody reads the queue any more
@@ -137,7 +138,7 @@ def start_stream(
     def run(w: LlamaWorker) -> None:
         try:
             post(loop, on_result, run_chat(w, job, emit))
-        except BaseException as exc:  # handed to the consumer
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             post(loop, put, exc)
         post(loop, put, END)
 

@@ -28,7 +28,7 @@ def shipped_model_path(file_name: str) -> Path | None:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / file_name
+    path = Path(next(iter(spec.submodule_search_locations))) / file_name
     return path if path.is_file() else None
 
 

@@ -14,9 +14,10 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from lollms_server.core.bindings.base import CancelToken
 
@@ -24,7 +25,7 @@ log = logging.getLogger("lollms_server.bindings.llamacpp")
 
 Job = Callable[["LlamaWorker"], None]
 
-_INSTRUMENTED: Optional[type] = None
+_INSTRUMENTED: type | None = None
 
 
 @dataclass
@@ -45,7 +46,7 @@ def instrumented_llama_class() -> type:
         from llama_cpp import Llama
 
         class InstrumentedLlama(Llama):  # type: ignore[misc]
-            run_state: Optional[RunState] = None
+            run_state: RunState | None = None
 
             def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
                 state = self.run_state
@@ -73,11 +74,11 @@ def instrumented_llama_class() -> type:
 @dataclass(frozen=True)
 class LoadSettings:
     n_ctx: int
-    n_threads: Optional[int]
+    n_threads: int | None
     n_batch: int
     n_gpu_layers: int
-    chat_format: Optional[str]
-    seed: Optional[int]
+    chat_format: str | None
+    seed: int | None
 
     def llama_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -98,9 +99,9 @@ class LlamaWorker:
 
     name: str
     llm: Any = None
-    model_key: Optional[str] = None
-    _jobs: "queue.SimpleQueue[Optional[Job]]" = field(default_factory=queue.SimpleQueue)
-    _thread: Optional[threading.Thread] = None
+    model_key: str | None = None
+    _jobs: queue.SimpleQueue[Job | None] = field(default_factory=queue.SimpleQueue)
+    _thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"llama-{self.name}", daemon=True)
@@ -129,15 +130,15 @@ class LlamaWorker:
     def submit(self, job: Job) -> None:
         self._jobs.put(job)
 
-    def call(self, fn: Callable[["LlamaWorker"], Any]) -> "asyncio.Future[Any]":
+    def call(self, fn: Callable[[LlamaWorker], Any]) -> asyncio.Future[Any]:
         """Run ``fn(worker)`` on the worker thread; its result or exception lands in an asyncio future."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
 
-        def job(worker: "LlamaWorker") -> None:
+        def job(worker: LlamaWorker) -> None:
             try:
                 result = fn(worker)
-            except BaseException as exc:  # handed to the awaiting coroutine
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
                 post(loop, _settle, fut, None, exc)
             else:
                 post(loop, _settle, fut, result, None)
@@ -165,7 +166,7 @@ class LlamaWorker:
             self._thread.join(timeout)
 
 
-def _settle(fut: "asyncio.Future[Any]", result: Any, exc: Optional[BaseException]) -> None:
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if fut.done():
         return
     if exc is not None:
