@@ -129,6 +129,7 @@ async def test_tokenizer_round_trip(llama_dir: Path) -> None:
         back_framed = (await c.post("/api/v1/detokenize", json={"tokens": framed["tokens"]})).json()
         count = (await c.post("/api/v1/count_tokens", json={"text": text})).json()
         count_framed = (await c.post("/api/v1/count_tokens", json={"text": text, "add_bos": True, "add_eos": True})).json()
+        special = (await c.post("/api/v1/count_tokens", json={"text": "<|im_start|>"})).json()
         bad = await c.post("/api/v1/detokenize", json={"tokens": [1, 10_000_000]})
     assert plain["count"] == len(plain["tokens"]) > 5
     assert len(plain["tokens"]) < len(text)  # a real BPE tokenizer, not bytes
@@ -136,6 +137,7 @@ async def test_tokenizer_round_trip(llama_dir: Path) -> None:
     assert back["text"] == text and back_framed["text"] == text
     assert count["count"] == plain["count"] and count_framed["count"] == plain["count"] + 2
     assert bad.status_code == 400 and "vocabulary" in bad.json()["detail"]
+    assert special["count"] == 1  # a special token written in the text is that token
 
 
 async def test_model_info_and_listing(llama_dir: Path) -> None:
