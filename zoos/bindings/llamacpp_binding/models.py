@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lollms_server.core.bindings.model_files import models_subfolder
 from lollms_server.core.errors import BadRequestError, NotFoundError
-from lollms_server.core.paths import PROJECT_ROOT, PathEscapeError, resolve_inside
+from lollms_server.core.paths import PathEscapeError, resolve_inside
 
 from .gguf_meta import GGUFError, describe, read_gguf_header
 
@@ -43,8 +44,7 @@ class ModelLocator:
     """Turns model names into files, lists what is available, and describes models from their header."""
 
     def __init__(self, models_folder: str | None, configured: list[str]) -> None:
-        base = Path(models_folder).expanduser() if models_folder else PROJECT_ROOT / "models"
-        self.gguf_dir: Path = (base if base.is_absolute() else PROJECT_ROOT / base) / "gguf"
+        self.gguf_dir: Path = models_subfolder(models_folder, "gguf")
         self.configured_paths: dict[str, Path] = {n: Path(n).expanduser() for n in configured if n and Path(n).expanduser().is_absolute()}
         self._describe_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
