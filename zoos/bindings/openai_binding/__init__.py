@@ -162,8 +162,6 @@ class OpenAIBinding(OpenAISDKBinding):
 
 
 def _model_details(model: Any) -> dict[str, Any]:
-    try:
-        data = model.model_dump()
-    except Exception:
-        return {}
+    dump = getattr(model, "model_dump", None)
+    data = dump() if callable(dump) else {}
     return {k: v for k, v in data.items() if k not in ("id", "object") and v is not None}
