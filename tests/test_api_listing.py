@@ -171,3 +171,17 @@ async def test_cors_allows_configured_origins_only(tmp_path: Path) -> None:
         assert "access-control-allow-origin" not in bad.headers
         evil = await c.get("/health", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in evil.headers
+
+
+async def test_personality_with_missing_dependencies_is_reported_not_installed(tmp_path: Path) -> None:
+    d = tmp_path / "cfg"
+    write_config(d)
+    pp = d / "personal_personalities"
+    (pp / "needy").mkdir(parents=True)
+    (pp / "needy" / "config.yaml").write_text("name: needy\ndependencies: [lollms-no-such-package-xyz>=1.0]\n")
+    (pp / "content").mkdir(parents=True)
+    (pp / "content" / "config.yaml").write_text("name: content\ndependencies: [pyyaml, 'fastapi>=0.1']\n")
+    async with api_client(d) as c:
+        body = (await c.get("/api/v1/list_personalities")).json()
+    assert "content" in body["personalities"] and "needy" not in body["personalities"]
+    assert "lollms-no-such-package-xyz>=1.0" in body["load_errors"]["needy"] and "pip install" in body["load_errors"]["needy"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import inspect
 import logging
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lollms_server.core.errors import NotFoundError
@@ -96,6 +98,25 @@ def _generation_params(config: PersonalityConfig) -> dict[str, Any]:
     return params
 
 
+def missing_dependencies(requirements: list[str]) -> list[str]:
+    """Requirements (pip syntax) that are not installed. Nothing is ever installed at run time."""
+    missing: list[str] = []
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            missing.append(f"{text} (not a valid requirement)")
+            continue
+        try:
+            installed = importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(text)
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            missing.append(f"{text} (installed: {installed})")
+    return missing
+
+
 def _load_workflow(folder: Path, script_rel: str, module_name: str) -> Workflow:
     script = resolve_inside(folder, script_rel)
     if not script.is_file():
@@ -146,6 +167,12 @@ class PersonalityManager:
                 self.disabled[name] = folder
                 self.personalities.pop(name, None)
                 return
+            missing = missing_dependencies(config.dependencies)
+            if missing:
+                raise ValueError(
+                    f"needs packages that are not installed: {', '.join(missing)}; install them with "
+                    f"venv/bin/pip install {' '.join(repr(m.split(' (')[0]) for m in missing)} and restart"
+                )
             workflow = None
             if config.script_path:
                 workflow = _load_workflow(folder, config.script_path, f"lollms_personality_{name}")
