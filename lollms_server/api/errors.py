@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from lollms_server.api.openapi_doc import install_openapi_fixes
 from lollms_server.core.errors import LollmsError
 from lollms_server.core.paths import PathEscapeError
 from lollms_server.core.secrets import REDACTOR
@@ -16,6 +17,8 @@ log = logging.getLogger("lollms_server.api")
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    install_openapi_fixes(app)  # /openapi.json shows these handlers' real bodies
+
     @app.exception_handler(LollmsError)
     async def _lollms_error(request: Request, exc: LollmsError) -> JSONResponse:
         return JSONResponse(status_code=exc.status_code, content={"detail": REDACTOR.redact(exc.message)})

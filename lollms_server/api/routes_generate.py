@@ -23,7 +23,13 @@ _STREAM_DOC = {
     200: {
         "description": "GenerateResponse (JSON), or with stream=true a text/event-stream of `data: <StreamChunk>` "
         "events ending with exactly one `final` event whose content is the full List[OutputData].",
-        "content": {"text/event-stream": {"schema": StreamChunk.model_json_schema()}},
+        # OpenAPI 3.1: the schema of one event; its `data` field is a StreamChunk as JSON
+        "content": {"text/event-stream": {"schema": {
+            "type": "object", "required": ["data"],
+            "properties": {"event": {"type": "string"}, "id": {"type": "string"}, "data": {
+                "type": "string", "contentMediaType": "application/json", "contentSchema": StreamChunk.model_json_schema(),
+            }},
+        }}},
     },
     400: {"description": "Bad input (no prompt, wrong modality or MIME type, invalid parameters)."},
     404: {"description": "Unknown personality or binding instance."},

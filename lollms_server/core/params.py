@@ -22,6 +22,8 @@ class KnownParameters(BaseModel):
     seed: Optional[int] = None
     stop: Optional[Union[str, list[str]]] = None
     n: Optional[int] = Field(default=None, ge=1, le=16)
+    width: Optional[int] = Field(default=None, ge=1)  # image bindings read width/height as pixels
+    height: Optional[int] = Field(default=None, ge=1)
 
 
 def merge_parameters(*layers: dict[str, Any] | None) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Coroutine
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lollms_server.api.openai_compat.models import ErrorBody
 from lollms_server.core.errors import LollmsError, NotFoundError, NotSupportedError, QueueTimeoutError, UnavailableError
@@ -92,7 +93,7 @@ def to_openai_error(exc: Exception) -> OpenAIError:
         return OpenAIError(exc.status_code, exc.message, code=_code_for(exc))
     if isinstance(exc, PathEscapeError):
         return OpenAIError(400, str(exc))
-    if isinstance(exc, HTTPException):
+    if isinstance(exc, StarletteHTTPException):  # also FastAPI's, and Starlette's for unparsable bodies
         return OpenAIError(exc.status_code, str(exc.detail))
     return OpenAIError(500, f"internal error: {type(exc).__name__}: {exc}")
 

@@ -25,7 +25,10 @@ def _image_size(params: dict[str, Any]) -> tuple[int, int]:
     size = params.get("image_size") or params.get("size")
     if isinstance(size, str) and "x" in size:
         w, h = size.lower().split("x", 1)
-        width, height = int(w), int(h)
+        try:
+            width, height = int(w), int(h)
+        except ValueError:
+            raise BadRequestError(f"image size must look like 512x512, got {size[:40]!r}") from None
     else:
         width, height = int(params.get("width", 64)), int(params.get("height", 64))
     if not (1 <= width <= 2048 and 1 <= height <= 2048):
