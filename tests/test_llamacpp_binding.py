@@ -283,3 +283,18 @@ async def test_broken_default_model_is_a_visible_load_error(tmp_path: Path) -> N
         r = await c.post("/api/v1/generate", json=prompt("hi", max_tokens=2))
     assert "'bad.gguf' failed to load" in errors["llm"] and str(tmp_path) not in errors["llm"]
     assert r.status_code == 503 and "bad.gguf" in r.json()["detail"]
+
+
+async def test_response_format_constrains_output_to_json(llama_dir: Path) -> None:
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}, "required": ["capital"]}
+    async with api_client(llama_dir) as c:
+        for rf in ({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}, {"type": "json_object"}):
+            r = await c.post("/api/v1/generate", json=prompt("What is the capital of France? Answer in JSON.",
+                                                             max_tokens=60, response_format=rf))
+            assert r.status_code == 200, r.text
+            data = json.loads(r.json()["output"][0]["data"])
+            assert isinstance(data, dict)
+            if rf["type"] == "json_schema":
+                assert isinstance(data["capital"], str)
+        r = await c.post("/api/v1/generate", json=prompt("x", response_format={"type": "yaml"}))
+        assert r.status_code == 400 and "json_object" in r.json()["detail"]

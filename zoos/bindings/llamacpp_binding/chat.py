@@ -49,7 +49,33 @@ def sampling_arguments(params: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
             raise BadRequestError("parameter 'stop' must be a string or a list of non-empty strings")
         out["stop"] = stop
+    response_format = _response_format(params.get("response_format"))
+    if response_format is not None:
+        out["response_format"] = response_format
     return out
+
+
+def _response_format(value: Any) -> dict[str, Any] | None:
+    """OpenAI-style response_format -> llama-cpp-python's grammar-constrained JSON output."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"type": value}
+    if not isinstance(value, dict):
+        raise BadRequestError("parameter 'response_format' must be an object such as {\"type\": \"json_object\"}")
+    kind = value.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        schema = value.get("schema")
+    elif kind == "json_schema":
+        spec = value.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+    else:
+        raise BadRequestError(f"response_format type {kind!r} is not supported (use text, json_object or json_schema)")
+    if schema is not None and not isinstance(schema, dict):
+        raise BadRequestError("response_format schema must be a JSON schema object")
+    return {"type": "json_object", **({"schema": schema} if schema else {})}
 
 
 @dataclass
