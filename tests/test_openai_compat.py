@@ -395,3 +395,11 @@ def test_llamacpp_chat_stream_equals_non_stream(llama_srv: ServerProcess) -> Non
         tokens = h.post("/lollms/v1/tokenize", json={"model": "llm", "text": "Hello world"}).json()["tokens"]
         assert 1 < len(tokens) < 6  # a real BPE tokenizer, not bytes
         assert h.post("/lollms/v1/detokenize", json={"model": "llm", "tokens": tokens}).json()["text"].strip() == "Hello world"
+
+
+def test_unknown_v1_path_answers_in_openai_shape(http: httpx.Client) -> None:
+    for method in ("GET", "POST"):
+        r = http.request(method, "/v1/no/such/route")
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "unknown_url" and "/v1/no/such/route" in r.json()["error"]["message"]
+    assert http.get("/v1/models").status_code == 200

@@ -5,11 +5,25 @@ The routes run the same pipeline as /api/v1/generate; see ``ids`` for the model 
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+_fallback = APIRouter()
+
+
+@_fallback.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def unknown_openai_route(path: str, request: Request) -> JSONResponse:
+    """Any other /v1 path: OpenAI's 404 body, so OpenAI clients show a readable error."""
+    from lollms_server.api.openai_compat.errors import OpenAIError
+
+    return OpenAIError(404, f"Unknown request URL: {request.method} /v1/{path}", code="unknown_url").response()
 
 
 def routers() -> list[APIRouter]:
-    """Routers to include as they are: each carries its own auth (Bearer or X-API-Key) and error shape."""
+    """Routers to include as they are: each carries its own auth (Bearer or X-API-Key) and error shape.
+
+    The fallback for unknown /v1 paths comes last so every real route matches first.
+    """
     from lollms_server.api.openai_compat import routes_chat, routes_lollms, routes_media
 
-    return [routes_chat.router, routes_media.router, routes_lollms.router, routes_lollms.public_router]
+    return [routes_chat.router, routes_media.router, routes_lollms.router, routes_lollms.public_router, _fallback]
