@@ -94,6 +94,27 @@ def sse_data(lines: Iterator[str]) -> Iterator[str]:
 
 
 # ---- direct: llama-cpp-python in this process, always called from this (main) thread -------------
+class StreamTimer:
+    """Times a stream: first piece (TTFT), last piece, and the text."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.first: float | None = None
+        self.last = self.t0
+        self.parts: list[str] = []
+
+    def piece(self, text: str | None) -> None:
+        if text:
+            self.last = time.perf_counter()
+            self.first = self.first or self.last
+            self.parts.append(text)
+
+    def sample(self, tokens: int = 0) -> Sample:
+        total = time.perf_counter() - self.t0
+        ttft = (self.first - self.t0) if self.first else None
+        return Sample(total, tokens or len(self.parts), "".join(self.parts), ttft, self.last - self.t0)
+
+
 class Direct:
     def __init__(self, path: Path, n_ctx: int, sampling: dict[str, Any]) -> None:
         from llama_cpp import Llama
@@ -102,18 +123,10 @@ class Direct:
         self.sampling = sampling
 
     def stream(self, prompt: str) -> Sample:
-        t0 = time.perf_counter()
-        first: float | None = None
-        last = t0
-        parts: list[str] = []
+        timer = StreamTimer()
         for chunk in self.llm.create_chat_completion([{"role": "user", "content": prompt}], stream=True, **self.sampling):
-            piece = chunk["choices"][0]["delta"].get("content")
-            if piece:
-                last = time.perf_counter()
-                first = first or last
-                parts.append(piece)
-        total = time.perf_counter() - t0
-        return Sample(total, len(parts), "".join(parts), (first - t0) if first else None, last - t0)
+            timer.piece(chunk["choices"][0]["delta"].get("content"))
+        return timer.sample()
 
     def complete(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
@@ -149,21 +162,13 @@ class Peer:
         return {"messages": [{"role": "user", "content": prompt}], "stream": stream, **self.sampling}
 
     def stream(self, prompt: str) -> Sample:
-        t0 = time.perf_counter()
-        first: float | None = None
-        last = t0
-        parts: list[str] = []
+        timer = StreamTimer()
         with self.client.stream("POST", "/v1/chat/completions", json=self._body(prompt, True)) as r:
             for data in sse_data(r.iter_lines()):
                 if data.strip() == "[DONE]":
                     break
-                piece = json.loads(data)["choices"][0]["delta"].get("content")
-                if piece:
-                    last = time.perf_counter()
-                    first = first or last
-                    parts.append(piece)
-        total = time.perf_counter() - t0
-        return Sample(total, len(parts), "".join(parts), (first - t0) if first else None, last - t0)
+                timer.piece(json.loads(data)["choices"][0]["delta"].get("content"))
+        return timer.sample()
 
     def complete(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
@@ -194,22 +199,16 @@ class Ours:
                 "parameters": dict(self.sampling), "stream": stream}
 
     def stream(self, prompt: str) -> Sample:
-        t0 = time.perf_counter()
-        first: float | None = None
-        last = t0
-        parts: list[str] = []
+        timer = StreamTimer()
         tokens = 0
         with self.client.stream("POST", "/api/v1/generate", json=self._body(prompt, True)) as r:
             for data in sse_data(r.iter_lines()):
                 ev = json.loads(data)
-                if ev["type"] == "chunk" and ev["content"]:
-                    last = time.perf_counter()
-                    first = first or last
-                    parts.append(ev["content"])
+                if ev["type"] == "chunk":
+                    timer.piece(ev["content"])
                 elif ev["type"] == "final":
                     tokens = (ev.get("metadata") or {}).get("usage", {}).get("completion_tokens", 0)
-        total = time.perf_counter() - t0
-        return Sample(total, tokens or len(parts), "".join(parts), (first - t0) if first else None, last - t0)
+        return timer.sample(tokens)
 
     def complete(self, prompt: str) -> Sample:
         t0 = time.perf_counter()
