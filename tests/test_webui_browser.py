@@ -157,21 +157,24 @@ def test_thoughts_are_shown_in_a_collapsible_block(browser: Any, ui_server: Serv
     page.context.close()
 
 
-def test_escape_stops_a_reply(browser: Any, ui_server: ServerProcess) -> None:
+def start_long_reply(browser: Any, ui_server: ServerProcess, seen: str) -> Any:
+    """A page streaming LONG_PROMPT from the slow instance, once ``seen`` is on screen."""
     page = open_ui(browser, ui_server)
     page.select_option("[data-testid=binding-select-ttt]", "slow")
     send(page, LONG_PROMPT)
-    page.wait_for_selector("[data-testid=reply-text]:has-text('word1')")
+    page.wait_for_selector(f"[data-testid=reply-text]:has-text('{seen}')")
+    return page
+
+
+def test_escape_stops_a_reply(browser: Any, ui_server: ServerProcess) -> None:
+    page = start_long_reply(browser, ui_server, "word1")
     page.press("[data-testid=prompt-input]", "Escape")
     page.wait_for_selector("[data-testid=message-assistant][data-status=stopped]")
     page.context.close()
 
 
 def test_stop_aborts_the_stream_and_the_server_frees_the_slot(browser: Any, ui_server: ServerProcess) -> None:
-    page = open_ui(browser, ui_server)
-    page.select_option("[data-testid=binding-select-ttt]", "slow")
-    send(page, LONG_PROMPT)
-    page.wait_for_selector("[data-testid=reply-text]:has-text('word2')")
+    page = start_long_reply(browser, ui_server, "word2")
     page.click("[data-testid=stop-button]")
     page.wait_for_selector("[data-testid=message-assistant][data-status=stopped]")
     assert page.locator("[data-testid=stopped-note]").count() == 1
