@@ -34,7 +34,7 @@ class _Job:
     run: Callable[[], Any]
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     """On the event loop: pass the outcome on, unless the caller stopped waiting."""
     if future.done():
         return
@@ -104,7 +104,7 @@ class ModelWorker:
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine, as an executor does
                 error = exc
             with contextlib.suppress(RuntimeError):  # the event loop is already closed: nobody waits
-                job.loop.call_soon_threadsafe(_settle, job.future, result, error)
+                job.loop.call_soon_threadsafe(settle_future, job.future, result, error)
             del job, result, error
 
 

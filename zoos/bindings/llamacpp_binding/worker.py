@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lollms_server.core.bindings.base import CancelToken
+from lollms_server.core.bindings.worker import settle_future
 
 log = logging.getLogger("lollms_server.bindings.llamacpp")
 
@@ -139,9 +140,9 @@ class LlamaWorker:
             try:
                 result = fn(worker)
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-                post(loop, _settle, fut, None, exc)
+                post(loop, settle_future, fut, None, exc)
             else:
-                post(loop, _settle, fut, result, None)
+                post(loop, settle_future, fut, result, None)
 
         self.submit(job)
         return fut
@@ -164,15 +165,6 @@ class LlamaWorker:
     def join(self, timeout: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
 
 
 def post(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> bool:
