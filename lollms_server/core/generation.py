@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from lollms_server.api.models import GenerateRequest, InputData, OutputData, StreamChunk
+from lollms_server.core.contract import GenerateRequest, InputData, OutputData, StreamChunk
 from lollms_server.core.bindings.base import Binding, GenerationTask
 from lollms_server.core.config_schema import MODALITIES
 from lollms_server.core.errors import BackendError, BadRequestError, LollmsError, NotFoundError, NotSupportedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from lollms_server.api.models import InputData
+from lollms_server.core.contract import InputData
 from lollms_server.core.bindings.base import Binding, Message
 from lollms_server.core.errors import BadRequestError
 

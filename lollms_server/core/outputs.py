@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lollms_server.api.models import OutputData
+from lollms_server.core.contract import OutputData
 from lollms_server.core.errors import BackendError
 from lollms_server.core.thoughts import split_thoughts
 

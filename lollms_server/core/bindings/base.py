@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Literal, Union
 
-from lollms_server.api.models import InputData, OutputData
+from lollms_server.core.contract import InputData, OutputData
 from lollms_server.core.errors import NotSupportedError
 
 if TYPE_CHECKING:

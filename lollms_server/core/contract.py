@@ -1,0 +1,94 @@
+"""The data contract shared by bindings, workflows and every API surface (spec section 7).
+
+``InputData`` in, ``OutputData`` out, ``StreamChunk`` events while streaming, and ``GenerateRequest``,
+the one internal request every surface (``/api/v1``, ``/v1``, Ollama, extensions) translates into.
+``lollms_server.api.models`` re-exports these for code written against the spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+InputType = Literal["text", "image", "audio", "video", "document"]
+OutputType = Literal["text", "image", "audio", "video", "json", "error", "info"]
+ChunkType = Literal["chunk", "info", "error", "function_call", "final"]
+
+
+class InputData(BaseModel):
+    """One piece of multimodal input."""
+
+    type: InputType = Field(description="Kind of data: text, image, audio, video, document.")
+    role: str = Field(
+        description="How the input is used: user_prompt, system_context, assistant_reply (earlier turns), "
+        "input_image, mask_image, input_audio…",
+        examples=["user_prompt"],
+    )
+    data: str = Field(description="Text, or base64 for binary data.")
+    mime_type: Optional[str] = Field(default=None, description="Required for binary data, e.g. image/png.")
+    metadata: Optional[dict[str, Any]] = Field(default=None, description="Extra info, e.g. filename.")
+
+    @model_validator(mode="after")
+    def _binary_needs_mime(self) -> "InputData":
+        if self.type in ("image", "audio", "video") and not self.mime_type:
+            raise ValueError(f"input of type '{self.type}' needs a mime_type, e.g. image/png or audio/wav")
+        return self
+
+
+class OutputData(BaseModel):
+    """One piece of generated output."""
+
+    type: OutputType
+    data: Any = None
+    mime_type: Optional[str] = None
+    thoughts: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = Field(default_factory=dict)
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "input_data": [{"type": "text", "role": "user_prompt", "data": "What is the capital of France?"}],
+                    "stream": False,
+                    "parameters": {"max_tokens": 64, "temperature": 0.7},
+                },
+                {
+                    "input_data": [
+                        {"type": "text", "role": "system_context", "data": "You are terse."},
+                        {"type": "text", "role": "user_prompt", "data": "Hi"},
+                        {"type": "text", "role": "assistant_reply", "data": "Hello."},
+                        {"type": "text", "role": "user_prompt", "data": "Name a colour."},
+                    ],
+                    "stream": True,
+                },
+            ]
+        }
+    )
+
+    input_data: list[InputData] = Field(
+        default_factory=list,
+        description="Inputs with roles. Several text items with roles user_prompt/assistant_reply in order form a "
+        "multi-turn conversation; system_context items are the system prompt.",
+    )
+    text_prompt: Optional[str] = Field(
+        default=None, json_schema_extra={"deprecated": True}, description="Deprecated: same as one input_data item with role user_prompt."
+    )
+    personality: Optional[str] = Field(default=None, description="Personality folder name.")
+    binding_name: Optional[str] = Field(default=None, description="Binding instance name (overrides defaults).")
+    model_name: Optional[str] = Field(default=None, description="Model for this request (overrides the instance default).")
+    generation_type: str = Field(default="ttt", description="ttt, tti, tts, stt, ttv, ttm, i2i, audio2audio.")
+    stream: bool = Field(default=False, description="Stream Server-Sent Events of StreamChunk.")
+    parameters: Optional[dict[str, Any]] = Field(
+        default=None, description="Generation parameters (max_tokens, temperature, image_size…); override defaults."
+    )
+    functions: Optional[list[str]] = Field(default=None, description="Reserved: function names offered to the model.")
+
+
+class StreamChunk(BaseModel):
+    type: ChunkType
+    content: Any = None
+    thoughts: Optional[str] = None
+    metadata: Optional[dict[str, Any]] = Field(default_factory=dict)
