@@ -248,12 +248,12 @@ def test_attach_an_image_for_a_vision_model(browser: Any, ui_server: ServerProce
     assert len(image_items) == 1 and image_items[0]["mime_type"] == "image/png"
     assert base64.b64decode(image_items[0]["data"]).startswith(b"\x89PNG")
     assert wait_done(page).get_attribute("data-status") == "done"
-    # The same with a text-only model: a clear error from the server, shown on the reply.
+    # A text-only model is not offered images: no attach button, and a dropped file gets a clear reason.
     page.select_option("[data-testid=model-select]", "dummy-echo")
+    page.wait_for_selector("[data-testid=attach-button]", state="detached")
     page.set_input_files("[data-testid=file-input]", str(_png_file(tmp_path)))
-    send(page, "and now?")
-    reply = wait_done(page)
-    assert "does not accept image" in reply.locator("[data-testid=reply-error]").inner_text()
+    assert "“dummy-echo” cannot read attachments" in page.inner_text("[data-testid=attach-error]")
+    assert page.locator("[data-testid=attachment-chip]").count() == 0
     page.context.close()
 
 

@@ -31,6 +31,14 @@ class HealthResponse(BaseModel):
     api_key_required: bool
 
 
+class ServerInfoResponse(BaseModel):
+    """Public facts for a first-run connect screen; paths are relative or abbreviated, never absolute."""
+
+    version: str
+    api_key_required: bool
+    config_file: str = Field(description="The main config file, relative to the project or working folder, or '…/folder/file'.")
+
+
 class BindingTypeInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
     type_name: str

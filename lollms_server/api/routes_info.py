@@ -24,11 +24,13 @@ from lollms_server.api.models import (
     ModelInfo,
     PersonalityInfo,
     ResourceStateResponse,
+    ServerInfoResponse,
 )
 from lollms_server.core.config_schema import MODALITIES
 from lollms_server.core.bindings.base import Binding
 from lollms_server.core.errors import NotFoundError, UnavailableError
 from lollms_server.core.model_scan import scan_models_folder
+from lollms_server.core.paths import display_path
 from lollms_server.core.services import Services
 
 public_router = APIRouter(tags=["health"])
@@ -41,6 +43,13 @@ def health(services: Services = Depends(get_services)) -> HealthResponse:
 
 public_router.add_api_route("/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
 public_router.add_api_route("/api/v1/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
+
+
+@public_router.get("/api/v1/server_info", response_model=ServerInfoResponse, summary="Facts for the connect screen (no auth)")
+def server_info(services: Services = Depends(get_services)) -> ServerInfoResponse:
+    """Where the operator finds the API key: the main config file, shown relative (never an absolute path)."""
+    config = services.config
+    return ServerInfoResponse(version=__version__, api_key_required=bool(config.api_keys), config_file=display_path(config.file))
 
 
 def _loaded(services: Services, name: str) -> Binding:

@@ -7,9 +7,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from lollms_server import __version__
 from lollms_server.core.paths import DEFAULT_CONFIG_DIR
+
+if TYPE_CHECKING:
+    from lollms_server.core.config import ServerConfig
 
 
 def _config_dir(value: str | None) -> Path:
@@ -21,6 +26,19 @@ def _setup_logging(level: str) -> None:
 
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
+
+
+def web_ui_link(config: "ServerConfig", host: str, port: int, show_key: bool) -> str | None:
+    """The web UI's address; with ``?key=`` (opens it connected) only for an interactive terminal, so the key
+    never lands in a log file or a service journal. None when the UI is off."""
+    if not config.section("webui").get("enable_ui"):
+        return None
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else (f"[{host}]" if ":" in host else host)
+    url = f"http://{shown_host}:{port}/"
+    keys = config.api_keys
+    if show_key and keys:
+        return f"{url}?key={quote(keys[0], safe='')}"
+    return url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -43,6 +61,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(level)
     app = create_app(config=config)
     print(f"lollms-server {__version__}: serving on http://{host}:{port} (config: {config.file})", flush=True)
+    link = web_ui_link(config, host, port, show_key=sys.stdout.isatty() and not args.no_key_link)
+    if link:
+        print(f"lollms-server: web UI: {link}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5)
     return 0
 
@@ -98,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="Listen address (env LOLLMS_HOST; default from config).")
     serve.add_argument("--port", type=int, help="Port (env LOLLMS_PORT; default from config).")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], type=str.upper)
+    serve.add_argument("--no-key-link", action="store_true",
+                       help="Do not print the web UI link with ?key= (it is only printed on an interactive terminal).")
     serve.set_defaults(func=cmd_serve)
     init = sub.add_parser("init", parents=[common], help="Write a default configuration if none exists (non-interactive).")
     init.add_argument("--preset", default="offline_local", help="Preset to apply (see --list-presets).")

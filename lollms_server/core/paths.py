@@ -46,3 +46,13 @@ def find_main_config(config_dir: Path) -> Path | None:
         names = ", ".join(p.name for p in existing)
         raise FileExistsError(f"several main config files in {config_dir}: {names}; keep exactly one")
     return existing[0] if existing else None
+
+
+def display_path(path: Path) -> str:
+    """A path as safe to show to clients: relative to the project or the working folder when inside one,
+    else only its last two parts (``…/folder/file``) — never the host's absolute layout."""
+    resolved = path.resolve()
+    for base in (PROJECT_ROOT, Path.cwd().resolve()):
+        if resolved == base or base in resolved.parents:
+            return resolved.relative_to(base).as_posix() or "."
+    return "…/" + "/".join(resolved.parts[-2:])

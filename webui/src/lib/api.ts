@@ -1,7 +1,8 @@
 // A small typed client for the lollms_server API, with clear messages for auth and network failures.
 import { readStreamChunks } from "./sse";
 import type {
-  BindingsListing, GenerateRequest, GenerateResponse, Health, ModelInfo, Personality, ResourceState, StreamChunk,
+  BindingsListing, GenerateRequest, GenerateResponse, Health, ModelDetails, ModelInfo, Personality, ResourceState, ServerInfo,
+  StreamChunk,
 } from "./types";
 
 export class ApiError extends Error {
@@ -91,6 +92,18 @@ export class LollmsClient {
   async listAvailableModels(instance: string): Promise<ModelInfo[]> {
     const path = `/api/v1/list_available_models/${encodeURIComponent(instance)}`;
     return (await this.get<{ models: ModelInfo[] }>(path)).models;
+  }
+  modelInfo(instance: string, model: string): Promise<ModelDetails> {
+    const query = model ? `?model_name=${encodeURIComponent(model)}` : "";
+    return this.get(`/api/v1/get_model_info/${encodeURIComponent(instance)}${query}`);
+  }
+  /** Public facts for the connect screen (config file as the operator knows it); null on older servers. */
+  async serverInfo(): Promise<ServerInfo | null> {
+    try {
+      return await this.get<ServerInfo>("/api/v1/server_info");
+    } catch {
+      return null;
+    }
   }
   resources(): Promise<ResourceState> {
     return this.get("/api/v1/resources");

@@ -1,7 +1,9 @@
-// What the connected server offers (bindings, models, personalities), loaded after connecting.
+// What the connected server offers (bindings, models, personalities), loaded after connecting, and what the
+// binding and model a conversation uses can accept.
 import { reactive } from "vue";
 import { LollmsClient } from "./api";
-import type { BindingsListing, GenerationType, Health, ModelInfo, ParamSpec, Personality } from "./types";
+import { active } from "./active";
+import type { BindingsListing, GenerationType, Health, ModelDetails, ModelInfo, ParamSpec, ParamValue, Personality } from "./types";
 import { paramsFor } from "./params";
 import { settings } from "./store";
 
@@ -14,11 +16,12 @@ export interface Catalog {
   personalities: Record<string, Personality>;
   icons: Record<string, string | null>;
   models: Record<string, ModelInfo[]>;
+  details: Record<string, ModelDetails | null>; // "instance:model" -> get_model_info (null: unknown)
   error: string;
 }
 
 export const catalog = reactive<Catalog>({
-  client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, error: "",
+  client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, details: {}, error: "",
 });
 
 export const MODE_LABELS: Record<GenerationType, string> = { ttt: "Chat", tti: "Image", tts: "Speech", stt: "Transcribe" };
@@ -36,16 +39,16 @@ export async function connect(serverUrl: string, apiKey: string): Promise<void> 
 
 export function disconnect(): void {
   for (const url of Object.values(catalog.icons)) if (url) URL.revokeObjectURL(url);
-  Object.assign(catalog, { client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {} });
+  Object.assign(catalog, { client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, details: {} });
 }
 
 export async function refreshCatalog(): Promise<void> {
   const client = catalog.client;
   if (!client) return;
-  const [bindings, active, defaults, personalities] = await Promise.all([
+  const [bindings, activeBindings, defaults, personalities] = await Promise.all([
     client.listBindings(), client.listActiveBindings(), client.defaultBindings(), client.listPersonalities(),
   ]);
-  Object.assign(catalog, { bindings, active, defaults, personalities: personalities.personalities, error: "" });
+  Object.assign(catalog, { bindings, active: activeBindings, defaults, personalities: personalities.personalities, error: "" });
   for (const name of Object.keys(personalities.personalities)) {
     if (!(name in catalog.icons)) {
       catalog.icons[name] = null;
@@ -66,6 +69,21 @@ export async function loadModels(instance: string): Promise<ModelInfo[]> {
   return catalog.models[instance];
 }
 
+/** get_model_info for the model a request will use (cached); null when the server cannot say. */
+export async function loadDetails(instance: string, model: string): Promise<ModelDetails | null> {
+  const key = `${instance}:${model}`;
+  if (!catalog.client || !instance) return null;
+  if (!(key in catalog.details)) {
+    catalog.details[key] = null;
+    try {
+      catalog.details[key] = await catalog.client.modelInfo(instance, model);
+    } catch {
+      catalog.details[key] = null;
+    }
+  }
+  return catalog.details[key];
+}
+
 /** The binding instance's type card, if known. */
 export function typeOf(instance: string): string | undefined {
   const cfg = catalog.active[instance] ?? catalog.bindings?.binding_instances[instance];
@@ -81,29 +99,84 @@ export function instancesFor(kind: GenerationType): string[] {
   });
 }
 
-/** The instance a request of this kind will use: the user's choice, else the server's default. */
-export function effectiveInstance(kind: GenerationType): string {
-  const chosen = settings.bindings[kind];
-  if (chosen && chosen in catalog.active) return chosen;
+/** The server's default instance for a kind, else the first active instance able to serve it. */
+export function serverChoice(kind: GenerationType): string {
   const fallback = catalog.defaults[`${kind}_binding`];
-  return typeof fallback === "string" ? fallback : "";
+  if (typeof fallback === "string" && fallback && fallback in catalog.active) return fallback;
+  return instancesFor(kind)[0] ?? "";
 }
 
-/** Parameters an instance accepts for a mode (its card's generation_parameters, else the known tables). */
+/** The instance a request of this kind will use: the conversation's choice, else the server's choice. */
+export function effectiveInstance(kind: GenerationType): string {
+  const chosen = active().bindings[kind];
+  if (chosen && chosen in catalog.active) return chosen;
+  return serverChoice(kind);
+}
+
+/** Whether the request must name the instance (the server has no default of its own for this kind). */
+export function instanceToSend(kind: GenerationType): string | null {
+  const chosen = active().bindings[kind];
+  if (chosen && chosen in catalog.active) return chosen;
+  const fallback = catalog.defaults[`${kind}_binding`];
+  if (typeof fallback === "string" && fallback && fallback in catalog.active) return null;
+  return serverChoice(kind) || null;
+}
+
+/** The model the conversation chose on an instance ("" = the instance's default). */
+export function chosenModel(instance: string): string {
+  return (instance && active().models[instance]) || "";
+}
+
+export interface Capabilities {
+  images: boolean;
+  audio: boolean;
+  known: boolean; // false while the model's details are loading or unknown
+  model: string;
+  contextSize: number | null;
+}
+
+/** What the binding and model of this kind accept as inputs (card modalities and the model's own flags). */
+export function capabilities(kind: GenerationType): Capabilities {
+  const instance = effectiveInstance(kind);
+  const model = chosenModel(instance);
+  const card = catalog.bindings?.binding_types[typeOf(instance) ?? ""];
+  const modalities = card?.supported_input_modalities ?? [];
+  const listed = (catalog.models[instance] ?? []).find((m) => m.name === model);
+  const details = catalog.details[`${instance}:${model}`] ?? null;
+  const shownModel = model || details?.model_name || "";
+  const vision = listed ? Boolean(listed.supports_vision) : Boolean(details?.supports_vision);
+  const hears = listed ? Boolean(listed.supports_audio) : Boolean(details?.supports_audio);
+  const contextSize = (listed?.context_size ?? details?.context_size) || null;
+  const known = Boolean(listed || details);
+  if (kind === "stt") return { images: false, audio: true, known: true, model: shownModel, contextSize };
+  if (kind === "tts") return { images: false, audio: false, known: true, model: shownModel, contextSize };
+  if (kind === "tti") {
+    const i2i = card?.generation_types?.includes("i2i") ?? false;
+    return { images: i2i && modalities.includes("image"), audio: false, known: true, model: shownModel, contextSize };
+  }
+  return { images: modalities.includes("image") && vision, audio: modalities.includes("audio") && hears, known, model: shownModel, contextSize };
+}
+
+/** Parameters an instance accepts for a mode: the server's declarations, else the known tables. */
 export function paramSpecs(instance: string, kind: GenerationType): Record<string, ParamSpec> {
   const typeName = typeOf(instance);
-  return paramsFor(typeName, kind, catalog.bindings?.binding_types[typeName ?? ""]?.generation_parameters);
+  const card = catalog.bindings?.binding_types[typeName ?? ""];
+  return paramsFor(typeName, kind, card?.generation_parameters, card?.parameters);
+}
+
+export function paramKey(instance: string, kind: GenerationType): string {
+  return `${instance || "default"}:${kind}`;
 }
 
 /** The parameters to send: only the values the user changed (the server applies its own defaults). */
-export function requestParams(instance: string, kind: GenerationType): Record<string, number> {
+export function requestParams(instance: string, kind: GenerationType): Record<string, ParamValue> {
   const specs = paramSpecs(instance, kind);
-  const chosen = settings.params[`${instance || "default"}:${kind}`] ?? {};
-  const out: Record<string, number> = {};
+  const chosen = active().params[paramKey(instance, kind)] ?? {};
+  const out: Record<string, ParamValue> = {};
   for (const name of Object.keys(specs)) {
     const value = chosen[name];
-    if (value === null || value === undefined || Number.isNaN(value)) continue;
-    if (name === "seed" && value < 0) continue;
+    if (value === null || value === undefined || value === "" || (typeof value === "number" && Number.isNaN(value))) continue;
+    if (name === "seed" && typeof value === "number" && value < 0) continue;
     out[name] = value;
   }
   return out;

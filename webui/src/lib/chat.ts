@@ -1,82 +1,97 @@
-// Sending prompts and receiving replies: streamed chat, one-shot image/speech/transcription, stop, retry, edit.
+// Sending prompts and receiving replies: streamed chat, one-shot image/speech/transcription, stop,
+// regenerate any reply and edit any prompt (alternatives kept as branches), titles written by the model.
 import { reactive } from "vue";
 import { ApiError } from "./api";
-import { catalog, effectiveInstance, requestParams } from "./catalog";
+import { active, currentConversation, draft, resetDraft, session } from "./active";
+import { catalog, chosenModel, effectiveInstance, instanceToSend, requestParams } from "./catalog";
 import {
-  applyOutputs, buildChatInputs, buildSingleInputs, newId, streamedTokensPerSecond, titleFrom, tokensPerSecond,
-  type Attachment, type ChatMessage, type Conversation,
+  activePath, applyOutputs, applyToolChunk, buildChatInputs, buildSingleInputs, newId, pathTo, plainWords, streamedTokensPerSecond,
+  titleFrom, tokensPerSecond, type Attachment, type ChatMessage, type ChatSettings, type Conversation,
 } from "./conversation";
-import { conversations, saveConversations, settings } from "./store";
-import type { GenerateRequest, GenerationType, OutputData } from "./types";
+import { humanError } from "./errors";
+import { conversations, saveConversations } from "./store";
+import type { GenerateRequest, GenerationType, InputData, OutputData } from "./types";
 
-export const session = reactive({ currentId: "", busy: false, controller: null as AbortController | null });
+export { currentConversation, session } from "./active";
 
-export function currentConversation(): Conversation | undefined {
-  return conversations.find((c) => c.id === session.currentId);
-}
-
-export function newConversation(): Conversation {
-  const c: Conversation = { id: newId(), title: "New chat", createdAt: Date.now(), updatedAt: Date.now(), messages: [] };
+export function newConversation(from?: ChatSettings): Conversation {
+  const settings = JSON.parse(JSON.stringify(from ?? draft)) as ChatSettings;
+  const c: Conversation = { id: newId(), title: "New chat", createdAt: Date.now(), updatedAt: Date.now(), messages: [], settings };
   conversations.unshift(c);
   session.currentId = c.id;
   return conversations[0];
 }
 
-function requestFor(kind: GenerationType, inputs: GenerateRequest["input_data"]): GenerateRequest {
+/** The empty screen of a new chat, with the user's default settings (created on the first message). */
+export function startNewChat(): void {
+  resetDraft();
+  session.currentId = "";
+}
+
+function requestFor(kind: GenerationType, inputs: InputData[]): GenerateRequest {
+  const chat = active();
   const instance = effectiveInstance(kind);
-  const model = instance ? settings.models[instance] : "";
   return {
     input_data: inputs,
     generation_type: kind,
-    stream: kind === "ttt" && settings.streaming,
-    personality: kind === "ttt" && settings.personality ? settings.personality : null,
-    binding_name: settings.bindings[kind] && settings.bindings[kind]! in catalog.active ? settings.bindings[kind] : null,
-    model_name: model || null,
+    stream: kind === "ttt" && chat.streaming,
+    personality: kind === "ttt" && chat.personality ? chat.personality : null,
+    binding_name: instanceToSend(kind),
+    model_name: chosenModel(instance) || null,
     parameters: requestParams(instance, kind),
   };
 }
 
-/** Add the user's prompt to the conversation and get the reply. */
-export async function sendPrompt(kind: GenerationType, prompt: string, attachments: Attachment[]): Promise<void> {
+/** Add the user's prompt at the end of the branch on screen and get the reply. */
+export async function sendPrompt(kind: GenerationType, prompt: string, attachments: Attachment[], extra: Partial<ChatMessage> = {}): Promise<void> {
   const conv = currentConversation() ?? newConversation();
-  if (conv.messages.length === 0) conv.title = titleFrom(prompt || attachments[0]?.name || "New chat");
-  conv.messages.push({ id: newId(), role: "user", kind, content: prompt, attachments, createdAt: Date.now() });
-  await answer(conv, kind);
+  const parent = activePath(conv).at(-1);
+  if (conv.messages.length === 0) {
+    conv.title = titleFrom(prompt || attachments[0]?.name || "New chat");
+    conv.titleSource = "first-message";
+  }
+  const user: ChatMessage = { id: newId(), role: "user", kind, content: prompt, attachments, createdAt: Date.now(), parentId: parent?.id ?? null, ...extra };
+  conv.messages.push(user);
+  conv.leafId = user.id;
+  await answer(conv, conv.messages[conv.messages.length - 1]);
 }
 
-/** Ask again for the last user turn (drops the reply after it). */
-export async function retryLast(): Promise<void> {
+/** Ask again for the prompt a reply answered; the new reply becomes an alternative beside the old one. */
+export async function regenerate(reply: ChatMessage): Promise<void> {
   const conv = currentConversation();
   if (!conv || session.busy) return;
-  while (conv.messages.length && conv.messages[conv.messages.length - 1].role === "assistant") conv.messages.pop();
-  const last = conv.messages[conv.messages.length - 1];
-  if (last) await answer(conv, last.kind);
+  const user = conv.messages.find((m) => m.id === reply.parentId);
+  if (user) await answer(conv, user);
 }
 
-/** Replace the last user turn's text and ask again. */
-export async function editLast(text: string): Promise<void> {
+/** A new version of a prompt (beside the old one, which keeps its replies) and its reply. */
+export async function editPrompt(original: ChatMessage, text: string): Promise<void> {
   const conv = currentConversation();
   if (!conv || session.busy) return;
-  const index = conv.messages.map((m) => m.role).lastIndexOf("user");
-  if (index < 0) return;
-  conv.messages.splice(index + 1);
-  conv.messages[index].content = text;
-  await answer(conv, conv.messages[index].kind);
+  const edited: ChatMessage = {
+    id: newId(), role: "user", kind: original.kind, content: text, attachments: original.attachments,
+    createdAt: Date.now(), parentId: original.parentId ?? null,
+  };
+  conv.messages.push(edited);
+  conv.leafId = edited.id;
+  await answer(conv, conv.messages[conv.messages.length - 1]);
 }
 
 export function stopGeneration(): void {
   session.controller?.abort();
 }
 
-async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
+async function answer(conv: Conversation, user: ChatMessage): Promise<void> {
   const client = catalog.client;
   if (!client) return;
-  const user = conv.messages[conv.messages.length - 1];
-  const inputs = kind === "ttt" ? buildChatInputs(conv.messages, settings.systemPrompt)
+  const kind = user.kind;
+  const chat = active();
+  const inputs = kind === "ttt" ? buildChatInputs(pathTo(conv, user.id), chat.systemPrompt)
     : buildSingleInputs(kind, user.content, user.attachments ?? []);
   const request = requestFor(kind, inputs);
-  conv.messages.push({ id: newId(), role: "assistant", kind, content: "", status: "streaming", createdAt: Date.now() });
+  conv.messages.push({ id: newId(), role: "assistant", kind, content: "", status: "streaming", createdAt: Date.now(), parentId: user.id });
   const reply = conv.messages[conv.messages.length - 1]; // the reactive proxy
+  conv.leafId = reply.id;
   reply.binding = effectiveInstance(kind) || undefined;
   const controller = new AbortController();
   session.controller = controller;
@@ -104,11 +119,13 @@ async function answer(conv: Conversation, kind: GenerationType): Promise<void> {
     reply.tokensPerSecond = streamedTokensPerSecond(reply.usage, timing.firstMs, timing.lastMs)
       ?? tokensPerSecond(reply.usage, reply.durationS);
     reply.info = undefined;
+    if (reply.error) reply.error = humanError(reply.error, kind);
     session.busy = false;
     session.controller = null;
     conv.updatedAt = Date.now();
     saveConversations();
   }
+  if (reply.status === "done" && kind === "ttt" && conv.titleSource === "first-message") void writeTitle(conv);
 }
 
 interface StreamTiming {
@@ -132,7 +149,7 @@ async function streamInto(reply: ChatMessage, request: GenerateRequest, signal: 
         reply.status = "error";
         break;
       case "function_call":
-        reply.content += `\n\n\`function call: ${JSON.stringify(chunk.content)}\`\n\n`;
+        applyToolChunk(reply, chunk.content);
         break;
       case "final": {
         const outputs = Array.isArray(chunk.content) ? (chunk.content as OutputData[]) : [];
@@ -152,6 +169,57 @@ async function streamInto(reply: ChatMessage, request: GenerateRequest, signal: 
   }
 }
 
+/** Title requests running in the background, by conversation id (renaming or deleting cancels them). */
+const titleJobs = new Map<string, AbortController>();
+/** Conversations whose title is being written (reactive, for the sidebar). */
+export const titleState = reactive({ pending: [] as string[] });
+
+export function cancelTitle(conversationId: string): void {
+  titleJobs.get(conversationId)?.abort();
+  titleJobs.delete(conversationId);
+  titleState.pending = [...titleJobs.keys()];
+}
+
+const TITLE_INSTRUCTION = "Write a short title (at most six words) for a conversation that starts with the user's message. "
+  + "Answer with the title only: no quotes, no Markdown, no final period.";
+
+/** Ask the chat model for a short title of the conversation, in the background. */
+async function writeTitle(conv: Conversation): Promise<void> {
+  const client = catalog.client;
+  const first = conv.messages.find((m) => m.role === "user");
+  if (!client || !first || titleJobs.has(conv.id)) return;
+  const chat = conv.settings ?? active();
+  const chosen = chat.bindings.ttt;
+  const instance = chosen && chosen in catalog.active ? chosen : effectiveInstance("ttt");
+  const controller = new AbortController();
+  titleJobs.set(conv.id, controller);
+  titleState.pending = [...titleJobs.keys()];
+  conv.titleSource = "model";
+  try {
+    const response = await client.generate({
+      input_data: [
+        { type: "text", role: "system_context", data: TITLE_INSTRUCTION },
+        { type: "text", role: "user_prompt", data: first.content.slice(0, 2000) },
+      ],
+      generation_type: "ttt", stream: false, personality: null,
+      binding_name: chosen && chosen in catalog.active ? chosen : instanceToSend("ttt"),
+      model_name: (instance && chat.models[instance]) || null,
+      parameters: { max_tokens: 24 },
+    }, controller.signal);
+    const text = response.output.find((o) => o.type === "text" && typeof o.data === "string")?.data as string | undefined;
+    if (text && conv.titleSource === "model" && !controller.signal.aborted) {
+      const words = plainWords(text).split(" ").slice(0, 8).join(" ");
+      if (words) conv.title = titleFrom(words);
+    }
+  } catch {
+    /* the first-message title stays */
+  } finally {
+    if (titleJobs.get(conv.id) === controller) titleJobs.delete(conv.id);
+    titleState.pending = [...titleJobs.keys()];
+  }
+}
+
+
 /** Speak a reply's text: a tts request whose audio is attached to the message. */
 export async function speakMessage(message: ChatMessage): Promise<string> {
   const client = catalog.client;
@@ -160,11 +228,11 @@ export async function speakMessage(message: ChatMessage): Promise<string> {
     const request = requestFor("tts", [{ type: "text", role: "user_prompt", data: message.content }]);
     const response = await client.generate(request);
     const audio = response.output.find((o) => o.type === "audio" && typeof o.data === "string");
-    if (!audio) return response.output.find((o) => o.type === "error")?.data as string ?? "No audio came back.";
+    if (!audio) return humanError(response.output.find((o) => o.type === "error")?.data as string ?? "No audio came back.", "tts");
     message.media = [...(message.media ?? []).filter((m) => m.type !== "audio"),
       { type: "audio", mime_type: audio.mime_type || "audio/wav", data: audio.data as string }];
     return "";
   } catch (err) {
-    return err instanceof ApiError ? err.message : String(err);
+    return humanError(err instanceof ApiError ? err.message : String(err), "tts");
   }
 }

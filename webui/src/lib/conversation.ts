@@ -1,5 +1,26 @@
 // Conversations as the UI keeps them, and how they become a GenerateRequest's input_data.
-import type { GenerationType, InputData, OutputData, Usage } from "./types";
+import type { GenerationType, InputData, OutputData, ParamValue, Usage } from "./types";
+
+/** What a conversation sends with: each conversation keeps its own; new ones start from the user's defaults. */
+export interface ChatSettings {
+  mode: GenerationType;
+  personality: string;
+  systemPrompt: string;
+  bindings: Partial<Record<GenerationType, string>>; // "" = server default
+  models: Record<string, string>; // binding instance -> model ("" = instance default)
+  params: Record<string, Record<string, ParamValue>>; // "instance:mode" -> parameter values
+  streaming: boolean;
+}
+
+/** One step of a tool-using reply: the call the model made and, once it ran, its result or error. */
+export interface ToolStep {
+  id: string;
+  name: string;
+  arguments: unknown;
+  result?: unknown;
+  error?: string | null;
+  status: "call" | "result";
+}
 
 export interface Attachment {
   type: "image" | "audio";
@@ -33,6 +54,8 @@ export interface ChatMessage {
   firstTokenS?: number; // seconds from sending to the first streamed piece
   model?: string;
   binding?: string;
+  toolCalls?: ToolStep[];
+  parentId?: string | null; // the message this one answers or follows (null: first of the conversation)
   createdAt: number;
 }
 
@@ -41,16 +64,84 @@ export interface Conversation {
   title: string;
   createdAt: number;
   updatedAt: number;
-  messages: ChatMessage[];
+  messages: ChatMessage[]; // every message of every branch, in creation order
+  leafId?: string; // last message of the branch on screen
+  settings?: ChatSettings;
+  titleSource?: "first-message" | "model" | "user";
+}
+
+/** Older conversations were one list: link each message to the one before it. */
+export function linkLegacyMessages(conv: Conversation): void {
+  conv.messages.forEach((m, i) => {
+    if (m.parentId === undefined) m.parentId = i === 0 ? null : conv.messages[i - 1].id;
+  });
+}
+
+/** The messages from the first one down to `leafId`, in order. */
+export function pathTo(conv: Conversation, leafId: string | undefined): ChatMessage[] {
+  const byId = new Map(conv.messages.map((m) => [m.id, m]));
+  const path: ChatMessage[] = [];
+  let cursor = leafId ? byId.get(leafId) : undefined;
+  const seen = new Set<string>();
+  while (cursor && !seen.has(cursor.id)) {
+    seen.add(cursor.id);
+    path.push(cursor);
+    cursor = cursor.parentId ? byId.get(cursor.parentId) : undefined;
+  }
+  return path.reverse();
+}
+
+/** The branch on screen. */
+export function activePath(conv: Conversation): ChatMessage[] {
+  const leaf = conv.leafId && conv.messages.some((m) => m.id === conv.leafId) ? conv.leafId : conv.messages[conv.messages.length - 1]?.id;
+  return pathTo(conv, leaf);
+}
+
+/** Messages sharing this one's parent (its alternatives), oldest first. */
+export function siblingsOf(conv: Conversation, message: ChatMessage): ChatMessage[] {
+  const parent = message.parentId ?? null;
+  return conv.messages.filter((m) => (m.parentId ?? null) === parent);
+}
+
+/** The newest message at the end of the branch that starts at `id`. */
+export function newestLeafUnder(conv: Conversation, id: string): string {
+  let current = id;
+  for (;;) {
+    const children = conv.messages.filter((m) => m.parentId === current);
+    if (!children.length) return current;
+    current = children[children.length - 1].id;
+  }
+}
+
+/** Show the sibling `delta` steps away from `message` (and the newest branch under it). */
+export function switchBranch(conv: Conversation, message: ChatMessage, delta: number): void {
+  const siblings = siblingsOf(conv, message);
+  const index = siblings.findIndex((m) => m.id === message.id) + delta;
+  if (index < 0 || index >= siblings.length) return;
+  conv.leafId = newestLeafUnder(conv, siblings[index].id);
 }
 
 export function newId(): string {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
+/** Markdown text as plain words on one line: no table bars, emphasis marks, headings or code fences. */
+export function plainWords(text: string): string {
+  return text
+    .replace(/<think>[\s\S]*?(<\/think>|$)/g, " ")
+    .replace(/```[\w-]*|`/g, " ")
+    .replace(/^\s*(title|titre)\s*:\s*/i, "")
+    .replace(/^\s*[-:| ]+$/gm, " ")
+    .replace(/[|*_#>~\[\]]+/g, " ")
+    .replace(/^["'“”«»\s]+|["'“”«»\s.]+$/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
+/** A readable one-line title from Markdown text (at most 48 characters). */
 export function titleFrom(text: string): string {
-  const clean = text.replace(/\s+/g, " ").trim();
-  return clean.length > 48 ? `${clean.slice(0, 47)}…` : clean || "New chat";
+  const clean = plainWords(text);
+  return clean.length > 48 ? `${clean.slice(0, 47).trimEnd()}…` : clean || "New chat";
 }
 
 /**
@@ -108,6 +199,7 @@ export function applyOutputs(message: ChatMessage, outputs: OutputData[], stream
       texts.push("```json\n" + JSON.stringify(out.data, null, 2) + "\n```");
     }
     const meta = out.metadata ?? {};
+    if (meta.tool_calls) applyToolCallsMetadata(message, meta.tool_calls);
     if (meta.usage && !message.usage) message.usage = meta.usage;
     if (typeof meta.duration === "number" && message.durationS === undefined) message.durationS = meta.duration;
     if (typeof meta.model === "string" && !message.model) message.model = meta.model;
@@ -116,6 +208,34 @@ export function applyOutputs(message: ChatMessage, outputs: OutputData[], stream
   if (!streamedText && texts.length) message.content = texts.join("\n\n");
   else if (streamedText && texts.length && !message.content) message.content = texts.join("\n\n");
   if (media.length) message.media = [...(message.media ?? []), ...media];
+}
+
+/** Fold one `function_call` stream chunk (a call, then its result) into the reply's tool steps. */
+export function applyToolChunk(message: ChatMessage, content: unknown): void {
+  if (!content || typeof content !== "object") return;
+  const c = content as Record<string, unknown>;
+  const steps = (message.toolCalls ??= []);
+  const id = typeof c.id === "string" && c.id ? c.id : `call-${steps.length + 1}`;
+  const name = typeof c.name === "string" ? c.name : "tool";
+  let step = steps.find((s) => s.id === id);
+  if (!step) {
+    step = { id, name, arguments: c.arguments ?? {}, status: "call" };
+    steps.push(step);
+  }
+  if (c.arguments !== undefined) step.arguments = c.arguments;
+  if (c.status === "result" || "result" in c || c.error) {
+    step.status = "result";
+    step.result = c.result;
+    step.error = typeof c.error === "string" ? c.error : c.error ? JSON.stringify(c.error) : null;
+  }
+}
+
+/** Tool steps recorded in a final output's metadata (`tool_calls`), merged with any streamed ones. */
+function applyToolCallsMetadata(message: ChatMessage, calls: unknown): void {
+  if (!Array.isArray(calls)) return;
+  for (const call of calls) {
+    if (call && typeof call === "object") applyToolChunk(message, { ...(call as object), status: "result" });
+  }
 }
 
 /** Tokens per second of a reply: completion tokens over the generation time. */

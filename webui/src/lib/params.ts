@@ -1,12 +1,39 @@
-// Generation parameters the UI offers, per binding type and mode. A binding card may declare its own
-// (`generation_parameters`, same shape as ParamSpec); otherwise these tables, then the usual ones apply.
-import type { GenerationType, ParamSpec } from "./types";
+// Generation parameters the UI offers, per binding type and mode. The server's per-binding declarations
+// (`binding_types[t].parameters` in list_bindings, with the real defaults) come first; the tables below
+// are only for servers that do not declare them yet.
+import type { GenerationType, ParamDeclaration, ParamSpec } from "./types";
+
+/** The fields for one mode from a binding's declarations (array/object parameters have no simple field). */
+export function specsFromDeclarations(declared: ParamDeclaration[], kind: GenerationType): Record<string, ParamSpec> {
+  const out: Record<string, ParamSpec> = {};
+  for (const d of declared) {
+    if (!d || typeof d.name !== "string") continue;
+    if (d.generation_types?.length && !d.generation_types.includes(kind)) continue;
+    const base = { help: d.help ?? undefined, min: d.minimum ?? undefined, max: d.maximum ?? undefined };
+    const choices = Array.isArray(d.choices) ? d.choices.filter((c): c is string | number => typeof c === "string" || typeof c === "number") : undefined;
+    const def = d.default === undefined ? null : d.default;
+    if (d.type === "integer" || d.type === "number") {
+      out[d.name] = { ...base, type: d.type === "integer" ? "int" : "float", default: typeof def === "number" ? def : null,
+        step: d.type === "integer" ? 1 : stepFor(d.minimum, d.maximum), choices };
+    } else if (d.type === "boolean") {
+      out[d.name] = { ...base, type: "bool", default: typeof def === "boolean" ? def : null };
+    } else if (d.type === "string") {
+      out[d.name] = { ...base, type: "string", default: typeof def === "string" ? def : null, choices };
+    }
+  }
+  return out;
+}
+
+function stepFor(min: number | null | undefined, max: number | null | undefined): number {
+  if (typeof min === "number" && typeof max === "number" && max - min > 20) return 1;
+  return 0.01;
+}
 
 const p = (type: ParamSpec["type"], def: number, min: number, max: number, step: number, help: string): ParamSpec =>
   ({ type, default: def, min, max, step, help });
 
 const temperature = p("float", 0.7, 0, 2, 0.05, "Randomness: 0 is deterministic.");
-const maxTokens = p("int", 512, 1, 32768, 1, "Longest reply, in tokens.");
+const maxTokens = p("int", 1024, 1, 32768, 1, "Longest reply, in tokens.");
 const topP = p("float", 0.95, 0, 1, 0.01, "Nucleus sampling: keep the most likely tokens up to this mass.");
 const topK = p("int", 40, 0, 200, 1, "Sample among the k most likely tokens (0: all).");
 const minP = p("float", 0.05, 0, 1, 0.01, "Drop tokens less likely than this fraction of the best one.");
@@ -46,7 +73,9 @@ export const TYPE_PARAMS: Record<string, Partial<Record<GenerationType, Record<s
   whisper_stt_binding: { stt: {} },
 };
 
-export function paramsFor(typeName: string | undefined, kind: GenerationType, declared?: Record<string, ParamSpec>): Record<string, ParamSpec> {
+export function paramsFor(typeName: string | undefined, kind: GenerationType, declared?: Record<string, ParamSpec>,
+  declarations?: ParamDeclaration[]): Record<string, ParamSpec> {
+  if (Array.isArray(declarations)) return specsFromDeclarations(declarations, kind);
   if (declared && Object.keys(declared).length) return declared;
   const known = typeName ? TYPE_PARAMS[typeName] : undefined;
   if (known) return known[kind] ?? {};

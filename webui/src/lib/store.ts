@@ -1,26 +1,20 @@
-// App state kept in the browser (localStorage): connection, choices, generation parameters, conversations.
+// App state kept in the browser (localStorage): connection, the user's defaults for new chats, conversations.
 import { reactive, watch } from "vue";
-import type { Conversation } from "./conversation";
-import type { GenerationType } from "./types";
+import { linkLegacyMessages, type ChatSettings, type Conversation } from "./conversation";
 
 const SETTINGS_KEY = "lollms.settings.v1";
 const CONVERSATIONS_KEY = "lollms.conversations.v1";
 
-export interface Settings {
+/** Connection and theme, plus the user's defaults: the settings every new conversation starts from. */
+export interface Settings extends ChatSettings {
   serverUrl: string; // "" = same origin
   apiKey: string;
   theme: "light" | "dark" | "system";
-  personality: string;
-  systemPrompt: string;
-  bindings: Partial<Record<GenerationType, string>>; // "" = server default
-  models: Record<string, string>; // binding instance -> model ("" = instance default)
-  params: Record<string, Record<string, number | null>>; // binding instance -> parameter values
-  streaming: boolean;
 }
 
 const defaultSettings: Settings = {
-  serverUrl: "", apiKey: "", theme: "system", personality: "", systemPrompt: "", bindings: {}, models: {}, params: {},
-  streaming: true,
+  serverUrl: "", apiKey: "", theme: "system", mode: "ttt", personality: "", systemPrompt: "", bindings: {}, models: {},
+  params: {}, streaming: true,
 };
 
 function read<T>(key: string, fallback: T): T {
@@ -32,17 +26,37 @@ function read<T>(key: string, fallback: T): T {
   }
 }
 
+export const settings = reactive<Settings>(read(SETTINGS_KEY, { ...defaultSettings }));
+
+/** A fresh copy of the user's defaults, for a new conversation. */
+export function userDefaults(): ChatSettings {
+  const { mode, personality, systemPrompt, bindings, models, params, streaming } = settings;
+  return JSON.parse(JSON.stringify({ mode, personality, systemPrompt, bindings, models, params, streaming })) as ChatSettings;
+}
+
+/** Make these chat settings the defaults for new conversations. */
+export function saveAsDefaults(chat: ChatSettings): void {
+  Object.assign(settings, JSON.parse(JSON.stringify(chat)) as ChatSettings);
+}
+
+/** A conversation as stored or imported, completed to the current shape (branch links, own settings). */
+export function normalizeConversation(c: Conversation): Conversation {
+  if (!Array.isArray(c.messages)) c.messages = [];
+  linkLegacyMessages(c);
+  c.settings = { ...userDefaults(), ...(c.settings ?? {}) };
+  return c;
+}
+
 function readConversations(): Conversation[] {
   try {
     const raw = localStorage.getItem(CONVERSATIONS_KEY);
     const list: unknown = raw ? JSON.parse(raw) : [];
-    return Array.isArray(list) ? (list as Conversation[]) : [];
+    return Array.isArray(list) ? (list as Conversation[]).filter((c) => c && typeof c === "object").map(normalizeConversation) : [];
   } catch {
     return [];
   }
 }
 
-export const settings = reactive<Settings>(read(SETTINGS_KEY, { ...defaultSettings }));
 export const conversations = reactive<Conversation[]>(readConversations());
 export const storageWarning = reactive({ message: "" });
 

@@ -66,6 +66,7 @@ export interface BindingType {
   supported_output_modalities: string[];
   generation_types?: string[];
   generation_parameters?: Record<string, ParamSpec>;
+  parameters?: ParamDeclaration[];
   source?: string | null;
 }
 
@@ -102,11 +103,46 @@ export interface ResourceState {
   queue_timeout: number;
 }
 
+/** A generation parameter a binding declares (`binding_types[t].parameters` in list_bindings). */
+export interface ParamDeclaration {
+  name: string;
+  type: "integer" | "number" | "string" | "boolean" | "array" | "object";
+  default?: unknown;
+  minimum?: number | null;
+  maximum?: number | null;
+  choices?: unknown[] | null;
+  help?: string | null;
+  generation_types?: string[] | null;
+}
+
+/** One parameter field of the settings panel. */
 export interface ParamSpec {
-  type: "int" | "float";
-  default: number;
+  type: "int" | "float" | "bool" | "string";
+  default: number | string | boolean | null;
   min?: number;
   max?: number;
   step?: number;
+  choices?: (string | number)[];
   help?: string;
+}
+
+export type ParamValue = number | string | boolean | null;
+
+/** GET /api/v1/get_model_info/{instance}: what the model that will serve a request accepts. */
+export interface ModelDetails {
+  binding_instance_name: string;
+  model_name?: string | null;
+  context_size?: number | null;
+  max_output_tokens?: number | null;
+  supports_vision?: boolean;
+  supports_audio?: boolean;
+  supports_streaming?: boolean;
+  error?: string | null;
+}
+
+/** GET /api/v1/server_info (public): shown on the connect screen. */
+export interface ServerInfo {
+  version: string;
+  api_key_required: boolean;
+  config_file: string; // as the operator knows it (relative or abbreviated), never an absolute server path
 }

@@ -1,0 +1,367 @@
+"""The web UI's daily-use workflows in real Chromium against a real lollms-server process: settings kept per
+conversation, a composer that offers only what the binding and model accept, branches (edit any prompt,
+regenerate any reply), model-written titles, search and import, the connect screen and the ``?key=`` link."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from helpers import API_KEY, ServerProcess, write_config
+from webui_support import artifact, ensure_built, launched_chromium
+
+pytestmark = pytest.mark.e2e
+
+DESKTOP = {"width": 1280, "height": 820}
+TABLE_PROMPT = "| **one** | two |\n|---|---|\n| three four | five six seven eight nine ten |"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Dummy instances; a default only for chat (image mode must still work on its first try)."""
+    ensure_built()
+    cfg = tmp_path_factory.mktemp("workflows") / "cfg"
+    write_config(
+        cfg,
+        {
+            "dummy": ("dummy_binding", {"stream_chunk_delay": 0.01}),
+            "painter": ("dummy_binding", {"mode": "image"}),
+            "slow": ("dummy_binding", {"delay": 3.0, "stream_chunk_delay": 0.05}),
+        },
+        defaults={"ttt_binding": "dummy"},
+        main={"webui": {"enable_ui": True}},
+    )
+    with ServerProcess(cfg) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with launched_chromium() as b:
+        yield b
+
+
+def open_ui(browser: Any, srv: ServerProcess, path: str = "/", key: str | None = API_KEY) -> Any:
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto(srv.base_url + path)
+    if key is not None:
+        page.wait_for_selector("[data-testid=connect-form]")
+        page.fill("input[name=api-key]", key)
+        page.click("[data-testid=connect-button]")
+        page.wait_for_selector("[data-testid=prompt-input]")
+    return page
+
+
+def send(page: Any, text: str) -> None:
+    page.fill("[data-testid=prompt-input]", text)
+    page.press("[data-testid=prompt-input]", "Enter")
+
+
+def wait_done(page: Any) -> Any:
+    page.wait_for_selector("[data-testid=message-assistant]:last-of-type:not([data-status=streaming])")
+    return page.locator("[data-testid=message-assistant]").last
+
+
+def selected_mode(page: Any) -> str:
+    return page.get_attribute("[role=tab][aria-selected=true]", "data-testid")
+
+
+def test_mode_binding_and_model_are_kept_per_conversation(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server)
+    send(page, "a chat conversation")
+    wait_done(page)
+    page.click("[data-testid=new-chat]")
+    page.click("[data-testid=mode-tti]")
+    page.select_option("[data-testid=binding-select-tti]", "painter")
+    send(page, "a lighthouse")
+    page.wait_for_selector("[data-testid=generated-image]")
+    # Back to the chat conversation: it is still in chat mode, with its own binding choice.
+    page.click("[data-testid=conversation-item]:has-text('a chat conversation') .title")
+    assert selected_mode(page) == "mode-ttt"
+    page.select_option("[data-testid=model-select]", "dummy-vision")
+    page.click("[data-testid=conversation-item]:has-text('lighthouse') .title")
+    assert selected_mode(page) == "mode-tti"
+    assert page.input_value("[data-testid=binding-select-tti]") == "painter"
+    page.click("[data-testid=conversation-item]:has-text('a chat conversation') .title")
+    assert page.input_value("[data-testid=model-select]") == "dummy-vision"
+    # A new chat starts from the user's defaults (the server's choices until the user saves their own).
+    page.click("[data-testid=new-chat]")
+    assert selected_mode(page) == "mode-ttt"
+    assert page.input_value("[data-testid=model-select]") == ""
+    page.select_option("[data-testid=binding-select-ttt]", "slow")
+    page.click("[data-testid=save-defaults]")
+    page.click("[data-testid=conversation-item]:has-text('a chat conversation') .title")
+    assert page.input_value("[data-testid=binding-select-ttt]") == ""  # saving defaults changed no other chat
+    page.click("[data-testid=new-chat]")
+    assert page.input_value("[data-testid=binding-select-ttt]") == "slow"
+    page.reload()
+    page.wait_for_selector("[data-testid=prompt-input]")
+    page.click("[data-testid=conversation-item]:has-text('lighthouse') .title")
+    assert selected_mode(page) == "mode-tti"  # kept across reloads
+    page.context.close()
+
+
+def test_parameter_fields_show_the_servers_defaults(browser: Any, server: ServerProcess) -> None:
+    listing = httpx.get(server.base_url + "/api/v1/list_bindings", headers={"X-API-Key": API_KEY}).json()
+    declared = {p["name"]: p for p in listing["binding_types"]["dummy_binding"].get("parameters") or []}
+    page = open_ui(browser, server)
+    placeholder = page.get_attribute("[data-testid=param-max_tokens]", "placeholder")
+    if declared:  # the server declares its parameters: the field shows its real default
+        expected = declared["max_tokens"]["default"]
+        assert placeholder == (str(expected) if expected is not None else "server default")
+    assert placeholder
+    page.fill("[data-testid=param-max_tokens]", "3")
+    page.press("[data-testid=param-max_tokens]", "Tab")
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+        send(page, "one two three four five six")
+    assert json.loads(req.value.post_data)["parameters"] == {"max_tokens": 3}
+    assert wait_done(page).locator("[data-testid=reply-text]").inner_text() == "one two three"
+    page.context.close()
+
+
+def test_image_mode_works_on_the_first_try_without_a_server_default(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server)
+    page.click("[data-testid=mode-tti]")
+    assert "none set" not in page.inner_text("[data-testid=binding-select-tti]")
+    send(page, "a red square")
+    page.wait_for_selector("[data-testid=generated-image]")
+    assert page.locator("[data-testid=reply-error]").count() == 0
+    page.context.close()
+
+
+def _png(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (20, 160, 60)).save(buf, format="PNG")
+    path = tmp_path / "green.png"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_attachments_are_offered_only_where_the_model_accepts_them(browser: Any, server: ServerProcess, tmp_path: Path) -> None:
+    page = open_ui(browser, server)
+    # The default model of the dummy instance reads text only: no attach button, and a file gets a human message.
+    page.wait_for_timeout(300)
+    assert page.locator("[data-testid=attach-button]").count() == 0
+    page.set_input_files("[data-testid=file-input]", str(_png(tmp_path)))
+    error = page.inner_text("[data-testid=attach-error]")
+    assert "green.png cannot be attached here" in error and "input_data" not in error
+    assert page.locator("[data-testid=attachment-chip]").count() == 0
+    # A vision model: images are offered and sent.
+    page.select_option("[data-testid=model-select]", "dummy-vision")
+    page.wait_for_selector("[data-testid=attach-button]")
+    assert page.get_attribute("[data-testid=attach-button]", "aria-label") == "Attach image"
+    page.set_input_files("[data-testid=file-input]", str(_png(tmp_path)))
+    page.wait_for_selector("[data-testid=attachment-chip]")
+    # Switching back to a text-only model with the image attached: sending is blocked with a clear reason.
+    page.select_option("[data-testid=model-select]", "dummy-echo")
+    page.fill("[data-testid=prompt-input]", "what is it?")
+    assert "cannot read images" in page.inner_text("[data-testid=attach-refused]")
+    assert page.is_disabled("[data-testid=send-button]")
+    page.select_option("[data-testid=model-select]", "dummy-vision")
+    send(page, "what is it?")
+    assert wait_done(page).get_attribute("data-status") == "done"
+    # Speech synthesis takes no attachment at all.
+    page.click("[data-testid=mode-tts]")
+    assert page.locator("[data-testid=attach-button]").count() == 0
+    page.context.close()
+
+
+def test_edit_any_prompt_and_regenerate_any_reply_as_branches(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server)
+    send(page, "first question")
+    wait_done(page)
+    send(page, "second question")
+    wait_done(page)
+    # Regenerate the FIRST reply (not the last): a second version appears, the later turns stay on version 1.
+    page.locator("[data-testid=message-assistant]").first.locator("[data-testid=retry]").click()
+    wait_done(page)
+    first_reply = page.locator("[data-testid=message-assistant]").first
+    assert first_reply.locator("[data-testid=branch-label]").inner_text() == "2 / 2"
+    assert page.locator("[data-testid=message-user]").count() == 1  # the new branch has no second turn yet
+    first_reply.locator("[data-testid=branch-prev]").click()
+    assert page.locator("[data-testid=message-user]").count() == 2  # back on the original branch
+    assert "second question" in page.inner_text("[data-testid=messages]")
+    # Edit the first prompt: the edited version is a branch; the original keeps its replies.
+    page.locator("[data-testid=message-user]").first.locator("[data-testid=edit]").click()
+    page.fill("[data-testid=edit-input]", "edited first question")
+    page.click("[data-testid=edit-save]")
+    wait_done(page)
+    user = page.locator("[data-testid=message-user]").first
+    assert user.locator("[data-testid=branch-label]").inner_text() == "2 / 2"
+    assert page.locator("[data-testid=reply-text]").last.inner_text() == "edited first question"
+    user.locator("[data-testid=branch-prev]").click()  # the original prompt, with its newest reply (the regenerated one)
+    assert page.locator("[data-testid=message-user] .plain").first.inner_text() == "first question"
+    assert page.locator("[data-testid=message-assistant]").first.locator("[data-testid=branch-label]").inner_text() == "2 / 2"
+    page.locator("[data-testid=message-assistant]").first.locator("[data-testid=branch-prev]").click()
+    assert page.locator("[data-testid=message-user]").count() == 2
+    page.screenshot(path=artifact("branches.png"))
+    page.reload()  # branches and the branch on screen are kept
+    page.wait_for_selector("[data-testid=message-user]")
+    assert page.locator("[data-testid=message-user]").count() == 2
+    page.locator("[data-testid=message-user]").first.locator("[data-testid=branch-next]").click()
+    assert page.locator("[data-testid=message-user] .plain").first.inner_text() == "edited first question"
+    page.context.close()
+
+
+def test_title_is_written_by_the_model_in_the_background(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server)
+    requests: list[dict[str, Any]] = []
+    page.on("request", lambda r: requests.append(json.loads(r.post_data)) if r.url.endswith("/api/v1/generate") else None)
+    send(page, TABLE_PROMPT)
+    wait_done(page)
+    # The first message gives a readable title at once; the model's (at most 8 words) replaces it.
+    page.wait_for_function("document.querySelector('[data-testid=title]').textContent === 'one two three four five six seven eight'")
+    title_requests = [r for r in requests if r["input_data"][0]["role"] == "system_context"]
+    assert len(title_requests) == 1 and "title" in title_requests[0]["input_data"][0]["data"]
+    assert title_requests[0]["stream"] is False and title_requests[0]["input_data"][1]["data"] == TABLE_PROMPT
+    item = page.inner_text("[data-testid=conversation-item] [data-testid=conversation-title]")
+    assert item == "one two three four five six seven eight"
+    page.context.close()
+
+
+def test_title_writing_can_be_cancelled(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server)
+    page.select_option("[data-testid=binding-select-ttt]", "slow")
+    send(page, "tell me about lighthouses on rocky northern coasts at night")
+    wait_done(page)
+    first_message_title = "tell me about lighthouses on rocky northern coa…"
+    assert page.inner_text("[data-testid=title]") == first_message_title
+    page.click("[data-testid=title-pending]")  # the slow instance takes seconds to answer the title request
+    page.wait_for_selector("[data-testid=title-pending]", state="detached")
+    page.wait_for_timeout(4000)
+    assert page.inner_text("[data-testid=title]") == first_message_title
+    page.context.close()
+
+
+CHATGPT_EXPORT = [{
+    "title": "Zebra facts", "create_time": 1700000000.0, "update_time": 1700000100.0, "current_node": "c",
+    "mapping": {
+        "root": {"id": "root", "message": None, "parent": None, "children": ["s"]},
+        "s": {"id": "s", "parent": "root", "children": ["a"], "message": {
+            "id": "s", "author": {"role": "system"}, "content": {"content_type": "text", "parts": [""]}, "create_time": None}},
+        "a": {"id": "a", "parent": "s", "children": ["b", "b2"], "message": {
+            "id": "a", "author": {"role": "user"}, "content": {"content_type": "text", "parts": ["How many stripes has a zebra?"]},
+            "create_time": 1700000001.0}},
+        "b": {"id": "b", "parent": "a", "children": [], "message": {
+            "id": "b", "author": {"role": "assistant"}, "content": {"content_type": "text", "parts": ["Many."]}, "create_time": 1700000002.0}},
+        "b2": {"id": "b2", "parent": "a", "children": ["c"], "message": {
+            "id": "b2", "author": {"role": "assistant"}, "content": {"content_type": "text", "parts": ["About forty."]},
+            "create_time": 1700000003.0}},
+        "c": {"id": "c", "parent": "b2", "children": [], "message": {
+            "id": "c", "author": {"role": "user"}, "content": {"content_type": "text", "parts": ["Thanks!"]}, "create_time": 1700000004.0}},
+    },
+}]
+
+OPEN_WEBUI_EXPORT = [{
+    "id": "x1", "title": "Okapi questions", "created_at": 1700000000, "updated_at": 1700000500,
+    "chat": {
+        "title": "Okapi questions", "models": ["llama3"],
+        "history": {"currentId": "m2", "messages": {
+            "m1": {"id": "m1", "parentId": None, "childrenIds": ["m2"], "role": "user", "content": "Is an okapi a giraffe?", "timestamp": 1700000001},
+            "m2": {"id": "m2", "parentId": "m1", "childrenIds": [], "role": "assistant", "content": "It is its closest relative.",
+                   "timestamp": 1700000002, "model": "llama3"},
+        }},
+        "messages": [],
+    },
+}]
+
+
+def test_search_and_import_of_this_ui_chatgpt_and_open_webui_exports(browser: Any, server: ServerProcess, tmp_path: Path) -> None:
+    page = open_ui(browser, server)
+    send(page, "the capybara is the largest rodent")
+    wait_done(page)
+    with page.expect_download() as download:
+        page.click("[data-testid=conversation-item] [data-testid=export]")
+    own = Path(download.value.path()).read_text()
+    files = {"own.json": own, "conversations.json": json.dumps(CHATGPT_EXPORT), "owui.json": json.dumps(OPEN_WEBUI_EXPORT),
+             "bad.json": json.dumps({"hello": "world"})}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    page.set_input_files("[data-testid=import-input]", str(tmp_path / "bad.json"))
+    assert "No conversation found" in page.inner_text("[data-testid=import-note]")
+    for name in ("own.json", "conversations.json", "owui.json"):
+        page.set_input_files("[data-testid=import-input]", str(tmp_path / name))
+        page.wait_for_selector("[data-testid=import-note]:has-text('Imported 1 conversation')")
+    assert page.locator("[data-testid=conversation-item]").count() == 4
+    # ChatGPT: the branch on screen is the export's current node; the other reply is a version beside it.
+    page.click("[data-testid=conversation-item]:has-text('Zebra facts') .title")
+    assert page.locator("[data-testid=message-user]").count() == 2
+    assert page.locator("[data-testid=reply-text]").first.inner_text() == "About forty."
+    assert page.locator("[data-testid=message-assistant]").first.locator("[data-testid=branch-label]").inner_text() == "2 / 2"
+    page.click("[data-testid=conversation-item]:has-text('Okapi questions') .title")
+    assert page.locator("[data-testid=reply-text]").first.inner_text() == "It is its closest relative."
+    # Search: titles and message content.
+    page.fill("[data-testid=search-input]", "okapi")
+    assert page.locator("[data-testid=conversation-item]").count() == 1
+    page.fill("[data-testid=search-input]", "forty")
+    assert page.locator("[data-testid=conversation-item]").count() == 1
+    assert "About forty" in page.inner_text("[data-testid=search-snippet]")
+    page.fill("[data-testid=search-input]", "capybara rodent")
+    assert page.locator("[data-testid=conversation-item]").count() == 2  # the chat and its re-imported copy
+    page.fill("[data-testid=search-input]", "no such words here")
+    page.wait_for_selector("[data-testid=search-empty]")
+    page.context.close()
+
+
+def test_connect_screen_names_the_config_file_and_a_key_link_connects(browser: Any, server: ServerProcess) -> None:
+    info = httpx.get(server.base_url + "/api/v1/server_info").json()  # public, like /health
+    assert info["config_file"].endswith("cfg/main_config.yaml") and not info["config_file"].startswith("/")
+    assert str(server.config_dir) not in json.dumps(info)
+    page = open_ui(browser, server, key=None)
+    page.wait_for_selector("[data-testid=connect-form]")
+    page.wait_for_selector("[data-testid=config-path]:has-text('main_config.yaml')")
+    assert page.inner_text("[data-testid=config-path]") == info["config_file"]
+    page.context.close()
+    # A link with the key connects at once, and the key leaves the address bar.
+    page = open_ui(browser, server, path=f"/?key={API_KEY}", key=None)
+    page.wait_for_selector("[data-testid=prompt-input]")
+    assert "key=" not in page.url
+    assert API_KEY not in page.evaluate("window.location.href + document.title")
+    page.context.close()
+    page = open_ui(browser, server, path="/?key=wrong-key", key=None)
+    page.wait_for_selector("[data-testid=connect-error]")
+    assert "refused" in page.inner_text("[data-testid=connect-error]")
+    assert "key=" not in page.url
+    page.context.close()
+
+
+def test_serve_prints_a_key_link_only_on_an_interactive_terminal(server: ServerProcess, tmp_path: Path) -> None:
+    import sys
+
+    import pexpect
+
+    from helpers import free_port
+
+    # The module's server writes its output to a file: the link is there, without the key.
+    log = server.log()
+    assert re.search(r"web UI: http://127\.0\.0\.1:\d+/\s", log), log
+    assert API_KEY not in log
+    port = free_port()
+    child = pexpect.spawn(sys.executable, ["-m", "lollms_server", "serve", "--config-dir", str(server.config_dir), "--port", str(port)],
+                          encoding="utf-8", timeout=60)
+    try:
+        child.expect(r"web UI: (http://\S+)")
+        link = child.match.group(1)
+        assert link == f"http://127.0.0.1:{port}/?key={API_KEY}"
+    finally:
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=20)
+        child.close()
+
+
+def test_display_path_never_shows_an_absolute_host_path(tmp_path: Path) -> None:
+    from lollms_server.core.paths import PROJECT_ROOT, display_path
+
+    assert display_path(PROJECT_ROOT / "lollms_configs" / "main_config.yaml") == "lollms_configs/main_config.yaml"
+    outside = tmp_path / "deep" / "cfg" / "main_config.toml"
+    assert display_path(outside) == "…/cfg/main_config.toml"
