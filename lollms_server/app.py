@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 
 from lollms_server import __version__
-from lollms_server.api import routes_generate, routes_info, routes_tokens
+from lollms_server.api import routes_embed, routes_generate, routes_info, routes_tokens
 from lollms_server.api import openai_compat
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
 from lollms_server.api.errors import install_error_handlers
@@ -72,6 +72,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app.include_router(routes_info.public_router)
     app.include_router(routes_info.router, dependencies=auth)
     app.include_router(routes_generate.router, dependencies=auth)
+    app.include_router(routes_embed.router, dependencies=auth)
     app.include_router(routes_tokens.router, dependencies=auth)
     for openai_router in openai_compat.routers():  # own auth (Bearer or X-API-Key) and OpenAI error shape
         app.include_router(openai_router)

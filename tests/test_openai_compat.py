@@ -265,7 +265,8 @@ def test_bad_bodies_are_openai_400(http: httpx.Client) -> None:
         ({"model": "dummy", "messages": _user("x"), "temperature": 9}, "temperature"),
         ({"model": "dummy", "messages": []}, "messages"),
         ({"model": "dummy", "messages": _user("x"), "n": 2}, "n"),
-        ({"model": "dummy", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"model": "dummy", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
+        ({"model": "dummy", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
         ({"model": "dummy", "messages": _user("x"), "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
     ]
     for body, param in cases:

@@ -119,6 +119,9 @@ def _check_cross_fields(cfg: LoadedConfig) -> None:
             raise ConfigFileError(
                 cfg.path, f"names instance '{name}', which is not a key of bindings_map", f"defaults.{m}_binding"
             )
+    emb = defaults.get("embedding_binding")
+    if emb and emb not in bmap:
+        raise ConfigFileError(cfg.path, f"names instance '{emb}', which is not a key of bindings_map", "defaults.embedding_binding")
     origins = (values.get("server") or {}).get("allowed_origins") or []
     if any(str(o).strip().lower() == "null" for o in origins):
         raise ConfigFileError(cfg.path, "the 'null' origin is not allowed (it matches sandboxed pages)", "server.allowed_origins")

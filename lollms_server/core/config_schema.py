@@ -23,6 +23,9 @@ _DEFAULTS_SCHEMA: dict[str, Any] = {
 }
 _DEFAULTS_SCHEMA.update(
     {
+        "embedding_binding": _ns(
+            "str", "Default binding instance for embeddings (/v1/embeddings, /api/v1/embed); it must declare 'embed'."
+        ),
         "default_context_size": _s("int", 4096, "Fallback context size when a model does not say.", min_val=64),
         "default_max_output_tokens": _s(
             "int", 1024, "Fallback maximum number of generated tokens.", min_val=1

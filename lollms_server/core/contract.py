@@ -21,7 +21,8 @@ class InputData(BaseModel):
 
     type: InputType = Field(description="Kind of data: text, image, audio, video, document.")
     role: str = Field(
-        description="How the input is used: user_prompt, system_context, assistant_reply (earlier turns), "
+        description="How the input is used: user_prompt, system_context, assistant_reply (earlier turns; "
+        "metadata.tool_calls = [{id, name, arguments}] for the calls it made), tool_result (metadata.tool_call_id), "
         "input_image, mask_image, input_audio…",
         examples=["user_prompt"],
     )
@@ -84,7 +85,20 @@ class GenerateRequest(BaseModel):
     parameters: Optional[dict[str, Any]] = Field(
         default=None, description="Generation parameters (max_tokens, temperature, image_size…); override defaults."
     )
-    functions: Optional[list[str]] = Field(default=None, description="Reserved: function names offered to the model.")
+    functions: Optional[list[str]] = Field(
+        default=None,
+        description="Server-side functions (`module.function` names from list_functions) the model may call; the "
+        "server runs them and feeds the results back (bounded rounds), streaming `function_call` chunks.",
+        max_length=64,
+    )
+    tools: Optional[list[dict[str, Any]]] = Field(
+        default=None, max_length=128,
+        description="Client-side tools in OpenAI function-tool shape; calls come back in the final output's "
+        "metadata.tool_calls (and as `function_call` chunks) for the client to run.",
+    )
+    tool_choice: Optional[Any] = Field(
+        default=None, description="auto (default), none, required, or {type: function, function: {name}}.")
+    parallel_tool_calls: Optional[bool] = Field(default=None, description="Allow several calls in one answer (default true).")
 
 
 class StreamChunk(BaseModel):

@@ -49,3 +49,17 @@ class UpstreamError(BackendError):
             self.status_code = 429
         elif upstream_status is not None and upstream_status >= 500:
             self.status_code = 502
+
+
+class FeatureNotSupportedError(NotSupportedError):
+    """The request asks for something the selected binding or model cannot do (tools, embeddings…): 400.
+
+    Unlike ``NotSupportedError`` (501, the spec's "binding does not implement this"), the client can fix
+    it by choosing another model or dropping the option. ``param`` names the request field at fault.
+    """
+
+    status_code = 400
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param

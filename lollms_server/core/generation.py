@@ -21,6 +21,8 @@ from lollms_server.core.params import merge_parameters
 from lollms_server.core.personalities import Personality
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.thoughts import ThinkSplitter
+from lollms_server.core.tool_loop import ToolPlan, check_tool_support, plan_tools, run_tool_loop
+from lollms_server.core.tools import CallRecorder
 
 if TYPE_CHECKING:
     from lollms_server.core.services import Services
@@ -36,6 +38,15 @@ class GenerationPlan:
     binding_name: str | None
     personality: Personality | None
     stream: bool
+    tools: ToolPlan | None = None
+
+    @property
+    def runs_tool_loop(self) -> bool:
+        return bool(self.tools and self.tools.server_side and self.binding is not None and not self.workflow_driven)
+
+    @property
+    def workflow_driven(self) -> bool:
+        return bool(self.personality and self.personality.workflow)
 
 
 def _error_message(exc: BaseException) -> str:
@@ -74,13 +85,18 @@ class GenerationService:
         defaults = self.s.config.defaults
         base = {"max_tokens": defaults.get("default_max_output_tokens")} if gen_type == "ttt" else {}
         params = merge_parameters(base, personality.params if personality else None, req.parameters)
+        tools = plan_tools(req, personality, self.s.functions, params)
+        if binding is not None and not (personality and personality.is_scripted):
+            check_tool_support(binding, binding_name, model_name, tools)
         messages, system, prompt = build_conversation(items, personality.conditioning if personality else None)
         request_id = uuid.uuid4().hex[:16]
         task = GenerationTask(
             request_id=request_id, generation_type=gen_type, model_name=model_name, prompt=prompt,
             system_prompt=system, messages=messages, inputs=items, params=params, credentials=credentials,
+            tools=tools.tools if tools.choice.mode != "none" or tools.server_side else [],
+            tool_choice=tools.choice, parallel_tool_calls=tools.parallel,
         )
-        return GenerationPlan(request_id, task, binding, binding_name, personality, req.stream)
+        return GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools)
 
     def _resolve_binding(
         self, req: GenerateRequest, gen_type: str, personality: Personality | None
@@ -129,7 +145,8 @@ class GenerationService:
             },
         }
 
-    def _finish(self, plan: GenerationPlan, outputs: list[OutputData], started: float, finish_reason: str) -> list[OutputData]:
+    def _finish(self, plan: GenerationPlan, outputs: list[OutputData], started: float, finish_reason: str,
+                recorder: CallRecorder | None = None) -> list[OutputData]:
         meta_common: dict[str, Any] = {
             "binding": plan.binding_name,
             "model": plan.task.model_name,
@@ -137,8 +154,25 @@ class GenerationService:
             "finish_reason": finish_reason,
             "duration": round(time.perf_counter() - started, 4),
         }
+        recorder = recorder or CallRecorder()
+        for out in outputs:
+            recorder.add_calls((out.metadata or {}).get("tool_calls") or [])
+        return self._finish_with_calls(plan, outputs, meta_common, recorder)
+
+    def _finish_with_calls(self, plan: GenerationPlan, outputs: list[OutputData], meta_common: dict[str, Any],
+                           recorder: CallRecorder) -> list[OutputData]:
+        """Metadata of every output; the first text output carries the tool_calls record."""
+        records = recorder.records()
+        if records and not any(o.type == "text" for o in outputs):
+            outputs.insert(0, OutputData(type="text", data=""))
+        if records and meta_common.get("finish_reason") == "stop" and any(
+                r["result"] is None and r["error"] is None for r in records):
+            meta_common = {**meta_common, "finish_reason": "tool_calls"}
+        first_text = next((i for i, o in enumerate(outputs) if o.type == "text"), None)
         for i, out in enumerate(outputs):
-            meta = {**meta_common, **(out.metadata or {})}
+            meta = {**meta_common, **{k: v for k, v in (out.metadata or {}).items() if k != "tool_calls"}}
+            if i == first_text and records:
+                meta["tool_calls"] = records
             if plan.task.usage and i == 0:
                 meta.setdefault("usage", plan.task.usage)
             outputs[i] = out.model_copy(update={"metadata": meta})
@@ -146,6 +180,12 @@ class GenerationService:
 
     async def run(self, plan: GenerationPlan) -> list[OutputData]:
         started = time.perf_counter()
+        if plan.runs_tool_loop:
+            try:
+                async with self._slot(plan):
+                    return await self._collect_stream_result(plan, self._source(plan), started)
+            finally:
+                plan.task.cancel.cancel()
         try:
             async with self._slot(plan):
                 if plan.personality and plan.personality.workflow:
@@ -172,7 +212,7 @@ class GenerationService:
                 final = [OutputData.model_validate(o) for o in chunk.content]
             elif chunk.type == "error":
                 raise_from = chunk.content
-                raise LollmsError(str(raise_from))
+                raise BackendError(str(raise_from))
         return final
 
     def _source(self, plan: GenerationPlan) -> AsyncIterator[Any]:
@@ -184,6 +224,10 @@ class GenerationService:
                         yield ev
                 else:
                     yield {"type": "final", "content": result}
+            elif plan.runs_tool_loop:
+                assert plan.binding is not None and plan.tools is not None
+                async for ev in run_tool_loop(plan.binding, plan.task, plan.tools, self.s.functions):
+                    yield ev
             elif plan.binding is not None:
                 async for ev in plan.binding.generate_stream(plan.task):
                     yield ev
@@ -210,6 +254,7 @@ class GenerationService:
 
     async def _normalise(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float) -> AsyncIterator[StreamChunk]:
         splitter = ThinkSplitter()
+        recorder = CallRecorder()
         text_parts: list[str] = []
         thought_parts: list[str] = []
         extra_outputs: list[OutputData] = []
@@ -240,7 +285,10 @@ class GenerationService:
                     error = REDACTOR.redact(str(ev.get("content")))
                     yield StreamChunk(type="error", content=error, metadata=ev.get("metadata") or {})
                     break
-                elif etype in ("info", "function_call"):
+                elif etype == "function_call":
+                    recorder.add(ev.get("content"))
+                    yield StreamChunk(type=etype, content=ev.get("content"), metadata=ev.get("metadata") or {})
+                elif etype == "info":
                     yield StreamChunk(type=etype, content=ev.get("content"), metadata=ev.get("metadata") or {})
                 else:
                     raise LollmsError(f"stream event of unknown type {etype!r}")
@@ -266,7 +314,8 @@ class GenerationService:
             final_outputs.extend(extra_outputs)
         if error is not None:
             final_outputs.append(OutputData(type="error", data=error))
-        outputs = self._finish(plan, final_outputs, started, "error" if error else ("cancelled" if plan.task.cancel.cancelled else "stop"))
+        outputs = self._finish(plan, final_outputs, started,
+                               "error" if error else ("cancelled" if plan.task.cancel.cancelled else "stop"), recorder)
         yield StreamChunk(
             type="final", content=[o.model_dump() for o in outputs],
             metadata={"usage": plan.task.usage} if plan.task.usage else {},

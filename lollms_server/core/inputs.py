@@ -8,10 +8,12 @@ import binascii
 from lollms_server.core.contract import InputData
 from lollms_server.core.bindings.base import Binding, Message
 from lollms_server.core.errors import BadRequestError
+from lollms_server.core.tools import calls_of_metadata
 
 USER_ROLES = {"user_prompt", "user", "prompt"}
 ASSISTANT_ROLES = {"assistant_reply", "assistant", "assistant_response"}
 SYSTEM_ROLES = {"system_context", "system", "system_prompt"}
+TOOL_ROLES = {"tool_result", "tool"}  # metadata: {"tool_call_id": ..., "name": ...}
 
 
 def normalise_binary(items: list[InputData]) -> list[InputData]:
@@ -39,7 +41,11 @@ def build_conversation(items: list[InputData], conditioning: str | None) -> tupl
         if item.type == "text" and item.role in SYSTEM_ROLES:
             system_parts.append(item.data)
         elif item.type in ("text", "document") and item.role in ASSISTANT_ROLES:
-            turns.append(Message("assistant", item.data))
+            turns.append(Message("assistant", item.data, tool_calls=calls_of_metadata(item.metadata)))
+        elif item.type == "text" and item.role in TOOL_ROLES:
+            meta = item.metadata or {}
+            turns.append(Message("tool", item.data, tool_call_id=str(meta.get("tool_call_id") or "") or None,
+                                 name=meta.get("name") if isinstance(meta.get("name"), str) else None))
         elif item.type in ("text", "document"):
             if item.role in USER_ROLES or not turns or turns[-1].role != "user":
                 turns.append(Message("user", item.data))

@@ -56,6 +56,9 @@ class PersonalityConfig(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     binding_name: str | None = None
     model_name: str | None = None
+    functions: list[str] = Field(
+        default_factory=list,
+        description="Server-side functions (module.function) this personality may use; offered when a request names none.")
 
 
 @dataclass

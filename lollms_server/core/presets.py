@@ -54,6 +54,7 @@ register_preset(
             PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
             PresetInstance("default_diffusers", "diffusers_binding", {}, ("tti", "i2i"), optional=True,
                            default_when=lambda: has_diffusers_model(PROJECT_ROOT / "models")),
+            PresetInstance("default_embeddings", "onnx_embedding_binding", {}, ("embedding",), optional=True),
             PresetInstance("dummy", "dummy_binding", {}, (), optional=True),
         ),
     )
@@ -73,6 +74,7 @@ _ASK_REMOTE = ("base_url", "host", "api_key", "default_model", "model_name")
 for _name, _description, _instances in (
     ("offline_local_images", "Offline local (llama.cpp + Piper + Whisper) plus local Diffusers images.", (
         PresetInstance("default_llamacpp", "llamacpp_binding", {}, ("ttt",)),
+        PresetInstance("default_embeddings", "onnx_embedding_binding", {}, ("embedding",), optional=True),
         PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True),
         PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
         PresetInstance("local_diffusers", "diffusers_binding", {}, ("tti", "i2i"), ask=("model_name", "default_model")))),
@@ -97,6 +99,7 @@ for _name, _description, _instances in (
         PresetInstance("local_diffusers", "diffusers_binding", {}, ("tti", "i2i"), ask=("model_name", "default_model")),)),
     ("offline_local_openai", "Offline local (llama.cpp + Piper + Whisper) plus an OpenAI instance (text + DALL-E).", (
         PresetInstance("default_llamacpp", "llamacpp_binding", {}, ("ttt",)),
+        PresetInstance("default_embeddings", "onnx_embedding_binding", {}, ("embedding",), optional=True),
         PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True),
         PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
         PresetInstance("openai", "openai_binding", {}, (), ask=("api_key", "default_model", "model_name")),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from lollms_server.core.bindings.manager import BindingManager
 from lollms_server.core.bindings.registry import BindingRegistry
 from lollms_server.core.config import ServerConfig
+from lollms_server.core.embeddings import EmbeddingService
 from lollms_server.core.functions import FunctionManager
 from lollms_server.core.generation import GenerationService
 from lollms_server.core.personalities import PersonalityManager
@@ -27,9 +28,11 @@ class Services:
     functions: FunctionManager
     resources: ResourceManager
     generation: GenerationService = field(init=False)
+    embeddings: EmbeddingService = field(init=False)
 
     def __post_init__(self) -> None:
         self.generation = GenerationService(self)
+        self.embeddings = EmbeddingService(self)
 
 
 async def build_services(config: ServerConfig) -> Services:

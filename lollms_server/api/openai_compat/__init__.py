@@ -24,6 +24,7 @@ def routers() -> list[APIRouter]:
 
     The fallback for unknown /v1 paths comes last so every real route matches first.
     """
-    from lollms_server.api.openai_compat import routes_chat, routes_lollms, routes_media
+    from lollms_server.api.openai_compat import routes_chat, routes_embeddings, routes_lollms, routes_media, routes_responses
 
-    return [routes_chat.router, routes_media.router, routes_lollms.router, routes_lollms.public_router, _fallback]
+    return [routes_chat.router, routes_embeddings.router, routes_responses.router, routes_media.router,
+            routes_lollms.router, routes_lollms.public_router, _fallback]

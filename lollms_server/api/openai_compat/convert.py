@@ -8,6 +8,8 @@ from lollms_server.api.models import GenerateRequest, InputData
 from lollms_server.api.openai_compat.errors import OpenAIError
 from lollms_server.api.openai_compat.ids import ModelRef
 from lollms_server.api.openai_compat.models import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
+from lollms_server.core.errors import BadRequestError
+from lollms_server.core.tools import ToolCall
 
 _ROLE_TO_INPUT = {"system": "system_context", "developer": "system_context", "user": "user_prompt", "assistant": "assistant_reply"}
 _AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "webm": "audio/webm"}
@@ -41,11 +43,39 @@ def _audio_part(part: dict[str, Any], where: str) -> InputData:
     return InputData(type="audio", role="input_audio", data=audio["data"], mime_type=_AUDIO_MIME.get(fmt, f"audio/{fmt}"))
 
 
+def _plain_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") in ("text", "input_text", "output_text"))
+    return ""
+
+
+def _tool_items(msg: ChatMessage, where: str) -> list[InputData] | None:
+    """Items of a tool-result turn or of an assistant turn that made tool calls; None for other turns."""
+    role = msg.role.lower()
+    if role in ("tool", "function"):
+        if role == "tool" and not msg.tool_call_id:
+            raise OpenAIError(400, f"{where}.tool_call_id is required in a tool message", param=f"{where}.tool_call_id")
+        meta = {"tool_call_id": msg.tool_call_id or msg.name or "", "name": msg.name}
+        return [InputData(type="text", role="tool_result", data=_plain_text(msg.content), metadata=meta)]
+    if role == "assistant" and msg.tool_calls:
+        try:
+            calls = [ToolCall.from_record(c).record() for c in msg.tool_calls]
+        except BadRequestError as exc:
+            raise OpenAIError(400, f"{where}.tool_calls: {exc.message}", param=f"{where}.tool_calls") from None
+        return [InputData(type="text", role="assistant_reply", data=_plain_text(msg.content), metadata={"tool_calls": calls})]
+    return None
+
+
 def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
     role = _ROLE_TO_INPUT.get(msg.role.lower())
     where = f"messages[{index}]"
+    tool_items = _tool_items(msg, where)
+    if tool_items is not None:
+        return tool_items
     if role is None:
-        raise OpenAIError(400, f"{where}.role '{msg.role}' is not supported; use system, developer, user or assistant",
+        raise OpenAIError(400, f"{where}.role '{msg.role}' is not supported; use system, developer, user, assistant or tool",
                           param=f"{where}.role")
     if msg.content is None:
         return []
@@ -56,7 +86,7 @@ def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
     for j, part in enumerate(msg.content):
         kind = part.get("type")
         pwhere = f"{where}.content[{j}]"
-        if kind in ("text", "input_text"):
+        if kind in ("text", "input_text", "output_text"):
             texts.append(str(part.get("text") or ""))
         elif kind in ("image_url", "input_image"):
             media.append(_image_part(part, pwhere))
@@ -95,8 +125,6 @@ def _target(ref: ModelRef) -> dict[str, Any]:
 
 
 def chat_request(req: ChatCompletionRequest, ref: ModelRef) -> GenerateRequest:
-    if req.tools:
-        raise OpenAIError(400, "tool calling is not supported by this server", param="tools")
     if req.logprobs:
         raise OpenAIError(400, "logprobs are not supported by this server", param="logprobs")
     items = [item for i, m in enumerate(req.messages) for item in _message_items(m, i)]
@@ -105,7 +133,9 @@ def chat_request(req: ChatCompletionRequest, ref: ModelRef) -> GenerateRequest:
     params = sampling_params(req, req.max_completion_tokens or req.max_tokens)
     if req.response_format is not None and req.response_format.type != "text":
         params["response_format"] = req.response_format.model_dump(exclude_none=True)
-    return GenerateRequest(input_data=items, generation_type="ttt", stream=req.stream, parameters=params, **_target(ref))
+    return GenerateRequest(input_data=items, generation_type="ttt", stream=req.stream, parameters=params,
+                           tools=req.tools or None, tool_choice=req.tool_choice if req.tools else None,
+                           parallel_tool_calls=req.parallel_tool_calls, **_target(ref))
 
 
 def completion_prompt(req: CompletionRequest) -> str:

@@ -90,7 +90,7 @@ def to_openai_error(exc: Exception) -> OpenAIError:
     if isinstance(exc, RequestValidationError):
         return _validation_error(exc)
     if isinstance(exc, LollmsError):
-        return OpenAIError(exc.status_code, exc.message, code=_code_for(exc))
+        return OpenAIError(exc.status_code, exc.message, code=_code_for(exc), param=getattr(exc, "param", None))
     if isinstance(exc, PathEscapeError):
         return OpenAIError(400, str(exc))
     if isinstance(exc, StarletteHTTPException):  # also FastAPI's, and Starlette's for unparsable bodies

@@ -16,11 +16,13 @@ _LENIENT = ConfigDict(extra="ignore", protected_namespaces=())
 # ---- requests -------------------------------------------------------------------------------------
 class ChatMessage(BaseModel):
     model_config = _LENIENT
-    role: str = Field(description="system, developer, user or assistant.")
+    role: str = Field(description="system, developer, user, assistant or tool.")
     content: Union[str, list[dict[str, Any]], None] = Field(
         default=None, description="Text, or a list of parts: {type: text}, {type: image_url}, {type: input_audio}."
     )
     name: Optional[str] = None
+    tool_calls: Optional[list[dict[str, Any]]] = Field(default=None, description="Assistant turns: the calls it made.")
+    tool_call_id: Optional[str] = Field(default=None, description="Tool turns: the call this result answers.")
 
 
 class StreamOptions(BaseModel):
@@ -72,7 +74,10 @@ class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: Optional[int] = Field(default=None, ge=1)
     response_format: Optional[ResponseFormat] = None
-    tools: Optional[list[dict[str, Any]]] = None
+    tools: Optional[list[dict[str, Any]]] = Field(default=None, max_length=128, description="Function tools.")
+    tool_choice: Union[str, dict[str, Any], None] = Field(
+        default=None, description="auto, none, required, or {type: function, function: {name}}.")
+    parallel_tool_calls: Optional[bool] = None
     logprobs: Optional[bool] = None
 
 

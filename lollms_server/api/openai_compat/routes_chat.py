@@ -17,7 +17,15 @@ from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError,
 from lollms_server.api.openai_compat.ids import ModelRef, list_model_cards, resolve_model
 from lollms_server.api.openai_compat.models import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 from lollms_server.api.openai_compat.planning import plan_for, run_planned, stream_planned
-from lollms_server.api.openai_compat.textgen import Delta, Failure, Finish, TextEvent, stream_text, text_result
+from lollms_server.api.openai_compat.textgen import (
+    Delta,
+    Failure,
+    Finish,
+    TextEvent,
+    ToolCallEvent,
+    stream_text,
+    text_result,
+)
 from lollms_server.core.services import Services
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(require_openai_key)],
@@ -88,6 +96,9 @@ async def chat_completions(
                     _keepalive(services))
     result = text_result(await run_planned(request, services, planned), plan, stops)
     message: dict[str, Any] = {"role": "assistant", "content": result.content}
+    if result.tool_calls:
+        message["tool_calls"] = [c.openai() for c in result.tool_calls]
+        message["content"] = result.content or None
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     return JSONResponse({
@@ -112,6 +123,8 @@ def _chat_chunker(base: dict[str, Any], include_usage: bool) -> ChunkMaker:
     def make(event: TextEvent) -> list[dict[str, Any]]:
         if isinstance(event, Finish):
             return [chunk({}, event.reason)]
+        if isinstance(event, ToolCallEvent):
+            return [chunk({"tool_calls": [piece]}) for piece in tool_call_pieces(event)]
         if not isinstance(event, Delta):
             return []
         chunks = [chunk({"reasoning_content": event.reasoning})] if event.reasoning else []
@@ -120,6 +133,18 @@ def _chat_chunker(base: dict[str, Any], include_usage: bool) -> ChunkMaker:
         return chunks
 
     return make
+
+
+ARGUMENT_PIECE = 24  # characters of JSON arguments per streamed delta
+
+
+def tool_call_pieces(event: ToolCallEvent) -> list[dict[str, Any]]:
+    """A call as OpenAI streams it: index, id, type and name first, then the arguments in pieces."""
+    args = event.call.arguments_json
+    head = {"index": event.index, "id": event.call.id, "type": "function",
+            "function": {"name": event.call.name, "arguments": ""}}
+    return [head] + [{"index": event.index, "function": {"arguments": args[i:i + ARGUMENT_PIECE]}}
+                     for i in range(0, len(args), ARGUMENT_PIECE)]
 
 
 # ---- text completions -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, AsyncGenerator, AsyncIterator, Union
 
 from lollms_server.api.models import OutputData, StreamChunk
 from lollms_server.core.generation import GenerationPlan
+from lollms_server.core.tools import ToolCall, calls_of_metadata
 
 
 class StopScanner:
@@ -61,15 +62,28 @@ class Finish:
 
 
 @dataclass
+class ToolCallEvent:
+    """A complete tool call the model proposed; ``index`` counts the calls of this answer from 0."""
+
+    index: int
+    call: ToolCall
+
+
+@dataclass
 class TextResult:
     content: str
     reasoning: str | None
     finish_reason: str
     usage: dict[str, int] | None
     extras: list[OutputData] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
-TextEvent = Union[Delta, Failure, Finish]
+TextEvent = Union[Delta, Failure, Finish, ToolCallEvent]
+
+
+def tool_calls_of(outputs: list[OutputData]) -> list[ToolCall]:
+    return [c for o in outputs if o.type == "text" for c in calls_of_metadata(o.metadata)]
 
 
 def _finish_reason(raw: str | None, usage: dict[str, int] | None, max_tokens: Any, stopped: bool) -> str:
@@ -102,7 +116,9 @@ def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str
     usage = _usage_of(outputs)
     raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
     extras = [o for o in outputs if o.type != "text"]
-    return TextResult(kept, thoughts or None, _finish_reason(raw, usage, plan.task.params.get("max_tokens"), stopped), usage, extras)
+    calls = tool_calls_of(outputs)
+    reason = "tool_calls" if calls else _finish_reason(raw, usage, plan.task.params.get("max_tokens"), stopped)
+    return TextResult(kept, thoughts or None, reason, usage, extras, calls)
 
 
 async def stream_text(chunks: AsyncGenerator[StreamChunk, None], plan: GenerationPlan, stops: list[str]) -> AsyncIterator[TextEvent]:
@@ -110,9 +126,13 @@ async def stream_text(chunks: AsyncGenerator[StreamChunk, None], plan: Generatio
     scanner = StopScanner(stops)
     streamed = False
     failure: str | None = None
+    n_calls = 0
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
-            if chunk.type == "chunk" and isinstance(chunk.content, str):
+            if chunk.type == "function_call" and isinstance(chunk.content, dict) and chunk.content.get("status", "call") == "call":
+                yield ToolCallEvent(n_calls, ToolCall.from_record(chunk.content))
+                n_calls += 1
+            elif chunk.type == "chunk" and isinstance(chunk.content, str):
                 text, stopped = scanner.feed(chunk.content)
                 if text or chunk.thoughts:
                     streamed = True
@@ -126,7 +146,7 @@ async def stream_text(chunks: AsyncGenerator[StreamChunk, None], plan: Generatio
                 if failure is not None:
                     yield Failure(failure, _status_of(chunk))
                     return
-                async for event in _final_events(chunk, scanner, streamed, plan):
+                async for event in _final_events(chunk, scanner, streamed, plan, n_calls):
                     yield event
                 return
 
@@ -140,7 +160,8 @@ def _status_of(final: StreamChunk) -> int:
     return 500
 
 
-async def _final_events(chunk: StreamChunk, scanner: StopScanner, streamed: bool, plan: GenerationPlan) -> AsyncIterator[TextEvent]:
+async def _final_events(chunk: StreamChunk, scanner: StopScanner, streamed: bool, plan: GenerationPlan,
+                        n_calls: int) -> AsyncIterator[TextEvent]:
     outputs = [OutputData.model_validate(o) for o in (chunk.content or [])]
     usage = (chunk.metadata or {}).get("usage") or _usage_of(outputs)
     if not streamed:  # a backend that does not stream gave everything in the final event
@@ -151,5 +172,10 @@ async def _final_events(chunk: StreamChunk, scanner: StopScanner, streamed: bool
     tail = scanner.flush()
     if tail:
         yield Delta(tail, "")
+    if n_calls == 0:  # calls a non-streaming backend put in its final output
+        for i, call in enumerate(c for c in tool_calls_of(outputs)):
+            n_calls += 1
+            yield ToolCallEvent(i, call)
     raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
-    yield Finish(_finish_reason(raw, usage, plan.task.params.get("max_tokens"), scanner.stopped), usage)
+    reason = "tool_calls" if n_calls else _finish_reason(raw, usage, plan.task.params.get("max_tokens"), scanner.stopped)
+    yield Finish(reason, usage)

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Literal, Union
 
 from lollms_server.core.contract import InputData, OutputData
 from lollms_server.core.errors import NotSupportedError
+from lollms_server.core.tools import ToolCall, ToolChoice, ToolSpec
 
 if TYPE_CHECKING:
+    from lollms_server.core.embeddings import EmbeddingResult
     from lollms_server.core.resources import ResourceManager
 
 BindingResult = Union[str, dict[str, Any], list[dict[str, Any]], OutputData, list[OutputData]]
@@ -43,11 +45,30 @@ class CancelToken:
 
 @dataclass
 class Message:
-    """One turn of a conversation. ``images`` holds image inputs attached to a user turn."""
+    """One turn of a conversation. ``images`` holds image inputs attached to a user turn.
 
-    role: Literal["system", "user", "assistant"]
+    An assistant turn may carry the ``tool_calls`` it made; a ``tool`` turn carries one call's result as
+    ``content`` (text, usually JSON) and the ``tool_call_id`` it answers.
+    """
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
     images: list[InputData] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None  # tool turns: the function name
+
+    def openai(self) -> dict[str, Any]:
+        """The OpenAI chat message dict (text only; images are the binding's business)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.openai() for c in self.tool_calls]
+            out["content"] = self.content or None
+        if self.role == "tool":
+            out["tool_call_id"] = self.tool_call_id or ""
+            if self.name:
+                out["name"] = self.name
+        return out
 
 
 @dataclass
@@ -65,6 +86,17 @@ class GenerationTask:
     cancel: CancelToken = field(default_factory=CancelToken)
     credentials: dict[str, str] | None = field(default=None, repr=False)
     usage: dict[str, int] | None = None
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: bool = True
+
+    def offered_tools(self) -> list[ToolSpec]:
+        """The tools the model may call now: none with tool_choice none, only the named one when forced."""
+        if self.tool_choice.mode == "none":
+            return []
+        if self.tool_choice.name:
+            return [t for t in self.tools if t.name == self.tool_choice.name]
+        return list(self.tools)
 
     def set_usage(self, prompt_tokens: int, completion_tokens: int, **details: int) -> None:
         """Report token usage once generation is known; it lands in the output metadata."""
@@ -79,8 +111,8 @@ class GenerationTask:
         return [i for i in self.inputs if i.type == type_ and (role is None or i.role == role)]
 
     def chat_messages(self) -> list[dict[str, Any]]:
-        """OpenAI-style message dicts (text only) for backends that take a plain conversation."""
-        return [{"role": m.role, "content": m.content} for m in self.messages]
+        """OpenAI-style message dicts (text, tool calls, tool results) for backends that take a plain conversation."""
+        return [m.openai() for m in self.messages]
 
 
 class Binding(ABC):
@@ -98,6 +130,11 @@ class Binding(ABC):
     accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES, "audio": AUDIO_MIME_TYPES}
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
     needs_compute: ClassVar[bool] = False
+    supports_tools: ClassVar[bool] = False  # the model can be offered tools (GenerationTask.tools)
+
+    def supports_tool_calls(self, model_name: str | None = None) -> bool:
+        """Whether this model can take tools; override when it depends on the model."""
+        return self.supports_tools
 
     def __init__(self, config: dict[str, Any], resource_manager: "ResourceManager") -> None:
         self.config = config
@@ -171,6 +208,12 @@ class Binding(ABC):
         """Yield StreamChunk-like dicts. Fallback for non-streaming bindings: one final event."""
         result = await self.generate(task)
         yield {"type": "final", "content": result}
+
+    # ---- embeddings (bindings whose generation_types include "embed") --------------------------
+    async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,
+                    credentials: dict[str, str] | None = None) -> "EmbeddingResult":
+        """One vector per text, in order, computed in batches. Declare "embed" in generation_types."""
+        raise NotSupportedError(f"binding '{self.instance_name}' does not compute embeddings")
 
     # ---- tokens --------------------------------------------------------------------------------
     async def tokenize(

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import math
 import struct
 import wave
@@ -13,6 +14,7 @@ from typing import Any, AsyncIterator, ClassVar
 
 from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
 from lollms_server.core.errors import BackendError, BadRequestError, NotFoundError
+from lollms_server.core.tools import ToolCall, call_event, tool_call_output
 
 BOS, EOS, OFFSET = 1, 2, 3
 MODELS: dict[str, dict[str, Any]] = {
@@ -109,7 +111,26 @@ class DummyBinding(Binding):
             "details": {"format": "dummy", "mode": self.mode},
         }
 
+    def supports_tool_calls(self, model_name: str | None = None) -> bool:
+        return self.mode == "tools"
+
+    def _tool_calls(self, task: GenerationTask) -> list[ToolCall]:
+        """mode tools: call the first offered tool (every offered tool if the prompt says "all tools") with the
+        prompt's JSON object as arguments, unless the conversation already ends with tool results."""
+        tools = task.offered_tools()
+        if self.mode != "tools" or not tools or (task.messages and task.messages[-1].role == "tool"):
+            return []
+        try:
+            args = json.loads(task.prompt[task.prompt.index("{"):task.prompt.rindex("}") + 1])
+        except ValueError:
+            args = {}
+        chosen = tools if "all tools" in task.prompt and task.parallel_tool_calls else tools[:1]
+        return [ToolCall(t.name, args if isinstance(args, dict) else {}) for t in chosen]
+
     def _text(self, task: GenerationTask) -> str:
+        if self.mode == "tools" and task.messages and task.messages[-1].role == "tool":
+            results = [m.content for m in task.messages if m.role == "tool"]
+            return "tool results: " + " | ".join(results)
         if self.mode == "think":
             return f"<think>The user said: {task.prompt}</think>{task.prompt}"
         return task.prompt
@@ -136,6 +157,10 @@ class DummyBinding(Binding):
         binary = await self._binary(task)
         if binary is not None:
             return [binary]
+        calls = self._tool_calls(task)
+        if calls:
+            task.set_usage(len(task.prompt.split()), len(calls))
+            return tool_call_output("", calls, {"model": model})
         text = self._text(task)
         limit = task.params.get("max_tokens")
         words = text.split(" ")
@@ -153,6 +178,12 @@ class DummyBinding(Binding):
         if binary is not None:
             yield {"type": "info", "content": f"generating {binary['type']}"}
             yield {"type": "final", "content": [binary]}
+            return
+        calls = self._tool_calls(task)
+        if calls:
+            for call in calls:
+                yield call_event(call)
+            task.set_usage(len(task.prompt.split()), len(calls))
             return
         words = self._text(task).split(" ")
         limit = task.params.get("max_tokens")

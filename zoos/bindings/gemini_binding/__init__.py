@@ -21,6 +21,7 @@ from lollms_server.core.bindings.remote import (
     text_chunk,
 )
 from lollms_server.core.errors import BadRequestError, LollmsError, UnavailableError
+from lollms_server.core.tools import ToolCall, call_event, new_call_id, tool_call_output
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 KEY_REASONS = ("API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED")
@@ -50,6 +51,7 @@ class GeminiBinding(RemoteBinding):
     provider: ClassVar[str] = "Gemini"
     default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
     default_max_retries: ClassVar[int] = 0
+    supports_tools: ClassVar[bool] = True  # function declarations / functionCall parts
 
     # ---- clients -------------------------------------------------------------------------------
     def _make_client(self, conn: Connection) -> Any:
@@ -128,10 +130,18 @@ class GeminiBinding(RemoteBinding):
         from google.genai import types
 
         contents: list[Any] = []
+        names = {c.id: c.name for m in task.messages for c in m.tool_calls}
         for m in task.messages or []:
             if m.role == "system":
                 continue
+            if m.role == "tool":
+                name = m.name or names.get(m.tool_call_id or "", "function")
+                part = types.Part(function_response=types.FunctionResponse(
+                    id=m.tool_call_id, name=name, response={"result": m.content}))
+                contents.append(types.Content(role="user", parts=[part]))
+                continue
             parts = [types.Part.from_text(text=m.content)] if m.content else []
+            parts += [types.Part(function_call=types.FunctionCall(id=c.id, name=c.name, args=c.arguments)) for c in m.tool_calls]
             parts += [types.Part.from_bytes(data=base64.b64decode(i.data), mime_type=i.mime_type or "image/png") for i in m.images]
             contents.append(types.Content(role="model" if m.role == "assistant" else "user", parts=parts))
         return contents or [types.Content(role="user", parts=[types.Part.from_text(text=task.prompt)])]
@@ -149,7 +159,25 @@ class GeminiBinding(RemoteBinding):
         }
         if self.config.get("include_thoughts"):
             values["thinking_config"] = types.ThinkingConfig(include_thoughts=True)
+        if task.tools:
+            values["tools"] = [types.Tool(function_declarations=[
+                types.FunctionDeclaration(name=t.name, description=t.description, parameters_json_schema=t.parameters)
+                for t in task.tools])]
+            mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}[task.tool_choice.mode]
+            values["tool_config"] = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
+                mode=mode, allowed_function_names=[task.tool_choice.name] if task.tool_choice.name else None))
+            values["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
         return types.GenerateContentConfig(**{k: v for k, v in values.items() if v is not None})
+
+    @staticmethod
+    def _calls(response: Any) -> list[ToolCall]:
+        calls: list[ToolCall] = []
+        for cand in (response.candidates or [])[:1]:
+            for part in (cand.content.parts if cand.content else None) or []:
+                fc = getattr(part, "function_call", None)
+                if fc is not None and fc.name:
+                    calls.append(ToolCall(fc.name, dict(fc.args or {}), fc.id or new_call_id()))
+        return calls
 
     def _pieces(self, response: Any) -> tuple[str, str]:
         text: list[str] = []
@@ -181,8 +209,11 @@ class GeminiBinding(RemoteBinding):
         text, thoughts = self._pieces(resp)
         self._usage(task, resp)
         finish = resp.candidates[0].finish_reason if resp.candidates else None
-        return {"type": "text", "data": text, "thoughts": thoughts or None,
-                "metadata": {"model": resp.model_version or model, "upstream_finish_reason": str(finish) if finish else None}}
+        meta = {"model": resp.model_version or model, "upstream_finish_reason": str(finish) if finish else None}
+        calls = self._calls(resp)
+        if calls:
+            return {**tool_call_output(text, calls, meta), "thoughts": thoughts or None}
+        return {"type": "text", "data": text, "thoughts": thoughts or None, "metadata": meta}
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
         model = self._model_or_default(task.model_name)
@@ -204,6 +235,8 @@ class GeminiBinding(RemoteBinding):
                     event = text_chunk(text, thoughts, resp.model_version or model)
                     if event is not None:
                         yield event
+                    for call in self._calls(resp):
+                        yield call_event(call)
                 if not finished and not task.cancel.cancelled:
                     raise self._upstream_error("the stream ended without a finish reason")
             except Exception as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import importlib.util
 import logging
@@ -18,18 +19,32 @@ from lollms_server.core.bindings.base import (
     GenerationTask,
     StreamEvent,
 )
+from lollms_server.core.tools import call_event, tool_call_output
+from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.errors import (
     BackendError,
     BadRequestError,
+    FeatureNotSupportedError,
     LollmsError,
     UnavailableError,
 )
 
 from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
 from .models import ModelLocator, ModelSource
+from .tool_calls import looks_like_call, parse_calls, setup_for
 from .worker import LlamaWorker, LoadSettings
 
 log = logging.getLogger("lollms_server.bindings.llamacpp")
+
+
+def pool_tokens(vector: Any) -> list[float]:
+    """A model without a pooling layer gives one vector per token: average them and normalise."""
+    if vector and isinstance(vector[0], list):
+        n = len(vector)
+        mean = [sum(col) / n for col in zip(*vector)]
+        norm = sum(x * x for x in mean) ** 0.5 or 1.0
+        return [x / norm for x in mean]
+    return [float(x) for x in vector]
 
 
 @dataclass
@@ -45,10 +60,11 @@ class LoadedModel:
 class LlamaCppBinding(Binding):
     binding_type_name: ClassVar[str] = "llamacpp_binding"
     supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
+    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt", "embed"})
     input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
+    supports_tools: ClassVar[bool] = True  # grammar-constrained calls work on every GGUF chat model
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
@@ -120,13 +136,14 @@ class LlamaCppBinding(Binding):
     async def check_model(self, model_name: str | None) -> None:
         self._source(self._name(model_name))
 
-    def _acquire(self, source: ModelSource) -> LoadedModel:
+    def _acquire(self, source: ModelSource, embedding: bool = False) -> LoadedModel:
         """The loaded model for ``source``; queues its load (on a free or the LRU worker) if needed.
 
         Synchronous on purpose: a job submitted right after this call runs after the load and before
-        any later swap of that worker, so a request can never run on another model.
+        any later swap of that worker, so a request can never run on another model. An embedding copy
+        (``embedding=True``) is a model of its own in the LRU.
         """
-        key = str(source.path)
+        key = str(source.path) + ("#embedding" if embedding else "")
         model = self._loaded.get(key)
         if model is None:
             if self._idle:
@@ -140,7 +157,7 @@ class LlamaCppBinding(Binding):
                 worker = evicted.worker
                 log.info("llamacpp '%s': unloading %s for %s (max_loaded_models=%d)",
                          self.instance_name, evicted.source.name, source.name, self.max_loaded)
-            settings = self.settings
+            settings = dataclasses.replace(self.settings, embedding=True) if embedding else self.settings
             ready = worker.call(lambda w: w.load(key, source.path, settings))
             model = LoadedModel(key, source, worker, ready)
             self._loaded[key] = model
@@ -213,7 +230,7 @@ class LlamaCppBinding(Binding):
         sampling = sampling_arguments(task.params)
         if "seed" not in sampling:  # else llama-cpp-python derives it from the previous request's seed
             sampling["seed"] = self.settings.seed if self.settings.seed is not None else random.getrandbits(31)
-        return ChatJob(model.key, messages, sampling, task.cancel, stream)
+        return ChatJob(model.key, messages, sampling, task.cancel, stream, setup_for(task))
 
     def _finished(self, task: GenerationTask, model: LoadedModel, result: ChatResult) -> None:
         task.set_usage(result.prompt_tokens, result.completion_tokens)
@@ -236,8 +253,11 @@ class LlamaCppBinding(Binding):
             await self._ready(model)  # the load job ran first: report its failure if that was the cause
             raise BackendError(f"llama.cpp generation failed: {type(exc).__name__}: {exc}") from None
         self._finished(task, model, result)
-        return {"type": "text", "data": result.text,
-                "metadata": {"model": model.source.name, "llama_finish_reason": result.finish_reason}}
+        meta = {"model": model.source.name, "llama_finish_reason": result.finish_reason}
+        calls = parse_calls(result.text, job.tools.tools) if job.tools else None
+        if calls:
+            return tool_call_output("", calls, meta)
+        return {"type": "text", "data": result.text, "metadata": meta}
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
         model = self._acquire(self._source(self._name(task.model_name)))
@@ -245,6 +265,7 @@ class LlamaCppBinding(Binding):
         tokens = start_stream(model.worker, job, lambda result: self._finished(task, model, result))
         meta = {"model": model.source.name}
         finished = False
+        held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
         try:
             await self._ready(model)
             while not finished:
@@ -253,6 +274,12 @@ class LlamaCppBinding(Binding):
                     batch.append(tokens.get_nowait())  # pieces that arrived together go out as one chunk
                 text = ""
                 for item in batch:
+                    if isinstance(item, str) and held is not None:
+                        held.append(item)
+                        so_far = "".join(held)
+                        if so_far.strip() and not looks_like_call(so_far):
+                            text, held = text + so_far, None
+                        continue
                     if isinstance(item, str):
                         text += item
                         continue
@@ -261,6 +288,9 @@ class LlamaCppBinding(Binding):
                         text = ""
                     if item is END:
                         finished = True
+                        if held is not None and job.tools is not None:
+                            for ev in self._held_events("".join(held), job.tools.tools, meta):
+                                yield ev
                     elif isinstance(item, LollmsError):
                         raise item
                     elif isinstance(item, BaseException):
@@ -270,6 +300,38 @@ class LlamaCppBinding(Binding):
         finally:
             if not finished:
                 task.cancel.cancel()  # client gone or error: the worker stops at the next token
+
+    @staticmethod
+    def _held_events(text: str, tools: Any, meta: dict[str, Any]) -> list[StreamEvent]:
+        calls = parse_calls(text, tools)
+        if calls:
+            return [call_event(c) for c in calls]
+        return [{"type": "chunk", "content": text, "metadata": meta}] if text else []
+
+    # ---- embeddings --------------------------------------------------------------------------
+    async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,
+                    credentials: dict[str, str] | None = None) -> EmbeddingResult:
+        """Embeddings of a GGUF model (llama.cpp batches the texts itself); pooled and L2-normalised."""
+        model = self._acquire(self._source(self._name(model_name)), embedding=True)
+        key = model.key
+
+        def run(w: LlamaWorker) -> tuple[list[list[float]], int]:
+            if w.llm is None or w.model_key != key:
+                raise UnavailableError("the model was unloaded before the request ran; retry")
+            vectors, count = w.llm.embed(texts, normalize=True, truncate=True, return_count=True)
+            return [pool_tokens(v) for v in vectors], int(count)
+
+        try:
+            vectors, count = await model.worker.call(run)
+        except LollmsError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as BackendError below
+            await self._ready(model)
+            raise BackendError(f"llama.cpp embedding failed: {type(exc).__name__}: {exc}") from None
+        if dimensions is not None and vectors and dimensions != len(vectors[0]):
+            raise FeatureNotSupportedError(
+                f"model '{model.source.name}' gives {len(vectors[0])}-dimensional vectors and cannot shorten them")
+        return EmbeddingResult(vectors=vectors, model=model.source.name, prompt_tokens=count)
 
     # ---- tokens --------------------------------------------------------------------------------
     async def _on_worker(self, model_name: str | None, fn: Any) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 from lollms_server.core.bindings.base import CancelToken
 from lollms_server.core.errors import BadRequestError
 
+from .tool_calls import ToolSetup
 from .worker import LlamaWorker, RunState, post
 
 # request parameter -> (llama argument, type); repeat_penalty defaults to 1.0 like the library
@@ -87,6 +88,7 @@ class ChatJob:
     sampling: dict[str, Any]
     cancel: CancelToken
     stream: bool
+    tools: ToolSetup | None = None
 
 
 @dataclass
@@ -115,14 +117,18 @@ def run_chat(worker: LlamaWorker, job: ChatJob, emit: Callable[[str], None] | No
     llm.run_state = state
     parts: list[str] = []
     finish = "stop"
+    messages, sampling = job.messages, job.sampling
+    if job.tools is not None:  # tools replace response_format: the grammar is the tools' one
+        messages, extra, _ = job.tools.prepare(llm, messages)
+        sampling = {**{k: v for k, v in sampling.items() if k != "response_format"}, **extra}
     try:
         if emit is None and not job.stream:
-            resp = llm.create_chat_completion(messages=job.messages, stream=False, **job.sampling)
+            resp = llm.create_chat_completion(messages=messages, stream=False, **sampling)
             choice = resp["choices"][0]
             parts.append(choice["message"].get("content") or "")
             finish = choice.get("finish_reason") or "stop"
         else:
-            chunks = llm.create_chat_completion(messages=job.messages, stream=True, **job.sampling)
+            chunks = llm.create_chat_completion(messages=messages, stream=True, **sampling)
             try:
                 for chunk in chunks:
                     choice = chunk["choices"][0]

@@ -80,12 +80,15 @@ class LoadSettings:
     n_gpu_layers: int
     chat_format: str | None
     seed: int | None
+    embedding: bool = False  # loaded to compute embeddings (a separate copy from the chat one)
 
     def llama_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {
             "n_ctx": self.n_ctx, "n_batch": self.n_batch, "n_gpu_layers": self.n_gpu_layers,
             "chat_format": self.chat_format, "verbose": False,
         }
+        if self.embedding:
+            kw["embedding"] = True
         if self.n_threads:
             kw["n_threads"] = self.n_threads
             kw["n_threads_batch"] = self.n_threads

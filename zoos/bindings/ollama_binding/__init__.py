@@ -21,6 +21,7 @@ from lollms_server.core.bindings.remote import (
     text_chunk,
 )
 from lollms_server.core.errors import LollmsError, NotFoundError, UnavailableError
+from lollms_server.core.tools import ToolCall, call_event, tool_call_output
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 # request parameter -> Ollama option
@@ -46,6 +47,11 @@ class OllamaBinding(RemoteBinding):
     provider: ClassVar[str] = "Ollama"
     default_base_url: ClassVar[str | None] = DEFAULT_HOST
     default_timeout: ClassVar[float] = 300.0
+    supports_tools: ClassVar[bool] = True  # Ollama's chat `tools`; the model must have the "tools" capability
+
+    def supports_tool_calls(self, model_name: str | None = None) -> bool:
+        caps = self._capabilities.get(_full_name(model_name or self.default_model or ""))
+        return caps is None or "tools" in caps
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
@@ -125,6 +131,10 @@ class OllamaBinding(RemoteBinding):
         out: list[dict[str, Any]] = []
         for m in task.messages or []:
             msg: dict[str, Any] = {"role": m.role, "content": m.content}
+            if m.tool_calls:  # Ollama takes arguments as objects and has no call ids
+                msg["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls]
+            if m.role == "tool" and m.name:
+                msg["tool_name"] = m.name
             if m.images:  # bytes, so the client never treats the text as a file path
                 msg["images"] = [ollama.Image(value=base64.b64decode(i.data)) for i in m.images]
             out.append(msg)
@@ -149,7 +159,14 @@ class OllamaBinding(RemoteBinding):
             args["think"] = think
         if self.config.get("keep_alive"):
             args["keep_alive"] = self.config["keep_alive"]
+        tools = task.offered_tools()  # Ollama has no tool_choice: a forced function is offered alone
+        if tools:
+            args["tools"] = [t.openai() for t in tools]
         return args
+
+    @staticmethod
+    def _calls(message: Any) -> list[ToolCall]:
+        return [ToolCall(c.function.name, dict(c.function.arguments or {})) for c in (message.tool_calls or [])]
 
     async def _pull(self, client: Any, model: str) -> AsyncIterator[StreamEvent]:
         yield {"type": "info", "content": f"pulling model '{model}'", "metadata": {"status": "pulling", "model": model}}
@@ -210,6 +227,9 @@ class OllamaBinding(RemoteBinding):
         if answer is None:
             raise self._upstream_error("no answer")
         task.set_usage(answer.prompt_eval_count or 0, answer.eval_count or 0)
+        calls = self._calls(answer.message)
+        if calls:
+            return tool_call_output(answer.message.content or "", calls, {"model": answer.model or model})
         return {"type": "text", "data": answer.message.content or "", "thoughts": answer.message.thinking or None,
                 "metadata": {"model": answer.model or model, "upstream_finish_reason": answer.done_reason}}
 
@@ -229,6 +249,8 @@ class OllamaBinding(RemoteBinding):
                     event = text_chunk(text, thoughts, part.model or model)
                     if event is not None:
                         yield event
+                    for call in self._calls(part.message):
+                        yield call_event(call)
                     if part.done:
                         done = True
                         task.set_usage(part.prompt_eval_count or 0, part.eval_count or 0)

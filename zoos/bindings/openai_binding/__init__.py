@@ -18,6 +18,7 @@ from lollms_server.core.bindings.remote import (
     text_chunk,
 )
 from lollms_server.core.errors import NotFoundError
+from lollms_server.core.tools import ToolCall, call_event, decode_arguments, new_call_id, tool_call_output
 
 DIRECT_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 EXTRA_SAMPLING = ("top_k", "min_p", "repeat_penalty")
@@ -42,6 +43,10 @@ class OpenAIBinding(OpenAISDKBinding):
     output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
     provider: ClassVar[str] = "OpenAI-compatible API"
+    supports_tools: ClassVar[bool] = True  # passed through in OpenAI's own wire format
+
+    def supports_tool_calls(self, model_name: str | None = None) -> bool:
+        return bool(self.config.get("supports_tools", True))
 
     # ---- models --------------------------------------------------------------------------------
     async def _models(self, task: GenerationTask | None = None) -> list[Any]:
@@ -94,7 +99,7 @@ class OpenAIBinding(OpenAISDKBinding):
                 parts += [{"type": "image_url", "image_url": {"url": image_data_url(i.mime_type, i.data)}} for i in m.images]
                 out.append({"role": m.role, "content": parts})
             else:
-                out.append({"role": m.role, "content": m.content})
+                out.append(m.openai())
         if not out:
             out = ([{"role": "system", "content": task.system_prompt}] if task.system_prompt else []) + [
                 {"role": "user", "content": task.prompt}]
@@ -111,6 +116,12 @@ class OpenAIBinding(OpenAISDKBinding):
         stop = stop_list(p)
         if stop:
             body["stop"] = stop
+        tools = task.offered_tools()
+        if tools:
+            body["tools"] = [t.openai() for t in task.tools]
+            body["tool_choice"] = task.tool_choice.openai()
+            if not task.parallel_tool_calls:
+                body["parallel_tool_calls"] = False
         extra = {n: p[n] for n in EXTRA_SAMPLING if p.get(n) is not None}
         if extra and self.config.get("send_extra_sampling_params"):
             body["extra_body"] = extra
@@ -128,8 +139,15 @@ class OpenAIBinding(OpenAISDKBinding):
         choice = resp.choices[0]
         if resp.usage is not None:
             task.set_usage(resp.usage.prompt_tokens or 0, resp.usage.completion_tokens or 0)
+        meta = {"model": resp.model or model, "upstream_finish_reason": choice.finish_reason}
+        calls = [ToolCall(c.function.name, decode_arguments(c.function.arguments), c.id)
+                 for c in (choice.message.tool_calls or []) if getattr(c, "function", None) is not None]
+        if calls:
+            out = tool_call_output(choice.message.content or "", calls, meta)
+            out["thoughts"] = _reasoning_of(choice.message)
+            return out
         return {"type": "text", "data": choice.message.content or "", "thoughts": _reasoning_of(choice.message),
-                "metadata": {"model": resp.model or model, "upstream_finish_reason": choice.finish_reason}}
+                "metadata": meta}
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
         model = await self._model_name(task)
@@ -141,6 +159,7 @@ class OpenAIBinding(OpenAISDKBinding):
                 stream = await client.chat.completions.create(stream=True, **body)
             except Exception as exc:
                 raise self._failure(exc) from None
+            pending: dict[int, dict[str, str]] = {}  # streamed tool calls by index: id, name, arguments so far
             try:
                 async for chunk in stream:
                     if task.cancel.cancelled:
@@ -150,11 +169,19 @@ class OpenAIBinding(OpenAISDKBinding):
                     if not chunk.choices:
                         continue
                     delta = chunk.choices[0].delta
+                    for tc in (getattr(delta, "tool_calls", None) or []) if delta is not None else []:
+                        slot = pending.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        slot["id"] = tc.id or slot["id"]
+                        if tc.function is not None:
+                            slot["name"] += tc.function.name or ""
+                            slot["arguments"] += tc.function.arguments or ""
                     thoughts = _reasoning_of(delta) if delta is not None else None
                     text = (delta.content if delta is not None else None) or ""
                     event = text_chunk(text, thoughts, chunk.model or model)
                     if event is not None:
                         yield event
+                for _, slot in sorted(pending.items()):
+                    yield call_event(ToolCall(slot["name"], decode_arguments(slot["arguments"]), slot["id"] or new_call_id()))
             except Exception as exc:
                 raise self._failure(exc) from None
             finally:
