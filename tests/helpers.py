@@ -108,8 +108,10 @@ def free_port() -> int:
 class ServerProcess:
     """A real `lollms-server` process on a free port."""
 
-    def __init__(self, config_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, config_dir: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 cwd: Path | None = None) -> None:
         self.config_dir = config_dir
+        self.cwd = cwd
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -120,7 +122,7 @@ class ServerProcess:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lollms_server", "serve", "--config-dir", str(self.config_dir), "--port", str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, text=True,
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, text=True, cwd=self.cwd,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

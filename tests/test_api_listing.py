@@ -179,9 +179,18 @@ async def test_personality_with_missing_dependencies_is_reported_not_installed(t
     pp = d / "personal_personalities"
     (pp / "needy").mkdir(parents=True)
     (pp / "needy" / "config.yaml").write_text("name: needy\ndependencies: [lollms-no-such-package-xyz>=1.0]\n")
+    (pp / "needy_script" / "scripts").mkdir(parents=True)
+    (pp / "needy_script" / "config.yaml").write_text(
+        "name: needy_script\nscript_path: scripts/workflow.py\ndependencies: [lollms-no-such-package-xyz>=1.0]\n")
+    (pp / "needy_script" / "scripts" / "workflow.py").write_text("async def run_workflow(prompt, params, context):\n    return 'x'\n")
     (pp / "content").mkdir(parents=True)
     (pp / "content" / "config.yaml").write_text("name: content\ndependencies: [pyyaml, 'fastapi>=0.1']\n")
     async with api_client(d) as c:
         body = (await c.get("/api/v1/list_personalities")).json()
-    assert "content" in body["personalities"] and "needy" not in body["personalities"]
-    assert "lollms-no-such-package-xyz>=1.0" in body["load_errors"]["needy"] and "pip install" in body["load_errors"]["needy"]
+    # a config-only personality loads (nothing of it needs the package) and reports what is missing
+    assert body["personalities"]["content"]["missing_dependencies"] == []
+    assert body["personalities"]["needy"]["missing_dependencies"] == ["lollms-no-such-package-xyz>=1.0"]
+    # a workflow that needs it does not load, and says how to fix it (nothing is installed at run time)
+    assert "needy_script" not in body["personalities"]
+    assert "lollms-no-such-package-xyz>=1.0" in body["load_errors"]["needy_script"]
+    assert "pip install" in body["load_errors"]["needy_script"]

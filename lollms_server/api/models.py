@@ -39,6 +39,19 @@ class ServerInfoResponse(BaseModel):
     config_file: str = Field(description="The main config file, relative to the project or working folder, or '…/folder/file'.")
 
 
+class GenerationParameterInfo(BaseModel):
+    """A generation parameter a binding understands (drives UI controls and request checks)."""
+
+    name: str
+    type: str = Field(description="integer, number, string, boolean, array or object.")
+    default: Any = None
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    choices: Optional[list[Any]] = None
+    help: str = ""
+    generation_types: list[str] = Field(default_factory=list, description="Generation types it applies to.")
+
+
 class BindingTypeInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
     type_name: str
@@ -51,7 +64,10 @@ class BindingTypeInfo(BaseModel):
     documentation_url: Optional[str] = None
     supported_output_modalities: list[str] = Field(default_factory=list)
     supported_input_modalities: list[str] = Field(default_factory=list)
-    source: Optional[str] = Field(default=None, description="zoo or personal.")
+    source: Optional[str] = Field(default=None, description="zoo, entry_point or personal.")
+    parameters: list[GenerationParameterInfo] = Field(
+        default_factory=list, description="Generation parameters this binding type understands."
+    )
 
 
 class ListBindingsResponse(BaseModel):
@@ -77,6 +93,10 @@ class PersonalityInfo(BaseModel):
     icon: Optional[str] = None
     is_scripted: bool = False
     path: str
+    welcome_message: Optional[str] = None
+    missing_dependencies: list[str] = Field(
+        default_factory=list, description="Packages listed in dependencies that are not installed (nothing is installed at run time)."
+    )
 
 
 class ListPersonalitiesResponse(BaseModel):
@@ -88,6 +108,9 @@ class ListFunctionsResponse(BaseModel):
     functions: list[str]
     schemas: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="JSON schema of each function's arguments (for tool calling)."
+    )
+    load_errors: dict[str, str] = Field(
+        default_factory=dict, description="Function files or packages that failed to load, with the reason."
     )
 
 

@@ -67,7 +67,7 @@ async def list_bindings(services: Services = Depends(get_services)) -> ListBindi
     }
     return ListBindingsResponse(
         binding_types=types,
-        binding_instances=services.bindings.masked_instances(),
+        binding_instances=services.bindings.masked_instances(with_parameters=True),
         load_errors=services.bindings.load_errors(),
     )
 
@@ -86,7 +86,7 @@ async def list_personalities(services: Services = Depends(get_services)) -> List
     )
 
 
-@router.get("/personality_icon/{name}", summary="A personality's icon file", response_class=FileResponse)
+@router.get("/personality_icon/{name:path}", summary="A personality's icon file", response_class=FileResponse)
 async def personality_icon(name: str, services: Services = Depends(get_services)) -> FileResponse:
     p = services.personalities.get(name)
     if p.icon_path is None:
@@ -96,7 +96,8 @@ async def personality_icon(name: str, services: Services = Depends(get_services)
 
 @router.get("/list_functions", response_model=ListFunctionsResponse, summary="Discovered functions")
 async def list_functions(services: Services = Depends(get_services)) -> ListFunctionsResponse:
-    return ListFunctionsResponse(functions=services.functions.list_names(), schemas=services.functions.tool_schemas())
+    fm = services.functions
+    return ListFunctionsResponse(functions=fm.list_names(), schemas=fm.tool_schemas(), load_errors=dict(fm.load_errors))
 
 
 @router.get("/list_models", response_model=ListModelsResponse, summary="Scan of the models folder")

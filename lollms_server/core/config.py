@@ -9,7 +9,7 @@ from typing import Any
 
 from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
 from lollms_server.core.guarded_config import ConfigFileError, LoadedConfig, key_bytes, load_guarded
-from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path
+from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path, resolve_project_path
 
 ENCRYPTION_KEY_ENV = "LOLLMS_ENCRYPTION_KEY"
 
@@ -19,6 +19,7 @@ class ResolvedPaths:
     config_dir: Path
     instance_bindings_dir: Path
     personalities_dirs: list[Path]
+    personalities_sources: list[tuple[Path, str]]
     bindings_sources: list[tuple[Path, str]]
     functions_dirs: list[Path]
     models_dir: Path
@@ -64,7 +65,7 @@ def _resolve_paths(values: dict[str, Any], config_dir: Path) -> ResolvedPaths:
     p = values.get("paths") or {}
 
     def rp(key: str) -> Path | None:
-        return resolve_config_path(p.get(key), PROJECT_ROOT)
+        return resolve_project_path(p.get(key))
 
     def pair(example_key: str, personal_key: str) -> list[Path]:
         return [x for x in (rp(example_key), rp(personal_key)) if x is not None]
@@ -75,6 +76,7 @@ def _resolve_paths(values: dict[str, Any], config_dir: Path) -> ResolvedPaths:
         config_dir=config_dir,
         instance_bindings_dir=inst,
         personalities_dirs=pair("example_personalities_folder", "personalities_folder"),
+        personalities_sources=[(d, src) for d, src in ((rp("example_personalities_folder"), "zoo"), (rp("personalities_folder"), "personal")) if d],
         bindings_sources=[(d, src) for d, src in ((rp("example_bindings_folder"), "zoo"), (rp("bindings_folder"), "personal")) if d],
         functions_dirs=pair("example_functions_folder", "functions_folder"),
         models_dir=rp("models_folder") or PROJECT_ROOT / "models",

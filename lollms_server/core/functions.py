@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import importlib.metadata
 import inspect
 import logging
-import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import docstring_parser
 from pydantic import ConfigDict, ValidationError, create_model
+
+from lollms_server.core import plugins
 
 log = logging.getLogger("lollms_server.functions")
 
@@ -45,37 +48,49 @@ def _build(name: str, fn: Callable[..., Awaitable[Any]]) -> FunctionInfo:
 
 
 class FunctionManager:
-    def __init__(self, folders: list[Path]) -> None:
+    """Functions from the functions folders and from installed packages (entry-point group
+    ``lollms_server.functions``: a module, whose public async functions are named ``<entry point>.<name>``)."""
+
+    def __init__(self, folders: list[Path], *, entry_points: bool = True) -> None:
         self.folders = folders
+        self.use_entry_points = entry_points
         self.functions: dict[str, FunctionInfo] = {}
-        self.load_errors: dict[str, str] = {}
+        self._errors = plugins.LoadErrors()
+
+    @property
+    def load_errors(self) -> dict[str, str]:
+        """Function files or packages that failed to load, with the reason."""
+        return self._errors.errors
 
     def discover(self) -> None:
+        if self.use_entry_points:
+            for ep in plugins.entry_points_of(plugins.FUNCTIONS_GROUP):
+                self._errors.attempt(f"{ep.name} (entry point)", functools.partial(self._add_entry_point, ep))
         for base in self.folders:
             if not base.is_dir():
                 continue
             for file in sorted(base.glob("*.py")):
                 if file.name.startswith("_"):
                     continue
-                self._load_file(file)
+                self._errors.attempt(file.stem, functools.partial(self._add_file, file))
+        for stem, message in self.load_errors.items():
+            log.error("functions '%s' not loaded: %s", stem, message)
 
-    def _load_file(self, file: Path) -> None:
-        mod_name = f"lollms_functions_{file.stem}"
-        try:
-            spec = importlib.util.spec_from_file_location(mod_name, file)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {file}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            spec.loader.exec_module(module)
-            for attr, obj in inspect.getmembers(module, inspect.iscoroutinefunction):
-                if attr.startswith("_") or obj.__module__ != mod_name:
-                    continue
-                name = f"{file.stem}.{attr}"
-                self.functions[name] = _build(name, obj)
-        except Exception as exc:  # a broken functions file never stops the server
-            self.load_errors[file.stem] = f"{type(exc).__name__}: {exc}"
-            log.error("functions file %s not loaded: %s", file, self.load_errors[file.stem])
+    def _add_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
+        self._add_module(ep.name, plugins.load_entry_point(ep))
+
+    def _add_file(self, file: Path) -> None:
+        self._add_module(file.stem, plugins.import_file(file, f"lollms_functions_{file.stem}"))
+
+    def _add_module(self, prefix: str, module: Any) -> None:
+        if not isinstance(module, types.ModuleType):
+            raise plugins.PluginLoadError(f"'{prefix}' must be a module of async functions, not {type(module).__name__}")
+        found = {
+            f"{prefix}.{attr}": obj for attr, obj in inspect.getmembers(module, inspect.iscoroutinefunction)
+            if not attr.startswith("_") and obj.__module__ == module.__name__
+        }
+        built = {name: _build(name, fn) for name, fn in found.items()}  # all or nothing per module
+        self.functions.update(built)
 
     def list_names(self) -> list[str]:
         return sorted(self.functions)

@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator
 
 from lollms_server.core.contract import GenerateRequest, InputData, OutputData, StreamChunk
 from lollms_server.core.bindings.base import Binding, GenerationTask
+from lollms_server.core.bindings.parameters import check_parameters
 from lollms_server.core.config_schema import MODALITIES
 from lollms_server.core.errors import BackendError, BadRequestError, LollmsError, NotFoundError, NotSupportedError
 from lollms_server.core.inputs import build_conversation, check_inputs_for, normalise_binary
 from lollms_server.core.outputs import standardize_result
 from lollms_server.core.params import merge_parameters
-from lollms_server.core.personalities import Personality
+from lollms_server.core.bindings.manager import BindingManager
+from lollms_server.core.config import ServerConfig
+from lollms_server.core.functions import FunctionManager
+from lollms_server.core.personalities import Personality, PersonalityManager
+from lollms_server.core.resources import ResourceManager
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.thoughts import ThinkSplitter
 from lollms_server.core.tool_loop import ToolPlan, check_tool_support, plan_tools, run_tool_loop
 from lollms_server.core.tools import CallRecorder
 
-if TYPE_CHECKING:
-    from lollms_server.core.services import Services
+from lollms_server.core.workflows import (
+    WorkflowContext,
+    WorkflowServices,
+    build_context,
+    call_workflow,
+    is_event_stream,
+    workflow_events,
+)
 
 log = logging.getLogger("lollms_server.generation")
 
@@ -49,15 +59,30 @@ class GenerationPlan:
         return bool(self.personality and self.personality.workflow)
 
 
+def _as_lollms_error(exc: BaseException) -> BaseException:
+    """NotImplementedError from a binding or workflow means 'not supported' (501)."""
+    if isinstance(exc, NotImplementedError):
+        return NotSupportedError(REDACTOR.redact(f"not implemented: {exc}" if str(exc) else "not implemented"))
+    return exc
+
+
 def _error_message(exc: BaseException) -> str:
+    exc = _as_lollms_error(exc)
     if isinstance(exc, LollmsError):
         return REDACTOR.redact(exc.message)
     return REDACTOR.redact(f"generation failed: {type(exc).__name__}: {exc}")
 
 
 class GenerationService:
-    def __init__(self, services: "Services") -> None:
-        self.s = services
+    """Plans a GenerateRequest (every input error surfaces here), then runs or streams it."""
+
+    def __init__(self, config: ServerConfig, bindings: BindingManager, personalities: PersonalityManager,
+                 functions: FunctionManager, resources: ResourceManager) -> None:
+        self.config = config
+        self.bindings = bindings
+        self.personalities = personalities
+        self.functions = functions
+        self.resources = resources
 
     # ---- planning (all input errors surface here, before any response starts) --------------------
     async def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None) -> GenerationPlan:
@@ -70,7 +95,7 @@ class GenerationService:
         if not items:
             raise BadRequestError("input_data must contain at least one item (e.g. a text with role user_prompt)")
         items = normalise_binary(items)
-        personality = self.s.personalities.get(req.personality) if req.personality else None
+        personality = self.personalities.get(req.personality) if req.personality else None
         binding_name, binding = self._resolve_binding(req, gen_type, personality)
         model_name = req.model_name or (personality.config.model_name if personality else None)
         if binding is not None:
@@ -81,11 +106,12 @@ class GenerationService:
                         f"binding '{binding_name}' cannot do '{gen_type}' (it does: {', '.join(sorted(binding.generation_types))})"
                     )
                 check_inputs_for(binding, items, model_name)
+                check_parameters(self.bindings.declared_parameters(binding_name or ""), req.parameters or {}, gen_type)
                 await binding.check_model(model_name)
-        defaults = self.s.config.defaults
+        defaults = self.config.defaults
         base = {"max_tokens": defaults.get("default_max_output_tokens")} if gen_type == "ttt" else {}
         params = merge_parameters(base, personality.params if personality else None, req.parameters)
-        tools = plan_tools(req, personality, self.s.functions, params)
+        tools = plan_tools(req, personality, self.functions, params)
         if binding is not None and not (personality and personality.is_scripted):
             check_tool_support(binding, binding_name, model_name, tools)
         messages, system, prompt = build_conversation(items, personality.conditioning if personality else None)
@@ -101,7 +127,7 @@ class GenerationService:
     def _resolve_binding(
         self, req: GenerateRequest, gen_type: str, personality: Personality | None
     ) -> tuple[str | None, Binding | None]:
-        name = req.binding_name or (personality.config.binding_name if personality else None) or self.s.config.default_binding(gen_type)
+        name = req.binding_name or (personality.config.binding_name if personality else None) or self.config.default_binding(gen_type)
         scripted = bool(personality and personality.is_scripted)
         if not name:
             if scripted:
@@ -110,7 +136,7 @@ class GenerationService:
                 f"no binding_name given and no default '{gen_type}_binding' configured in the defaults section"
             )
         try:
-            return name, self.s.bindings.get(name)
+            return name, self.bindings.get(name)
         except NotFoundError:
             if scripted and not req.binding_name:
                 return name, None
@@ -120,30 +146,14 @@ class GenerationService:
     @contextlib.asynccontextmanager
     async def _slot(self, plan: GenerationPlan) -> AsyncIterator[None]:
         if plan.binding is not None and plan.binding.needs_resource(plan.task):
-            async with self.s.resources.acquire_gpu_resource(f"{plan.binding_name}:{plan.request_id}"):
+            async with self.resources.acquire_gpu_resource(f"{plan.binding_name}:{plan.request_id}"):
                 yield
         else:
             yield
 
-    def _workflow_context(self, plan: GenerationPlan) -> dict[str, Any]:
-        return {
-            "binding": plan.binding,
-            "binding_name": plan.binding_name,
-            "config": self.s.config,
-            "function_manager": self.s.functions,
-            "binding_manager": self.s.bindings,
-            "resource_manager": self.s.resources,
-            "personality": plan.personality,
-            "input_data": plan.task.inputs,
-            "messages": plan.task.messages,
-            "task": plan.task,
-            "request_info": {
-                "request_id": plan.request_id,
-                "generation_type": plan.task.generation_type,
-                "model_name": plan.task.model_name,
-                "personality": plan.personality.folder_name if plan.personality else None,
-            },
-        }
+    def _workflow_context(self, plan: GenerationPlan) -> WorkflowContext:
+        services = WorkflowServices(self.config, self.bindings, self.functions, self.resources)
+        return build_context(services, plan.task, plan.binding, plan.binding_name, plan.personality)
 
     def _finish(self, plan: GenerationPlan, outputs: list[OutputData], started: float, finish_reason: str,
                 recorder: CallRecorder | None = None) -> list[OutputData]:
@@ -189,8 +199,8 @@ class GenerationService:
         try:
             async with self._slot(plan):
                 if plan.personality and plan.personality.workflow:
-                    result = await plan.personality.workflow(plan.task.prompt, plan.task.params, self._workflow_context(plan))
-                    if inspect.isasyncgen(result):
+                    result = await call_workflow(plan.personality, plan.task, self._workflow_context(plan))
+                    if is_event_stream(result):
                         return await self._collect_stream_result(plan, result, started)
                 elif plan.binding is not None:
                     result = await plan.binding.generate(plan.task)
@@ -198,6 +208,8 @@ class GenerationService:
                     raise BadRequestError("no binding to run")
         except LollmsError:
             raise
+        except NotImplementedError as exc:
+            raise _as_lollms_error(exc) from exc
         except Exception as exc:  # a backend or workflow bug becomes a clear 500, never a crash
             log.warning("request %s failed: %s", plan.request_id, _error_message(exc))
             raise BackendError(_error_message(exc)) from exc
@@ -218,15 +230,11 @@ class GenerationService:
     def _source(self, plan: GenerationPlan) -> AsyncIterator[Any]:
         async def gen() -> AsyncIterator[Any]:
             if plan.personality and plan.personality.workflow:
-                result = await plan.personality.workflow(plan.task.prompt, plan.task.params, self._workflow_context(plan))
-                if inspect.isasyncgen(result):
-                    async for ev in result:
-                        yield ev
-                else:
-                    yield {"type": "final", "content": result}
+                async for ev in workflow_events(plan.personality, plan.task, self._workflow_context(plan)):
+                    yield ev
             elif plan.runs_tool_loop:
                 assert plan.binding is not None and plan.tools is not None
-                async for ev in run_tool_loop(plan.binding, plan.task, plan.tools, self.s.functions):
+                async for ev in run_tool_loop(plan.binding, plan.task, plan.tools, self.functions):
                     yield ev
             elif plan.binding is not None:
                 async for ev in plan.binding.generate_stream(plan.task):
@@ -247,7 +255,7 @@ class GenerationService:
             message = _error_message(exc)
             log.warning("request %s failed before streaming: %s", plan.request_id, message)
             yield StreamChunk(type="error", content=message)
-            err = OutputData(type="error", data=message, metadata={"status_code": getattr(exc, "status_code", 500)})
+            err = OutputData(type="error", data=message, metadata={"status_code": getattr(_as_lollms_error(exc), "status_code", 500)})
             yield StreamChunk(type="final", content=[o.model_dump() for o in self._finish(plan, [err], started, "error")])
         finally:
             plan.task.cancel.cancel()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]
-ZOOS_DIR: Path = PROJECT_ROOT / "zoos"
+PACKAGE_DIR: Path = Path(__file__).resolve().parents[1]
+# a checkout has zoos/ at the project root; an installed wheel carries it inside the package
+ZOOS_DIR: Path = PROJECT_ROOT / "zoos" if (PROJECT_ROOT / "zoos").is_dir() else PACKAGE_DIR / "zoos"
 WEBUI_DIST_DIR: Path = PROJECT_ROOT / "webui" / "dist"
 DEFAULT_CONFIG_DIR: Path = PROJECT_ROOT / "lollms_configs"
 MAIN_CONFIG_STEM = "main_config"
@@ -36,6 +38,17 @@ def resolve_config_path(value: str | None, relative_to: Path) -> Path | None:
         return None
     p = Path(value).expanduser()
     return p if p.is_absolute() else (relative_to / p).resolve()
+
+
+def resolve_project_path(value: str | None) -> Path | None:
+    """A configured project path: relative paths start at the project root, ``zoos/...`` at the zoo
+    (which an installed wheel keeps inside the package)."""
+    if value is None or value == "":
+        return None
+    p = Path(value).expanduser()
+    if not p.is_absolute() and p.parts and p.parts[0] == "zoos":
+        return ZOOS_DIR.joinpath(*p.parts[1:])
+    return resolve_config_path(value, PROJECT_ROOT)
 
 
 def find_main_config(config_dir: Path) -> Path | None:

@@ -31,7 +31,7 @@ class Services:
     embeddings: EmbeddingService = field(init=False)
 
     def __post_init__(self) -> None:
-        self.generation = GenerationService(self)
+        self.generation = GenerationService(self.config, self.bindings, self.personalities, self.functions, self.resources)
         self.embeddings = EmbeddingService(self)
 
 
@@ -42,7 +42,7 @@ async def build_services(config: ServerConfig) -> Services:
     rm = config.section("resource_manager")
     resources = ResourceManager(rm.get("gpu_strategy", "semaphore"), int(rm.get("gpu_limit", 1)), float(rm.get("queue_timeout", 120)))
     registry = BindingRegistry()
-    personalities = PersonalityManager(config.paths.personalities_dirs, config.section("personalities_config"))
+    personalities = PersonalityManager(config.paths.personalities_sources, config.section("personalities_config"))
     functions = FunctionManager(config.paths.functions_dirs)
 
     def scan() -> None:

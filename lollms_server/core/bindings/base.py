@@ -6,6 +6,8 @@ parameters, conversation and cancel flag of one request travel in its ``Generati
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -141,6 +143,28 @@ class Binding(ABC):
         self.resource_manager = resource_manager
         self.instance_name: str = str(config.get("binding_instance_name") or self.binding_type_name)
         self.default_model: str | None = config.get("default_model") or config.get("model_name") or None
+        # the names spec-style bindings use (section 9); typed bindings never rely on model_name
+        self.binding_instance_name: str = self.instance_name
+        self.default_model_name: str | None = self.default_model
+        self.model_name: str | None = None
+        self._model_loaded = False
+        self._load_lock = asyncio.Lock()
+
+    @property
+    def binding_name(self) -> str:
+        """Older name of ``binding_instance_name``."""
+        return self.instance_name
+
+    @property
+    def is_model_loaded(self) -> bool:
+        return self._model_loaded
+
+    def get_instance_config(self) -> dict[str, Any]:
+        return dict(self.config)
+
+    def get_resource_requirements(self, model_name: str | None = None) -> dict[str, Any]:
+        """What one generation needs (spec): ``gpu_required`` follows ``needs_compute`` / ``requires_gpu``."""
+        return {"gpu_required": bool(self.config.get("requires_gpu", self.needs_compute))}
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -242,10 +266,93 @@ class Binding(ABC):
         """Generate text for one prompt and return the answer text (thoughts stripped)."""
         from lollms_server.core.outputs import standardize_result
 
-        messages = ([Message("system", system_prompt)] if system_prompt else []) + [Message("user", prompt)]
-        task = GenerationTask(
-            request_id=request_id, generation_type="ttt", model_name=model_name or self.default_model,
-            prompt=prompt, system_prompt=system_prompt, messages=messages, params=dict(params or {}),
-        )
-        outputs = standardize_result(await self.generate(task))
+        merged = dict(params or {})
+        if system_prompt:
+            merged["system_message"] = system_prompt
+        task = task_from_spec_call(self, prompt, merged, {"request_id": request_id, "model_name": model_name}, None)
+        outputs = standardize_result(await self._generate_any(task))
         return "".join(str(o.data) for o in outputs if o.type == "text")
+
+    async def _generate_any(self, task: GenerationTask) -> Any:
+        """Run ``task`` on this binding, whichever style its ``generate`` is written in."""
+        if is_spec_style(type(self)):
+            from lollms_server.core.bindings.spec_style import request_info_of, spec_params_of
+
+            return await self.generate(  # type: ignore[call-arg]
+                prompt=task.prompt, params=spec_params_of(task), request_info=request_info_of(task, self.instance_name),
+                multimodal_data=[i for i in task.inputs if i.type != "text"])
+        return await self.generate(task)
+
+    async def _text_for(self, prompt: str, params: dict[str, Any] | None, request_info: dict[str, Any] | None,
+                        multimodal_data: list[InputData] | None) -> str:
+        from lollms_server.core.outputs import standardize_result
+
+        task = task_from_spec_call(self, prompt, dict(params or {}), request_info, multimodal_data)
+        return "\n".join(str(o.data) for o in standardize_result(await self._generate_any(task)) if o.type == "text")
+
+    async def generate_structured_output(
+        self, prompt: str, structure_definition: str, output_language_tag: str = "json",
+        params: dict[str, Any] | None = None, request_info: dict[str, Any] | None = None,
+        multimodal_data: list[InputData] | None = None,
+        system_message_prefix: str = "Follow the instructions exactly.\n",
+    ) -> Any:
+        """Ask for one fenced block tagged ``output_language_tag`` matching ``structure_definition``;
+        return its parsed JSON (tag json) or its text, or None when the answer holds no usable block."""
+        from lollms_server.utils.helpers import first_block_content
+
+        instructions = (f"{system_message_prefix}Answer with exactly one markdown code block tagged "
+                        f"'{output_language_tag}' and nothing else. Its content must follow this structure:\n"
+                        f"{structure_definition}")
+        p = dict(params or {})
+        p["system_message"] = "\n\n".join(x for x in (p.get("system_message"), instructions) if x)
+        text = await self._text_for(prompt, p, request_info, multimodal_data)
+        return first_block_content(text, output_language_tag)
+
+    async def generate_and_extract_all_codes(
+        self, prompt: str, params: dict[str, Any] | None = None, request_info: dict[str, Any] | None = None,
+        multimodal_data: list[InputData] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Generate, then return every fenced code block of the answer (see utils.helpers.extract_code_blocks)."""
+        from lollms_server.utils.helpers import extract_code_blocks
+
+        blocks = extract_code_blocks(await self._text_for(prompt, params, request_info, multimodal_data))
+        assert isinstance(blocks, list)
+        return blocks
+
+    async def ask_yes_no(
+        self, question: str, params: dict[str, Any] | None = None, request_info: dict[str, Any] | None = None,
+        multimodal_data: list[InputData] | None = None,
+    ) -> bool | None:
+        """Ask a yes/no question; True, False, or None when the answer says neither."""
+        from lollms_server.utils.helpers import yes_no_of
+
+        p = dict(params or {})
+        p["system_message"] = ('Answer the question with a JSON code block {"answer": "yes"} or {"answer": "no"} '
+                               "and nothing else.")
+        p.setdefault("temperature", 0.0)
+        p.setdefault("max_tokens", 64)
+        return yes_no_of(await self._text_for(question, p, request_info, multimodal_data))
+
+
+def is_spec_style(cls: type[Binding]) -> bool:
+    """Whether ``cls.generate`` takes the spec's ``(prompt, params, request_info[, multimodal_data])``."""
+    names = [p for p in inspect.signature(cls.generate).parameters if p != "self"]
+    return names[:3] == ["prompt", "params", "request_info"]
+
+
+def task_from_spec_call(binding: Binding, prompt: str, params: dict[str, Any], request_info: dict[str, Any] | None,
+                        multimodal_data: list[InputData] | None) -> GenerationTask:
+    """A GenerationTask for a spec-style call: ``params['system_message']`` is the system prompt, images of
+    ``multimodal_data`` go with the user turn; ``request_info`` may name the model and generation type."""
+    info = dict(request_info or {})
+    params = dict(params)
+    system = params.pop("system_message", None)
+    model = params.pop("model_name", None) or info.get("model_name") or binding.default_model
+    extra = [i if isinstance(i, InputData) else InputData.model_validate(i) for i in multimodal_data or []]
+    images = [i for i in extra if i.type == "image"]
+    messages = ([Message("system", str(system))] if system else []) + [Message("user", prompt, images)]
+    return GenerationTask(
+        request_id=str(info.get("request_id") or "workflow"), generation_type=str(info.get("generation_type") or "ttt"),
+        model_name=model, prompt=prompt, system_prompt=str(system) if system else None, messages=messages,
+        inputs=[InputData(type="text", role="user_prompt", data=prompt), *extra], params=params,
+    )

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from lollms_server.core.bindings.parameters import GenerationParameter, parse_declarations
 from lollms_server.core.secrets import secret_keys
 
 
@@ -30,6 +31,23 @@ class BindingCard(BaseModel):
     supported_output_modalities: list[str] = Field(default_factory=list)
     generation_types: list[str] = Field(default_factory=list)
     instance_schema: dict[str, Any] = Field(default_factory=dict)
+    generation_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Generation parameters the binding understands (see core.bindings.parameters)."
+    )
+    _parameters: list[GenerationParameter] = PrivateAttr(default_factory=list)
+
+    def model_post_init(self, __context: Any) -> None:
+        self._parameters = parse_declarations(self.generation_parameters, self.generation_types)
+
+    @property
+    def parameters(self) -> list[GenerationParameter]:
+        """The declared generation parameters, checked."""
+        return self._parameters
+
+    def instance_parameters(self, values: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The parameter list with this instance's defaults, or None when they equal the card's."""
+        own = [p.public(values) for p in self._parameters]
+        return own if own != [p.public() for p in self._parameters] else None
 
     def full_instance_schema(self) -> dict[str, Any]:
         """instance_schema plus the fields every instance has (type, binding_instance_name, __version__)."""
@@ -48,7 +66,8 @@ class BindingCard(BaseModel):
         return secret_keys(self.instance_schema)
 
     def public_info(self) -> dict[str, Any]:
-        data = self.model_dump(exclude={"instance_schema"})
+        data = self.model_dump(exclude={"instance_schema", "generation_parameters"})
+        data["parameters"] = [p.public() for p in self._parameters]
         return data
 
 
@@ -63,5 +82,8 @@ def load_card(path: Path) -> BindingCard:
         card = BindingCard.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise CardError(f"{path}: field '{'.'.join(map(str, first['loc']))}': {first['msg']}") from exc
+        where = ".".join(map(str, first["loc"])) or "generation_parameters"
+        raise CardError(f"{path}: field '{where}': {first['msg']}") from exc
+    except ValueError as exc:
+        raise CardError(f"{path}: {exc}") from exc
     return card

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from lollms_server.core.bindings.base import Binding
+from lollms_server.core.bindings.parameters import GenerationParameter
 from lollms_server.core.bindings.registry import BindingRegistry, BindingType
+from lollms_server.core.bindings.spec_style import SpecBindingAdapter
 from lollms_server.core.errors import NotFoundError, UnavailableError
 from lollms_server.core.guarded_config import ConfigFileError, load_guarded, looks_encrypted
 from lollms_server.core.paths import CONFIG_EXTENSIONS
@@ -93,7 +95,9 @@ class BindingManager:
         try:
             rec.file, rec.values = await asyncio.to_thread(self._read_instance, name, btype)
             REDACTOR.add(*collect_secret_values(rec.values, btype.card.secret_fields()))
-            binding = btype.cls(dict(rec.values), self.resource_manager)
+            binding: Binding = btype.cls(dict(rec.values), self.resource_manager)
+            if btype.style == "spec":
+                binding = SpecBindingAdapter(binding, supports_streaming=btype.card.supports_streaming)
             await binding.startup()
             ok, message = await binding.health_check()
             if not ok:
@@ -125,12 +129,24 @@ class BindingManager:
         btype = self.registry.types.get(rec.type_name)
         return btype.card.secret_fields() if btype else set()
 
-    def masked_instances(self, only_active: bool = False) -> dict[str, dict[str, Any]]:
-        return {
-            name: rec.masked(self.secrets_of(rec))
-            for name, rec in sorted(self.instances.items())
-            if not only_active or rec.binding is not None
-        }
+    def masked_instances(self, only_active: bool = False, *, with_parameters: bool = False) -> dict[str, dict[str, Any]]:
+        """Instance settings with secrets masked; ``with_parameters`` adds ``parameters`` where this
+        instance's generation-parameter defaults differ from its type's."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, rec in sorted(self.instances.items()):
+            if only_active and rec.binding is None:
+                continue
+            out[name] = rec.masked(self.secrets_of(rec))
+            btype = self.registry.types.get(rec.type_name)
+            own = btype.card.instance_parameters(rec.values) if with_parameters and btype and rec.values else None
+            if own is not None:
+                out[name]["parameters"] = own
+        return out
+
+    def declared_parameters(self, name: str) -> list[GenerationParameter]:
+        rec = self.instances.get(name)
+        btype = self.registry.types.get(rec.type_name) if rec else None
+        return btype.card.parameters if btype else []
 
     def load_errors(self) -> dict[str, str]:
         errors = {name: rec.error for name, rec in self.instances.items() if rec.error}

@@ -1,28 +1,37 @@
-"""Discovery of binding types: folders with ``__init__.py`` + ``binding_card.yaml``.
+"""Discovery of binding types: the zoo, installed packages (entry points) and the personal folder.
 
-Zoo types are imported as ``lollms_zoo_bindings.<folder>``, personal ones as
-``lollms_personal_bindings.<folder>``. A personal type with the same ``type_name`` as a zoo type
-replaces it (and may subclass it: ``zoo_module("dummy_binding").DummyBinding``). Two folders of the
-same source declaring one type name is a start-up error for that type, reported in ``load_errors``.
+A binding type is a folder with ``__init__.py`` + ``binding_card.yaml``. Zoo types are imported as
+``lollms_zoo_bindings.<folder>``, personal ones as ``lollms_personal_bindings.<folder>``; a package
+installed with pip declares its binding in the entry-point group ``lollms_server.bindings`` (the entry
+point's name is the type name, its value the module whose folder holds the card).
+
+Later sources replace earlier ones by type name: zoo < entry points < personal (a personal type may
+subclass the zoo one: ``zoo_module("dummy_binding").DummyBinding``). When a replacing type fails to load,
+the type it would have replaced is withdrawn too, so its instances fail visibly instead of silently
+running other code. Two folders of one source declaring the same type name is an error for that type.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import inspect
 import logging
 import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from lollms_server.core.bindings.base import Binding
+from lollms_server.core import plugins
+from lollms_server.core.bindings.base import Binding, is_spec_style
+from lollms_server.core.bindings.capabilities import CapabilityMismatch, reconcile
 from lollms_server.core.bindings.card import BindingCard, CardError, load_card
 
 log = logging.getLogger("lollms_server.bindings")
 
 ZOO_PACKAGE = "lollms_zoo_bindings"
 PERSONAL_PACKAGE = "lollms_personal_bindings"
+CARD_FILE = "binding_card.yaml"
 
 
 @dataclass
@@ -30,14 +39,8 @@ class BindingType:
     card: BindingCard
     cls: type[Binding]
     folder: Path
-    source: str  # "zoo" or "personal"
-
-
-def _ensure_namespace(name: str) -> None:
-    if name not in sys.modules:
-        pkg = types.ModuleType(name)
-        pkg.__path__ = []  # type: ignore[attr-defined]
-        sys.modules[name] = pkg
+    source: str  # "zoo", "entry_point" or "personal"
+    style: str = "typed"  # "typed" (generate(task)) or "spec" (generate(prompt, params, request_info, ...))
 
 
 def zoo_module(folder_name: str) -> types.ModuleType:
@@ -47,28 +50,11 @@ def zoo_module(folder_name: str) -> types.ModuleType:
         return sys.modules[name]
     from lollms_server.core.paths import ZOOS_DIR
 
-    return _import_folder(ZOOS_DIR / "bindings" / folder_name, ZOO_PACKAGE)
+    return plugins.import_folder(ZOOS_DIR / "bindings" / folder_name, ZOO_PACKAGE)
 
 
-def _import_folder(folder: Path, package: str) -> types.ModuleType:
-    _ensure_namespace(package)
-    mod_name = f"{package}.{folder.name}"
-    spec = importlib.util.spec_from_file_location(
-        mod_name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {folder}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(mod_name, None)
-        raise
-    return module
-
-
-def _find_class(module: types.ModuleType, type_name: str) -> type[Binding]:
+def find_binding_class(module: types.ModuleType, type_name: str) -> type[Binding]:
+    """The concrete Binding subclass of ``module`` whose ``binding_type_name`` is ``type_name``."""
     candidates = [
         obj for _, obj in inspect.getmembers(module, inspect.isclass)
         if issubclass(obj, Binding) and not inspect.isabstract(obj) and getattr(obj, "binding_type_name", "") == type_name
@@ -80,6 +66,19 @@ def _find_class(module: types.ModuleType, type_name: str) -> type[Binding]:
     return chosen[-1]
 
 
+def _card_name_guess(card_path: Path, fallback: str) -> str:
+    """The type name a broken card or folder was meant to declare (to withdraw what it replaces)."""
+    try:
+        import yaml
+
+        raw = yaml.safe_load(card_path.read_text(encoding="utf-8"))
+        if isinstance(raw, dict) and isinstance(raw.get("type_name"), str):
+            return str(raw["type_name"])
+    except Exception:  # noqa: BLE001 - only a guess for the error report
+        pass
+    return fallback
+
+
 class BindingRegistry:
     """All discovered binding types, plus why any failed to load."""
 
@@ -87,43 +86,94 @@ class BindingRegistry:
         self.types: dict[str, BindingType] = {}
         self.load_errors: dict[str, str] = {}
 
-    def discover(self, folders: list[tuple[Path, str]]) -> None:
-        """Scan ``(folder, source)`` pairs in order; later sources override earlier ones by type name."""
-        for base, source in folders:
-            if not base.is_dir():
-                continue
-            package = ZOO_PACKAGE if source == "zoo" else PERSONAL_PACKAGE
-            seen_here: dict[str, Path] = {}
-            for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
-                card_path = folder / "binding_card.yaml"
-                if not (folder / "__init__.py").is_file() or not card_path.is_file():
-                    continue
-                self._register_folder(folder, card_path, source, package, seen_here)
+    def discover(self, folders: list[tuple[Path, str]], *, entry_points: bool = True) -> None:
+        """Scan ``(folder, source)`` pairs; installed entry points come after the zoo, before personal."""
+        ordered = sorted(folders, key=lambda f: 0 if f[1] == "zoo" else 2)
+        done_eps = not entry_points
+        for base, source in ordered:
+            if source != "zoo" and not done_eps:
+                self.discover_entry_points()
+                done_eps = True
+            self._discover_folder(base, source)
+        if not done_eps:
+            self.discover_entry_points()
 
-    def _register_folder(
-        self, folder: Path, card_path: Path, source: str, package: str, seen_here: dict[str, Path]
-    ) -> None:
+    def _discover_folder(self, base: Path, source: str) -> None:
+        package = ZOO_PACKAGE if source == "zoo" else PERSONAL_PACKAGE
+        seen_here: dict[str, Path] = {}
+        for folder in plugins.subfolders(base):
+            card_path = folder / CARD_FILE
+            if not (folder / "__init__.py").is_file() or not card_path.is_file():
+                continue
+            try:
+                card = load_card(card_path)
+            except CardError as exc:
+                self._failed(_card_name_guess(card_path, folder.name), source, str(exc))
+                continue
+            name = card.type_name
+            if name in seen_here:
+                self._failed(name, source, f"duplicate binding type '{name}' in {seen_here[name]} and {folder}")
+                continue
+            seen_here[name] = folder
+            try:
+                cls = find_binding_class(plugins.import_folder(folder, package), name)
+            except Exception as exc:  # a broken binding never stops the server
+                self._failed(name, source, f"{source} binding '{name}' failed to import: {plugins.describe(exc)}")
+                continue
+            self._register(BindingType(card=card, cls=cls, folder=folder, source=source))
+
+    def discover_entry_points(self) -> None:
+        for ep in plugins.entry_points_of(plugins.BINDINGS_GROUP):
+            try:
+                btype = self._from_entry_point(ep)
+            except Exception as exc:
+                self._failed(ep.name, "entry_point", plugins.describe(exc))
+                continue
+            self._register(btype)
+
+    def _from_entry_point(self, ep: importlib.metadata.EntryPoint) -> BindingType:
+        obj: Any = plugins.load_entry_point(ep)
+        folder = plugins.object_folder(obj)
+        card_path = folder / CARD_FILE
+        if not card_path.is_file():
+            raise plugins.PluginLoadError(
+                f"{plugins.entry_point_label(ep)}: no {CARD_FILE} in {folder} (ship it as package data beside the module)")
         try:
             card = load_card(card_path)
         except CardError as exc:
-            self.load_errors[folder.name] = str(exc)
-            log.error("binding card rejected: %s", exc)
-            return
-        name = card.type_name
-        if name in seen_here:
-            self.load_errors[name] = f"duplicate binding type '{name}' in {seen_here[name]} and {folder}"
-            self.types.pop(name, None)
-            log.error(self.load_errors[name])
-            return
-        seen_here[name] = folder
+            raise plugins.PluginLoadError(f"{plugins.entry_point_label(ep)}: {exc}") from exc
+        if card.type_name != ep.name:
+            raise plugins.PluginLoadError(
+                f"{plugins.entry_point_label(ep)}: the entry point name must equal the card's type_name '{card.type_name}'")
+        if inspect.isclass(obj) and issubclass(obj, Binding):
+            if getattr(obj, "binding_type_name", "") != card.type_name:
+                raise plugins.PluginLoadError(
+                    f"{plugins.entry_point_label(ep)}: class {obj.__name__} has binding_type_name "
+                    f"'{getattr(obj, 'binding_type_name', '')}', the card says '{card.type_name}'")
+            cls: type[Binding] = obj
+        elif isinstance(obj, types.ModuleType):
+            cls = find_binding_class(obj, card.type_name)
+        else:
+            raise plugins.PluginLoadError(f"{plugins.entry_point_label(ep)}: must name a module or a Binding subclass")
+        return BindingType(card=card, cls=cls, folder=folder, source="entry_point")
+
+    def _register(self, btype: BindingType) -> None:
+        name = btype.card.type_name
         try:
-            module = _import_folder(folder, package)
-            cls = _find_class(module, name)
-        except Exception as exc:  # a broken binding never stops the server
-            self.load_errors[name] = f"{source} binding '{name}' failed to import: {type(exc).__name__}: {exc}"
-            log.error(self.load_errors[name])
+            reconcile(btype.card, btype.cls)
+        except CapabilityMismatch as exc:
+            self._failed(name, btype.source, str(exc))
             return
-        if name in self.types:
-            log.info("personal binding type '%s' overrides the zoo one", name)
+        btype.style = "spec" if is_spec_style(btype.cls) else "typed"
+        previous = self.types.get(name)
+        if previous is not None:
+            log.info("%s binding type '%s' replaces the %s one", btype.source, name, previous.source)
         self.load_errors.pop(name, None)
-        self.types[name] = BindingType(card=card, cls=cls, folder=folder, source=source)
+        self.types[name] = btype
+
+    def _failed(self, name: str, source: str, message: str) -> None:
+        replaced = self.types.pop(name, None)
+        if replaced is not None:
+            message += f" (the {replaced.source} type of the same name is not used instead)"
+        self.load_errors[name] = message
+        log.error("binding type '%s' unavailable: %s", name, message)

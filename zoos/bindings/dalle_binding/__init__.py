@@ -30,10 +30,6 @@ def _size(params: dict[str, Any], default: str | None) -> str | None:
 
 class DalleBinding(OpenAISDKBinding):
     binding_type_name: ClassVar[str] = "dalle_binding"
-    supports_streaming: ClassVar[bool] = False
-    generation_types: ClassVar[frozenset[str]] = frozenset({"tti", "i2i"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"image"})
     accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES}
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "input_image", "mask"})
     provider: ClassVar[str] = "OpenAI images API"

@@ -26,10 +26,6 @@ MASK_ROLES = ("mask_image", "mask")
 
 class DiffusersBinding(Binding):
     binding_type_name: ClassVar[str] = "diffusers_binding"
-    supports_streaming: ClassVar[bool] = False
-    generation_types: ClassVar[frozenset[str]] = frozenset({"tti", "i2i"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"image"})
     accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES}
     input_roles: ClassVar[frozenset[str]] = frozenset(
         {"user_prompt", "system_context", "assistant_reply", *IMAGE_ROLES, *MASK_ROLES})

@@ -65,10 +65,6 @@ def make_wav(text: str, rate: int = 16000) -> str:
 
 class DummyBinding(Binding):
     binding_type_name: ClassVar[str] = "dummy_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt", "tti", "tts", "i2i"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:

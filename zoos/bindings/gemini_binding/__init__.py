@@ -43,10 +43,6 @@ def _key_rejected(exc: Any) -> bool:
 
 class GeminiBinding(RemoteBinding):
     binding_type_name: ClassVar[str] = "gemini_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
     provider: ClassVar[str] = "Gemini"
     default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL

@@ -59,10 +59,6 @@ class LoadedModel:
 
 class LlamaCppBinding(Binding):
     binding_type_name: ClassVar[str] = "llamacpp_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt", "embed"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
     supports_tools: ClassVar[bool] = True  # grammar-constrained calls work on every GGUF chat model
 

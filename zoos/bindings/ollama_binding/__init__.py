@@ -39,10 +39,6 @@ def _full_name(name: str) -> str:
 
 class OllamaBinding(RemoteBinding):
     binding_type_name: ClassVar[str] = "ollama_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
     provider: ClassVar[str] = "Ollama"
     default_base_url: ClassVar[str | None] = DEFAULT_HOST

@@ -17,10 +17,6 @@ from .models import EmbeddingFiles, all_models, embeddings_folder, find_model
 
 class OnnxEmbeddingBinding(Binding):
     binding_type_name: ClassVar[str] = "onnx_embedding_binding"
-    supports_streaming: ClassVar[bool] = False
-    generation_types: ClassVar[frozenset[str]] = frozenset({"embed"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)

@@ -37,10 +37,6 @@ def _reasoning_of(obj: Any) -> str | None:
 
 class OpenAIBinding(OpenAISDKBinding):
     binding_type_name: ClassVar[str] = "openai_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
     provider: ClassVar[str] = "OpenAI-compatible API"
     supports_tools: ClassVar[bool] = True  # passed through in OpenAI's own wire format

@@ -54,10 +54,6 @@ def _number(params: dict[str, Any], key: str, low: float, high: float) -> float 
 
 class PiperTTSBinding(Binding):
     binding_type_name: ClassVar[str] = "piper_tts_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"tts"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"audio"})
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)

@@ -27,10 +27,6 @@ def _pick_device(device: str) -> str:
 
 class WhisperSTTBinding(Binding):
     binding_type_name: ClassVar[str] = "whisper_stt_binding"
-    supports_streaming: ClassVar[bool] = False
-    generation_types: ClassVar[frozenset[str]] = frozenset({"stt"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text", "audio"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "input_audio", "audio", "user"})
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:

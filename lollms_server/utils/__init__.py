@@ -1,0 +1,1 @@
+"""Helpers spec-era workflows and bindings import (lollms_server.utils.helpers)."""
