@@ -133,7 +133,7 @@ def parse_declarations(raw: Any, card_generation_types: list[str]) -> list[Gener
         if not base and "type" not in fields:
             raise ValueError(f"generation_parameters.{name}: give its 'type' (it is not one of the common parameters)")
         decl = {**base, **fields, "name": str(name)}
-        decl.setdefault("generation_types", list(card_generation_types))
+        decl.setdefault("generation_types", [t for t in card_generation_types if t != "embed"])  # no sampling in embeddings
         try:
             out.append(GenerationParameter.model_validate(decl))
         except ValidationError as exc:
