@@ -236,10 +236,16 @@ def build_context(services: WorkflowServices, task: GenerationTask, binding: Bin
 
 # ---- calling -----------------------------------------------------------------------------------
 async def call_workflow(personality: "Personality", task: GenerationTask, context: WorkflowContext) -> Any:
-    """Run the personality's workflow: its result (str, dict, list) or an async iterator of stream events."""
+    """Run the personality's workflow: its result (str, dict, list) or an async iterator of stream events.
+
+    ``params`` are the merged generation parameters plus, as in the specification, ``system_message``
+    (the personality's conditioning), which spec-style ``binding.generate(prompt=..., params=params)``
+    calls pass on as the system prompt."""
     assert personality.workflow is not None
-    result = await personality.workflow(task.prompt, task.params, context)
-    return result
+    params = dict(task.params)
+    if personality.conditioning:
+        params.setdefault("system_message", personality.conditioning)
+    return await personality.workflow(task.prompt, params, context)
 
 
 def is_event_stream(result: Any) -> bool:
