@@ -11,14 +11,16 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 
 from lollms_server import __version__
-from lollms_server.api import routes_embed, routes_generate, routes_info, routes_tokens
+from lollms_server.api import routes_embed, routes_generate, routes_info, routes_metrics, routes_tokens, routes_usage
+from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import openai_compat
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.webui import mount_webui
 from lollms_server.core.config import ServerConfig, load_server_config
+from lollms_server.core.metrics import Metrics
 from lollms_server.core.paths import WEBUI_DIST_DIR
-from lollms_server.core.services import Services, build_services
+from lollms_server.core.services import Services, build_services, close_services
 
 log = logging.getLogger("lollms_server")
 
@@ -29,7 +31,7 @@ Authenticate with the `X-API-Key` header (403 when missing, 401 when wrong). Sta
 
 
 async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
-    check_api_key(get_services(request), key)
+    request.state.api_key = check_api_key(get_services(request), key)
 
 
 def create_app(config_dir: Path | None = None, config: ServerConfig | None = None, *, webui_dist: Path | None = None) -> FastAPI:
@@ -42,12 +44,12 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services: Services = await build_services(cfg)
+        services: Services = await build_services(cfg, metrics)
         app.state.services = services
         try:
             yield
         finally:
-            await services.bindings.shutdown()
+            await close_services(services)
             app.state.services = None
 
     app = FastAPI(
@@ -57,11 +59,15 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
             {"name": "info", "description": "Bindings, personalities, functions, models, resources."},
             {"name": "tokens", "description": "Tokenizer utilities."},
             {"name": "health", "description": "Liveness, no authentication."},
+            {"name": "usage", "description": "The usage ledger: every generation, per key, model and personality."},
+            {"name": "metrics", "description": "Prometheus metrics (own optional token)."},
             {"name": "openai", "description": "OpenAI-compatible API (/v1) and lollms extras; `Authorization: Bearer KEY`."},
         ],
     )
     app.state.services = None
     app.state.config = cfg
+    metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     origins = [str(o) for o in cfg.section("server").get("allowed_origins") or [] if str(o).lower() != "null"]
     if origins:
         app.add_middleware(
@@ -74,6 +80,9 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app.include_router(routes_generate.router, dependencies=auth)
     app.include_router(routes_embed.router, dependencies=auth)
     app.include_router(routes_tokens.router, dependencies=auth)
+    app.include_router(routes_usage.router, dependencies=auth)
+    if metrics is not None:
+        app.include_router(routes_metrics.router)
     for openai_router in openai_compat.routers():  # own auth (Bearer or X-API-Key) and OpenAI error shape
         app.include_router(openai_router)
     if cfg.section("webui").get("enable_ui", True):

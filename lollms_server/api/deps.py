@@ -7,7 +7,9 @@ import hmac
 from fastapi import HTTPException, Request
 from fastapi.security import APIKeyHeader
 
+from lollms_server.core.apikeys import ApiKey
 from lollms_server.core.services import Services
+from lollms_server.core.telemetry import Caller
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of security.allowed_api_keys.")
 
@@ -27,11 +29,20 @@ def key_matches(presented: str, allowed: list[str]) -> bool:
     return ok
 
 
-def check_api_key(services: Services, presented: str | None) -> None:
-    allowed = services.config.api_keys
-    if not allowed:
-        return
+def check_api_key(services: Services, presented: str | None) -> ApiKey | None:
+    """The matching configured key (None when authentication is off); 403 without a key, 401 for a wrong one."""
+    ring = services.config.key_ring
+    if not ring.enabled:
+        return None
     if not presented:
         raise HTTPException(status_code=403, detail="an API key is required: send it in the X-API-Key header")
-    if not key_matches(presented, allowed):
+    key = ring.match(presented)
+    if key is None:
         raise HTTPException(status_code=401, detail="invalid API key")
+    return key
+
+
+def caller_of(request: Request, surface: str) -> Caller:
+    """Who is asking (set by the auth dependency and the request-id middleware) for the pipeline."""
+    return Caller(surface=surface, key=getattr(request.state, "api_key", None),
+                  request_id=getattr(request.state, "request_id", None))

@@ -21,7 +21,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LollmsError)
     async def _lollms_error(request: Request, exc: LollmsError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": REDACTOR.redact(exc.message)})
+        return JSONResponse(status_code=exc.status_code, content={"detail": REDACTOR.redact(exc.message)}, headers=exc.headers)
 
     @app.exception_handler(PathEscapeError)
     async def _path_escape(request: Request, exc: PathEscapeError) -> JSONResponse:

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse
 
 from lollms_server.api import byok
 from lollms_server.api.byok import credentials_from_headers
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import caller_of, get_services
 from lollms_server.api.disconnect import ClientGone, run_until_disconnect
 from lollms_server.api.models import GenerateRequest, GenerateResponse, StreamChunk
 from lollms_server.api.sse import stream_chunks
@@ -54,7 +54,7 @@ async def generate(
 ) -> Union[GenerateResponse, EventSourceResponse, JSONResponse]:
     started = time.perf_counter()
     creds = credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)
-    plan = await services.generation.plan(body, credentials=creds)
+    plan = await services.generation.plan(body, credentials=creds, caller=caller_of(request, "api"))
     byok.check_allowed(plan.binding, plan.binding_name, creds)
     personality = plan.personality.folder_name if plan.personality else None
     if plan.stream:

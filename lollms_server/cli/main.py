@@ -1,4 +1,4 @@
-"""`lollms-server` command: serve (default), init, wizard."""
+"""`lollms-server` command: serve (default), init, wizard, menu, usage."""
 
 from __future__ import annotations
 
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
     wizard = sub.add_parser("wizard", parents=[common], help="Interactive configuration wizard.", add_help=False)
     wizard.set_defaults(func=cmd_wizard)
+    from lollms_server.cli.usage import add_parser as add_usage_parser
+
+    add_usage_parser(sub, common)
     menu = sub.add_parser("menu", parents=[common], help="Installer menu: wizard, optional dependencies, instances.", add_help=False)
     menu.set_defaults(func=cmd_menu)
     return parser

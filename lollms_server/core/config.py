@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lollms_server.core.apikeys import ApiKeyConfigError, KeyRing, parse_keys
 from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
 from lollms_server.core.guarded_config import ConfigFileError, LoadedConfig, key_bytes, load_guarded
 from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path, resolve_project_path
@@ -38,9 +40,14 @@ class ServerConfig:
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.values.get(name) or {})
 
+    @functools.cached_property
+    def key_ring(self) -> KeyRing:
+        """The configured API keys (names, ids, limits); validated at load time."""
+        return KeyRing(parse_keys(self.section("security").get("allowed_api_keys") or []))
+
     @property
     def api_keys(self) -> list[str]:
-        return [str(k) for k in self.section("security").get("allowed_api_keys") or [] if str(k)]
+        return [k.key for k in self.key_ring.keys]
 
     @property
     def bindings_map(self) -> dict[str, str]:
@@ -127,6 +134,10 @@ def _check_cross_fields(cfg: LoadedConfig) -> None:
     origins = (values.get("server") or {}).get("allowed_origins") or []
     if any(str(o).strip().lower() == "null" for o in origins):
         raise ConfigFileError(cfg.path, "the 'null' origin is not allowed (it matches sandboxed pages)", "server.allowed_origins")
+    try:
+        parse_keys((values.get("security") or {}).get("allowed_api_keys") or [])
+    except ApiKeyConfigError as exc:
+        raise ConfigFileError(cfg.path, str(exc), f"security.allowed_api_keys[{exc.index}]") from exc
     for name, override in (values.get("personalities_config") or {}).items():
         if override is not None and not isinstance(override, dict):
             raise ConfigFileError(cfg.path, "must be a mapping such as {enabled: false}", f"personalities_config.{name}")

@@ -70,7 +70,12 @@ MAIN_SCHEMA: dict[str, Any] = {
         "type": "section",
         "help": "API keys and encryption.",
         "schema": {
-            "allowed_api_keys": _s("list", [], "Keys accepted in X-API-Key. Empty list = authentication off.", secret=True),
+            "allowed_api_keys": _s(
+                "list", [],
+                "Keys accepted in X-API-Key: strings, or {key, name, requests_per_minute, tokens_per_day} entries. "
+                "Empty list = authentication off.",
+                secret=True,
+            ),
             "encryption_key": _ns(
                 "str",
                 "Fernet key to encrypt binding instance files. Prefer the LOLLMS_ENCRYPTION_KEY env var or a key file.",
@@ -112,6 +117,40 @@ MAIN_SCHEMA: dict[str, Any] = {
                 "str", "INFO", "Log level name.", options=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
             ),
             "level": _s("int", 20, "Numeric log level (derived from log_level when they disagree).", min_val=0),
+        },
+    },
+    "usage": {
+        "type": "section",
+        "help": "The usage ledger: one row per generation in a local SQLite database.",
+        "schema": {
+            "enabled": _s("bool", True, "Record every generation (request, key id, model, tokens, timings)."),
+            "database": _s("str", "usage.sqlite", "SQLite file; relative paths are inside the config folder."),
+            "store_text": _s("bool", False, "Also store prompt and answer text (off: only counts and timings)."),
+            "retention_days": _s("int", 90, "Delete rows older than this many days (0 = keep forever).", min_val=0),
+        },
+    },
+    "metrics": {
+        "type": "section",
+        "help": "Prometheus metrics at /metrics.",
+        "schema": {
+            "enabled": _s("bool", True, "Serve /metrics."),
+            "token": _ns(
+                "str", "Bearer token required by /metrics. Unset: any API key (or none when auth is off).", secret=True
+            ),
+        },
+    },
+    "extensions": {
+        "type": "section",
+        "help": "Extensions (zoos/extensions, personal_extensions, installed packages) and filters.",
+        "schema": {
+            "enabled": _s("bool", True, "Load extensions at start-up."),
+            "disabled": _s("list", [], "Names of extensions not to load."),
+            "extensions_folder": _s("str", "personal_extensions", "Your own extensions."),
+            "filters_folder": _s("str", "personal_filters", "Your own filters."),
+            "settings_file": _s(
+                "str", "plugin_settings.yaml",
+                "Valves and scopes of filters and extensions, inside the config folder (encrypted when a key is set).",
+            ),
         },
     },
     "personalities_config": {

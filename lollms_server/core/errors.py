@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class LollmsError(Exception):
     status_code: int = 500
+    headers: dict[str, str] | None = None  # extra response headers (e.g. Retry-After)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -63,3 +64,14 @@ class FeatureNotSupportedError(NotSupportedError):
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class RateLimitedError(LollmsError):
+    """A per-key limit is reached; ``retry_after`` says in how many seconds to try again."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+        self.headers = {"Retry-After": str(self.retry_after)}

@@ -24,6 +24,7 @@ from lollms_server.core.functions import FunctionManager
 from lollms_server.core.personalities import Personality, PersonalityManager
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.secrets import REDACTOR
+from lollms_server.core.telemetry import Caller, Trace, error_kind
 from lollms_server.core.thoughts import ThinkSplitter
 from lollms_server.core.tool_loop import ToolPlan, check_tool_support, plan_tools, run_tool_loop
 from lollms_server.core.tools import CallRecorder
@@ -49,6 +50,8 @@ class GenerationPlan:
     personality: Personality | None
     stream: bool
     tools: ToolPlan | None = None
+    caller: Caller = Caller()
+    trace: Trace | None = None
 
     @property
     def runs_tool_loop(self) -> bool:
@@ -57,6 +60,13 @@ class GenerationPlan:
     @property
     def workflow_driven(self) -> bool:
         return bool(self.personality and self.personality.workflow)
+
+    def open_trace(self, services: "Services") -> Trace:
+        self.trace = services.telemetry.trace(
+            self.caller, self.request_id, self.task.generation_type, self.binding_name, self.task.model_name,
+            self.personality.folder_name if self.personality else None, self.stream,
+        )
+        return self.trace
 
 
 def _as_lollms_error(exc: BaseException) -> BaseException:
@@ -85,7 +95,10 @@ class GenerationService:
         self.resources = resources
 
     # ---- planning (all input errors surface here, before any response starts) --------------------
-    async def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None) -> GenerationPlan:
+    async def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None,
+                   caller: Caller | None = None) -> GenerationPlan:
+        caller = caller or Caller()
+        self.s.telemetry.admit(caller, req.binding_name)
         gen_type = (req.generation_type or "ttt").lower()
         if gen_type not in MODALITIES:
             raise BadRequestError(f"generation_type '{req.generation_type}' is unknown; use one of {', '.join(MODALITIES)}")
@@ -115,14 +128,14 @@ class GenerationService:
         if binding is not None and not (personality and personality.is_scripted):
             check_tool_support(binding, binding_name, model_name, tools)
         messages, system, prompt = build_conversation(items, personality.conditioning if personality else None)
-        request_id = uuid.uuid4().hex[:16]
+        request_id = caller.request_id or uuid.uuid4().hex[:16]
         task = GenerationTask(
             request_id=request_id, generation_type=gen_type, model_name=model_name, prompt=prompt,
             system_prompt=system, messages=messages, inputs=items, params=params, credentials=credentials,
             tools=tools.tools if tools.choice.mode != "none" or tools.server_side else [],
             tool_choice=tools.choice, parallel_tool_calls=tools.parallel,
         )
-        return GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools)
+        return GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)
 
     def _resolve_binding(
         self, req: GenerateRequest, gen_type: str, personality: Personality | None
@@ -189,6 +202,19 @@ class GenerationService:
         return outputs
 
     async def run(self, plan: GenerationPlan) -> list[OutputData]:
+        trace = plan.open_trace(self.s)
+        try:
+            outputs = await self._run(plan)
+        except asyncio.CancelledError:
+            trace.end("cancelled", plan.task)
+            raise
+        except Exception as exc:
+            trace.end("error", plan.task, error=error_kind(exc))
+            raise
+        trace.end("ok", plan.task, outputs)
+        return outputs
+
+    async def _run(self, plan: GenerationPlan) -> list[OutputData]:
         started = time.perf_counter()
         if plan.runs_tool_loop:
             try:
@@ -244,9 +270,10 @@ class GenerationService:
     async def stream(self, plan: GenerationPlan) -> AsyncIterator[StreamChunk]:
         """StreamChunks for a plan; always ends with exactly one ``final`` (after an ``error`` if one occurred)."""
         started = time.perf_counter()
+        trace = plan.open_trace(self.s)
         try:
             async with self._slot(plan):
-                async for chunk in self._normalise(plan, self._source(plan), started):
+                async for chunk in self._normalise(plan, self._source(plan), started, end_trace=True):
                     yield chunk
         except asyncio.CancelledError:
             plan.task.cancel.cancel()
@@ -254,13 +281,16 @@ class GenerationService:
         except Exception as exc:
             message = _error_message(exc)
             log.warning("request %s failed before streaming: %s", plan.request_id, message)
+            trace.end("error", plan.task, error=error_kind(exc))
             yield StreamChunk(type="error", content=message)
             err = OutputData(type="error", data=message, metadata={"status_code": getattr(_as_lollms_error(exc), "status_code", 500)})
             yield StreamChunk(type="final", content=[o.model_dump() for o in self._finish(plan, [err], started, "error")])
         finally:
             plan.task.cancel.cancel()
+            trace.end("cancelled", plan.task)  # no-op when the stream already ended
 
-    async def _normalise(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float) -> AsyncIterator[StreamChunk]:
+    async def _normalise(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float,
+                         *, end_trace: bool = False) -> AsyncIterator[StreamChunk]:
         splitter = ThinkSplitter()
         recorder = CallRecorder()
         text_parts: list[str] = []
@@ -280,6 +310,8 @@ class GenerationService:
                     if ev.get("thoughts"):
                         thought += ev["thoughts"]
                     if answer or thought:
+                        if plan.trace is not None:
+                            plan.trace.first_token()
                         text_parts.append(answer)
                         thought_parts.append(thought)
                         yield StreamChunk(type="chunk", content=answer, thoughts=thought or None, metadata=ev.get("metadata") or {})
@@ -324,6 +356,8 @@ class GenerationService:
             final_outputs.append(OutputData(type="error", data=error))
         outputs = self._finish(plan, final_outputs, started,
                                "error" if error else ("cancelled" if plan.task.cancel.cancelled else "stop"), recorder)
+        if plan.trace is not None and end_trace:  # before the final event: a client may close right after it
+            plan.trace.end("error" if error else "ok", plan.task, outputs, error="stream_error" if error else None)
         yield StreamChunk(
             type="final", content=[o.model_dump() for o in outputs],
             metadata={"usage": plan.task.usage} if plan.task.usage else {},

@@ -11,10 +11,12 @@ from lollms_server.core.bindings.registry import BindingRegistry
 from lollms_server.core.config import ServerConfig
 from lollms_server.core.embeddings import EmbeddingService
 from lollms_server.core.functions import FunctionManager
+from lollms_server.core.metrics import Metrics
 from lollms_server.core.generation import GenerationService
 from lollms_server.core.personalities import PersonalityManager
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.secrets import REDACTOR
+from lollms_server.core.telemetry import Telemetry, build_telemetry
 
 log = logging.getLogger("lollms_server")
 
@@ -27,6 +29,7 @@ class Services:
     personalities: PersonalityManager
     functions: FunctionManager
     resources: ResourceManager
+    telemetry: Telemetry = field(default_factory=Telemetry)
     generation: GenerationService = field(init=False)
     embeddings: EmbeddingService = field(init=False)
 
@@ -35,10 +38,11 @@ class Services:
         self.embeddings = EmbeddingService(self)
 
 
-async def build_services(config: ServerConfig) -> Services:
+async def build_services(config: ServerConfig, metrics: Metrics | None = None) -> Services:
     REDACTOR.add(config.api_keys)
     if config.encryption_key:
         REDACTOR.add(config.encryption_key.decode())
+    REDACTOR.add(config.section("metrics").get("token"))
     rm = config.section("resource_manager")
     resources = ResourceManager(rm.get("gpu_strategy", "semaphore"), int(rm.get("gpu_limit", 1)), float(rm.get("queue_timeout", 120)))
     registry = BindingRegistry()
@@ -55,9 +59,22 @@ async def build_services(config: ServerConfig) -> Services:
         registry, config.bindings_map, config.paths.instance_bindings_dir, resources, config.encryption_key
     )
     await bindings.load_all()
+    telemetry = build_telemetry(config, metrics)
+    await telemetry.start()
     log.info(
         "ready: %d binding types, %d/%d instances, %d personalities, %d functions",
         len(registry.types), sum(1 for r in bindings.instances.values() if r.binding), len(bindings.instances),
         len(personalities.personalities), len(functions.functions),
     )
-    return Services(config, registry, bindings, personalities, functions, resources)
+    services = Services(config, registry, bindings, personalities, functions, resources, telemetry)
+    if telemetry.metrics is not None:
+        telemetry.metrics.watch(services)
+    return services
+
+
+async def close_services(services: Services) -> None:
+    """Stop in reverse order of start: bindings, then the ledger (its queue is written out)."""
+    try:
+        await services.bindings.shutdown()
+    finally:
+        await services.telemetry.close()

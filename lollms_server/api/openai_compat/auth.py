@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from lollms_server.api.deps import get_services, key_matches
+from lollms_server.api.deps import get_services
 from lollms_server.api.openai_compat.errors import OpenAIError
 
 
@@ -18,12 +18,14 @@ def presented_key(request: Request) -> str | None:
 
 async def require_openai_key(request: Request) -> None:
     """401 in OpenAI's shape when keys are configured and none of them was presented."""
-    allowed = get_services(request).config.api_keys
-    if not allowed:
+    ring = get_services(request).config.key_ring
+    if not ring.enabled:
         return
     key = presented_key(request)
     if not key:
         raise OpenAIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or in the X-API-Key header.",
                           code="missing_api_key")
-    if not key_matches(key, allowed):
+    matched = ring.match(key)
+    if matched is None:
         raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
+    request.state.api_key = matched

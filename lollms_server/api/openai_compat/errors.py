@@ -16,7 +16,9 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lollms_server.api.openai_compat.models import ErrorBody
-from lollms_server.core.errors import LollmsError, NotFoundError, NotSupportedError, QueueTimeoutError, UnavailableError
+from lollms_server.core.errors import (
+    LollmsError, NotFoundError, NotSupportedError, QueueTimeoutError, RateLimitedError, UnavailableError,
+)
 from lollms_server.core.paths import PathEscapeError
 from lollms_server.core.secrets import REDACTOR
 
@@ -38,8 +40,9 @@ class OpenAIError(Exception):
     """An error to answer in OpenAI's shape."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type_: str | None = None) -> None:
+                 type_: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = status
         self.message = REDACTOR.redact(message)
         self.param = param
@@ -50,7 +53,7 @@ class OpenAIError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else dict(self.headers or {})
         return JSONResponse(status_code=self.status, content=self.body(), headers=headers)
 
 
@@ -62,6 +65,8 @@ def model_not_found(model_id: str, hint: str = "") -> OpenAIError:
 def _code_for(exc: LollmsError) -> str | None:
     if isinstance(exc, QueueTimeoutError):
         return "queue_timeout"
+    if isinstance(exc, RateLimitedError):
+        return "rate_limit_exceeded"
     if isinstance(exc, NotSupportedError):
         return "not_supported"
     if isinstance(exc, UnavailableError):
@@ -90,7 +95,8 @@ def to_openai_error(exc: Exception) -> OpenAIError:
     if isinstance(exc, RequestValidationError):
         return _validation_error(exc)
     if isinstance(exc, LollmsError):
-        return OpenAIError(exc.status_code, exc.message, code=_code_for(exc), param=getattr(exc, "param", None))
+        return OpenAIError(exc.status_code, exc.message, code=_code_for(exc), param=getattr(exc, "param", None),
+                           headers=exc.headers)
     if isinstance(exc, PathEscapeError):
         return OpenAIError(400, str(exc))
     if isinstance(exc, StarletteHTTPException):  # also FastAPI's, and Starlette's for unparsable bodies

@@ -8,6 +8,7 @@ from typing import AsyncGenerator, cast
 from fastapi import Request
 
 from lollms_server.api import byok
+from lollms_server.api.deps import caller_of
 from lollms_server.api.disconnect import ClientGone, run_until_disconnect
 from lollms_server.api.models import GenerateRequest, OutputData, StreamChunk
 from lollms_server.api.openai_compat.errors import OpenAIError
@@ -23,7 +24,7 @@ class Planned:
 
 async def plan_for(request: Request, services: Services, body: GenerateRequest) -> Planned:
     creds = byok.credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)
-    plan = await services.generation.plan(body, credentials=creds)
+    plan = await services.generation.plan(body, credentials=creds, caller=caller_of(request, "openai"))
     byok.check_allowed(plan.binding, plan.binding_name, creds)
     return Planned(plan, creds)
 

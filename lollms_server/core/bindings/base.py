@@ -191,6 +191,10 @@ class Binding(ABC):
     async def load_model(self, model_name: str) -> bool:
         return True
 
+    def loaded_models(self) -> list[str]:
+        """Models held in memory now (metrics); bindings that load models override it."""
+        return []
+
     async def unload_model(self, model_name: str | None = None) -> bool:
         return True
 

@@ -11,6 +11,7 @@ import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from lollms_server.core.bindings.base import (
@@ -92,6 +93,9 @@ class LlamaCppBinding(Binding):
 
     async def shutdown(self) -> None:
         await self.unload_model(None)
+
+    def loaded_models(self) -> list[str]:
+        return [Path(key).name for key in self._loaded]
 
     async def unload_model(self, model_name: str | None = None) -> bool:
         if model_name is None:

@@ -1,0 +1,207 @@
+"""Usage ledger, named keys, per-key limits and Prometheus metrics through a real server process."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers import run_cli, server, sse_events, write_config
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.e2e
+ALICE = "alice-key-0123456789"
+BOB = "bob-key-9876543210"
+LIMITED = "limited-key-55555555"
+PLAIN = "plain-key-777777777"
+METRICS_TOKEN = "metrics-token-abcdef"
+
+
+def prompt(text: str) -> dict[str, Any]:
+    return {"input_data": [{"type": "text", "role": "user_prompt", "data": text}]}
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    d = tmp_path_factory.mktemp("usage") / "cfg"
+    write_config(
+        d,
+        {"dummy": ("dummy_binding", {}), "slow": ("dummy_binding", {"stream_chunk_delay": 0.05})},
+        api_keys=[{"key": ALICE, "name": "alice"}, {"key": BOB, "name": "bob"},  # type: ignore[list-item]
+                  {"key": LIMITED, "name": "carol", "requests_per_minute": 2}, PLAIN],
+        main={"metrics": {"token": METRICS_TOKEN}, "usage": {"retention_days": 30}},
+    )
+    with server(d) as s:
+        s.config_dir = d
+        yield s
+
+
+def usage(base: str, api_key: str = ALICE, **params: Any) -> dict[str, Any]:
+    r = httpx.get(f"{base}/api/v1/usage", headers={"X-API-Key": api_key}, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_every_surface_is_recorded_with_key_names(live: Any) -> None:
+    base = live.base_url
+    r = httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": ALICE, "X-Request-ID": "json-req-1"},
+                   json=prompt("one two three"))
+    assert r.status_code == 200 and r.headers["x-request-id"] == "json-req-1"
+    assert r.json()["request_id"] == "json-req-1"
+    with httpx.stream("POST", f"{base}/api/v1/generate", headers={"X-API-Key": ALICE},
+                      json={**prompt("four five"), "stream": True}) as s:
+        events = sse_events(s.read().decode())
+    assert events[-1]["type"] == "final"
+
+    from openai import OpenAI  # the real client, as its documentation shows
+
+    client = OpenAI(base_url=f"{base}/v1", api_key=BOB)
+    chat = client.chat.completions.create(model="dummy", messages=[{"role": "user", "content": "six seven eight nine"}])
+    assert chat.choices[0].message.content == "six seven eight nine"
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="dummy", messages=[{"role": "user", "content": "ten"}], stream=True) if c.choices]
+    assert "".join(pieces) == "ten"
+
+    by_key = {g["key"]: g for g in usage(base, group_by="key")["items"]}
+    assert by_key["alice"]["requests"] == 2 and by_key["bob"]["requests"] == 2
+    assert by_key["alice"]["prompt_tokens"] == 5 and by_key["alice"]["completion_tokens"] == 5
+    assert by_key["bob"]["total_tokens"] == 10
+    rows = usage(base, key="bob")["items"]
+    assert {r["surface"] for r in rows} == {"openai"} and all(r["key_id"] == "bob" for r in rows)
+    assert any(r["ttft_ms"] is not None for r in rows)  # the streamed one
+    alice_rows = usage(base, key="alice")["items"]
+    assert {r["surface"] for r in alice_rows} == {"api"}
+    assert "json-req-1" in {r["request_id"] for r in alice_rows}
+    assert all(r["prompt_text"] is None for r in alice_rows)  # text is off unless the operator turns it on
+
+
+def test_a_cancelled_stream_is_recorded_as_cancelled(live: Any) -> None:
+    base = live.base_url
+    words = " ".join(f"w{i}" for i in range(200))
+    with httpx.stream("POST", f"{base}/api/v1/generate", headers={"X-API-Key": PLAIN, "X-Request-ID": "cancel-me"},
+                      json={**prompt(words), "binding_name": "slow", "stream": True}) as s:
+        lines = s.iter_lines()
+        for line in lines:
+            if line.startswith("data: ") and json.loads(line[6:])["type"] == "chunk":
+                break
+
+    def cancelled_row() -> list[dict[str, Any]]:
+        return [r for r in usage(base, status="cancelled")["items"] if r["request_id"] == "cancel-me"]
+
+    assert wait_for(lambda: bool(cancelled_row()))
+    row = cancelled_row()[0]
+    assert row["cancelled"] is True and row["binding"] == "slow" and row["key_name"].startswith("key-")
+
+
+def test_grouping_csv_filters_and_bad_input(live: Any) -> None:
+    base = live.base_url
+    httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": ALICE}, json=prompt("grouped"))
+    day = usage(base, group_by="day,model")["items"]
+    assert day and {"day", "model", "requests", "total_tokens"} <= set(day[0])
+    r = httpx.get(f"{base}/api/v1/usage", headers={"X-API-Key": ALICE}, params={"group_by": "key", "format": "csv"})
+    assert r.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(r.text)))
+    assert "alice" in {row["key"] for row in table}
+    assert usage(base, since="2099-01-01")["items"] == []
+    for bad in ({"group_by": "password"}, {"since": "yesterday-ish"}):
+        r = httpx.get(f"{base}/api/v1/usage", headers={"X-API-Key": ALICE}, params=bad)
+        assert r.status_code == 400 and r.json()["detail"]
+    assert httpx.get(f"{base}/api/v1/usage").status_code == 403
+
+
+def test_keys_never_reach_the_database_and_the_cli_reads_it(live: Any) -> None:
+    usage(live.base_url)  # flushes the writer
+    db = Path(live.config_dir) / "usage.sqlite"
+    with sqlite3.connect(db) as conn:
+        dump = "\n".join(conn.iterdump())
+    for key in (ALICE, BOB, PLAIN):
+        assert key not in dump
+    assert "alice" in dump
+    out = run_cli("usage", "--config-dir", str(live.config_dir), "--group-by", "key")
+    assert out.returncode == 0, out.stderr
+    assert "alice" in out.stdout and "bob" in out.stdout
+    out = run_cli("usage", "--config-dir", str(live.config_dir), "--group-by", "nope")
+    assert out.returncode == 2 and "cannot group by" in out.stderr
+
+
+def test_per_key_request_limit_answers_429_with_retry_after(live: Any) -> None:
+    base = live.base_url
+    statuses = [httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": LIMITED}, json=prompt("x")).status_code
+                for _ in range(2)]
+    assert statuses == [200, 200]
+    r = httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": LIMITED}, json=prompt("x"))
+    assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+    assert "carol" in r.json()["detail"] and LIMITED not in r.text
+    r = httpx.post(f"{base}/v1/chat/completions", headers={"Authorization": f"Bearer {LIMITED}"},
+                   json={"model": "dummy", "messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error" and r.headers["retry-after"]
+    ok = httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": ALICE}, json=prompt("others still pass"))
+    assert ok.status_code == 200
+
+
+def test_metrics_parse_and_need_their_token(live: Any) -> None:
+    base = live.base_url
+    assert httpx.get(f"{base}/metrics").status_code == 403
+    assert httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {ALICE}"}).status_code == 401
+    httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": ALICE}, json=prompt("metric me please"))
+    r = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert r.status_code == 200 and r.headers["x-request-id"]
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    gens = [s for s in families["lollms_generations"].samples
+            if s.name == "lollms_generations_total" and s.labels == {"surface": "api", "binding": "dummy", "status": "ok"}]
+    assert gens and gens[0].value >= 1
+    tokens = {s.labels["kind"]: s.value for s in families["lollms_tokens"].samples
+              if s.name == "lollms_tokens_total" and s.labels["surface"] == "api"}
+    assert tokens["prompt"] >= 3 and tokens["completion"] >= 3
+    count = [s for s in families["lollms_generation_duration_seconds"].samples if s.name.endswith("_count")]
+    assert sum(s.value for s in count) >= 1
+    assert any(s.name.endswith("_count") and s.value >= 1 for s in families["lollms_time_to_first_token_seconds"].samples)
+    assert families["lollms_queue_depth"].samples[0].value == 0
+    assert {s.labels["state"]: s.value for s in families["lollms_binding_instances"].samples}["loaded"] == 2
+    routes = {s.labels["route"] for s in families["lollms_http_requests"].samples}
+    assert "/api/v1/generate" in routes
+    errors = {s.labels["kind"] for s in families["lollms_errors"].samples if s.name == "lollms_errors_total"}
+    assert "429_RateLimitedError" in errors  # the limit test ran before this one
+
+
+def test_request_id_and_process_time_on_every_response(live: Any) -> None:
+    base = live.base_url
+    r = httpx.get(f"{base}/health")
+    assert len(r.headers["x-request-id"]) >= 8 and float(r.headers["x-process-time"]) >= 0
+    assert r.headers["server-timing"].startswith("app;dur=")
+    bad = "x" * 300
+    r = httpx.get(f"{base}/api/v1/list_bindings", headers={"X-Request-ID": bad})  # 403 still carries one
+    assert r.status_code == 403 and r.headers["x-request-id"] != bad and len(r.headers["x-request-id"]) <= 128
+    r = httpx.get(f"{base}/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert r.headers["x-request-id"] != "bad id with spaces"
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"key": "", "name": "x"}, "'key' must be a non-empty string"),
+    ({"key": "abcdefgh", "name": "bad name!"}, "'name' must be"),
+    ({"key": "abcdefgh", "requests_per_minute": 0}, "requests_per_minute"),
+    ({"key": "abcdefgh", "colour": "red"}, "unknown field"),
+])
+def test_bad_key_entries_stop_start_up_naming_the_entry(tmp_path: Path, entry: dict[str, Any], problem: str) -> None:
+    d = tmp_path / "cfg"
+    write_config(d, api_keys=["first-key-123456", entry])  # type: ignore[list-item]
+    out = run_cli("serve", "--config-dir", str(d), "--port", "1")
+    assert out.returncode == 2
+    assert "security.allowed_api_keys[1]" in out.stderr and problem in out.stderr
+    assert "first-key-123456" not in out.stderr
