@@ -24,7 +24,7 @@ from lollms_server.core.functions import FunctionManager
 from lollms_server.core.personalities import Personality, PersonalityManager
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.secrets import REDACTOR
-from lollms_server.core.telemetry import Caller, Trace, error_kind
+from lollms_server.core.telemetry import Caller, Telemetry, Trace, error_kind
 from lollms_server.core.thoughts import ThinkSplitter
 from lollms_server.core.tool_loop import ToolPlan, check_tool_support, plan_tools, run_tool_loop
 from lollms_server.core.tools import CallRecorder
@@ -61,8 +61,8 @@ class GenerationPlan:
     def workflow_driven(self) -> bool:
         return bool(self.personality and self.personality.workflow)
 
-    def open_trace(self, services: "Services") -> Trace:
-        self.trace = services.telemetry.trace(
+    def open_trace(self, telemetry: Telemetry) -> Trace:
+        self.trace = telemetry.trace(
             self.caller, self.request_id, self.task.generation_type, self.binding_name, self.task.model_name,
             self.personality.folder_name if self.personality else None, self.stream,
         )
@@ -87,8 +87,9 @@ class GenerationService:
     """Plans a GenerateRequest (every input error surfaces here), then runs or streams it."""
 
     def __init__(self, config: ServerConfig, bindings: BindingManager, personalities: PersonalityManager,
-                 functions: FunctionManager, resources: ResourceManager) -> None:
+                 functions: FunctionManager, resources: ResourceManager, telemetry: Telemetry | None = None) -> None:
         self.config = config
+        self.telemetry = telemetry or Telemetry()
         self.bindings = bindings
         self.personalities = personalities
         self.functions = functions
@@ -98,7 +99,7 @@ class GenerationService:
     async def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None,
                    caller: Caller | None = None) -> GenerationPlan:
         caller = caller or Caller()
-        self.s.telemetry.admit(caller, req.binding_name)
+        self.telemetry.admit(caller, req.binding_name)
         gen_type = (req.generation_type or "ttt").lower()
         if gen_type not in MODALITIES:
             raise BadRequestError(f"generation_type '{req.generation_type}' is unknown; use one of {', '.join(MODALITIES)}")
@@ -202,7 +203,7 @@ class GenerationService:
         return outputs
 
     async def run(self, plan: GenerationPlan) -> list[OutputData]:
-        trace = plan.open_trace(self.s)
+        trace = plan.open_trace(self.telemetry)
         try:
             outputs = await self._run(plan)
         except asyncio.CancelledError:
@@ -270,7 +271,7 @@ class GenerationService:
     async def stream(self, plan: GenerationPlan) -> AsyncIterator[StreamChunk]:
         """StreamChunks for a plan; always ends with exactly one ``final`` (after an ``error`` if one occurred)."""
         started = time.perf_counter()
-        trace = plan.open_trace(self.s)
+        trace = plan.open_trace(self.telemetry)
         try:
             async with self._slot(plan):
                 async for chunk in self._normalise(plan, self._source(plan), started, end_trace=True):

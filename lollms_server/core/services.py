@@ -34,7 +34,8 @@ class Services:
     embeddings: EmbeddingService = field(init=False)
 
     def __post_init__(self) -> None:
-        self.generation = GenerationService(self.config, self.bindings, self.personalities, self.functions, self.resources)
+        self.generation = GenerationService(self.config, self.bindings, self.personalities, self.functions, self.resources,
+                                            self.telemetry)
         self.embeddings = EmbeddingService(self)
 
 
