@@ -31,7 +31,7 @@ async def test_list_and_model_info(tmp_path: Path, fake_ollama: FakeOllama) -> N
         r = await c.get("/api/v1/list_available_models/ol")
         assert r.status_code == 200, r.text
         models = {m["name"]: m for m in r.json()["models"]}
-        assert set(models) == {"llama-fake:latest", "llava-fake:latest"}
+        assert set(models) == {"llama-fake:latest", "llava-fake:latest", "qwen-tools-fake:latest", "embed-fake:latest"}
         assert models["llama-fake:latest"]["family"] == "llama"
         info = await c.get("/api/v1/get_model_info/ol", params={"model_name": "llava-fake"})
         assert info.status_code == 200, info.text

@@ -71,7 +71,7 @@ class EmbeddingService:
             raise BadRequestError("dimensions must be at least 1")
         name, binding = self.resolve(binding_name)
         try:
-            result = await binding.embed(list(texts), model_name=model_name or binding.default_model,
+            result = await binding.embed(list(texts), model_name=model_name,
                                          dimensions=dimensions, credentials=credentials)
         except LollmsError:
             raise

@@ -65,6 +65,8 @@ class FakeGemini(FakeServer):
             return JSONResponse(gemini_error(404, f"models/{name} is not found for API version v1beta"), status_code=404)
         if request.method == "GET" and not method:
             return JSONResponse(model_json(name))
+        if method in ("batchEmbedContents", "embedContent"):
+            return self.embed(name, rec.body, method)
         if method not in ("generateContent", "streamGenerateContent"):
             return JSONResponse(gemini_error(404, f"unknown method {method}"), status_code=404)
         body = rec.body
@@ -90,6 +92,21 @@ class FakeGemini(FakeServer):
             return out
 
         thought_parts = [{"text": "Considering the request.", "thought": True}] if thinking else []
+        declared = [d for t in body.get("tools") or [] for d in t.get("functionDeclarations") or t.get("function_declarations") or []]
+        last = body["contents"][-1]["parts"] if body["contents"] else []
+        fc_config = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        if declared and fc_config.get("mode") != "NONE" and not any("functionResponse" in p for p in last):
+            allowed = fc_config.get("allowedFunctionNames") or [declared[0]["name"]]
+            decl = next(d for d in declared if d["name"] == allowed[0])
+            schema = decl.get("parametersJsonSchema") or decl.get("parameters_json_schema") or decl.get("parameters") or {}
+            call = {"functionCall": {"name": decl["name"], "args": {k: text for k in schema.get("required", [])}}}
+            answer_json = response([call], "STOP", True)
+            if method == "generateContent":
+                return JSONResponse(answer_json)
+            return StreamingResponse(self.paced([f"data: {json.dumps(answer_json)}\r\n\r\n".encode()]), media_type="text/event-stream")
+        results = [p["functionResponse"] for p in last if "functionResponse" in p]
+        if results:
+            pieces = [f"function {results[0]['name']} returned {json.dumps(results[0]['response'])}"]
         if method == "generateContent":
             return JSONResponse(response(thought_parts + [{"text": "".join(pieces)}], "STOP", True))
         if request.query_params.get("alt") != "sse":
@@ -98,3 +115,18 @@ class FakeGemini(FakeServer):
         events += [response([{"text": p}], "STOP" if i == len(pieces) - 1 else None, i == len(pieces) - 1) for i, p in enumerate(pieces)]
         frames = [f"data: {json.dumps(e)}\r\n\r\n".encode() for e in events]
         return StreamingResponse(self.paced(frames), media_type="text/event-stream")
+
+    def embed(self, name: str, body: dict[str, Any], method: str) -> Response:
+        """embedContent / batchEmbedContents: deterministic values from each text's hash."""
+        import hashlib
+
+        if "embedContent" not in MODELS[name].get("methods", []):
+            return JSONResponse(gemini_error(400, f"models/{name} does not support embedContent"), status_code=400)
+        requests = body.get("requests") or [body]
+        out = []
+        for req in requests:
+            text = " ".join(p.get("text", "") for p in (req.get("content") or {}).get("parts", []))
+            dims = int(req.get("outputDimensionality") or 6)
+            digest = hashlib.sha256(text.encode()).digest()
+            out.append({"values": [(digest[j % 32] - 128) / 128 for j in range(dims)]})
+        return JSONResponse({"embeddings": out} if method == "batchEmbedContents" else {"embedding": out[0]})

@@ -31,6 +31,8 @@ class FakeOllama(FakeServer):
         self.models: dict[str, dict[str, Any]] = {
             "llama-fake:latest": {"family": "llama", "capabilities": ["completion"], "context_length": 8192},
             "llava-fake:latest": {"family": "llava", "capabilities": ["completion", "vision"], "context_length": 4096},
+            "qwen-tools-fake:latest": {"family": "qwen3", "capabilities": ["completion", "tools"], "context_length": 8192},
+            "embed-fake:latest": {"family": "bert", "capabilities": ["embedding"], "context_length": 512},
         }
         self.pullable = {"newmodel:latest": {"family": "qwen", "capabilities": ["completion"], "context_length": 32768}}
 
@@ -41,7 +43,38 @@ class FakeOllama(FakeServer):
             Route("/api/show", self.show, methods=["POST"]),
             Route("/api/pull", self.pull, methods=["POST"]),
             Route("/api/chat", self.chat, methods=["POST"]),
+            Route("/api/embed", self.embed, methods=["POST"]),
         ]
+
+    async def embed(self, request: Request) -> Response:
+        """Deterministic vectors from each text's hash (4 numbers, or ``dimensions``)."""
+        import hashlib
+
+        rec = await self.record(request)
+        if (err := await self.pre_answer(self.presented_key(request), ollama_error)) is not None:
+            return err
+        body = rec.body
+        if "embedding" not in self.models.get(_full(body["model"]), {}).get("capabilities", []):
+            return JSONResponse({"error": f"\"{body['model']}\" does not support embeddings"}, status_code=400)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dims = int(body.get("dimensions") or 4)
+        vectors = [[(hashlib.sha256(t.encode()).digest()[j] - 128) / 128 for j in range(dims)] for t in texts]
+        return JSONResponse({"model": body["model"], "embeddings": vectors, "total_duration": 1000,
+                             "load_duration": 10, "prompt_eval_count": sum(len(t.split()) for t in texts)})
+
+    def tool_answer(self, body: dict[str, Any], user: str) -> Response:
+        """Ollama answers a call in message.tool_calls (arguments as an object, no id), then done."""
+        fn = body["tools"][0]["function"]
+        args = {k: user for k in (fn.get("parameters") or {}).get("required", [])}
+        msg = {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": fn["name"], "arguments": args}}]}
+        counters = {"total_duration": 1000, "prompt_eval_count": 3, "eval_count": 5}
+        if not body.get("stream", True):
+            return JSONResponse({"model": body["model"], "created_at": _now(), "message": msg, "done": True,
+                                 "done_reason": "stop", **counters})
+        lines = [{"model": body["model"], "created_at": _now(), "message": msg, "done": False},
+                 {"model": body["model"], "created_at": _now(), "message": {"role": "assistant", "content": ""},
+                  "done": True, "done_reason": "stop", **counters}]
+        return StreamingResponse(self.paced([(json.dumps(x) + "\n").encode() for x in lines]), media_type="application/x-ndjson")
 
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": "0.9.0-fake"})
@@ -97,6 +130,12 @@ class FakeOllama(FakeServer):
         if name not in self.models:
             return JSONResponse({"error": f"model \"{body['model']}\" not found, try pulling it first"}, status_code=404)
         user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
+        if body.get("tools") and body["messages"][-1]["role"] != "tool":
+            if "tools" not in self.models[name]["capabilities"]:
+                return JSONResponse({"error": f"registry.ollama.ai/library/{name} does not support tools"}, status_code=400)
+            return self.tool_answer(body, user["content"])
+        if body["messages"][-1]["role"] == "tool":
+            user = {"content": f"tool {body['messages'][-1].get('tool_name')} said {body['messages'][-1]['content']}"}
         n_images = len(user.get("images") or [])
         text = f"echo: {user['content']}" + (f" [{n_images} image(s)]" if n_images else "")
         words = text.split(" ")

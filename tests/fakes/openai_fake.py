@@ -36,6 +36,7 @@ class FakeOpenAI(FakeServer):
         return [
             Route("/v1/models", self.models, methods=["GET"]),
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
             Route("/v1/images/generations", self.images, methods=["POST"]),
             Route("/v1/images/edits", self.images, methods=["POST"]),
         ]
@@ -56,6 +57,10 @@ class FakeOpenAI(FakeServer):
         if model not in MODELS:
             return JSONResponse(openai_error(404, f"The model `{model}` does not exist"), status_code=404)
         user = last_user_text(body["messages"])
+        if body.get("tools") and body.get("tool_choice") != "none" and body["messages"][-1].get("role") != "tool":
+            return self.tool_call_answer(body, model, user)
+        if body["messages"][-1].get("role") == "tool":
+            user = "tool said " + str(body["messages"][-1].get("content"))
         images = sum(1 for m in body["messages"] if isinstance(m.get("content"), list)
                      for p in m["content"] if p.get("type") == "image_url")
         words = f"echo: {user}" + (f" [{images} image(s)]" if images else "")
@@ -86,6 +91,54 @@ class FakeOpenAI(FakeServer):
             frames.append(f"data: {json.dumps(tail)}\n\n".encode())
         frames.append(b"data: [DONE]\n\n")
         return StreamingResponse(self.paced(frames), media_type="text/event-stream")
+
+    def tool_call_answer(self, body: dict[str, Any], model: str, user: str) -> Response:
+        """Call the named tool (else the first) with every required string parameter set to the user text."""
+        choice = body.get("tool_choice")
+        name = choice["function"]["name"] if isinstance(choice, dict) else body["tools"][0]["function"]["name"]
+        tool = next(t for t in body["tools"] if t["function"]["name"] == name)
+        params = tool["function"].get("parameters") or {}
+        args = json.dumps({k: user for k in params.get("required", [])})
+        call = {"id": "call_fake_1", "type": "function", "function": {"name": name, "arguments": args}}
+        cid, created = "chatcmpl-fake-tools", int(time.time())
+        if not body.get("stream"):
+            return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": model,
+                                 "choices": [{"index": 0, "finish_reason": "tool_calls",
+                                              "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
+                                 "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}})
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(data)}\n\n".encode()
+
+        head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": name, "arguments": ""}}
+        frames = [chunk({"role": "assistant", "content": None, "tool_calls": [head]})]
+        frames += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[i:i + 5]}}]}) for i in range(0, len(args), 5)]
+        frames += [chunk({}, "tool_calls"), b"data: [DONE]\n\n"]
+        return StreamingResponse(self.paced(frames), media_type="text/event-stream")
+
+    async def embeddings(self, request: Request) -> Response:
+        """Deterministic vectors from each text's hash; honours dimensions and encoding_format."""
+        import base64
+        import hashlib
+        import struct
+
+        rec = await self.record(request)
+        if (err := await self.pre_answer(self.presented_key(request), openai_error)) is not None:
+            return err
+        body = rec.body
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dims = int(body.get("dimensions") or 8)
+        data = []
+        for i, text in enumerate(texts):
+            digest = hashlib.sha256(str(text).encode()).digest()
+            vec = [(digest[j % 32] - 128) / 128 for j in range(dims)]
+            emb: Any = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode() if body.get("encoding_format") == "base64" else vec
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        tokens = sum(len(str(t).split()) for t in texts)
+        return JSONResponse({"object": "list", "data": data, "model": body["model"],
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def images(self, request: Request) -> Response:
         rec = await self.record(request)

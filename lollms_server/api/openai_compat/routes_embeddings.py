@@ -83,7 +83,7 @@ async def embeddings(body: EmbeddingRequest, request: Request, services: Service
     name, binding = services.embeddings.resolve(binding_name)
     if not can_embed(binding):  # pragma: no cover - resolve() already refused
         raise OpenAIError(400, f"'{name}' does not compute embeddings", param="model", code="not_supported")
-    texts = await texts_of(body.input, binding, model_name or binding.default_model)
+    texts = await texts_of(body.input, binding, model_name)
     creds = byok.credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)
     byok.check_allowed(binding, name, creds)
     with byok.masked(creds):

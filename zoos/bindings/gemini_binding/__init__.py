@@ -20,6 +20,7 @@ from lollms_server.core.bindings.remote import (
     stop_list,
     text_chunk,
 )
+from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.errors import BadRequestError, LollmsError, UnavailableError
 from lollms_server.core.tools import ToolCall, call_event, new_call_id, tool_call_output
 
@@ -240,3 +241,19 @@ class GeminiBinding(RemoteBinding):
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()
+
+    async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,
+                    credentials: dict[str, str] | None = None) -> EmbeddingResult:
+        """Gemini's batch embedContents, every text in one call (model: request, embedding_model, default_model)."""
+        from google.genai import types
+
+        model = self._model_or_default(model_name or self.config.get("embedding_model"))
+        task = GenerationTask(request_id="embed", generation_type="embed", model_name=model, prompt="", credentials=credentials)
+        config = types.EmbedContentConfig(output_dimensionality=dimensions) if dimensions else None
+        try:
+            async with self._client_for(task) as client:
+                resp = await client.aio.models.embed_content(model=model, contents=list(texts), config=config)
+        except Exception as exc:
+            raise self._failure(exc) from None
+        vectors = [list(map(float, e.values or [])) for e in (resp.embeddings or [])]
+        return EmbeddingResult(vectors=vectors, model=model, prompt_tokens=0)

@@ -20,6 +20,7 @@ from lollms_server.core.bindings.remote import (
     stop_list,
     text_chunk,
 )
+from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.errors import LollmsError, NotFoundError, UnavailableError
 from lollms_server.core.tools import ToolCall, call_event, tool_call_output
 
@@ -256,3 +257,16 @@ class OllamaBinding(RemoteBinding):
                     raise self._upstream_error("the stream ended before Ollama said done")
             finally:
                 await events.aclose()
+
+    async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,
+                    credentials: dict[str, str] | None = None) -> EmbeddingResult:
+        """Ollama's /api/embed with every text in one request (model: request, embedding_model, default_model)."""
+        model = self._model_or_default(model_name or self.config.get("embedding_model"))
+        task = GenerationTask(request_id="embed", generation_type="embed", model_name=model, prompt="", credentials=credentials)
+        try:
+            async with self._client_for(task) as client:
+                resp = await client.embed(model=model, input=texts, dimensions=dimensions)
+        except Exception as exc:
+            raise self._failure(exc) from None
+        return EmbeddingResult(vectors=[list(map(float, v)) for v in resp.embeddings], model=resp.model or model,
+                               prompt_tokens=int(resp.prompt_eval_count or 0))

@@ -17,6 +17,7 @@ from lollms_server.core.bindings.remote import (
     stop_list,
     text_chunk,
 )
+from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.errors import NotFoundError
 from lollms_server.core.tools import ToolCall, call_event, decode_arguments, new_call_id, tool_call_output
 
@@ -182,6 +183,26 @@ class OpenAIBinding(OpenAISDKBinding):
                 raise self._failure(exc) from None
             finally:
                 await stream.close()  # closes the upstream response: the server stops generating
+
+
+    async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,
+                    credentials: dict[str, str] | None = None) -> EmbeddingResult:
+        """The provider's /embeddings, all texts in one request (model: request, embedding_model, default_model)."""
+        model = model_name or self.config.get("embedding_model") or self.default_model
+        if not model:
+            raise NotFoundError(f"binding instance '{self.instance_name}': name an embedding model (or set embedding_model)")
+        task = GenerationTask(request_id="embed", generation_type="embed", model_name=model, prompt="", credentials=credentials)
+        body: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "float"}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        try:
+            async with self._client_for(task) as client:
+                resp = await client.embeddings.create(**body)
+        except Exception as exc:
+            raise self._failure(exc) from None
+        vectors = [list(map(float, d.embedding)) for d in sorted(resp.data, key=lambda d: d.index)]
+        tokens = resp.usage.prompt_tokens if resp.usage is not None else 0
+        return EmbeddingResult(vectors=vectors, model=resp.model or str(model), prompt_tokens=int(tokens or 0))
 
 
 def _model_details(model: Any) -> dict[str, Any]:
