@@ -18,6 +18,7 @@ PAIRS: dict[str, str] = {
     "generation_types": "generation_types",
     "supported_input_modalities": "input_modalities",
     "supported_output_modalities": "output_modalities",
+    "supports_tools": "supports_tools",
 }
 
 

@@ -30,6 +30,7 @@ class BindingCard(BaseModel):
     supported_input_modalities: list[str] = Field(default_factory=list)
     supported_output_modalities: list[str] = Field(default_factory=list)
     generation_types: list[str] = Field(default_factory=list)
+    supports_tools: bool = Field(default=False, description="Models of this type can be offered tools (function calling).")
     instance_schema: dict[str, Any] = Field(default_factory=dict)
     generation_parameters: dict[str, Any] = Field(
         default_factory=dict, description="Generation parameters the binding understands (see core.bindings.parameters)."

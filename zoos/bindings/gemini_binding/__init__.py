@@ -48,7 +48,6 @@ class GeminiBinding(RemoteBinding):
     provider: ClassVar[str] = "Gemini"
     default_base_url: ClassVar[str | None] = DEFAULT_BASE_URL
     default_max_retries: ClassVar[int] = 0
-    supports_tools: ClassVar[bool] = True  # function declarations / functionCall parts
 
     # ---- clients -------------------------------------------------------------------------------
     def _make_client(self, conn: Connection) -> Any:

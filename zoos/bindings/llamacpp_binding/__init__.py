@@ -61,7 +61,6 @@ class LoadedModel:
 class LlamaCppBinding(Binding):
     binding_type_name: ClassVar[str] = "llamacpp_binding"
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
-    supports_tools: ClassVar[bool] = True  # grammar-constrained calls work on every GGUF chat model
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)

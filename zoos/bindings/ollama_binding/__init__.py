@@ -44,11 +44,10 @@ class OllamaBinding(RemoteBinding):
     provider: ClassVar[str] = "Ollama"
     default_base_url: ClassVar[str | None] = DEFAULT_HOST
     default_timeout: ClassVar[float] = 300.0
-    supports_tools: ClassVar[bool] = True  # Ollama's chat `tools`; the model must have the "tools" capability
 
     def supports_tool_calls(self, model_name: str | None = None) -> bool:
         caps = self._capabilities.get(_full_name(model_name or self.default_model or ""))
-        return caps is None or "tools" in caps
+        return self.supports_tools and (caps is None or "tools" in caps)
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)

@@ -40,10 +40,6 @@ class OpenAIBinding(OpenAISDKBinding):
     binding_type_name: ClassVar[str] = "openai_binding"
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply", "input_image"})
     provider: ClassVar[str] = "OpenAI-compatible API"
-    supports_tools: ClassVar[bool] = True  # passed through in OpenAI's own wire format
-
-    def supports_tool_calls(self, model_name: str | None = None) -> bool:
-        return bool(self.config.get("supports_tools", True))
 
     # ---- models --------------------------------------------------------------------------------
     async def _models(self, task: GenerationTask | None = None) -> list[Any]:
