@@ -33,6 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             "dummy": ("dummy_binding", {"stream_chunk_delay": 0.01}),
             "painter": ("dummy_binding", {"mode": "image"}),
             "slow": ("dummy_binding", {"delay": 3.0, "stream_chunk_delay": 0.05}),
+            "tooler": ("dummy_binding", {"mode": "tools"}),
         },
         defaults={"ttt_binding": "dummy"},
         main={"webui": {"enable_ui": True}},
@@ -365,3 +366,28 @@ def test_display_path_never_shows_an_absolute_host_path(tmp_path: Path) -> None:
     assert display_path(PROJECT_ROOT / "lollms_configs" / "main_config.yaml") == "lollms_configs/main_config.yaml"
     outside = tmp_path / "deep" / "cfg" / "main_config.toml"
     assert display_path(outside) == "…/cfg/main_config.toml"
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_tool_calls_and_results_show_as_collapsed_steps(browser: Any, server: ServerProcess, streaming: bool) -> None:
+    page = open_ui(browser, server)
+    page.select_option("[data-testid=binding-select-ttt]", "tooler")
+    if not streaming:
+        page.uncheck("text=Stream replies")
+    page.check("[data-testid='tool-math_tools.evaluate']")
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+        send(page, 'Compute this: {"expression": "6*7"}')
+    assert json.loads(req.value.post_data)["functions"] == ["math_tools.evaluate"]
+    reply = wait_done(page)
+    assert reply.locator("[data-testid=reply-text]").inner_text() == "tool results: 42"
+    step = reply.locator("[data-testid=tool-step]")
+    assert step.count() == 1 and step.get_attribute("data-status") == "result"
+    assert step.get_attribute("open") is None  # collapsed by default
+    assert "math_tools.evaluate" in step.locator("summary").inner_text()
+    assert not step.locator("[data-testid=tool-step-arguments]").is_visible()
+    step.locator("summary").click()
+    assert json.loads(step.locator("[data-testid=tool-step-arguments]").inner_text()) == {"expression": "6*7"}
+    assert step.locator("[data-testid=tool-step-result]").inner_text() == "42"
+    assert "function call" not in reply.inner_text() and '"status"' not in reply.inner_text()  # no raw JSON line
+    page.screenshot(path=artifact(f"tool-steps-{'stream' if streaming else 'once'}.png"))
+    page.context.close()

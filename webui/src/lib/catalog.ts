@@ -3,8 +3,10 @@
 import { reactive } from "vue";
 import { LollmsClient } from "./api";
 import { active } from "./active";
-import type { BindingsListing, GenerationType, Health, ModelDetails, ModelInfo, ParamSpec, ParamValue, Personality } from "./types";
-import { paramsFor } from "./params";
+import type {
+  BindingsListing, GenerationType, Health, ModelDetails, ModelInfo, ParamDeclaration, ParamSpec, ParamValue, Personality,
+} from "./types";
+import { specsFromDeclarations } from "./params";
 import { settings } from "./store";
 
 export interface Catalog {
@@ -17,11 +19,12 @@ export interface Catalog {
   icons: Record<string, string | null>;
   models: Record<string, ModelInfo[]>;
   details: Record<string, ModelDetails | null>; // "instance:model" -> get_model_info (null: unknown)
+  functions: string[]; // server-side functions a chat may offer the model
   error: string;
 }
 
 export const catalog = reactive<Catalog>({
-  client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, details: {}, error: "",
+  client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, details: {}, functions: [], error: "",
 });
 
 export const MODE_LABELS: Record<GenerationType, string> = { ttt: "Chat", tti: "Image", tts: "Speech", stt: "Transcribe" };
@@ -39,16 +42,17 @@ export async function connect(serverUrl: string, apiKey: string): Promise<void> 
 
 export function disconnect(): void {
   for (const url of Object.values(catalog.icons)) if (url) URL.revokeObjectURL(url);
-  Object.assign(catalog, { client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, details: {} });
+  Object.assign(catalog, { client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, details: {}, functions: [] });
 }
 
 export async function refreshCatalog(): Promise<void> {
   const client = catalog.client;
   if (!client) return;
-  const [bindings, activeBindings, defaults, personalities] = await Promise.all([
+  const [bindings, activeBindings, defaults, personalities, functions] = await Promise.all([
     client.listBindings(), client.listActiveBindings(), client.defaultBindings(), client.listPersonalities(),
+    client.listFunctions().catch(() => [] as string[]),
   ]);
-  Object.assign(catalog, { bindings, active: activeBindings, defaults, personalities: personalities.personalities, error: "" });
+  Object.assign(catalog, { bindings, active: activeBindings, defaults, personalities: personalities.personalities, functions, error: "" });
   for (const name of Object.keys(personalities.personalities)) {
     if (!(name in catalog.icons)) {
       catalog.icons[name] = null;
@@ -157,11 +161,11 @@ export function capabilities(kind: GenerationType): Capabilities {
   return { images: modalities.includes("image") && vision, audio: modalities.includes("audio") && hears, known, model: shownModel, contextSize };
 }
 
-/** Parameters an instance accepts for a mode: the server's declarations, else the known tables. */
+/** Parameters an instance accepts for a mode, from the server's declarations (the instance's own defaults first). */
 export function paramSpecs(instance: string, kind: GenerationType): Record<string, ParamSpec> {
-  const typeName = typeOf(instance);
-  const card = catalog.bindings?.binding_types[typeName ?? ""];
-  return paramsFor(typeName, kind, card?.generation_parameters, card?.parameters);
+  const own = catalog.bindings?.binding_instances[instance]?.parameters;
+  const declared = Array.isArray(own) ? (own as ParamDeclaration[]) : catalog.bindings?.binding_types[typeOf(instance) ?? ""]?.parameters;
+  return specsFromDeclarations(declared ?? [], kind);
 }
 
 export function paramKey(instance: string, kind: GenerationType): string {

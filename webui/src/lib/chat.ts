@@ -39,6 +39,7 @@ function requestFor(kind: GenerationType, inputs: InputData[]): GenerateRequest 
     binding_name: instanceToSend(kind),
     model_name: chosenModel(instance) || null,
     parameters: requestParams(instance, kind),
+    ...(kind === "ttt" && chat.functions?.length ? { functions: [...chat.functions] } : {}),
   };
 }
 

@@ -10,6 +10,7 @@ export interface ChatSettings {
   models: Record<string, string>; // binding instance -> model ("" = instance default)
   params: Record<string, Record<string, ParamValue>>; // "instance:mode" -> parameter values
   streaming: boolean;
+  functions: string[]; // server-side functions (module.function) the model may call in chat
 }
 
 /** One step of a tool-using reply: the call the model made and, once it ran, its result or error. */

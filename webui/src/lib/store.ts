@@ -14,7 +14,7 @@ export interface Settings extends ChatSettings {
 
 const defaultSettings: Settings = {
   serverUrl: "", apiKey: "", theme: "system", mode: "ttt", personality: "", systemPrompt: "", bindings: {}, models: {},
-  params: {}, streaming: true,
+  params: {}, streaming: true, functions: [],
 };
 
 function read<T>(key: string, fallback: T): T {
@@ -30,8 +30,8 @@ export const settings = reactive<Settings>(read(SETTINGS_KEY, { ...defaultSettin
 
 /** A fresh copy of the user's defaults, for a new conversation. */
 export function userDefaults(): ChatSettings {
-  const { mode, personality, systemPrompt, bindings, models, params, streaming } = settings;
-  return JSON.parse(JSON.stringify({ mode, personality, systemPrompt, bindings, models, params, streaming })) as ChatSettings;
+  const { mode, personality, systemPrompt, bindings, models, params, streaming, functions } = settings;
+  return JSON.parse(JSON.stringify({ mode, personality, systemPrompt, bindings, models, params, streaming, functions: functions ?? [] })) as ChatSettings;
 }
 
 /** Make these chat settings the defaults for new conversations. */

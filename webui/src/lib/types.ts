@@ -41,6 +41,7 @@ export interface GenerateRequest {
   generation_type: GenerationType;
   stream: boolean;
   parameters?: Record<string, unknown>;
+  functions?: string[] | null;
 }
 
 export interface GenerateResponse {
@@ -65,7 +66,6 @@ export interface BindingType {
   supported_input_modalities: string[];
   supported_output_modalities: string[];
   generation_types?: string[];
-  generation_parameters?: Record<string, ParamSpec>;
   parameters?: ParamDeclaration[];
   source?: string | null;
 }
