@@ -141,9 +141,25 @@ def looks_encrypted(path: Path) -> bool:
         return False
 
 
+def apply_aliases(path: Path, schema: Mapping[str, Any], raw: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Rename settings written under another name a schema field accepts (its ``aliases``, e.g. the names
+    of the reference implementation) to the field's own name. Giving both names is an error."""
+    names = {str(a): k for k, d in schema.items() if isinstance(d, Mapping) for a in d.get("aliases") or []}
+    out = dict(raw)
+    used = False
+    for alias, canonical in names.items():
+        if alias in out and alias not in schema:
+            if canonical in out:
+                raise ConfigFileError(path, f"is another name of '{canonical}', which is also set; keep one", alias)
+            out[canonical] = out.pop(alias)
+            used = True
+    return out, used
+
+
 def load_guarded(path: Path, schema: Mapping[str, Any], key: bytes | None = None) -> LoadedConfig:
     """Load and strictly validate ``path`` against ``schema``; migrate older versions in memory."""
     file_version, raw = read_raw(path, key)
+    raw, renamed = apply_aliases(path, schema, raw)
     instance_version = schema_version(schema)
     migrated = False
     if file_version is not None:
@@ -161,7 +177,10 @@ def load_guarded(path: Path, schema: Mapping[str, Any], key: bytes | None = None
     validate_values(path, body, raw, allow_unknown=migrated)
     guard = ConfigGuard(dict(schema), encryption_key=key)
     try:
-        guard.load(path)
+        if renamed:  # the file's own names differ from the schema's: apply the renamed values
+            guard.import_config(raw, ignore_unknown=migrated)
+        else:
+            guard.load(path)
     except (ConfigGuardError, FileNotFoundError) as exc:
         raise ConfigFileError(path, str(exc)) from exc
     return LoadedConfig(path=path, guard=guard, values=guard.get_config_dict(), file_version=file_version, migrated=migrated)
