@@ -13,6 +13,9 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import os
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,8 +162,31 @@ def _generation_params(config: PersonalityConfig) -> dict[str, Any]:
     return params
 
 
-def missing_dependencies(requirements: list[str]) -> list[str]:
-    """Requirements (pip syntax) that are not installed. Nothing is ever installed at run time."""
+def _normalise_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_versions() -> dict[str, str]:
+    """Installed distributions (normalised name -> version), read from the ``.dist-info``/``.egg-info``
+    folder names on ``sys.path``: one directory listing per folder, no metadata file opened."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, ext = name.rpartition(".")
+            if dot and ext in ("dist-info", "egg-info") and "-" in stem:
+                dist, _, version = stem.partition("-")
+                found.setdefault(_normalise_name(dist), version.split("-")[0])
+    return found
+
+
+def missing_dependencies(requirements: list[str], installed: dict[str, str] | None = None) -> list[str]:
+    """Requirements (pip syntax) that are not installed. Nothing is ever installed at run time.
+
+    ``installed`` (see installed_versions) answers quickly; without it each name is looked up."""
     missing: list[str] = []
     for text in requirements:
         try:
@@ -168,13 +194,16 @@ def missing_dependencies(requirements: list[str]) -> list[str]:
         except InvalidRequirement:
             missing.append(f"{text} (not a valid requirement)")
             continue
-        try:
-            installed = importlib.metadata.version(req.name)
-        except importlib.metadata.PackageNotFoundError:
+        version = installed.get(_normalise_name(req.name)) if installed is not None else None
+        if version is None:
+            try:
+                version = importlib.metadata.version(req.name) if installed is None else None
+            except importlib.metadata.PackageNotFoundError:
+                version = None
+        if version is None:
             missing.append(text)
-            continue
-        if req.specifier and not req.specifier.contains(installed, prereleases=True):
-            missing.append(f"{text} (installed: {installed})")
+        elif req.specifier and not req.specifier.contains(version, prereleases=True):
+            missing.append(f"{text} (installed: {version})")
     return missing
 
 
@@ -209,6 +238,7 @@ class PersonalityManager:
         self.personalities: dict[str, Personality] = {}
         self.disabled: dict[str, Path] = {}
         self._errors = plugins.LoadErrors()
+        self._installed: dict[str, str] = {}
 
     @property
     def load_errors(self) -> dict[str, str]:
@@ -233,6 +263,7 @@ class PersonalityManager:
         return out
 
     def discover(self) -> None:
+        self._installed = installed_versions()
         for base, ep_name in self.roots():
             if not base.is_dir():
                 if ep_name is not None:
@@ -254,9 +285,11 @@ class PersonalityManager:
                 self.disabled[name] = folder
                 self.personalities.pop(name, None)
                 return
-            missing = missing_dependencies(config.dependencies)
+            missing = missing_dependencies(config.dependencies, self._installed)
             workflow = None
             if config.script_path:
+                if missing:  # confirm through package metadata before refusing a workflow
+                    missing = missing_dependencies(config.dependencies)
                 if missing:
                     raise ValueError(
                         f"its workflow needs packages that are not installed: {', '.join(missing)}; install them "

@@ -88,7 +88,7 @@ async def chat_completions(
     planned = await plan_for(request, services, chat_request(body, ref))
     plan = planned.plan
     base = {"id": f"chatcmpl-{plan.request_id}", "created": int(time.time()), "model": body.model}
-    stops = _stops(body.stop)
+    stops = _stops(plan.task.params.get("stop"))  # the request's, else the personality's (anti_prompts)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return _sse(stream_text(stream_planned(services, planned), plan, stops), _chat_chunker(base, include_usage),
@@ -157,7 +157,7 @@ async def completions(
     plan = planned.plan
     base = {"id": f"cmpl-{plan.request_id}", "object": "text_completion", "created": int(time.time()), "model": body.model}
     prefix = completion_prompt(body) if body.echo else ""
-    stops = _stops(body.stop)
+    stops = _stops(plan.task.params.get("stop"))  # the request's, else the personality's (anti_prompts)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         echoed = False
