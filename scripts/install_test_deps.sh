@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# What the tests need beyond Python packages: Chromium for the web UI browser tests (Debian package).
-# Installs only when running as root and the browser is missing; never downloads a browser any other way.
+# What the tests need beyond Python packages (Debian packages): Chromium for the web UI browser tests, and the
+# DejaVu fonts the screenshot tests pin. Installs only when running as root and something is missing; never
+# downloads a browser any other way.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then
+need=()
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+  need+=(chromium)
+fi
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ]; then
+  need+=(fonts-dejavu-core)
+fi
+if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing chromium (apt-get) for the web UI tests"
+  echo "installing ${need[*]} (apt-get) for the web UI tests"
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
 else
-  echo "chromium is missing: install it (sudo apt-get install chromium) to run the web UI browser tests" >&2
+  echo "missing for the web UI browser tests: ${need[*]} (install with: sudo apt-get install ${need[*]})" >&2
 fi

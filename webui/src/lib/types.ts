@@ -63,6 +63,7 @@ export interface BindingType {
   description?: string | null;
   version?: string | null;
   supports_streaming: boolean;
+  supports_tools?: boolean;
   supported_input_modalities: string[];
   supported_output_modalities: string[];
   generation_types?: string[];
