@@ -3,6 +3,7 @@ and the generation parameters each binding declares (served by list_bindings, ch
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -207,8 +208,14 @@ async def test_broken_function_file_and_workflow_are_listed(config_dir: Path) ->
 def test_wheel_carries_the_zoo_and_serves(tmp_path: Path) -> None:
     """pip install of the built wheel (not the checkout) gives a server with the zoo bindings and personalities."""
     wheels = tmp_path / "wheels"
+    source = tmp_path / "source"  # a clean copy: the build leaves nothing in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copy2(PROJECT / name, source / name)
+    for name in ("lollms_server", "zoos"):
+        shutil.copytree(PROJECT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-                    str(PROJECT)], check=True, capture_output=True, timeout=300)
+                    str(source)], check=True, capture_output=True, timeout=300)
     wheel = next(wheels.glob("lollms_server-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "lollms_server/zoos/bindings/dummy_binding/binding_card.yaml" in names

@@ -9,11 +9,9 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from lollms_server.api import byok
-from lollms_server.api.byok import credentials_from_headers
-from lollms_server.api.deps import caller_of, get_services
-from lollms_server.api.disconnect import ClientGone, run_until_disconnect
+from lollms_server.api.deps import get_services
 from lollms_server.api.models import GenerateRequest, GenerateResponse, StreamChunk
+from lollms_server.api.pipeline import ClientGone, plan_request, run_planned, stream_planned
 from lollms_server.api.sse import stream_chunks
 from lollms_server.core.services import Services
 
@@ -53,16 +51,14 @@ async def generate(
     services: Services = Depends(get_services),
 ) -> Union[GenerateResponse, EventSourceResponse, JSONResponse]:
     started = time.perf_counter()
-    creds = credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)
-    plan = await services.generation.plan(body, credentials=creds, caller=caller_of(request, "api"))
-    byok.check_allowed(plan.binding, plan.binding_name, creds)
+    planned = await plan_request(request, services, body, "api")
+    plan = planned.plan
     personality = plan.personality.folder_name if plan.personality else None
     if plan.stream:
         keepalive = float(services.config.section("server").get("keepalive_interval", 15.0))
-        return stream_chunks(byok.masked_stream(creds, services.generation.stream(plan)), keepalive)
+        return stream_chunks(stream_planned(services, planned), keepalive)
     try:
-        with byok.masked(creds):
-            outputs = await run_until_disconnect(request, services.generation.run(plan))
+        outputs = await run_planned(request, services, planned)
     except ClientGone:
         return JSONResponse(status_code=499, content={"detail": "client closed the request"})
     return GenerateResponse(

@@ -16,7 +16,8 @@ from lollms_server.core.secrets import REDACTOR
 
 if TYPE_CHECKING:
     from lollms_server.core.bindings.base import Binding
-    from lollms_server.core.services import Services
+    from lollms_server.core.bindings.manager import BindingManager
+    from lollms_server.core.config import ServerConfig
 
 EMBED = "embed"
 MAX_INPUTS = 2048  # texts per request (OpenAI's own limit)
@@ -37,11 +38,12 @@ def can_embed(binding: "Binding") -> bool:
 
 
 class EmbeddingService:
-    def __init__(self, services: "Services") -> None:
-        self.s = services
+    def __init__(self, config: "ServerConfig", bindings: "BindingManager") -> None:
+        self.config = config
+        self.bindings = bindings
 
     def default_binding_name(self) -> str | None:
-        value = self.s.config.defaults.get("embedding_binding")
+        value = self.config.defaults.get("embedding_binding")
         return str(value) if value else None
 
     def resolve(self, binding_name: str | None) -> tuple[str, "Binding"]:
@@ -49,7 +51,7 @@ class EmbeddingService:
         name = binding_name or self.default_binding_name()
         if not name:
             raise BadRequestError("no binding named and no defaults.embedding_binding configured")
-        binding = self.s.bindings.get(name)
+        binding = self.bindings.get(name)
         if not can_embed(binding):
             raise FeatureNotSupportedError(
                 f"binding '{name}' does not compute embeddings (it does: {', '.join(sorted(binding.generation_types))})")

@@ -36,7 +36,7 @@ class Services:
     def __post_init__(self) -> None:
         self.generation = GenerationService(self.config, self.bindings, self.personalities, self.functions, self.resources,
                                             self.telemetry)
-        self.embeddings = EmbeddingService(self)
+        self.embeddings = EmbeddingService(self.config, self.bindings)
 
 
 async def build_services(config: ServerConfig, metrics: Metrics | None = None) -> Services:
