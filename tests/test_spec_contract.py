@@ -86,6 +86,7 @@ class SpecEchoBinding(Binding):
     async def generate_stream(self, prompt: str, params: Dict[str, Any], request_info: Dict[str, Any],
                               multimodal_data: Optional[List[InputData]] = None) -> AsyncGenerator[Dict[str, Any], None]:
         full = self._answer(prompt, params, multimodal_data)
+        yield {"type": "chunk", "content": None, "thoughts": "pondering"}
         for word in full.split(" "):
             yield StreamChunk(type="chunk", content=word + " ").model_dump()
             await asyncio.sleep(0)
@@ -100,7 +101,7 @@ class SpecEchoBinding(Binding):
                        model_name: Optional[str] = None) -> List[int]:
         return [len(word) for word in text.split()]
 
-    async def detokenize(self, tokens: List[int], model_name: Optional[str] = None) -> str:
+    async def detokenize(self, tokens: List[int]) -> str:  # older signature, without model_name
         raise NotImplementedError("spec_echo_binding cannot detokenize")
 
     def get_resource_requirements(self, model_name: Optional[str] = None) -> Dict[str, Any]:
@@ -233,6 +234,7 @@ def test_spec_binding_generates_json_and_sse(http: httpx.Client) -> None:
     events = sse_events(r.text)
     assert [e["type"] for e in events][-1] == "final" and [e["type"] for e in events].count("final") == 1
     assert "".join(e["content"] for e in events if e["type"] == "chunk").strip() == "[echo/small] sys='' images=0 streamed"
+    assert events[0]["thoughts"] == "pondering"
     r = http.post("/api/v1/generate", json=prompt("unsupported thing", binding_name="echo"))
     assert r.status_code == 501 and "cannot do that" in r.json()["detail"]
 

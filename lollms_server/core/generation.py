@@ -306,6 +306,8 @@ class GenerationService:
                 if isinstance(ev, str):
                     ev = {"type": "chunk", "content": ev}
                 etype = ev.get("type", "chunk")
+                if etype == "chunk" and ev.get("content") is None:
+                    ev = {**ev, "content": ""}  # a thoughts-only chunk (spec-era bindings send content None)
                 if etype == "chunk" and isinstance(ev.get("content"), str):
                     answer, thought = splitter.feed(ev["content"])
                     if ev.get("thoughts"):

@@ -83,8 +83,9 @@ class SpecBindingAdapter(Binding):
         self.resource_manager = inner.resource_manager
         self.instance_name = inner.instance_name
         self.binding_instance_name = inner.instance_name
-        self.default_model = inner.default_model
-        self.default_model_name = inner.default_model
+        # spec-era bindings often set default_model_name themselves (e.g. from their own 'model' setting)
+        self.default_model = getattr(inner, "default_model_name", None) or inner.default_model
+        self.default_model_name = self.default_model
         self.binding_type_name = type(inner).binding_type_name  # type: ignore[misc]
         self.supports_streaming = supports_streaming  # type: ignore[misc]
         self.generation_types = type(inner).generation_types  # type: ignore[misc]
@@ -191,12 +192,19 @@ class SpecBindingAdapter(Binding):
     # ---- tokens --------------------------------------------------------------------------------
     async def tokenize(self, text: str, *, add_bos: bool = False, add_eos: bool = False,
                        model_name: str | None = None) -> list[int]:
-        return await _not_implemented_is_501(self.inner.tokenize(text, add_bos=add_bos, add_eos=add_eos, model_name=model_name),
-                                             self.instance_name, "tokenization")
+        call = self.inner.tokenize(text, add_bos=add_bos, add_eos=add_eos, **_model_kw(self.inner.tokenize, model_name))
+        return await _not_implemented_is_501(call, self.instance_name, "tokenization")
 
     async def detokenize(self, tokens: list[int], *, model_name: str | None = None) -> str:
-        return await _not_implemented_is_501(self.inner.detokenize(tokens, model_name=model_name),
-                                             self.instance_name, "detokenization")
+        call = self.inner.detokenize(tokens, **_model_kw(self.inner.detokenize, model_name))
+        return await _not_implemented_is_501(call, self.instance_name, "detokenization")
+
+
+def _model_kw(fn: Callable[..., Any], model_name: str | None) -> dict[str, Any]:
+    """``{"model_name": ...}`` when ``fn`` takes it (some spec-era bindings do not)."""
+    params = inspect.signature(fn).parameters
+    takes = "model_name" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return {"model_name": model_name} if takes else {}
 
 
 async def _not_implemented_is_501(call: Awaitable[Any], instance: str, what: str) -> Any:
