@@ -11,7 +11,8 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 
 from lollms_server import __version__
-from lollms_server.api import routes_embed, routes_generate, routes_info, routes_metrics, routes_tokens, routes_usage
+from lollms_server.api import routes_embed, routes_generate, routes_info, routes_metrics, routes_plugins, routes_tokens, routes_usage
+from lollms_server.api.ext_routes import mount_extensions, unmount
 from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import openai_compat
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
@@ -46,9 +47,12 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services: Services = await build_services(cfg, metrics)
         app.state.services = services
+        ext_routes = mount_extensions(app, list(services.extensions.extensions.values()), ext_insert_at, auth) \
+            if services.extensions is not None else []
         try:
             yield
         finally:
+            unmount(app, ext_routes)
             await close_services(services)
             app.state.services = None
 
@@ -61,6 +65,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
             {"name": "health", "description": "Liveness, no authentication."},
             {"name": "usage", "description": "The usage ledger: every generation, per key, model and personality."},
             {"name": "metrics", "description": "Prometheus metrics (own optional token)."},
+            {"name": "extensions", "description": "Filters with valves, and extensions (their own routes are under /ext/<name>/)."},
             {"name": "openai", "description": "OpenAI-compatible API (/v1) and lollms extras; `Authorization: Bearer KEY`."},
         ],
     )
@@ -81,8 +86,10 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app.include_router(routes_embed.router, dependencies=auth)
     app.include_router(routes_tokens.router, dependencies=auth)
     app.include_router(routes_usage.router, dependencies=auth)
+    app.include_router(routes_plugins.router, dependencies=auth)
     if metrics is not None:
         app.include_router(routes_metrics.router)
+    ext_insert_at = len(app.router.routes)  # extension routes go here at start-up, before the catch-alls below
     for openai_router in openai_compat.routers():  # own auth (Bearer or X-API-Key) and OpenAI error shape
         app.include_router(openai_router)
     if cfg.section("webui").get("enable_ui", True):

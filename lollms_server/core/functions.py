@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.metadata
 import inspect
@@ -55,6 +56,7 @@ class FunctionManager:
         self.folders = folders
         self.use_entry_points = entry_points
         self.functions: dict[str, FunctionInfo] = {}
+        self._owners: dict[str, str] = {}
         self._errors = plugins.LoadErrors()
 
     @property
@@ -91,6 +93,25 @@ class FunctionManager:
         }
         built = {name: _build(name, fn) for name, fn in found.items()}  # all or nothing per module
         self.functions.update(built)
+
+    def register(self, name: str, fn: Callable[..., Any], *, owner: str) -> FunctionInfo:
+        """Add one function under ``name`` (extensions' tools); a sync function runs in a worker thread.
+
+        A name already taken fails, naming both owners."""
+        if name in self.functions:
+            other = self._owners.get(name, "the functions folders")
+            raise ValueError(f"tool name '{name}' is registered twice: by {other} and by {owner}")
+        target: Callable[..., Awaitable[Any]]
+        if inspect.iscoroutinefunction(fn):
+            target = fn
+        else:
+            @functools.wraps(fn)
+            async def target(*args: Any, **kwargs: Any) -> Any:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+        info = _build(name, target)
+        self.functions[name] = info
+        self._owners[name] = owner
+        return info
 
     def list_names(self) -> list[str]:
         return sorted(self.functions)

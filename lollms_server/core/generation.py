@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 from lollms_server.core.contract import GenerateRequest, InputData, OutputData, StreamChunk
@@ -20,6 +20,7 @@ from lollms_server.core.outputs import standardize_result
 from lollms_server.core.params import merge_parameters
 from lollms_server.core.bindings.manager import BindingManager
 from lollms_server.core.config import ServerConfig
+from lollms_server.core.filters import ActiveFilter, FilterFailedError, FilterManager, run_flush, run_inlet, run_outlet, run_stream
 from lollms_server.core.functions import FunctionManager
 from lollms_server.core.personalities import Personality, PersonalityManager
 from lollms_server.core.resources import ResourceManager
@@ -52,6 +53,7 @@ class GenerationPlan:
     tools: ToolPlan | None = None
     caller: Caller = Caller()
     trace: Trace | None = None
+    filters: list[ActiveFilter] = field(default_factory=list)
 
     @property
     def runs_tool_loop(self) -> bool:
@@ -87,8 +89,10 @@ class GenerationService:
     """Plans a GenerateRequest (every input error surfaces here), then runs or streams it."""
 
     def __init__(self, config: ServerConfig, bindings: BindingManager, personalities: PersonalityManager,
-                 functions: FunctionManager, resources: ResourceManager, telemetry: Telemetry | None = None) -> None:
+                 functions: FunctionManager, resources: ResourceManager, telemetry: Telemetry | None = None,
+                 filters: FilterManager | None = None) -> None:
         self.config = config
+        self.filters = filters
         self.telemetry = telemetry or Telemetry()
         self.bindings = bindings
         self.personalities = personalities
@@ -136,7 +140,30 @@ class GenerationService:
             tools=tools.tools if tools.choice.mode != "none" or tools.server_side else [],
             tool_choice=tools.choice, parallel_tool_calls=tools.parallel,
         )
-        return GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)
+        plan = GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)
+        await self._inlet(plan)
+        return plan
+
+    async def _inlet(self, plan: GenerationPlan) -> None:
+        """Pick the filters of this request and run their inlets (a refusal or failure answers before any work)."""
+        if self.filters is None or not self.filters.filters:
+            return
+        personality = plan.personality.folder_name if plan.personality else None
+        plan.filters = self.filters.for_request(plan.caller, plan.request_id, personality, plan.binding_name)
+        if plan.filters:
+            await run_inlet(plan.filters, plan.task, {
+                "generation_type": plan.task.generation_type, "model": plan.task.model_name,
+                "binding": plan.binding_name, "personality": personality,
+            })
+
+    async def _outlet(self, plan: GenerationPlan, outputs: list[OutputData]) -> list[OutputData]:
+        if not plan.filters:
+            return outputs
+        changed = await run_outlet(plan.filters, [o.model_dump() for o in outputs])
+        try:
+            return [OutputData.model_validate(o) for o in changed]
+        except Exception as exc:
+            raise FilterFailedError(f"a filter's outlet returned invalid outputs: {exc}") from exc
 
     def _resolve_binding(
         self, req: GenerateRequest, gen_type: str, personality: Personality | None
@@ -242,7 +269,7 @@ class GenerationService:
             raise BackendError(_error_message(exc)) from exc
         finally:
             plan.task.cancel.cancel()
-        return self._finish(plan, standardize_result(result), started, "stop")
+        return self._finish(plan, await self._outlet(plan, standardize_result(result)), started, "stop")
 
     async def _collect_stream_result(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float) -> list[OutputData]:
         final: list[OutputData] = []
@@ -290,6 +317,12 @@ class GenerationService:
             plan.task.cancel.cancel()
             trace.end("cancelled", plan.task)  # no-op when the stream already ended
 
+    async def _stream_filters(self, plan: GenerationPlan, answer: str, thought: str) -> tuple[str, str]:
+        event = await run_stream(plan.filters, {"type": "chunk", "content": answer, "thoughts": thought or None})
+        if event is None:
+            return "", ""
+        return str(event.get("content") or ""), str(event.get("thoughts") or "")
+
     async def _normalise(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float,
                          *, end_trace: bool = False) -> AsyncIterator[StreamChunk]:
         splitter = ThinkSplitter()
@@ -313,6 +346,10 @@ class GenerationService:
                     if ev.get("thoughts"):
                         thought += ev["thoughts"]
                     if answer or thought:
+                        if plan.filters:
+                            answer, thought = await self._stream_filters(plan, answer, thought)
+                            if not (answer or thought):
+                                continue
                         if plan.trace is not None:
                             plan.trace.first_token()
                         text_parts.append(answer)
@@ -346,6 +383,17 @@ class GenerationService:
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
         tail_answer, tail_thought = splitter.flush()
+        if plan.filters and error is None:
+            try:
+                if tail_answer or tail_thought:
+                    tail_answer, tail_thought = await self._stream_filters(plan, tail_answer, tail_thought)
+                tail_answer += await run_flush(plan.filters)
+            except LollmsError as exc:
+                error = REDACTOR.redact(exc.message)
+                yield StreamChunk(type="error", content=error)
+            else:
+                if tail_answer:
+                    yield StreamChunk(type="chunk", content=tail_answer)
         text_parts.append(tail_answer)
         thought_parts.append(tail_thought)
         if final_outputs is None:
@@ -355,6 +403,12 @@ class GenerationService:
             if text or thoughts or not extra_outputs:
                 final_outputs.append(OutputData(type="text", data=text, thoughts=thoughts))
             final_outputs.extend(extra_outputs)
+        if plan.filters and error is None:
+            try:
+                final_outputs = await self._outlet(plan, final_outputs)
+            except LollmsError as exc:
+                error = REDACTOR.redact(exc.message)
+                yield StreamChunk(type="error", content=error)
         if error is not None:
             final_outputs.append(OutputData(type="error", data=error))
         outputs = self._finish(plan, final_outputs, started,

@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from lollms_server.core.bindings.manager import BindingManager
 from lollms_server.core.bindings.registry import BindingRegistry
 from lollms_server.core.config import ServerConfig
 from lollms_server.core.embeddings import EmbeddingService
+from lollms_server.core.extensions import ExtensionManager
+from lollms_server.core.filters import FilterManager
 from lollms_server.core.functions import FunctionManager
 from lollms_server.core.metrics import Metrics
 from lollms_server.core.generation import GenerationService
 from lollms_server.core.personalities import PersonalityManager
 from lollms_server.core.resources import ResourceManager
+from lollms_server.core.paths import ZOOS_DIR, resolve_config_path, resolve_project_path
+from lollms_server.core.plugin_settings import PluginSettings
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.telemetry import Telemetry, build_telemetry
 
@@ -30,12 +37,14 @@ class Services:
     functions: FunctionManager
     resources: ResourceManager
     telemetry: Telemetry = field(default_factory=Telemetry)
+    filters: FilterManager | None = None
+    extensions: ExtensionManager | None = None
     generation: GenerationService = field(init=False)
     embeddings: EmbeddingService = field(init=False)
 
     def __post_init__(self) -> None:
         self.generation = GenerationService(self.config, self.bindings, self.personalities, self.functions, self.resources,
-                                            self.telemetry)
+                                            self.telemetry, self.filters)
         self.embeddings = EmbeddingService(self.config, self.bindings)
 
 
@@ -49,11 +58,21 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None) -
     registry = BindingRegistry()
     personalities = PersonalityManager(config.paths.personalities_sources, config.section("personalities_config"))
     functions = FunctionManager(config.paths.functions_dirs)
+    ext_cfg = config.section("extensions")
+    settings = plugin_settings(config)
+    filters = FilterManager(_sources(ext_cfg, "filters", "filters_folder"), settings)
+    extensions = ExtensionManager(_sources(ext_cfg, "extensions", "extensions_folder"), settings,
+                                  [str(n) for n in ext_cfg.get("disabled") or []])
+    extensions.attach(SimpleNamespace(functions=functions, filters=filters, registry=registry))
 
     def scan() -> None:
+        settings.load()
         registry.discover(config.paths.bindings_sources)
         personalities.discover()
         functions.discover()
+        filters.discover()
+        if ext_cfg.get("enabled", True):
+            extensions.install_all()  # before instances load: extensions may bring binding types
 
     await asyncio.to_thread(scan)
     bindings = BindingManager(
@@ -67,15 +86,31 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None) -
         len(registry.types), sum(1 for r in bindings.instances.values() if r.binding), len(bindings.instances),
         len(personalities.personalities), len(functions.functions),
     )
-    services = Services(config, registry, bindings, personalities, functions, resources, telemetry)
+    services = Services(config, registry, bindings, personalities, functions, resources, telemetry, filters, extensions)
     if telemetry.metrics is not None:
         telemetry.metrics.watch(services)
+    extensions.bind(services)
+    await extensions.start_all()
     return services
+
+
+def plugin_settings(config: ServerConfig) -> PluginSettings:
+    name = str(config.section("extensions").get("settings_file") or "plugin_settings.yaml")
+    path = resolve_config_path(name, config.paths.config_dir)
+    assert path is not None
+    return PluginSettings(path, config.encryption_key)
+
+
+def _sources(ext_cfg: dict[str, Any], zoo_folder: str, personal_key: str) -> list[tuple[Path, str]]:
+    personal = resolve_project_path(str(ext_cfg.get(personal_key) or f"personal_{zoo_folder}"))
+    return [(ZOOS_DIR / zoo_folder, "zoo")] + ([(personal, "personal")] if personal else [])
 
 
 async def close_services(services: Services) -> None:
     """Stop in reverse order of start: bindings, then the ledger (its queue is written out)."""
     try:
+        if services.extensions is not None:
+            await services.extensions.stop_all()
         await services.bindings.shutdown()
     finally:
         await services.telemetry.close()

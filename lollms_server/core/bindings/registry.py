@@ -31,6 +31,7 @@ log = logging.getLogger("lollms_server.bindings")
 
 ZOO_PACKAGE = "lollms_zoo_bindings"
 PERSONAL_PACKAGE = "lollms_personal_bindings"
+EXTENSION_PACKAGE = "lollms_extension_bindings"
 CARD_FILE = "binding_card.yaml"
 
 
@@ -156,6 +157,19 @@ class BindingRegistry:
         else:
             raise plugins.PluginLoadError(f"{plugins.entry_point_label(ep)}: must name a module or a Binding subclass")
         return BindingType(card=card, cls=cls, folder=folder, source="entry_point")
+
+    def add_folder(self, folder: Path, owner: str) -> str:
+        """One binding type folder an extension brings; raises (naming both owners) when its name is taken."""
+        card = load_card(folder / CARD_FILE)
+        name = card.type_name
+        if name in self.types:
+            raise ValueError(f"binding type '{name}' is registered twice: by the {self.types[name].source} "
+                             f"binding folder and by {owner}")
+        cls = find_binding_class(plugins.import_folder(folder, EXTENSION_PACKAGE), name)
+        self._register(BindingType(card=card, cls=cls, folder=folder, source=owner))
+        if name in self.load_errors:
+            raise ValueError(self.load_errors.pop(name))
+        return name
 
     def _register(self, btype: BindingType) -> None:
         name = btype.card.type_name
