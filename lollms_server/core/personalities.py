@@ -78,6 +78,8 @@ class PersonalityConfig(BaseModel):
     functions: list[str] = Field(
         default_factory=list,
         description="Server-side functions (module.function) this personality may use; offered when a request names none.")
+    tool_choice: str | None = Field(
+        default=None, description="auto, required or none: how the first round offers the functions (a request's tool_choice wins).")
 
 
 def normalise_config(raw: dict[str, Any]) -> dict[str, Any]:

@@ -84,7 +84,10 @@ def plan_tools(req: "GenerateRequest", personality: "Personality | None", functi
             plan.tools.append(ToolSpec(tool_name, info.description, info.schema))
     else:
         plan.tools = parse_tools(req.tools)
-    plan.choice = ToolChoice.parse(req.tool_choice, plan.tools)
+    choice = req.tool_choice
+    if choice is None and personality is not None and plan.server_side:
+        choice = getattr(personality.config, "tool_choice", None)
+    plan.choice = ToolChoice.parse(choice, plan.tools)
     return plan
 
 

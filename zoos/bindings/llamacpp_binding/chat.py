@@ -10,7 +10,7 @@ from typing import Any
 from lollms_server.core.bindings.base import CancelToken
 from lollms_server.core.errors import BadRequestError
 
-from .tool_calls import ToolSetup
+from .tool_calls import ToolSetup, plain_history
 from .worker import LlamaWorker, RunState, post
 
 # request parameter -> (llama argument, type); repeat_penalty defaults to 1.0 like the library
@@ -121,6 +121,8 @@ def run_chat(worker: LlamaWorker, job: ChatJob, emit: Callable[[str], None] | No
     if job.tools is not None:  # tools replace response_format: the grammar is the tools' one
         messages, extra, _ = job.tools.prepare(llm, messages)
         sampling = {**{k: v for k, v in sampling.items() if k != "response_format"}, **extra}
+    else:
+        messages = plain_history(messages)
     try:
         if emit is None and not job.stream:
             resp = llm.create_chat_completion(messages=messages, stream=False, **sampling)

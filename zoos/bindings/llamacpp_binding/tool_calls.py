@@ -6,9 +6,10 @@
 - Otherwise the tools are described in the system prompt, and earlier calls and results are written
   as plain turns the template can render.
 - In both cases llama.cpp samples under a grammar built from the tools' JSON schemas: a call is
-  ``{"name": <one of the tools>, "arguments": <that tool's parameters>}`` (a JSON list of them when
-  parallel calls are allowed), so even a tiny model emits calls that parse and validate. With
-  ``tool_choice: auto`` the grammar also allows plain text that does not start with ``{``.
+  ``{"name": <one of the tools>, "arguments": <that tool's parameters>}``, one call per answer (tiny
+  models asked for lists repeat themselves), strings bounded to 512 characters unless the schema bounds
+  them, so even a tiny model emits calls that parse and validate. With ``tool_choice: auto`` the
+  grammar also allows plain text that does not start with ``{``, ``[`` or ``<``.
 """
 
 from __future__ import annotations
@@ -20,31 +21,39 @@ from typing import Any
 from lollms_server.core.bindings.base import GenerationTask
 from lollms_server.core.tools import ToolCall, ToolSpec
 
-MAX_PARALLEL_CALLS = 4
+MAX_STRING_CHARS = 512  # grammar bound on strings the schema leaves unbounded (small models loop inside strings)
 _TAG_OPEN, _TAG_CLOSE = "<tool_call>", "</tool_call>"
 
 
+def _bounded(schema: Any) -> Any:
+    """A copy of a JSON schema where every string without maxLength (and enum/const/pattern) gets one."""
+    if isinstance(schema, list):
+        return [_bounded(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _bounded(v) for k, v in schema.items()}
+    if out.get("type") == "string" and not ({"maxLength", "enum", "const", "pattern", "format"} & set(out)):
+        out["maxLength"] = MAX_STRING_CHARS
+    return out
+
+
 def _call_schema(tool: ToolSpec) -> dict[str, Any]:
-    params = tool.parameters if tool.parameters.get("type") == "object" else {"type": "object", "properties": {}}
+    params = _bounded(tool.parameters) if tool.parameters.get("type") == "object" else {"type": "object", "properties": {}}
     return {"type": "object", "properties": {"name": {"const": tool.name}, "arguments": params},
             "required": ["name", "arguments"], "additionalProperties": False}
 
 
-def calls_schema(tools: list[ToolSpec], parallel: bool) -> dict[str, Any]:
-    one = _call_schema(tools[0]) if len(tools) == 1 else {"anyOf": [_call_schema(t) for t in tools]}
-    if not parallel:
-        return one
-    return {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_PARALLEL_CALLS}
+def calls_schema(tools: list[ToolSpec]) -> dict[str, Any]:
+    """One call per answer: small models asked for lists of calls tend to repeat themselves."""
+    return _call_schema(tools[0]) if len(tools) == 1 else {"anyOf": [_call_schema(t) for t in tools]}
 
 
-def _tools_prompt(tools: list[ToolSpec], parallel: bool, required: bool) -> str:
+def _tools_prompt(tools: list[ToolSpec], required: bool) -> str:
     lines = ["You can call these functions:"]
     for t in tools:
         lines.append(f"- {t.name}: {t.description or t.name}. Parameters (JSON schema): {json.dumps(t.parameters)}")
     shape = '{"name": "<function>", "arguments": {...}}'
-    if parallel:
-        shape = f"[{shape}]"
-    how = f"To call functions, answer with JSON only: {shape}."
+    how = f"To call a function, answer with JSON only: {shape}."
     if not required:
         how += " Otherwise answer the user normally in text."
     return "\n".join(lines + [how, "A function's result comes back in a later message."])
@@ -56,7 +65,6 @@ class ToolSetup:
 
     tools: list[ToolSpec]
     required: bool
-    parallel: bool
 
     def template_tools(self, llm: Any) -> tuple[bool, bool]:
         """(the chat template in use renders tools, it wraps calls in <tool_call> tags)."""
@@ -68,7 +76,7 @@ class ToolSetup:
     def grammar_text(self, tagged: bool) -> str:
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-        gbnf = json_schema_to_gbnf(json.dumps(calls_schema(self.tools, self.parallel)))
+        gbnf = json_schema_to_gbnf(json.dumps(calls_schema(self.tools)))
         lines = [("toolcalls ::=" + ln[len("root ::="):]) if ln.startswith("root ::=") else ln for ln in gbnf.splitlines()]
         call = f'"{_TAG_OPEN}" toolcalls "{_TAG_CLOSE}"' if tagged else "toolcalls"
         if self.required:
@@ -90,7 +98,7 @@ class ToolSetup:
             out = [_for_tool_template(m) for m in messages]
         else:
             tagged = False
-            out = _plain_turns(messages, _tools_prompt(self.tools, self.parallel, self.required))
+            out = _plain_turns(messages, _tools_prompt(self.tools, self.required))
         extra["grammar"] = LlamaGrammar.from_string(self.grammar_text(tagged), verbose=False)
         return out, extra, tagged
 
@@ -104,7 +112,14 @@ def _for_tool_template(m: dict[str, Any]) -> dict[str, Any]:
     return {**m, "content": m.get("content") or "", "tool_calls": calls}
 
 
-def _plain_turns(messages: list[dict[str, Any]], tools_prompt: str) -> list[dict[str, Any]]:
+def plain_history(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Earlier calls as the JSON the grammar produces and results as user turns, so any template renders them."""
+    if not any(m.get("tool_calls") or m.get("role") == "tool" for m in messages):
+        return messages
+    return _plain_turns(messages, None)
+
+
+def _plain_turns(messages: list[dict[str, Any]], tools_prompt: str | None) -> list[dict[str, Any]]:
     """Messages for a template that knows no tools: calls as the JSON the grammar produces, results as user turns."""
     out: list[dict[str, Any]] = []
     for m in messages:
@@ -115,7 +130,9 @@ def _plain_turns(messages: list[dict[str, Any]], tools_prompt: str) -> list[dict
         elif m.get("role") == "tool":
             out.append({"role": "user", "content": f"Result of {m.get('name') or 'the function'}: {m.get('content')}"})
         else:
-            out.append(m)
+            out.append({**m, "content": m.get("content") or ""})
+    if tools_prompt is None:
+        return out
     if out and out[0].get("role") == "system":
         out[0] = {**out[0], "content": f"{out[0]['content']}\n\n{tools_prompt}"}
     else:
@@ -127,7 +144,7 @@ def setup_for(task: GenerationTask) -> ToolSetup | None:
     tools = task.offered_tools()
     if not tools:
         return None
-    return ToolSetup(tools, task.tool_choice.mode == "required", task.parallel_tool_calls)
+    return ToolSetup(tools, task.tool_choice.mode == "required")
 
 
 def looks_like_call(text: str) -> bool:
