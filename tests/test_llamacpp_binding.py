@@ -51,7 +51,8 @@ def llama_dir(tmp_path: Path) -> Path:
     d = tmp_path / "cfg"
     models = tmp_path / "models"
     fake_gguf(models / "gguf" / "fake-7b.gguf")
-    write_config(d, {"llm": ("llamacpp_binding", {"n_ctx": 2048, "max_loaded_models": 2, "models_folder": str(models)})})
+    write_config(d, {"llm": ("llamacpp_binding", {"n_ctx": 2048, "max_loaded_models": 2, "models_folder": str(models),
+                                                  "preload_default_model": True})})
     return d
 
 
@@ -247,7 +248,7 @@ def test_offline_preset_server_process_and_cancel(tmp_path: Path) -> None:
     headers = {"X-API-Key": key}
     with server(d) as srv:
         url = f"{srv.base_url}/api/v1/generate"
-        r = httpx.post(url, json=prompt("What is the capital of France?", max_tokens=12), headers=headers, timeout=60)
+        r = httpx.post(url, json=prompt("What is the capital of France?", max_tokens=12), headers=headers, timeout=180)
         assert r.status_code == 200, r.text
         out = r.json()["output"][0]
         assert out["data"].strip() and out["metadata"]["usage"]["completion_tokens"] > 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,13 @@ class GenerationParameterInfo(BaseModel):
     choices: Optional[list[Any]] = None
     help: str = ""
     generation_types: list[str] = Field(default_factory=list, description="Generation types it applies to.")
+
+
+class ReadinessResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    instances: dict[str, Literal["ready", "failed"]] = Field(
+        default_factory=dict, description="Each binding instance: ready to serve (models load on first use) or failed."
+    )
 
 
 class BindingTypeInfo(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Literal, Optional
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
@@ -23,6 +23,7 @@ from lollms_server.api.models import (
     ListPersonalitiesResponse,
     ModelInfo,
     PersonalityInfo,
+    ReadinessResponse,
     ResourceStateResponse,
     ServerInfoResponse,
 )
@@ -43,6 +44,22 @@ def health(services: Services = Depends(get_services)) -> HealthResponse:
 
 public_router.add_api_route("/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
 public_router.add_api_route("/api/v1/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
+
+
+def readiness(services: Services = Depends(get_services)) -> ReadinessResponse:
+    """Ready once start-up is done. Models load on first use; an instance that failed is listed, not fatal."""
+    states: dict[str, Literal["ready", "failed"]] = {
+        name: ("ready" if rec.binding is not None else "failed") for name, rec in sorted(services.bindings.instances.items())
+    }
+    return ReadinessResponse(status="ready", instances=states)
+
+
+for _path in ("/health/ready", "/api/v1/health/ready"):
+    public_router.add_api_route(
+        _path, readiness, methods=["GET"], response_model=ReadinessResponse,
+        summary="Readiness for load balancers (no auth)",
+        responses={503: {"description": "Still starting up or a shared service is unreachable."}},
+    )
 
 
 @public_router.get("/api/v1/server_info", response_model=ServerInfoResponse, summary="Facts for the connect screen (no auth)")

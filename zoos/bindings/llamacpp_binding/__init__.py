@@ -22,6 +22,7 @@ from lollms_server.core.bindings.base import (
 )
 from lollms_server.core.tools import call_event, tool_call_output
 from lollms_server.core.embeddings import EmbeddingResult
+from lollms_server.core.machine import physical_cores
 from lollms_server.core.errors import (
     BackendError,
     BadRequestError,
@@ -31,6 +32,7 @@ from lollms_server.core.errors import (
 )
 
 from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
+from .gguf_meta import GGUFError, read_gguf_header
 from .models import ModelLocator, ModelSource
 from .tool_calls import looks_like_call, parse_calls, setup_for
 from .worker import LlamaWorker, LoadSettings
@@ -46,6 +48,14 @@ def pool_tokens(vector: Any) -> list[float]:
         norm = sum(x * x for x in mean) ** 0.5 or 1.0
         return [x / norm for x in mean]
     return [float(x) for x in vector]
+
+
+def _check_gguf(source: ModelSource) -> None:
+    """Read the file's GGUF header without loading the model (cheap, no llama.cpp call)."""
+    try:
+        read_gguf_header(source.path)
+    except (GGUFError, OSError, EOFError) as exc:
+        raise BackendError(f"model '{source.name}' failed to load: {exc}") from None
 
 
 @dataclass
@@ -65,7 +75,7 @@ class LlamaCppBinding(Binding):
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.settings = LoadSettings(
-            n_ctx=int(config.get("n_ctx") or 0), n_threads=config.get("n_threads"),
+            n_ctx=int(config.get("n_ctx") or 0), n_threads=int(config.get("n_threads") or physical_cores()),
             n_batch=int(config.get("n_batch") or 512), n_gpu_layers=int(config.get("n_gpu_layers") or 0),
             chat_format=config.get("chat_format") or None, seed=config.get("seed"),
         )
@@ -83,12 +93,14 @@ class LlamaCppBinding(Binding):
         if not self.default_model:
             return
         source = self._source(self.default_model)
-        if self.config.get("preload_default_model", True):
+        if self.config.get("preload_default_model"):
             try:
                 await self._ready(self._acquire(source))
             except BaseException:
                 await self.unload_model(None)  # the instance is marked broken: end its worker thread
                 raise
+        else:  # loaded by the first request; a file that cannot be a model is reported now
+            await asyncio.to_thread(_check_gguf, source)
 
     async def shutdown(self) -> None:
         await self.unload_model(None)
@@ -213,6 +225,7 @@ class LlamaCppBinding(Binding):
                 "parameter_size": info.get("parameter_size"),
                 "context_length": trained,
                 "n_ctx": self.settings.n_ctx,
+                "n_threads": self.settings.n_threads,
                 "file_size": info.get("size"),
                 "chat_format": self.settings.chat_format or ("model template" if info["details"].get("has_chat_template") else "llama-cpp-python default"),
                 "loaded": str(source.path) in self._loaded,

@@ -35,7 +35,7 @@ class OnnxEmbeddingBinding(Binding):
         missing = [m for m in ("onnxruntime", "tokenizers", "numpy") if importlib.util.find_spec(m) is None]
         if missing:
             raise RuntimeError(f"missing packages: {', '.join(missing)} (pip install onnxruntime tokenizers numpy)")
-        if self.default_model and self.config.get("preload_default_model", True):
+        if self.default_model and self.config.get("preload_default_model"):
             files = await asyncio.to_thread(find_model, self.folder, self.default_model)
             async with self.cache.use(files):
                 pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -65,10 +66,8 @@ class PiperTTSBinding(Binding):
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
         def check() -> None:
-            try:
-                import piper  # type: ignore[import-not-found]  # noqa: F401
-            except ImportError as exc:
-                raise RuntimeError(f"piper-tts is not installed ({exc}); install the 'piper' extra") from None
+            if importlib.util.find_spec("piper") is None:  # checked without importing it (idle memory)
+                raise RuntimeError("piper-tts is not installed; install the 'piper' extra")
             if self.default_model:
                 find_voice(self.voice_dir, self.default_model)
             elif shipped_voice() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import base64
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,10 +50,8 @@ class WhisperSTTBinding(Binding):
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
         def check() -> None:
-            try:
-                import faster_whisper  # type: ignore[import-not-found]  # noqa: F401
-            except ImportError as exc:
-                raise RuntimeError(f"faster-whisper is not installed ({exc}); install the 'whisper' extra") from None
+            if importlib.util.find_spec("faster_whisper") is None:  # checked without importing it (idle memory)
+                raise RuntimeError("faster-whisper is not installed; install the 'whisper' extra")
             self._files(None)
 
         await asyncio.to_thread(check)
