@@ -57,11 +57,16 @@ def describe(draft: ConfigDraft, rec: InstanceDraft) -> str:
     return f"{rec.name} ({rec.type_name})" + (f" [{', '.join(flags)}]" if flags else "")
 
 
+_SOURCE_LABELS = {"personal": " (personal)", "entry_point": " (installed package)"}
+
+
 def _type_choice(btype: BindingType) -> Choice:
     card = btype.card
     kinds = ", ".join(card.generation_types) or "?"
-    label = f"{card.type_name}: {card.display_name or ''} [{kinds}]" + (" (personal)" if btype.source == "personal" else "")
-    return Choice(label, value=card.type_name, description=(card.description or "").strip()[:200] or None)
+    label = f"{card.type_name}: {card.display_name or ''} [{kinds}]" + _SOURCE_LABELS.get(btype.source, "")
+    params = ", ".join(p.name for p in card.parameters)  # the generation parameters the card declares
+    description = (card.description or "").strip()[:200] + (f" Generation parameters: {params}." if params else "")
+    return Choice(label, value=card.type_name, description=description.strip() or None)
 
 
 def add_instance(draft: ConfigDraft) -> None:

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Literal, Union
 
+from lollms_server.core.bindings.parameters import GenerationParameter
 from lollms_server.core.contract import InputData, OutputData
 from lollms_server.core.errors import NotSupportedError
 from lollms_server.core.tools import ToolCall, ToolChoice, ToolSpec
@@ -132,6 +133,8 @@ class Binding(ABC):
     accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES, "audio": AUDIO_MIME_TYPES}
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
     needs_compute: ClassVar[bool] = False
+    # the card's generation_parameters, set on the class when the type is registered
+    generation_parameters: ClassVar[tuple[GenerationParameter, ...]] = ()
     supports_tools: ClassVar[bool] = False  # the model can be offered tools (GenerationTask.tools)
 
     def supports_tool_calls(self, model_name: str | None = None) -> bool:
@@ -158,6 +161,20 @@ class Binding(ABC):
     @property
     def is_model_loaded(self) -> bool:
         return self._model_loaded
+
+    def parameter_default(self, name: str) -> Any:
+        """Default of a declared generation parameter: this instance's setting named by its
+        ``instance_default``, else the card's ``default`` (None when the card does not declare it)."""
+        for decl in self.generation_parameters:
+            if decl.name == name:
+                own = self.config.get(decl.instance_default) if decl.instance_default else None
+                return decl.default if own is None else own
+        return None
+
+    def parameter(self, params: dict[str, Any], name: str) -> Any:
+        """The request's value of generation parameter ``name``, else its declared default."""
+        value = params.get(name)
+        return self.parameter_default(name) if value is None else value
 
     def get_instance_config(self) -> dict[str, Any]:
         return dict(self.config)

@@ -179,6 +179,7 @@ class BindingRegistry:
             self._failed(name, btype.source, str(exc))
             return
         btype.style = "spec" if is_spec_style(btype.cls) else "typed"
+        btype.cls.generation_parameters = tuple(btype.card.parameters)
         previous = self.types.get(name)
         if previous is not None:
             log.info("%s binding type '%s' replaces the %s one", btype.source, name, previous.source)

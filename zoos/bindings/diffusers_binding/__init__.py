@@ -98,7 +98,7 @@ class DiffusersBinding(Binding):
         return (images[0] if images else None), (masks[0] if masks else None)
 
     async def generate(self, task: GenerationTask) -> BindingResult:
-        job = read_job(task.prompt, task.params, self.config)
+        job = read_job(task.prompt, task.params, self.config, self.parameter_default)
         image_in, mask_in = self._image_inputs(task)
         mode = "inpaint" if mask_in else ("i2i" if image_in else "tti")
         if mode == "tti" and not job.prompt.strip():

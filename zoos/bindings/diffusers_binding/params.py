@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from lollms_server.core.errors import BadRequestError
 
@@ -59,7 +59,7 @@ def _side(value: Any, name: str, max_side: int) -> int:
     return side
 
 
-def image_size(params: dict[str, Any], config: dict[str, Any], max_side: int) -> tuple[int | None, int | None]:
+def image_size(params: dict[str, Any], default: Callable[[str], Any], max_side: int) -> tuple[int | None, int | None]:
     """(width, height) from image_size/size "WxH" or width/height; None = model or input image size."""
     size = params.get("image_size") or params.get("size")
     if size is not None:
@@ -67,27 +67,28 @@ def image_size(params: dict[str, Any], config: dict[str, Any], max_side: int) ->
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
             raise BadRequestError(f"parameter 'image_size' must look like '512x512' (got {size!r})")
         return _side(int(parts[0]), "width", max_side), _side(int(parts[1]), "height", max_side)
-    width = params.get("width", config.get("default_width"))
-    height = params.get("height", config.get("default_height"))
+    width = params.get("width", default("width"))
+    height = params.get("height", default("height"))
     return (None if width is None else _side(width, "width", max_side),
             None if height is None else _side(height, "height", max_side))
 
 
-def read_job(prompt: str, params: dict[str, Any], config: dict[str, Any]) -> ImageJob:
-    width, height = image_size(params, config, int(config.get("max_image_side") or 2048))
-    steps = _int(params.get("num_inference_steps", params.get("steps", config.get("num_inference_steps") or 25)),
+def read_job(prompt: str, params: dict[str, Any], config: dict[str, Any], default: Callable[[str], Any]) -> ImageJob:
+    """The job a request asks for; ``default(name)`` gives a parameter's declared default (card / instance)."""
+    width, height = image_size(params, default, int(config["max_image_side"]))
+    steps = _int(params.get("num_inference_steps", params.get("steps", default("num_inference_steps"))),
                  "num_inference_steps", 1, 200)
-    guidance = _float(params.get("guidance_scale", params.get("cfg_scale", config.get("guidance_scale", 7.5))),
+    guidance = _float(params.get("guidance_scale", params.get("cfg_scale", default("guidance_scale"))),
                       "guidance_scale", 0.0, 50.0)
     seed_value = params.get("seed")
     seed = secrets.randbelow(2**31) if seed_value is None or seed_value == -1 else _int(seed_value, "seed", 0, 2**32 - 1)
-    scheduler = params.get("scheduler", params.get("sampler", config.get("scheduler") or "default"))
+    scheduler = params.get("scheduler", params.get("sampler", default("scheduler")))
     if scheduler != "default" and scheduler not in SCHEDULERS:
         raise BadRequestError(f"parameter 'scheduler' must be one of default, {', '.join(SCHEDULERS)} (got {scheduler!r})")
-    strength = _float(params.get("strength", config.get("strength", 0.75)), "strength", 0.01, 1.0)
-    max_images = int(config.get("max_images_per_request") or 4)
-    num_images = _int(params.get("num_images", params.get("n", 1)), "num_images", 1, max_images)
-    negative = params.get("negative_prompt", config.get("negative_prompt"))
+    strength = _float(params.get("strength", default("strength")), "strength", 0.01, 1.0)
+    max_images = int(config["max_images_per_request"])
+    num_images = _int(params.get("num_images", params.get("n", default("num_images"))), "num_images", 1, max_images)
+    negative = params.get("negative_prompt", default("negative_prompt"))
     if negative is not None and not isinstance(negative, str):
         raise BadRequestError("parameter 'negative_prompt' must be a string")
     return ImageJob(prompt=prompt, negative_prompt=negative or None, width=width, height=height, steps=steps,

@@ -93,21 +93,21 @@ class WhisperSTTBinding(Binding):
 
     # ---- transcription -------------------------------------------------------------------------
     def _options(self, params: dict[str, Any]) -> dict[str, Any]:
-        language = params.get("language", self.config.get("language"))
+        language = self.parameter(params, "language")
         if language in ("", "auto"):
             language = None
         if language is not None and (not isinstance(language, str) or not 2 <= len(language) <= 5):
             raise BadRequestError("parameter 'language' must be a language code such as 'en' or 'fr' (or 'auto')")
-        beam_size = params.get("beam_size", self.config.get("beam_size") or 5)
+        beam_size = self.parameter(params, "beam_size")
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or not 1 <= beam_size <= 20:
             raise BadRequestError("parameter 'beam_size' must be an integer from 1 to 20")
-        vad_filter = params.get("vad_filter", bool(self.config.get("vad_filter")))
+        vad_filter = self.parameter(params, "vad_filter")
         if not isinstance(vad_filter, bool):
             raise BadRequestError("parameter 'vad_filter' must be true or false")
         initial_prompt = params.get("initial_prompt")
         if initial_prompt is not None and not isinstance(initial_prompt, str):
             raise BadRequestError("parameter 'initial_prompt' must be a string")
-        task = params.get("task", "transcribe")
+        task = self.parameter(params, "task")
         if task not in TASKS:
             raise BadRequestError(f"parameter 'task' must be one of {', '.join(TASKS)}")
         return {"language": language, "beam_size": beam_size, "vad_filter": vad_filter,
