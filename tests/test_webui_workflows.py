@@ -391,3 +391,46 @@ def test_tool_calls_and_results_show_as_collapsed_steps(browser: Any, server: Se
     assert "function call" not in reply.inner_text() and '"status"' not in reply.inner_text()  # no raw JSON line
     page.screenshot(path=artifact(f"tool-steps-{'stream' if streaming else 'once'}.png"))
     page.context.close()
+
+
+# The policy the server gives the UI page (fail-closed work); set here too so the test holds before it lands.
+STRICT_UI_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; "
+                 "font-src 'self' data:; connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'none'; "
+                 "frame-ancestors 'none'")
+WATCH_CSP = "window.__cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+
+
+def test_latex_is_typeset_with_bundled_katex_under_a_strict_csp(browser: Any, server: ServerProcess) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(30_000)
+    context.add_init_script(WATCH_CSP)
+    hosts: set[str] = set()
+
+    def with_csp(route: Any) -> None:
+        hosts.add(route.request.url.split("/")[2])
+        if route.request.resource_type != "document":
+            route.continue_()
+            return
+        response = route.fetch()
+        route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_UI_CSP})
+
+    context.route("**/*", with_csp)
+    page = context.new_page()
+    page.goto(server.base_url + "/")
+    page.fill("input[name=api-key]", API_KEY)
+    page.click("[data-testid=connect-button]")
+    page.wait_for_selector("[data-testid=prompt-input]")
+    send(page, "Euler: $e^{i\\pi} + 1 = 0$, costs $5 and $6.\n\n$$\\int_0^1 x^2\\,dx = \\frac{1}{3}$$")
+    reply = wait_done(page)
+    reply.locator(".katex-display").wait_for()
+    assert reply.locator(".katex").count() == 2  # one inline, one display; "$5 and $6" stays text
+    assert "costs $5 and $6" in reply.inner_text()
+    assert "π" in reply.locator(".katex-mathml math").first.text_content()  # MathML for screen readers
+    # KaTeX's layout styles reach the elements through the CSSOM, and its own fonts load from this server.
+    assert page.evaluate("[...document.querySelectorAll('.katex [data-style]')].every(e => e.style.cssText !== '')")
+    assert page.evaluate("document.querySelectorAll('.katex [style]').length") > 10
+    page.wait_for_function("document.fonts.check('16px KaTeX_Main')")
+    assert page.evaluate("window.__cspViolations") == []
+    assert hosts == {server.base_url.split("/")[2]}, f"the UI fetched from other hosts: {hosts}"
+    page.screenshot(path=artifact("latex.png"))
+    context.close()
