@@ -17,6 +17,7 @@ from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import openai_compat
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
 from lollms_server.api.errors import install_error_handlers
+from lollms_server.api.request_guard import RequestGuard
 from lollms_server.api.webui import mount_webui
 from lollms_server.core.config import ServerConfig, load_server_config
 from lollms_server.core.metrics import Metrics
@@ -71,6 +72,11 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     )
     app.state.services = None
     app.state.config = cfg
+    # the key is checked and the body bounded before any route reads a byte of it (the request-id/metrics
+    # middleware and CORS, added later, wrap it: refused requests are counted and carry CORS headers)
+    limits = cfg.limits
+    app.add_middleware(RequestGuard, key_ring=cfg.key_ring, max_body_bytes=limits.max_body_bytes,
+                       max_header_bytes=limits.max_header_bytes)
     metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     origins = [str(o) for o in cfg.section("server").get("allowed_origins") or [] if str(o).lower() != "null"]

@@ -172,7 +172,7 @@ async def test_bad_model_names(llama_dir: Path) -> None:
     assert escape_stream.status_code == 400
     assert absolute.status_code == 400 and "absolute" in absolute.json()["detail"]
     assert missing.status_code == 404 and "nope.gguf" in missing.json()["detail"]
-    assert broken.status_code == 500 and "failed to load" in broken.json()["detail"]
+    assert broken.status_code == 400 and "fake-7b.gguf" in broken.json()["detail"] and "no tensors" in broken.json()["detail"]
     assert str(llama_dir.parent) not in broken.json()["detail"]  # no server paths in the message
     assert still_ok.status_code == 200, still_ok.text
 

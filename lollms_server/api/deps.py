@@ -11,6 +11,9 @@ from lollms_server.core.apikeys import ApiKey
 from lollms_server.core.services import Services
 from lollms_server.core.telemetry import Caller
 
+API_MISSING_KEY = "an API key is required: send it in the X-API-Key header"
+API_WRONG_KEY = "invalid API key"
+
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of security.allowed_api_keys.")
 
 
@@ -35,10 +38,10 @@ def check_api_key(services: Services, presented: str | None) -> ApiKey | None:
     if not ring.enabled:
         return None
     if not presented:
-        raise HTTPException(status_code=403, detail="an API key is required: send it in the X-API-Key header")
+        raise HTTPException(status_code=403, detail=API_MISSING_KEY)
     key = ring.match(presented)
     if key is None:
-        raise HTTPException(status_code=401, detail="invalid API key")
+        raise HTTPException(status_code=401, detail=API_WRONG_KEY)
     return key
 
 

@@ -205,8 +205,9 @@ class ResourceStateResponse(BaseModel):
     strategy: str
     limit: Optional[int]
     active: int
-    waiting: int
+    waiting: int = Field(description="Requests waiting for a compute slot (the queue depth).")
     queue_timeout: float
+    max_queue: int = Field(description="Most requests that may wait; one more gets 503 with Retry-After.")
 
 
 class ErrorResponse(BaseModel):

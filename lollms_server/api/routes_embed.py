@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api import byok
 from lollms_server.api.deps import get_services
+from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.services import Services
 
-router = APIRouter(prefix="/api/v1", tags=["embeddings"])
+router = APIRouter(prefix="/api/v1", tags=["embeddings"], route_class=StrictJSONRoute)
 
 
 class EmbedRequest(BaseModel):

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from lollms_server import __version__
 from lollms_server.api.deps import get_services
+from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.api.models import (
     BindingTypeInfo,
     GetDefaultBindingsResponse,
@@ -29,13 +30,13 @@ from lollms_server.api.models import (
 )
 from lollms_server.core.config_schema import MODALITIES
 from lollms_server.core.bindings.base import Binding
-from lollms_server.core.errors import NotFoundError, UnavailableError
+from lollms_server.core.errors import NotFoundError, UnavailableError, echo
 from lollms_server.core.model_scan import scan_models_folder
 from lollms_server.core.paths import display_path
 from lollms_server.core.services import Services
 
-public_router = APIRouter(tags=["health"])
-router = APIRouter(prefix="/api/v1", tags=["info"])
+public_router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
+router = APIRouter(prefix="/api/v1", tags=["info"], route_class=StrictJSONRoute)
 
 
 def health(services: Services = Depends(get_services)) -> HealthResponse:
@@ -107,7 +108,7 @@ async def list_personalities(services: Services = Depends(get_services)) -> List
 async def personality_icon(name: str, services: Services = Depends(get_services)) -> FileResponse:
     p = services.personalities.get(name)
     if p.icon_path is None:
-        raise NotFoundError(f"personality '{name}' has no icon")
+        raise NotFoundError(f"personality '{echo(name)}' has no icon")
     return FileResponse(p.icon_path, headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -162,4 +163,5 @@ async def get_model_info(
 @router.get("/resources", response_model=ResourceStateResponse, summary="ResourceManager state (active, waiting)")
 async def resources(services: Services = Depends(get_services)) -> ResourceStateResponse:
     s = services.resources.state()
-    return ResourceStateResponse(strategy=s.strategy, limit=s.limit, active=s.active, waiting=s.waiting, queue_timeout=s.queue_timeout)
+    return ResourceStateResponse(strategy=s.strategy, limit=s.limit, active=s.active, waiting=s.waiting,
+                                 queue_timeout=s.queue_timeout, max_queue=s.max_queue)

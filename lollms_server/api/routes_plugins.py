@@ -8,13 +8,14 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api.deps import get_services
+from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import BadRequestError, UnavailableError
 from lollms_server.core.extensions import ExtensionManager
 from lollms_server.core.filters import FilterManager, FilterSpec
 from lollms_server.core.services import Services
 from lollms_server.core.valves import ValvesError, apply_update, masked, plain, schema
 
-router = APIRouter(prefix="/api/v1", tags=["extensions"])
+router = APIRouter(prefix="/api/v1", tags=["extensions"], route_class=StrictJSONRoute)
 
 
 class FilterInfo(BaseModel):

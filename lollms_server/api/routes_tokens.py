@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from lollms_server.api.deps import get_services
+from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.api.models import (
     CountTokensRequest,
     CountTokensResponse,
@@ -17,7 +18,7 @@ from lollms_server.core.bindings.base import Binding
 from lollms_server.core.errors import BadRequestError
 from lollms_server.core.services import Services
 
-router = APIRouter(prefix="/api/v1", tags=["tokens"])
+router = APIRouter(prefix="/api/v1", tags=["tokens"], route_class=StrictJSONRoute)
 
 
 def _binding(services: Services, name: str | None) -> Binding:

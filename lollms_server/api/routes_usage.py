@@ -9,11 +9,12 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from lollms_server.api.deps import get_services
+from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import BadRequestError
 from lollms_server.core.services import Services
 from lollms_server.core.usage import GROUP_FIELDS, UsageQuery, parse_group_by, parse_when, to_csv
 
-router = APIRouter(prefix="/api/v1", tags=["usage"])
+router = APIRouter(prefix="/api/v1", tags=["usage"], route_class=StrictJSONRoute)
 
 
 class UsageResponse(BaseModel):

@@ -44,6 +44,7 @@ def web_ui_link(config: "ServerConfig", host: str, port: int, show_key: bool) ->
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lollms_server.api.h11_protocol import BoundedHeadH11Protocol
     from lollms_server.app import create_app
     from lollms_server.core.config import load_server_config
     from lollms_server.core.guarded_config import ConfigFileError
@@ -64,7 +65,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     link = web_ui_link(config, host, port, show_key=sys.stdout.isatty() and not args.no_key_link)
     if link:
         print(f"lollms-server: web UI: {link}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5,
+                http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=config.limits.max_header_bytes)
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from lollms_server.core.apikeys import ApiKeyConfigError, KeyRing, parse_keys
 from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
 from lollms_server.core.guarded_config import ConfigFileError, LoadedConfig, key_bytes, load_guarded
+from lollms_server.core.request_limits import RequestLimits
 from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path, resolve_project_path
 
 ENCRYPTION_KEY_ENV = "LOLLMS_ENCRYPTION_KEY"
@@ -48,6 +49,10 @@ class ServerConfig:
     @property
     def api_keys(self) -> list[str]:
         return [k.key for k in self.key_ring.keys]
+
+    @property
+    def limits(self) -> RequestLimits:
+        return RequestLimits.from_section(self.section("server"))
 
     @property
     def bindings_map(self) -> dict[str, str]:

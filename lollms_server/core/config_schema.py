@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MAIN_SCHEMA_VERSION = "0.4.0"
+MAIN_SCHEMA_VERSION = "0.5.0"
 
 MODALITIES: tuple[str, ...] = ("ttt", "tti", "tts", "stt", "ttv", "ttm", "i2i", "audio2audio")
 
@@ -48,6 +48,22 @@ MAIN_SCHEMA: dict[str, Any] = {
             ),
             "keepalive_interval": _s(
                 "float", 15.0, "Seconds between SSE keep-alive comments while a stream waits.", min_val=0.1
+            ),
+            "max_body_bytes": _s(
+                "int", 32 * 1024 * 1024,
+                "Largest request body accepted, in bytes (413 beyond, also for chunked bodies). Default 32 MB: a few base64 images.",
+                min_val=1024,
+            ),
+            "max_header_bytes": _s(
+                "int", 16 * 1024, "Largest request line + headers accepted, in bytes (431 beyond).", min_val=1024
+            ),
+            "max_input_items": _s(
+                "int", 1024, "Most input_data items (or chat messages) one request may carry (400 beyond).", min_val=1
+            ),
+            "max_binary_input_bytes": _s(
+                "int", 20 * 1024 * 1024,
+                "Largest decoded size of one base64 input (image, audio, video, document), in bytes (400 beyond).",
+                min_val=1024,
             ),
         },
     },
@@ -102,6 +118,9 @@ MAIN_SCHEMA: dict[str, Any] = {
             ),
             "gpu_limit": _s("int", 1, "Tasks allowed at once with the semaphore strategy.", min_val=1),
             "queue_timeout": _s("int", 120, "Seconds a request may wait for a slot before failing with 408.", min_val=1),
+            "max_queue": _s(
+                "int", 512, "Requests that may wait for a slot at once; beyond it 503 with Retry-After at once.", min_val=0
+            ),
         },
     },
     "webui": {

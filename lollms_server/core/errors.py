@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+MAX_ECHO = 80  # characters of a client-given name repeated in an error message
+
+
+def echo(value: object, limit: int = MAX_ECHO) -> str:
+    """A client-given name as it may appear in an error message: shortened, control characters escaped."""
+    text = str(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text)} characters)"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in text)
+
+
 class LollmsError(Exception):
     status_code: int = 500
     headers: dict[str, str] | None = None  # extra response headers (e.g. Retry-After)
@@ -23,6 +34,10 @@ class NotFoundError(LollmsError):
 class QueueTimeoutError(LollmsError):
     status_code = 408
 
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
 
 class NotSupportedError(LollmsError):
     status_code = 501
@@ -32,6 +47,14 @@ class UnavailableError(LollmsError):
     status_code = 503
 
 
+class QueueFullError(UnavailableError):
+    """Every compute slot is busy and the waiting queue is full: try again later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class BackendError(LollmsError):
     """The backend behind a binding failed (500, as the spec says for binding failures)."""
 
@@ -39,17 +62,15 @@ class BackendError(LollmsError):
 
 
 class UpstreamError(BackendError):
-    """A remote backend answered with an error status; keeps that status when it is a client error."""
+    """A remote backend failed or answered something unusable (502); 429 stays 429."""
+
+    status_code = 502
 
     def __init__(self, message: str, upstream_status: int | None = None) -> None:
         super().__init__(message)
         self.upstream_status = upstream_status
-        if upstream_status in (401, 403):
-            self.status_code = 502
-        elif upstream_status == 429:
+        if upstream_status == 429:
             self.status_code = 429
-        elif upstream_status is not None and upstream_status >= 500:
-            self.status_code = 502
 
 
 class FeatureNotSupportedError(NotSupportedError):

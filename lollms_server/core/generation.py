@@ -14,8 +14,9 @@ from lollms_server.core.contract import GenerateRequest, InputData, OutputData, 
 from lollms_server.core.bindings.base import Binding, GenerationTask
 from lollms_server.core.bindings.parameters import check_parameters
 from lollms_server.core.config_schema import MODALITIES
-from lollms_server.core.errors import BackendError, BadRequestError, LollmsError, NotFoundError, NotSupportedError
+from lollms_server.core.errors import BackendError, BadRequestError, LollmsError, NotFoundError, NotSupportedError, echo
 from lollms_server.core.inputs import build_conversation, check_inputs_for, normalise_binary
+from lollms_server.core.request_limits import bounded_max_tokens, check_item_count
 from lollms_server.core.outputs import standardize_result
 from lollms_server.core.params import merge_parameters
 from lollms_server.core.bindings.manager import BindingManager
@@ -78,6 +79,16 @@ def _as_lollms_error(exc: BaseException) -> BaseException:
     return exc
 
 
+def _error_meta(exc: BaseException) -> dict[str, Any]:
+    """HTTP status (and Retry-After) an error maps to, carried by error events so a surface can answer with them."""
+    exc = _as_lollms_error(exc)
+    meta: dict[str, Any] = {"status_code": exc.status_code if isinstance(exc, LollmsError) else 500}
+    retry = (exc.headers or {}).get("Retry-After") if isinstance(exc, LollmsError) else None
+    if retry:
+        meta["retry_after"] = int(retry)
+    return meta
+
+
 def _error_message(exc: BaseException) -> str:
     exc = _as_lollms_error(exc)
     if isinstance(exc, LollmsError):
@@ -106,13 +117,15 @@ class GenerationService:
         self.telemetry.admit(caller, req.binding_name)
         gen_type = (req.generation_type or "ttt").lower()
         if gen_type not in MODALITIES:
-            raise BadRequestError(f"generation_type '{req.generation_type}' is unknown; use one of {', '.join(MODALITIES)}")
+            raise BadRequestError(f"generation_type '{echo(req.generation_type)}' is unknown; use one of {', '.join(MODALITIES)}")
+        limits = self.config.limits
         items = list(req.input_data)
         if req.text_prompt:
             items.append(InputData(type="text", role="user_prompt", data=req.text_prompt))
         if not items:
             raise BadRequestError("input_data must contain at least one item (e.g. a text with role user_prompt)")
-        items = normalise_binary(items)
+        check_item_count(len(items), limits)
+        items = normalise_binary(items, limits)
         personality = self.personalities.get(req.personality) if req.personality else None
         binding_name, binding = self._resolve_binding(req, gen_type, personality)
         model_name = req.model_name or (personality.config.model_name if personality else None)
@@ -129,6 +142,9 @@ class GenerationService:
         defaults = self.config.defaults
         base = {"max_tokens": defaults.get("default_max_output_tokens")} if gen_type == "ttt" else {}
         params = merge_parameters(base, personality.params if personality else None, req.parameters)
+        if binding is not None and gen_type == "ttt" and "max_tokens" in params:
+            window = await binding.context_window(model_name)
+            params["max_tokens"] = bounded_max_tokens((req.parameters or {}).get("max_tokens"), params["max_tokens"], window, model_name)
         tools = plan_tools(req, personality, self.functions, params)
         if binding is not None and not (personality and personality.is_scripted):
             check_tool_support(binding, binding_name, model_name, tools)
@@ -140,6 +156,11 @@ class GenerationService:
             tools=tools.tools if tools.choice.mode != "none" or tools.server_side else [],
             tool_choice=tools.choice, parallel_tool_calls=tools.parallel,
         )
+        if binding is not None:
+            if binding.needs_resource(task):
+                self.resources.check_admission()  # a full queue answers 503 now, also before a stream starts
+            if not (personality and personality.is_scripted):
+                await binding.check_task(task)
         plan = GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)
         await self._inlet(plan)
         return plan
@@ -269,7 +290,7 @@ class GenerationService:
             raise BackendError(_error_message(exc)) from exc
         finally:
             plan.task.cancel.cancel()
-        return self._finish(plan, await self._outlet(plan, standardize_result(result)), started, "stop")
+        return self._finish(plan, await self._outlet(plan, standardize_result(result)), started, plan.task.finish_reason or "stop")
 
     async def _collect_stream_result(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float) -> list[OutputData]:
         final: list[OutputData] = []
@@ -310,8 +331,8 @@ class GenerationService:
             message = _error_message(exc)
             log.warning("request %s failed before streaming: %s", plan.request_id, message)
             trace.end("error", plan.task, error=error_kind(exc))
-            yield StreamChunk(type="error", content=message)
-            err = OutputData(type="error", data=message, metadata={"status_code": getattr(_as_lollms_error(exc), "status_code", 500)})
+            yield StreamChunk(type="error", content=message, metadata=_error_meta(exc))
+            err = OutputData(type="error", data=message, metadata=_error_meta(exc))
             yield StreamChunk(type="final", content=[o.model_dump() for o in self._finish(plan, [err], started, "error")])
         finally:
             plan.task.cancel.cancel()
@@ -378,7 +399,7 @@ class GenerationService:
         except Exception as exc:
             error = _error_message(exc)
             log.warning("request %s failed mid-stream: %s", plan.request_id, error)
-            yield StreamChunk(type="error", content=error)
+            yield StreamChunk(type="error", content=error, metadata=_error_meta(exc))
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
@@ -411,8 +432,8 @@ class GenerationService:
                 yield StreamChunk(type="error", content=error)
         if error is not None:
             final_outputs.append(OutputData(type="error", data=error))
-        outputs = self._finish(plan, final_outputs, started,
-                               "error" if error else ("cancelled" if plan.task.cancel.cancelled else "stop"), recorder)
+        reason = "error" if error else ("cancelled" if plan.task.cancel.cancelled else (plan.task.finish_reason or "stop"))
+        outputs = self._finish(plan, final_outputs, started, reason, recorder)
         if plan.trace is not None and end_trace:  # before the final event: a client may close right after it
             plan.trace.end("error" if error else "ok", plan.task, outputs, error="stream_error" if error else None)
         yield StreamChunk(

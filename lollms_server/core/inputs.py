@@ -7,7 +7,8 @@ import binascii
 
 from lollms_server.core.contract import InputData
 from lollms_server.core.bindings.base import Binding, Message
-from lollms_server.core.errors import BadRequestError
+from lollms_server.core.errors import BadRequestError, echo
+from lollms_server.core.request_limits import RequestLimits, check_base64_size
 from lollms_server.core.tools import calls_of_metadata
 
 USER_ROLES = {"user_prompt", "user", "prompt"}
@@ -16,8 +17,8 @@ SYSTEM_ROLES = {"system_context", "system", "system_prompt"}
 TOOL_ROLES = {"tool_result", "tool"}  # metadata: {"tool_call_id": ..., "name": ...}
 
 
-def normalise_binary(items: list[InputData]) -> list[InputData]:
-    """Strip data: URL prefixes and check base64 of binary inputs (400 naming the bad item)."""
+def normalise_binary(items: list[InputData], limits: RequestLimits) -> list[InputData]:
+    """Strip data: URL prefixes and check size and base64 of binary inputs (400 naming the bad item)."""
     out: list[InputData] = []
     for i, item in enumerate(items):
         if item.type in ("image", "audio", "video") or (item.type == "document" and item.mime_type and not item.mime_type.startswith("text/")):
@@ -25,6 +26,7 @@ def normalise_binary(items: list[InputData]) -> list[InputData]:
             if data.startswith("data:") and ";base64," in data[:200]:
                 header, data = data.split(",", 1)
                 item = item.model_copy(update={"data": data, "mime_type": item.mime_type or header[5:].split(";")[0]})
+            check_base64_size(i, item.type, data, limits)
             try:
                 base64.b64decode(data, validate=True)
             except (binascii.Error, ValueError):
@@ -73,9 +75,9 @@ def check_inputs_for(binding: Binding, items: list[InputData], model_name: str |
                 f"input_data[{i}]: {label} does not accept {item.type} input (accepts: {', '.join(accepted_types)})"
             )
         if not binding.supports_input_role(item.type, item.role, model_name):
-            raise BadRequestError(f"input_data[{i}]: {label} does not accept a {item.type} with role '{item.role}'")
+            raise BadRequestError(f"input_data[{i}]: {label} does not accept a {item.type} with role '{echo(item.role)}'")
         allowed = binding.accepted_mime_types.get(item.type)
         if allowed and (item.mime_type or "").lower() not in allowed:
             raise BadRequestError(
-                f"input_data[{i}]: mime_type '{item.mime_type}' is not accepted for {item.type}; use one of {', '.join(allowed)}"
+                f"input_data[{i}]: mime_type '{echo(item.mime_type)}' is not accepted for {item.type}; use one of {', '.join(allowed)}"
             )

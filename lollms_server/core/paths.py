@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lollms_server.core.errors import echo
+
 PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]
 PACKAGE_DIR: Path = Path(__file__).resolve().parents[1]
 # a checkout has zoos/ at the project root; an installed wheel carries it inside the package
@@ -24,11 +26,11 @@ def resolve_inside(base: Path, name: str) -> Path:
         raise PathEscapeError("empty or invalid name")
     candidate = Path(name)
     if candidate.is_absolute():
-        raise PathEscapeError(f"'{name}' must be a name relative to its folder, not an absolute path")
+        raise PathEscapeError(f"'{echo(name)}' must be a name relative to its folder, not an absolute path")
     base_resolved = base.resolve()
     target = (base_resolved / candidate).resolve()
     if target != base_resolved and base_resolved not in target.parents:
-        raise PathEscapeError(f"'{name}' points outside its folder")
+        raise PathEscapeError(f"'{echo(name)}' points outside its folder")
     return target
 
 

@@ -25,7 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lollms_server.core import plugins
-from lollms_server.core.errors import NotFoundError
+from lollms_server.core.errors import NotFoundError, echo
 from lollms_server.core.paths import PathEscapeError, resolve_inside
 from lollms_server.core.workflows import Workflow, load_workflow
 
@@ -326,10 +326,10 @@ class PersonalityManager:
         if p is not None:
             return p
         if name in self.disabled:
-            raise NotFoundError(f"personality '{name}' is disabled in personalities_config")
+            raise NotFoundError(f"personality '{echo(name)}' is disabled in personalities_config")
         by_folder = [n for n in self.personalities if n.rsplit("/", 1)[-1] == name]
         if len(by_folder) == 1:
             return self.personalities[by_folder[0]]
         if by_folder:
-            raise NotFoundError(f"personality '{name}' is ambiguous; use one of: {', '.join(sorted(by_folder))}")
-        raise NotFoundError(f"personality '{name}' not found")
+            raise NotFoundError(f"personality '{echo(name)}' is ambiguous; use one of: {', '.join(sorted(by_folder))}")
+        raise NotFoundError(f"personality '{echo(name)}' not found")

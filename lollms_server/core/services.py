@@ -54,7 +54,8 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None) -
         REDACTOR.add(config.encryption_key.decode())
     REDACTOR.add(config.section("metrics").get("token"))
     rm = config.section("resource_manager")
-    resources = ResourceManager(rm.get("gpu_strategy", "semaphore"), int(rm.get("gpu_limit", 1)), float(rm.get("queue_timeout", 120)))
+    resources = ResourceManager(rm.get("gpu_strategy", "semaphore"), int(rm.get("gpu_limit", 1)),
+                                float(rm.get("queue_timeout", 120)), int(rm.get("max_queue", 512)))
     registry = BindingRegistry()
     personalities = PersonalityManager(config.paths.personalities_sources, config.section("personalities_config"))
     functions = FunctionManager(config.paths.functions_dirs)

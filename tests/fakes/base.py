@@ -16,7 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from helpers import free_port
@@ -43,6 +43,12 @@ class Behaviour:
     chunk_delay: float = 0.0  # seconds between streamed pieces
     drop_after: int | None = None  # close the connection after this many streamed pieces
     chunks: int = 4  # streamed answer pieces
+    fault: str | None = None  # a broken answer with status 200: one of FAULTS
+
+
+# Broken answers a provider (or a proxy in front of it) can give with status 200
+FAULTS = ("no_end", "not_json", "empty_json", "html")
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Gateway</title></head><body><h1>Welcome</h1></body></html>"
 
 
 class FakeServer:
@@ -136,6 +142,24 @@ class FakeServer:
             status = self.key_error_status
             return JSONResponse(error_body(status, f"Incorrect API key provided: {presented_key}"), status_code=status)
         return None
+
+    def fault_answer(self, media_type: str) -> Response | None:
+        """The answer of the scripted fault that replaces a whole body (not_json, empty_json, html), else None.
+
+        ``no_end`` is applied by each fake to its own stream format (the end marker is left out).
+        """
+        fault = self.behaviour.fault
+        if fault == "not_json":
+            return Response(b"upstream says: all good", media_type=media_type)
+        if fault == "empty_json":
+            return Response(b"{}", media_type="application/json")
+        if fault == "html":
+            return Response(HTML_PAGE, media_type="text/html")
+        return None
+
+    def without_end(self, frames: list[bytes], markers: int) -> list[bytes]:
+        """``frames`` minus its last ``markers`` frames when the ``no_end`` fault is on."""
+        return frames[:-markers] if self.behaviour.fault == "no_end" else frames
 
     async def paced(self, pieces: list[bytes]) -> AsyncIterator[bytes]:
         """Yield pieces with the configured pace; drop the connection or note an early close."""

@@ -70,12 +70,19 @@ class FakeGemini(FakeServer):
         if method not in ("generateContent", "streamGenerateContent"):
             return JSONResponse(gemini_error(404, f"unknown method {method}"), status_code=404)
         body = rec.body
+        if (broken := self.fault_answer("text/event-stream" if method == "streamGenerateContent" else "application/json")) is not None:
+            return broken
         user: dict[str, Any] = next((c for c in reversed(body["contents"]) if c.get("role", "user") == "user"), {"parts": []})
         text = " ".join(p["text"] for p in user["parts"] if "text" in p)
         images = [p for p in user["parts"] if "inlineData" in p]
         answer = f"echo: {text}" + (f" [{len(images)} image(s)]" if images else "")
         words = answer.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        config = body.get("generationConfig") or {}
+        limit = config.get("maxOutputTokens", config.get("max_output_tokens"))
+        finish: str | None = "STOP"
+        if isinstance(limit, int) and len(pieces) > limit:  # one piece = one token here
+            pieces, finish = pieces[:limit], "MAX_TOKENS"
         # proto JSON: the API accepts lowerCamel and snake_case field names alike
         tc = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
         thinking = tc.get("includeThoughts") or tc.get("include_thoughts")
@@ -108,11 +115,13 @@ class FakeGemini(FakeServer):
         if results:
             pieces = [f"function {results[0]['name']} returned {json.dumps(results[0]['response'])}"]
         if method == "generateContent":
-            return JSONResponse(response(thought_parts + [{"text": "".join(pieces)}], "STOP", True))
+            return JSONResponse(response(thought_parts + [{"text": "".join(pieces)}], finish, True))
         if request.query_params.get("alt") != "sse":
             return JSONResponse(gemini_error(400, "this fake only streams with alt=sse"), status_code=400)
         events = [response(thought_parts, None, False)] if thought_parts else []
-        events += [response([{"text": p}], "STOP" if i == len(pieces) - 1 else None, i == len(pieces) - 1) for i, p in enumerate(pieces)]
+        if self.behaviour.fault == "no_end":
+            finish = None
+        events += [response([{"text": p}], finish if i == len(pieces) - 1 else None, i == len(pieces) - 1) for i, p in enumerate(pieces)]
         frames = [f"data: {json.dumps(e)}\r\n\r\n".encode() for e in events]
         return StreamingResponse(self.paced(frames), media_type="text/event-stream")
 

@@ -126,6 +126,8 @@ class FakeOllama(FakeServer):
         if (err := await self.pre_answer(self.presented_key(request), ollama_error)) is not None:
             return err
         body = rec.body
+        if (broken := self.fault_answer("application/x-ndjson" if body.get("stream", True) else "application/json")) is not None:
+            return broken
         name = _full(body["model"])
         if name not in self.models:
             return JSONResponse({"error": f"model \"{body['model']}\" not found, try pulling it first"}, status_code=404)
@@ -159,4 +161,5 @@ class FakeOllama(FakeServer):
         lines += [{"model": body["model"], "created_at": _now(), "message": {"role": "assistant", "content": p}, "done": False} for p in pieces]
         lines.append({"model": body["model"], "created_at": _now(), "message": {"role": "assistant", "content": ""},
                       "done": True, "done_reason": reason, **counters})
-        return StreamingResponse(self.paced([(json.dumps(x) + "\n").encode() for x in lines]), media_type="application/x-ndjson")
+        frames = self.without_end([(json.dumps(x) + "\n").encode() for x in lines], 1)  # no_end: no done: true line
+        return StreamingResponse(self.paced(frames), media_type="application/x-ndjson")

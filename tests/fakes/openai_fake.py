@@ -53,6 +53,8 @@ class FakeOpenAI(FakeServer):
         if (err := await self.pre_answer(self.presented_key(request), openai_error)) is not None:
             return err
         body = rec.body
+        if (broken := self.fault_answer("text/event-stream" if body.get("stream") else "application/json")) is not None:
+            return broken
         model = body["model"]
         if model not in MODELS:
             return JSONResponse(openai_error(404, f"The model `{model}` does not exist"), status_code=404)
@@ -66,6 +68,10 @@ class FakeOpenAI(FakeServer):
         words = f"echo: {user}" + (f" [{images} image(s)]" if images else "")
         pieces = words.split(" ")
         pieces = [p if i == 0 else " " + p for i, p in enumerate(pieces)]
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        reason = "stop"
+        if isinstance(limit, int) and len(pieces) > limit:  # one piece = one token here
+            pieces, reason = pieces[:limit], "length"
         reasoning = "Thinking about it." if model == "gpt-fake-reasoner" else None
         usage = {"prompt_tokens": len(user.split()), "completion_tokens": len(pieces), "total_tokens": len(user.split()) + len(pieces)}
         cid, created = "chatcmpl-fake", int(time.time())
@@ -74,7 +80,7 @@ class FakeOpenAI(FakeServer):
             if reasoning:
                 msg["reasoning_content"] = reasoning
             return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": model,
-                                 "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}], "usage": usage})
+                                 "choices": [{"index": 0, "message": msg, "finish_reason": reason}], "usage": usage})
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -85,11 +91,12 @@ class FakeOpenAI(FakeServer):
         if reasoning:
             frames += [chunk({"reasoning_content": r}) for r in ("Thinking ", "about it.")]
         frames += [chunk({"content": p}) for p in pieces]
-        frames.append(chunk({}, "stop"))
+        ending = [chunk({}, reason)]
         if (body.get("stream_options") or {}).get("include_usage"):
             tail = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage}
-            frames.append(f"data: {json.dumps(tail)}\n\n".encode())
-        frames.append(b"data: [DONE]\n\n")
+            ending.append(f"data: {json.dumps(tail)}\n\n".encode())
+        ending.append(b"data: [DONE]\n\n")
+        frames = self.without_end(frames + ending, len(ending))  # no_end: cut before the finish reason and [DONE]
         return StreamingResponse(self.paced(frames), media_type="text/event-stream")
 
     def tool_call_answer(self, body: dict[str, Any], model: str, user: str) -> Response:

@@ -15,8 +15,9 @@ _fallback = APIRouter()
 async def unknown_openai_route(path: str, request: Request) -> JSONResponse:
     """Any other /v1 path: OpenAI's 404 body, so OpenAI clients show a readable error."""
     from lollms_server.api.openai_compat.errors import OpenAIError
+    from lollms_server.core.errors import echo
 
-    return OpenAIError(404, f"Unknown request URL: {request.method} /v1/{path}", code="unknown_url").response()
+    return OpenAIError(404, f"Unknown request URL: {request.method} /v1/{echo(path)}", code="unknown_url").response()
 
 
 def routers() -> list[APIRouter]:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from fastapi import Request
+from starlette.datastructures import Headers
 
 from lollms_server.api.deps import get_services
 from lollms_server.api.openai_compat.errors import OpenAIError
 
+MISSING_KEY = "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or in the X-API-Key header."
+WRONG_KEY = "Incorrect API key provided."
 
-def presented_key(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+
+def presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 async def require_openai_key(request: Request) -> None:
@@ -21,11 +25,10 @@ async def require_openai_key(request: Request) -> None:
     ring = get_services(request).config.key_ring
     if not ring.enabled:
         return
-    key = presented_key(request)
+    key = presented_key(request.headers)
     if not key:
-        raise OpenAIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY' or in the X-API-Key header.",
-                          code="missing_api_key")
+        raise OpenAIError(401, MISSING_KEY, code="missing_api_key")
     matched = ring.match(key)
     if matched is None:
-        raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
+        raise OpenAIError(401, WRONG_KEY, code="invalid_api_key")
     request.state.api_key = matched

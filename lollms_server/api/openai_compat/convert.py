@@ -7,6 +7,7 @@ from typing import Any
 from lollms_server.api.models import GenerateRequest, InputData
 from lollms_server.api.openai_compat.errors import OpenAIError
 from lollms_server.api.openai_compat.ids import ModelRef
+from lollms_server.core.errors import echo
 from lollms_server.api.openai_compat.models import ChatCompletionRequest, ChatMessage, CompletionRequest, SamplingFields
 from lollms_server.core.errors import BadRequestError
 from lollms_server.core.tools import ToolCall
@@ -75,7 +76,7 @@ def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
     if tool_items is not None:
         return tool_items
     if role is None:
-        raise OpenAIError(400, f"{where}.role '{msg.role}' is not supported; use system, developer, user, assistant or tool",
+        raise OpenAIError(400, f"{where}.role '{echo(msg.role)}' is not supported; use system, developer, user, assistant or tool",
                           param=f"{where}.role")
     if msg.content is None:
         return []
@@ -93,7 +94,7 @@ def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
         elif kind == "input_audio":
             media.append(_audio_part(part, pwhere))
         else:
-            raise OpenAIError(400, f"{pwhere}.type '{kind}' is not supported; use text, image_url or input_audio",
+            raise OpenAIError(400, f"{pwhere}.type '{echo(kind)}' is not supported; use text, image_url or input_audio",
                               param=f"{pwhere}.type")
     if media and role != "user_prompt":
         raise OpenAIError(400, f"{where}: images and audio are accepted in user messages only", param=f"{where}.content")

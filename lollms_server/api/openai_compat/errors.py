@@ -12,12 +12,19 @@ from typing import Any, Callable, Coroutine
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lollms_server.api.openai_compat.models import ErrorBody
+from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import (
-    LollmsError, NotFoundError, NotSupportedError, QueueTimeoutError, RateLimitedError, UnavailableError,
+    LollmsError,
+    NotFoundError,
+    NotSupportedError,
+    QueueFullError,
+    QueueTimeoutError,
+    RateLimitedError,
+    UnavailableError,
+    echo,
 )
 from lollms_server.core.paths import PathEscapeError
 from lollms_server.core.secrets import REDACTOR
@@ -31,6 +38,7 @@ _TYPE_BY_STATUS: dict[int, str] = {
     404: "invalid_request_error",
     408: "timeout_error",
     413: "invalid_request_error",
+    431: "invalid_request_error",
     429: "rate_limit_error",
     501: "invalid_request_error",
 }
@@ -58,7 +66,7 @@ class OpenAIError(Exception):
 
 
 def model_not_found(model_id: str, hint: str = "") -> OpenAIError:
-    message = f"The model '{model_id}' does not exist. List model ids with GET /v1/models." + (f" {hint}" if hint else "")
+    message = f"The model '{echo(model_id)}' does not exist. List model ids with GET /v1/models." + (f" {hint}" if hint else "")
     return OpenAIError(404, message, param="model", code="model_not_found")
 
 
@@ -67,6 +75,8 @@ def _code_for(exc: LollmsError) -> str | None:
         return "queue_timeout"
     if isinstance(exc, RateLimitedError):
         return "rate_limit_exceeded"
+    if isinstance(exc, QueueFullError):
+        return "server_busy"
     if isinstance(exc, NotSupportedError):
         return "not_supported"
     if isinstance(exc, UnavailableError):
@@ -104,8 +114,8 @@ def to_openai_error(exc: Exception) -> OpenAIError:
     return OpenAIError(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
-class OpenAIRoute(APIRoute):
-    """An APIRoute whose errors come out in OpenAI's shape."""
+class OpenAIRoute(StrictJSONRoute):
+    """An APIRoute whose errors come out in OpenAI's shape (and whose JSON body must be valid Unicode)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from lollms_server.api.openai_compat.errors import OpenAIError, model_not_found
 from lollms_server.api.openai_compat.models import ModelCard
 from lollms_server.core.bindings.base import Binding
-from lollms_server.core.errors import NotFoundError
+from lollms_server.core.errors import NotFoundError, echo
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.services import Services
 
@@ -84,10 +84,10 @@ async def resolve_model(services: Services, model_id: str | None, generation_typ
         return ModelRef(name, name)
     ref = parse_model_id(model_id)
     if ref.personality and ref.personality not in services.personalities.personalities:
-        raise model_not_found(model_id, f"No enabled personality '{ref.personality}'.")
+        raise model_not_found(model_id, f"No enabled personality '{echo(ref.personality)}'.")
     if ref.binding_name:
         if ref.binding_name not in services.bindings.instances:
-            raise model_not_found(model_id, f"No binding instance '{ref.binding_name}'.")
+            raise model_not_found(model_id, f"No binding instance '{echo(ref.binding_name)}'.")
         await _check_model(services.bindings.get(ref.binding_name), ref)  # 503 when the instance failed to load
     return ref
 
@@ -97,7 +97,7 @@ def binding_for(services: Services, ref: ModelRef, generation_type: str = "ttt")
     personality = services.personalities.personalities.get(ref.personality) if ref.personality else None
     name = ref.binding_name or (personality.config.binding_name if personality else None) or services.config.default_binding(generation_type)
     if not name:
-        raise OpenAIError(400, f"model '{ref.model_id}' names no binding instance and no default is configured", param="model")
+        raise OpenAIError(400, f"model '{echo(ref.model_id)}' names no binding instance and no default is configured", param="model")
     binding = services.bindings.get(name)
     model = ref.model_name or (personality.config.model_name if personality else None) or binding.default_model
     return binding, model

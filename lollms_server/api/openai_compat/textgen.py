@@ -86,12 +86,11 @@ def tool_calls_of(outputs: list[OutputData]) -> list[ToolCall]:
     return [c for o in outputs if o.type == "text" for c in calls_of_metadata(o.metadata)]
 
 
-def _finish_reason(raw: str | None, usage: dict[str, int] | None, max_tokens: Any, stopped: bool) -> str:
+def _finish_reason(raw: str | None, stopped: bool) -> str:
+    """OpenAI's finish_reason from the pipeline's (set by the binding through GenerationTask.set_finish_reason)."""
     if stopped:
         return "stop"
-    if isinstance(max_tokens, int) and usage and usage.get("completion_tokens", 0) >= max_tokens:
-        return "length"
-    return "length" if raw == "length" else "stop"
+    return raw if raw in ("length", "content_filter") else "stop"
 
 
 def _usage_of(outputs: list[OutputData]) -> dict[str, int] | None:
@@ -117,7 +116,7 @@ def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str
     raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
     extras = [o for o in outputs if o.type != "text"]
     calls = tool_calls_of(outputs)
-    reason = "tool_calls" if calls else _finish_reason(raw, usage, plan.task.params.get("max_tokens"), stopped)
+    reason = "tool_calls" if calls else _finish_reason(raw, stopped)
     return TextResult(kept, thoughts or None, reason, usage, extras, calls)
 
 
@@ -177,5 +176,5 @@ async def _final_events(chunk: StreamChunk, scanner: StopScanner, streamed: bool
             n_calls += 1
             yield ToolCallEvent(i, call)
     raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
-    reason = "tool_calls" if n_calls else _finish_reason(raw, usage, plan.task.params.get("max_tokens"), scanner.stopped)
+    reason = "tool_calls" if n_calls else _finish_reason(raw, scanner.stopped)
     yield Finish(reason, usage)

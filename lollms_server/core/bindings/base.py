@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 
 BindingResult = Union[str, dict[str, Any], list[dict[str, Any]], OutputData, list[OutputData]]
 StreamEvent = dict[str, Any]
+FinishReason = Literal["stop", "length", "content_filter"]
+
+# what backends call the end of an answer -> the contract's finish reasons (anything else ends normally: stop)
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "length": "length", "max_tokens": "length", "max_output_tokens": "length", "model_length": "length",
+    "content_filter": "content_filter", "safety": "content_filter", "recitation": "content_filter",
+    "blocklist": "content_filter", "prohibited_content": "content_filter", "spii": "content_filter",
+}
 
 IMAGE_MIME_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp")
 AUDIO_MIME_TYPES: tuple[str, ...] = (
@@ -92,6 +100,17 @@ class GenerationTask:
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True
+    finish_reason: FinishReason | None = None
+
+    def set_finish_reason(self, reason: object) -> None:
+        """Report why the answer ended, in the backend's own words (``length``, ``MAX_TOKENS``, ``FinishReason.STOP``…).
+
+        Every surface reads it from here: ``finish_reason`` of /api/v1 output metadata and of /v1 choices.
+        """
+        if reason is None:
+            return
+        name = str(getattr(reason, "value", reason)).rsplit(".", 1)[-1].strip().lower()
+        self.finish_reason = _FINISH_REASONS.get(name, "stop")
 
     def offered_tools(self) -> list[ToolSpec]:
         """The tools the model may call now: none with tool_choice none, only the named one when forced."""
@@ -239,6 +258,18 @@ class Binding(ABC):
 
         Cheap local checks only; remote bindings may leave this as is and report upstream errors later.
         """
+
+    async def check_task(self, task: GenerationTask) -> None:
+        """Checks of a planned task before it waits for anything (does it fit the model? is the queue full?).
+
+        Raise BadRequestError (400) or QueueFullError (503) so that the client gets the status at once,
+        also for a stream. The default checks nothing.
+        """
+
+    async def context_window(self, model_name: str | None) -> int | None:
+        """Tokens the model holds in all (prompt + answer) when known; bounds ``max_tokens`` before any work."""
+        value = self.config.get("context_size")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
     def needs_resource(self, task: GenerationTask) -> bool:
         """Whether this task takes a ResourceManager slot (card default, instance ``requires_gpu``)."""

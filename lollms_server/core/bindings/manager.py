@@ -12,7 +12,7 @@ from lollms_server.core.bindings.base import Binding
 from lollms_server.core.bindings.parameters import GenerationParameter
 from lollms_server.core.bindings.registry import BindingRegistry, BindingType
 from lollms_server.core.bindings.spec_style import SpecBindingAdapter
-from lollms_server.core.errors import NotFoundError, UnavailableError
+from lollms_server.core.errors import NotFoundError, UnavailableError, echo
 from lollms_server.core.guarded_config import ConfigFileError, load_guarded, looks_encrypted
 from lollms_server.core.paths import CONFIG_EXTENSIONS
 from lollms_server.core.resources import ResourceManager
@@ -120,7 +120,7 @@ class BindingManager:
     def get(self, name: str) -> Binding:
         rec = self.instances.get(name)
         if rec is None:
-            raise NotFoundError(f"binding instance '{name}' not found (configured: {', '.join(sorted(self.instances)) or 'none'})")
+            raise NotFoundError(f"binding instance '{echo(name)}' not found (configured: {', '.join(sorted(self.instances)) or 'none'})")
         if rec.binding is None:
             raise UnavailableError(f"binding instance '{name}' failed to load: {rec.error}")
         return rec.binding

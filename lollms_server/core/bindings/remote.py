@@ -190,8 +190,15 @@ class RemoteBinding(Binding):
         return str(name)
 
     def _upstream_error(self, detail: str) -> LollmsError:
-        """An error for an answer that is unusable although its HTTP status was fine."""
-        return status_error(self.provider, self.instance_name, None, detail)
+        """An error (502) for an answer that is unusable although its HTTP status was fine."""
+        return UpstreamError(f"{self.provider} sent an unusable answer to binding instance '{self.instance_name}': "
+                             f"{REDACTOR.redact(detail)[:MAX_DETAIL]}")
+
+    def _unreadable(self, exc: BaseException) -> LollmsError | None:
+        """The error for an answer the client library could not parse (HTML, not JSON, wrong shape), else None."""
+        if isinstance(exc, ValueError):  # json.JSONDecodeError and pydantic's ValidationError are ValueErrors
+            return self._upstream_error("the body is not JSON of the expected shape (HTML page, proxy error or truncated answer?)")
+        return None
 
 
 class OpenAISDKBinding(RemoteBinding):
@@ -216,6 +223,11 @@ class OpenAISDKBinding(RemoteBinding):
             return exc
         if isinstance(exc, openai.APIStatusError):
             return status_error(self.provider, self.instance_name, exc.status_code, openai_error_detail(exc))
+        if isinstance(exc, openai.APIResponseValidationError):
+            return self._upstream_error("the answer does not have the shape of the OpenAI API")
+        unreadable = self._unreadable(exc)
+        if unreadable is not None:
+            return unreadable
         return connection_error(self.provider, self.instance_name, exc, timeout=isinstance(exc, openai.APITimeoutError))
 
 

@@ -87,7 +87,8 @@ class DalleBinding(OpenAISDKBinding):
         except Exception as exc:
             raise self._failure(exc) from None
         outputs: list[dict[str, Any]] = []
-        for item in resp.data or []:
+        data = getattr(resp, "data", None)  # a 200 with HTML or text comes back as a str
+        for item in data if isinstance(data, list) else []:
             if not item.b64_json:
                 raise self._upstream_error("the answer holds an image URL, not base64 data (keep send_response_format on)")
             outputs.append({"type": "image", "data": item.b64_json, "mime_type": "image/png",

@@ -10,13 +10,15 @@ import json
 import math
 import struct
 import wave
+from collections import deque
 from typing import Any, AsyncIterator, ClassVar
 
 from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
-from lollms_server.core.errors import BackendError, BadRequestError, NotFoundError
+from lollms_server.core.errors import BackendError, BadRequestError, NotFoundError, echo
 from lollms_server.core.tools import ToolCall, call_event, tool_call_output
 
 BOS, EOS, OFFSET = 1, 2, 3
+HISTORY_SIZE = 32  # tasks kept for tests to inspect (the most recent ones)
 MODELS: dict[str, dict[str, Any]] = {
     "dummy-echo": {"supports_vision": False},
     "dummy-vision": {"supports_vision": True},
@@ -72,7 +74,7 @@ class DummyBinding(Binding):
         self.mode: str = str(config.get("mode", "echo"))
         self.delay = float(config.get("delay", 0.0))
         self.chunk_delay = float(config.get("stream_chunk_delay", 0.0))
-        self.history: list[GenerationTask] = []
+        self.history: deque[GenerationTask] = deque(maxlen=HISTORY_SIZE)
 
     async def startup(self) -> None:
         if self.config.get("load_delay"):
@@ -89,7 +91,7 @@ class DummyBinding(Binding):
     def _model(self, model_name: str | None) -> str:
         name = model_name or self.default_model or "dummy-echo"
         if name not in MODELS:
-            raise NotFoundError(f"model '{name}' not found in dummy binding (models: {', '.join(MODELS)})")
+            raise NotFoundError(f"model '{echo(name)}' not found in dummy binding (models: {', '.join(MODELS)})")
         return name
 
     async def check_model(self, model_name: str | None) -> None:
@@ -162,6 +164,7 @@ class DummyBinding(Binding):
         words = text.split(" ")
         if isinstance(limit, int) and len(words) > limit:
             text = " ".join(words[:limit])
+            task.set_finish_reason("length")
         task.set_usage(len(task.prompt.split()), len(text.split()))
         return {"type": "text", "data": text, "metadata": {"model": model}}
 
@@ -183,8 +186,9 @@ class DummyBinding(Binding):
             return
         words = self._text(task).split(" ")
         limit = task.params.get("max_tokens")
-        if isinstance(limit, int):
+        if isinstance(limit, int) and len(words) > limit:
             words = words[:limit]
+            task.set_finish_reason("length")
         for i, word in enumerate(words):
             if task.cancel.cancelled:
                 return

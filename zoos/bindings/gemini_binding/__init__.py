@@ -87,6 +87,9 @@ class GeminiBinding(RemoteBinding):
         if isinstance(exc, errors.APIError):
             status = 401 if _key_rejected(exc) else exc.code
             return status_error(self.provider, self.instance_name, status, exc.message or exc.status)
+        unreadable = self._unreadable(exc)
+        if unreadable is not None:
+            return unreadable
         timeout = "timeout" in type(exc).__name__.lower()
         return connection_error(self.provider, self.instance_name, exc, timeout=timeout)
 
@@ -202,9 +205,12 @@ class GeminiBinding(RemoteBinding):
         except Exception as exc:
             raise self._failure(exc) from None
         self._blocked(resp)
+        if not getattr(resp, "candidates", None):
+            raise self._upstream_error("the answer holds no candidates")
         text, thoughts = self._pieces(resp)
         self._usage(task, resp)
-        finish = resp.candidates[0].finish_reason if resp.candidates else None
+        finish = resp.candidates[0].finish_reason
+        task.set_finish_reason(finish)
         meta = {"model": resp.model_version or model, "upstream_finish_reason": str(finish) if finish else None}
         calls = self._calls(resp)
         if calls:
@@ -224,7 +230,10 @@ class GeminiBinding(RemoteBinding):
                 async for resp in stream:
                     if task.cancel.cancelled:
                         break
-                    finished = finished or any(c.finish_reason for c in resp.candidates or [])
+                    for cand in (resp.candidates or [])[:1]:
+                        if cand.finish_reason:
+                            finished = True
+                            task.set_finish_reason(cand.finish_reason)
                     self._blocked(resp)
                     self._usage(task, resp)
                     text, thoughts = self._pieces(resp)

@@ -28,16 +28,20 @@ from lollms_server.core.errors import (
     BadRequestError,
     FeatureNotSupportedError,
     LollmsError,
+    QueueFullError,
     UnavailableError,
+    echo,
 )
+from lollms_server.core.resources import RETRY_AFTER_SECONDS
 
 from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
 from .gguf_meta import GGUFError, read_gguf_header
 from .models import ModelLocator, ModelSource
 from .tool_calls import looks_like_call, parse_calls, setup_for
-from .worker import LlamaWorker, LoadSettings
+from .worker import LlamaWorker, LoadSettings, PromptTooLongError
 
 log = logging.getLogger("lollms_server.bindings.llamacpp")
+TEMPLATE_ALLOWANCE = 16  # tokens a chat template may add per message (role markers), for the quick fit check
 
 
 def pool_tokens(vector: Any) -> list[float]:
@@ -66,6 +70,7 @@ class LoadedModel:
     source: ModelSource
     worker: LlamaWorker
     ready: asyncio.Future[Any]
+    replaced: ModelSource | None = None  # the model unloaded to make room: reloaded if this one fails
 
 
 class LlamaCppBinding(Binding):
@@ -85,6 +90,7 @@ class LlamaCppBinding(Binding):
         self._sources: dict[str, ModelSource] = {}  # request name -> resolved file
         self._workers: list[LlamaWorker] = []
         self._idle: list[LlamaWorker] = []  # workers whose model was unloaded explicitly
+        self._in_flight = 0  # generations running or queued on the workers (bounded by resource_manager.max_queue)
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -145,7 +151,17 @@ class LlamaCppBinding(Binding):
         return name
 
     async def check_model(self, model_name: str | None) -> None:
-        self._source(self._name(model_name))
+        """404/400 for a missing or unloadable file, before anything is unloaded to make room for it."""
+        source = self._source(self._name(model_name))
+        if str(source.path) not in self._loaded:
+            await asyncio.to_thread(self.locator.check_loadable, source)
+
+    async def context_window(self, model_name: str | None) -> int | None:
+        if self.settings.n_ctx:
+            return self.settings.n_ctx
+        info = await asyncio.to_thread(self.locator.describe, self._source(self._name(model_name)))
+        trained = info.get("context_size")
+        return trained if isinstance(trained, int) and trained > 0 else None
 
     def _acquire(self, source: ModelSource, embedding: bool = False) -> LoadedModel:
         """The loaded model for ``source``; queues its load (on a free or the LRU worker) if needed.
@@ -157,6 +173,7 @@ class LlamaCppBinding(Binding):
         key = str(source.path) + ("#embedding" if embedding else "")
         model = self._loaded.get(key)
         if model is None:
+            replaced: ModelSource | None = None
             if self._idle:
                 worker = self._idle.pop()
             elif len(self._workers) < self.max_loaded:
@@ -166,11 +183,12 @@ class LlamaCppBinding(Binding):
             else:
                 _, evicted = self._loaded.popitem(last=False)
                 worker = evicted.worker
+                replaced = None if evicted.key.endswith("#embedding") else evicted.source
                 log.info("llamacpp '%s': unloading %s for %s (max_loaded_models=%d)",
                          self.instance_name, evicted.source.name, source.name, self.max_loaded)
             settings = dataclasses.replace(self.settings, embedding=True) if embedding else self.settings
             ready = worker.call(lambda w: w.load(key, source.path, settings))
-            model = LoadedModel(key, source, worker, ready)
+            model = LoadedModel(key, source, worker, ready, replaced)
             self._loaded[key] = model
             ready.add_done_callback(functools.partial(self._forget_failed, model))
         self._loaded.move_to_end(key)
@@ -181,13 +199,17 @@ class LlamaCppBinding(Binding):
         if failed and self._loaded.get(model.key) is model:
             del self._loaded[model.key]
             self._idle.append(model.worker)
+            if model.replaced is not None and str(model.replaced.path) not in self._loaded:
+                log.info("llamacpp '%s': %s failed to load; loading %s again", self.instance_name,
+                         model.source.name, model.replaced.name)
+                self._acquire(model.replaced)  # the model unloaded for it serves again
 
     async def _ready(self, model: LoadedModel) -> LoadedModel:
         try:
             await asyncio.shield(model.ready)
-        except Exception as exc:  # noqa: BLE001 - any load failure becomes a clear BackendError
+        except Exception as exc:  # noqa: BLE001 - any load failure is a 400 naming the model
             why = str(exc).replace(str(model.source.path), model.source.name)  # no server paths in errors
-            raise BackendError(f"model '{model.source.name}' failed to load: {type(exc).__name__}: {why}") from None
+            raise BadRequestError(f"model '{echo(model.source.name)}' failed to load in llama.cpp: {why}") from None
         return model
 
     async def list_available_models(self) -> list[dict[str, Any]]:
@@ -233,12 +255,37 @@ class LlamaCppBinding(Binding):
         }
 
     # ---- generation ----------------------------------------------------------------------------
-    def _job(self, task: GenerationTask, model: LoadedModel, stream: bool) -> ChatJob:
+    @staticmethod
+    def _messages(task: GenerationTask) -> list[dict[str, Any]]:
         messages = task.chat_messages()
         if not messages:
             messages = ([{"role": "system", "content": task.system_prompt}] if task.system_prompt else []) + [
                 {"role": "user", "content": task.prompt}
             ]
+        return messages
+
+    async def check_task(self, task: GenerationTask) -> None:
+        """503 when too many requests wait for this instance's models; 400 when the prompt cannot fit."""
+        max_queue = self.resource_manager.max_queue
+        if self._in_flight >= max_queue + self.max_loaded:
+            raise QueueFullError(
+                f"server busy: {self._in_flight} requests are running or waiting on llama.cpp instance "
+                f"'{self.instance_name}' (resource_manager.max_queue={max_queue}); retry in {RETRY_AFTER_SECONDS}s",
+                RETRY_AFTER_SECONDS,
+            )
+        window = await self.context_window(task.model_name)
+        if window is None:
+            return
+        contents = [str(m.get("content") or "") for m in self._messages(task)]
+        if sum(len(c.encode("utf-8")) for c in contents) + TEMPLATE_ALLOWANCE * (len(contents) + 1) < window:
+            return  # a token is at least one byte: it fits for sure, no need to tokenize
+        counted = await self._on_worker(task.model_name, lambda llm: sum(
+            len(llm.tokenize(c.encode("utf-8"), add_bos=False, special=True)) for c in contents))
+        if counted + 1 >= window:  # the exact count of the formatted prompt is checked again when it runs
+            raise PromptTooLongError(counted + 1, window)
+
+    def _job(self, task: GenerationTask, model: LoadedModel, stream: bool) -> ChatJob:
+        messages = self._messages(task)
         sampling = sampling_arguments(task.params)
         if "seed" not in sampling:  # else llama-cpp-python derives it from the previous request's seed
             sampling["seed"] = self.settings.seed if self.settings.seed is not None else random.getrandbits(31)
@@ -246,6 +293,7 @@ class LlamaCppBinding(Binding):
 
     def _finished(self, task: GenerationTask, model: LoadedModel, result: ChatResult) -> None:
         task.set_usage(result.prompt_tokens, result.completion_tokens)
+        task.set_finish_reason(result.finish_reason)
         log.info("llamacpp '%s' request %s on %s: %d prompt + %d completion tokens, finish=%s",
                  self.instance_name, task.request_id, model.source.name, result.prompt_tokens,
                  result.completion_tokens, result.finish_reason)
@@ -254,6 +302,7 @@ class LlamaCppBinding(Binding):
         model = self._acquire(self._source(self._name(task.model_name)))
         job = self._job(task, model, stream=False)
         fut = model.worker.call(lambda w: run_chat(w, job, None))
+        self._in_flight += 1
         try:
             result: ChatResult = await fut
         except asyncio.CancelledError:
@@ -264,6 +313,8 @@ class LlamaCppBinding(Binding):
         except Exception as exc:  # noqa: BLE001 - reported as BackendError below
             await self._ready(model)  # the load job ran first: report its failure if that was the cause
             raise BackendError(f"llama.cpp generation failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            self._in_flight -= 1
         self._finished(task, model, result)
         meta = {"model": model.source.name, "llama_finish_reason": result.finish_reason}
         calls = parse_calls(result.text, job.tools.tools) if job.tools else None
@@ -278,6 +329,7 @@ class LlamaCppBinding(Binding):
         meta = {"model": model.source.name}
         finished = False
         held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
+        self._in_flight += 1
         try:
             await self._ready(model)
             while not finished:
@@ -310,6 +362,7 @@ class LlamaCppBinding(Binding):
                 if text:
                     yield {"type": "chunk", "content": text, "metadata": meta}
         finally:
+            self._in_flight -= 1
             if not finished:
                 task.cancel.cancel()  # client gone or error: the worker stops at the next token
 

@@ -7,6 +7,7 @@ record per tensor (name, dimensions, type, offset).
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,16 @@ class GGUFHeader:
     parameter_count: int
     tensor_count: int
     array_lengths: dict[str, int] = field(default_factory=dict)
+    last_tensor_start: int = 0  # file offset where the last tensor's data begins
+    file_size: int = 0
+
+    def unloadable_reason(self) -> str | None:
+        """Why llama.cpp could not load this file, when the header already tells (no tensors, cut short)."""
+        if self.tensor_count == 0:
+            return "it holds no tensors"
+        if self.last_tensor_start >= self.file_size:
+            return "it is truncated (its tensor data ends before the header says)"
+        return None
 
 
 def _reader(f: BinaryIO) -> Callable[[str], Any]:
@@ -94,15 +105,23 @@ def read_gguf_header(path: Path) -> GGUFHeader:
             key = _read_string(f, read)
             metadata[key] = _read_value(f, read, read("<I"), key, lengths)
         params = 0
+        last_offset = 0
         for _ in range(tensor_count):
             f.seek(read("<Q"), 1)  # tensor name
             n_dims = read("<I")
+            if n_dims > 8:
+                raise GGUFError("implausible tensor dimensions in header")
             count = 1
             for _ in range(n_dims):
                 count *= read("<Q")
-            f.seek(4 + 8, 1)  # type, offset
+            read("<I")  # type
+            last_offset = max(last_offset, read("<Q"))
             params += count
-    return GGUFHeader(version, metadata, params, tensor_count, lengths)
+        align_value = metadata.get("general.alignment")
+        alignment = align_value if isinstance(align_value, int) and align_value > 0 else 32
+        data_start = -(-f.tell() // alignment) * alignment
+        size = os.fstat(f.fileno()).st_size
+    return GGUFHeader(version, metadata, params, tensor_count, lengths, data_start + last_offset, size)
 
 
 def format_parameter_count(n: int) -> str | None:

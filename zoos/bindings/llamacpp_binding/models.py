@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lollms_server.core.bindings.model_files import models_subfolder
-from lollms_server.core.errors import BadRequestError, NotFoundError
+from lollms_server.core.errors import BadRequestError, NotFoundError, echo
 from lollms_server.core.paths import PathEscapeError, resolve_inside
 
 from .gguf_meta import GGUFError, describe, read_gguf_header
@@ -47,6 +47,7 @@ class ModelLocator:
         self.gguf_dir: Path = models_subfolder(models_folder, "gguf")
         self.configured_paths: dict[str, Path] = {n: Path(n).expanduser() for n in configured if n and Path(n).expanduser().is_absolute()}
         self._describe_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self._unloadable: dict[tuple[str, int, int], str | None] = {}
 
     def resolve(self, name: str) -> ModelSource:
         """The file for ``name``; BadRequestError for names that leave the folder, NotFoundError if missing."""
@@ -67,7 +68,7 @@ class ModelLocator:
             if shipped is not None:
                 return ModelSource(name, shipped, "package")
         raise NotFoundError(
-            f"model '{name}' not found in {self.gguf_dir.name}/ of the models folder nor in an installed model package"
+            f"model '{echo(name)}' not found in {self.gguf_dir.name}/ of the models folder nor in an installed model package"
         )
 
     def available(self) -> list[ModelSource]:
@@ -85,6 +86,22 @@ class ModelLocator:
             if path.is_file():
                 found[name] = ModelSource(name, path, "config")
         return list(found.values())
+
+    def check_loadable(self, source: ModelSource) -> None:
+        """BadRequestError naming the model when its header shows llama.cpp could not load it (no file is loaded)."""
+        st = source.path.stat()
+        key = (str(source.path), st.st_size, st.st_mtime_ns)
+        if key not in self._unloadable:
+            try:
+                reason = read_gguf_header(source.path).unloadable_reason()
+            except (GGUFError, OSError) as exc:
+                reason = f"it is not a readable GGUF file ({exc})"
+            if len(self._unloadable) >= 256:
+                self._unloadable.clear()
+            self._unloadable[key] = reason
+        reason = self._unloadable[key]
+        if reason:
+            raise BadRequestError(f"model '{echo(source.name)}' cannot be loaded: {reason}")
 
     def describe(self, source: ModelSource) -> dict[str, Any]:
         """ModelInfo dict from the GGUF header (cached by path, size and modification time)."""

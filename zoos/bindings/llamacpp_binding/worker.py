@@ -21,12 +21,22 @@ from typing import Any
 
 from lollms_server.core.bindings.base import CancelToken
 from lollms_server.core.bindings.worker import settle_future
+from lollms_server.core.errors import BadRequestError
 
 log = logging.getLogger("lollms_server.bindings.llamacpp")
 
 Job = Callable[["LlamaWorker"], None]
 
 _INSTRUMENTED: type | None = None
+
+
+class PromptTooLongError(BadRequestError):
+    def __init__(self, asked: int, window: int) -> None:
+        super().__init__(
+            f"the prompt is {asked} tokens once formatted for the model; its context holds {window} tokens "
+            f"(prompt + answer): shorten the conversation or use a model or n_ctx with a larger context"
+        )
+        self.asked, self.window = asked, window
 
 
 @dataclass
@@ -48,6 +58,15 @@ def instrumented_llama_class() -> type:
 
         class InstrumentedLlama(Llama):  # type: ignore[misc]
             run_state: RunState | None = None
+
+            def create_completion(self, prompt: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+                """Refuse a prompt that leaves no room in the context with a 400 saying the numbers."""
+                if self.run_state is not None:
+                    tokens = prompt if isinstance(prompt, list) else self.tokenize(str(prompt).encode("utf-8"), add_bos=False, special=True)
+                    asked, window = len(tokens) + 1, self.n_ctx()  # + the BOS token llama.cpp may add
+                    if asked >= window:
+                        raise PromptTooLongError(asked, window)
+                return super().create_completion(prompt, *args, **kwargs)
 
             def generate(self, tokens: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
                 state = self.run_state

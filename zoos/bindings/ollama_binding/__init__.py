@@ -71,6 +71,9 @@ class OllamaBinding(RemoteBinding):
         if isinstance(exc, ollama.ResponseError):
             status = exc.status_code if exc.status_code and exc.status_code > 0 else None
             return status_error(self.provider, self.instance_name, status, exc.error)
+        unreadable = self._unreadable(exc)
+        if unreadable is not None:
+            return unreadable
         if isinstance(exc, httpx.TimeoutException):
             return connection_error(self.provider, self.instance_name, exc, timeout=True)
         return connection_error(self.provider, self.instance_name, exc)
@@ -220,9 +223,10 @@ class OllamaBinding(RemoteBinding):
             async for item in self._open_chat(client, task, model, stream=False):
                 if not isinstance(item, dict):
                     answer = item
-        if answer is None:
-            raise self._upstream_error("no answer")
+        if answer is None or getattr(answer, "message", None) is None or not getattr(answer, "done", False):
+            raise self._upstream_error("the answer is not a finished chat message (no message or no done: true)")
         task.set_usage(answer.prompt_eval_count or 0, answer.eval_count or 0)
+        task.set_finish_reason(answer.done_reason)
         calls = self._calls(answer.message)
         if calls:
             return tool_call_output(answer.message.content or "", calls, {"model": answer.model or model})
@@ -250,6 +254,7 @@ class OllamaBinding(RemoteBinding):
                     if part.done:
                         done = True
                         task.set_usage(part.prompt_eval_count or 0, part.eval_count or 0)
+                        task.set_finish_reason(part.done_reason)
                         if part.done_reason not in (None, "stop", "length"):
                             raise self._upstream_error(f"stream ended: {part.done_reason}")
                 if not done and not task.cancel.cancelled:

@@ -127,12 +127,15 @@ class OpenAIBinding(OpenAISDKBinding):
                 resp = await client.chat.completions.create(**self._request(task, model))
         except Exception as exc:
             raise self._failure(exc) from None
-        if not resp.choices:
-            raise self._upstream_error("the answer holds no choices")
-        choice = resp.choices[0]
-        if resp.usage is not None:
-            task.set_usage(resp.usage.prompt_tokens or 0, resp.usage.completion_tokens or 0)
-        meta = {"model": resp.model or model, "upstream_finish_reason": choice.finish_reason}
+        choices = getattr(resp, "choices", None)  # a 200 with HTML or text comes back as a str
+        if not isinstance(choices, list) or not choices or getattr(choices[0], "message", None) is None:
+            raise self._upstream_error("the answer is not a chat completion (no choices with a message)")
+        choice = choices[0]
+        usage = getattr(resp, "usage", None)
+        if usage is not None:
+            task.set_usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+        task.set_finish_reason(choice.finish_reason)
+        meta = {"model": getattr(resp, "model", None) or model, "upstream_finish_reason": choice.finish_reason}
         calls = [ToolCall(c.function.name, decode_arguments(c.function.arguments), c.id)
                  for c in (choice.message.tool_calls or []) if getattr(c, "function", None) is not None]
         if calls:
@@ -153,14 +156,18 @@ class OpenAIBinding(OpenAISDKBinding):
             except Exception as exc:
                 raise self._failure(exc) from None
             pending: dict[int, dict[str, str]] = {}  # streamed tool calls by index: id, name, arguments so far
+            finished = False
             try:
                 async for chunk in stream:
                     if task.cancel.cancelled:
                         break
                     if getattr(chunk, "usage", None) is not None:
                         task.set_usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                    if not chunk.choices:
+                    if not getattr(chunk, "choices", None):
                         continue
+                    if chunk.choices[0].finish_reason:
+                        finished = True
+                        task.set_finish_reason(chunk.choices[0].finish_reason)
                     delta = chunk.choices[0].delta
                     for tc in (getattr(delta, "tool_calls", None) or []) if delta is not None else []:
                         slot = pending.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
@@ -173,6 +180,8 @@ class OpenAIBinding(OpenAISDKBinding):
                     event = text_chunk(text, thoughts, chunk.model or model)
                     if event is not None:
                         yield event
+                if not finished and not task.cancel.cancelled:
+                    raise self._upstream_error("the stream ended before a finish reason (no end of answer, no [DONE])")
                 for _, slot in sorted(pending.items()):
                     yield call_event(ToolCall(slot["name"], decode_arguments(slot["arguments"]), slot["id"] or new_call_id()))
             except Exception as exc:

@@ -1,0 +1,102 @@
+"""The first thing every HTTP request meets: its API key is checked on the headers and its body is bounded.
+
+Nothing of the body is read before the key is known to be right, so an unauthenticated client cannot make
+the server buffer or parse anything; a body longer than ``server.max_body_bytes`` is refused with 413
+before it is read when it says its length, and as soon as it crosses the limit when it is chunked.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lollms_server.api.deps import API_MISSING_KEY, API_WRONG_KEY
+from lollms_server.api.openai_compat.auth import MISSING_KEY, WRONG_KEY, presented_key
+from lollms_server.api.openai_compat.errors import OpenAIError
+from lollms_server.core.apikeys import KeyRing
+from lollms_server.core.request_limits import size_text
+
+Surface = Literal["api", "openai", "other"]
+
+# Paths under these prefixes need the API key (when keys are configured), except the public ones.
+KEYED_PREFIXES: dict[str, Surface] = {"/api/v1/": "api", "/v1/": "openai", "/lollms/v1/": "openai"}
+PUBLIC_PATHS = frozenset({"/api/v1/health"})
+
+
+def surface_of(path: str) -> Surface:
+    """Which error format a path answers in: /api/v1 {"detail"}, OpenAI-style {"error"}, or other."""
+    return next((s for prefix, s in KEYED_PREFIXES.items() if path.startswith(prefix)), "other")
+
+
+def error_response(surface: Surface, status: int, message: str, *, code: str | None = None) -> JSONResponse:
+    """An early answer in the format of the route asked for; the connection is closed after it."""
+    if surface == "openai":
+        response = OpenAIError(status, message, code=code).response()
+    else:
+        response = JSONResponse({"detail": message}, status_code=status)
+    response.headers["Connection"] = "close"  # the unread body is not drained: end the connection
+    return response
+
+
+class RequestGuard:
+    """Pure ASGI middleware: authenticate on headers, then pass the request on with a bounded body."""
+
+    def __init__(self, app: ASGIApp, *, api_keys: list[str], max_body_bytes: int) -> None:
+        self.app = app
+        self.api_keys = list(api_keys)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        surface = surface_of(path)
+        headers = Headers(scope=scope)
+        refusal = self._auth_refusal(surface, path, headers) or self._length_refusal(surface, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, self._bounded(receive, surface), send)
+
+    def _auth_refusal(self, surface: Surface, path: str, headers: Headers) -> JSONResponse | None:
+        if not self.key_ring.enabled or surface == "other" or path in PUBLIC_PATHS:
+            return None
+        if surface == "openai":
+            key = presented_key(headers)
+            if not key:
+                return error_response(surface, 401, MISSING_KEY, code="missing_api_key")
+            return None if self.key_ring.match(key) else error_response(surface, 401, WRONG_KEY, code="invalid_api_key")
+        key = headers.get("x-api-key")
+        if not key:
+            return error_response(surface, 403, API_MISSING_KEY)
+        return None if self.key_ring.match(key) else error_response(surface, 401, API_WRONG_KEY)
+
+    def _too_large(self) -> str:
+        return f"the request body is larger than {size_text(self.max_body_bytes)} (server.max_body_bytes)"
+
+    def _length_refusal(self, surface: Surface, headers: Headers) -> JSONResponse | None:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return error_response(surface, 413, self._too_large(), code="request_too_large")
+        return None
+
+    def _bounded(self, receive: Receive, surface: Surface) -> Receive:
+        """``receive`` that raises a 413 HTTPException once the body read so far passes the limit."""
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, self._too_large(), headers={"Connection": "close"})
+            return message
+
+        return bounded
