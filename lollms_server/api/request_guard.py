@@ -2,7 +2,8 @@
 
 Nothing of the body is read before the key is known to be right, so an unauthenticated client cannot make
 the server buffer or parse anything; a body longer than ``server.max_body_bytes`` is refused with 413
-before it is read when it says its length, and as soon as it crosses the limit when it is chunked.
+before it is read when it says its length, and as soon as it crosses the limit when it is chunked. The
+answer goes out at once; what the client still sends is discarded by the HTTP layer, never kept.
 """
 
 from __future__ import annotations
@@ -33,22 +34,22 @@ def surface_of(path: str) -> Surface:
 
 
 def error_response(surface: Surface, status: int, message: str, *, code: str | None = None) -> JSONResponse:
-    """An early answer in the format of the route asked for; the connection is closed after it."""
+    """An early answer in the format of the route asked for (the unread body is discarded by the server)."""
     if surface == "openai":
         response = OpenAIError(status, message, code=code).response()
     else:
         response = JSONResponse({"detail": message}, status_code=status)
-    response.headers["Connection"] = "close"  # the unread body is not drained: end the connection
     return response
 
 
 class RequestGuard:
     """Pure ASGI middleware: authenticate on headers, then pass the request on with a bounded body."""
 
-    def __init__(self, app: ASGIApp, *, api_keys: list[str], max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, key_ring: KeyRing, max_body_bytes: int, max_header_bytes: int) -> None:
         self.app = app
-        self.api_keys = list(api_keys)
+        self.key_ring = key_ring
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +58,8 @@ class RequestGuard:
         path: str = scope["path"]
         surface = surface_of(path)
         headers = Headers(scope=scope)
-        refusal = self._auth_refusal(surface, path, headers) or self._length_refusal(surface, headers)
+        refusal = (self._head_refusal(surface, scope) or self._auth_refusal(surface, path, headers)
+                   or self._length_refusal(surface, headers))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -75,6 +77,18 @@ class RequestGuard:
         if not key:
             return error_response(surface, 403, API_MISSING_KEY)
         return None if self.key_ring.match(key) else error_response(surface, 401, API_WRONG_KEY)
+
+    def _head_refusal(self, surface: Surface, scope: Scope) -> JSONResponse | None:
+        """431 when the request line and headers are longer than ``server.max_header_bytes``.
+
+        (The HTTP layer also stops reading a head that keeps coming beyond that size: see h11_protocol.)
+        """
+        size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
+            len(k) + len(v) + 4 for k, v in scope.get("headers") or [])
+        if size <= self.max_header_bytes:
+            return None
+        return error_response(surface, 431, f"the request line and headers are {size} bytes; at most "
+                              f"{self.max_header_bytes} are accepted (server.max_header_bytes)", code="headers_too_large")
 
     def _too_large(self) -> str:
         return f"the request body is larger than {size_text(self.max_body_bytes)} (server.max_body_bytes)"
@@ -96,7 +110,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise HTTPException(413, self._too_large(), headers={"Connection": "close"})
+                    raise HTTPException(413, self._too_large())
             return message
 
         return bounded

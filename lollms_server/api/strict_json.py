@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException
 from lollms_server.core.errors import echo
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# how a surrogate can arrive: a JSON escape \uD800-\uDFFF, or its raw UTF-8-style bytes (json.loads lets them through)
+_MAYBE_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
 def lone_surrogate_at(value: Any) -> str | None:
@@ -42,6 +44,8 @@ class StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             data = await super().json()
+            if not _MAYBE_SURROGATE.search(await self.body()):
+                return data  # no surrogate can be in there: skip the walk
             where = lone_surrogate_at(data)
             if where is not None:
                 raise HTTPException(

@@ -151,6 +151,8 @@ class FakeOpenAI(FakeServer):
         rec = await self.record(request)
         if (err := await self.pre_answer(self.presented_key(request), openai_error)) is not None:
             return err
+        if (broken := self.fault_answer("application/json")) is not None:
+            return broken
         body = rec.body or {}
         n = int(body.get("n") or 1)
         if not str(body.get("prompt") or "").strip():
