@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-MAIN_SCHEMA_VERSION = "0.5.0"
+MAIN_SCHEMA_VERSION = "0.4.0"
 
 MODALITIES: tuple[str, ...] = ("ttt", "tti", "tts", "stt", "ttv", "ttm", "i2i", "audio2audio")
 
