@@ -14,6 +14,8 @@ import pytest
 from cryptography.fernet import Fernet
 from helpers import API_KEY, server, sse_events, write_config
 
+from lollms_server.core.paths import ZOOS_DIR
+
 pytestmark = pytest.mark.e2e
 H = {"X-API-Key": API_KEY}
 BOB = "bob-key-1234567890"
@@ -84,6 +86,15 @@ def install(ctx):
     ctx.add_tool(shout)
     ctx.add_filter(Shouter())
     ctx.add_filter(Boom())
+    ctx.add_binding("echo_binding")
+'''
+
+EXT_BINDING = '''
+from lollms_server.core.bindings.registry import zoo_module
+
+
+class ExtEcho(zoo_module("dummy_binding").DummyBinding):
+    binding_type_name = "ext_echo"
 '''
 
 DUPLICATE = '''
@@ -131,13 +142,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for name, code in (("demo_ext", DEMO), ("dup_ext", DUPLICATE), ("broken_ext", "raise RuntimeError('cannot start')\n")):
         (exts / name).mkdir(parents=True)
         (exts / name / "__init__.py").write_text(textwrap.dedent(code), encoding="utf-8")
+    echo = exts / "demo_ext" / "echo_binding"
+    echo.mkdir()
+    (echo / "__init__.py").write_text(EXT_BINDING, encoding="utf-8")
+    card = (ZOOS_DIR / "bindings" / "dummy_binding" / "binding_card.yaml").read_text(encoding="utf-8")
+    (echo / "binding_card.yaml").write_text(card.replace("type_name: dummy_binding", "type_name: ext_echo"), encoding="utf-8")
     key = Fernet.generate_key()
     write_config(
         d, {"dummy": ("dummy_binding", {}), "toolbot": ("dummy_binding", {"mode": "tools"})},
         api_keys=[API_KEY, {"key": BOB, "name": "bob"}],  # type: ignore[list-item]
-        main={"extensions": {"extensions_folder": str(exts), "filters_folder": str(d / "personal_filters")}},
+        main={"extensions": {"extensions_folder": str(exts), "filters_folder": str(d / "personal_filters")},
+              "bindings_map": {"extbot": "ext_echo"}},
         key=key,
     )
+    (d / "bindings" / "extbot.yaml").write_text("type: ext_echo\nbinding_instance_name: extbot\n", encoding="utf-8")
     with server(d, env={"LOLLMS_ENCRYPTION_KEY": key.decode()}) as s:
         s.config_dir = d
         yield s
@@ -157,6 +175,13 @@ def test_extensions_are_listed_with_what_they_registered_and_errors(live: Any) -
     assert "cannot start" in errors["broken_ext"]
     assert "extension 'demo_ext'" in errors["dup_ext"] and "extension 'dup_ext'" in errors["dup_ext"]
     assert "dup_ext" not in exts and "broken_ext" not in exts
+    assert demo["bindings"] == ["ext_echo"]
+
+
+def test_an_extension_brings_a_binding_type(live: Any) -> None:
+    r = httpx.post(f"{live.base_url}/api/v1/generate", headers=H, json=prompt("from the extension", binding_name="extbot"))
+    assert r.status_code == 200, r.text
+    assert r.json()["output"][0]["data"] == "from the extension"
 
 
 def test_extension_routes_auth_static_and_docs(live: Any) -> None:

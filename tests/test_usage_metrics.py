@@ -20,6 +20,7 @@ ALICE = "alice-key-0123456789"
 BOB = "bob-key-9876543210"
 LIMITED = "limited-key-55555555"
 PLAIN = "plain-key-777777777"
+DAILY = "daily-key-444444444"
 METRICS_TOKEN = "metrics-token-abcdef"
 
 
@@ -43,7 +44,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
         d,
         {"dummy": ("dummy_binding", {}), "slow": ("dummy_binding", {"stream_chunk_delay": 0.05})},
         api_keys=[{"key": ALICE, "name": "alice"}, {"key": BOB, "name": "bob"},  # type: ignore[list-item]
-                  {"key": LIMITED, "name": "carol", "requests_per_minute": 2}, PLAIN],
+                  {"key": LIMITED, "name": "carol", "requests_per_minute": 2}, PLAIN,
+                  {"key": DAILY, "name": "dave", "tokens_per_day": 6}],
         main={"metrics": {"token": METRICS_TOKEN}, "usage": {"retention_days": 30}},
     )
     with server(d) as s:
@@ -152,6 +154,15 @@ def test_per_key_request_limit_answers_429_with_retry_after(live: Any) -> None:
     assert r.status_code == 429 and r.json()["error"]["type"] == "rate_limit_error" and r.headers["retry-after"]
     ok = httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": ALICE}, json=prompt("others still pass"))
     assert ok.status_code == 200
+
+
+def test_per_key_daily_tokens_answer_429_until_midnight(live: Any) -> None:
+    base = live.base_url
+    r = httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": DAILY}, json=prompt("a b c"))  # 3 + 3 tokens
+    assert r.status_code == 200
+    r = httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": DAILY}, json=prompt("d"))
+    assert r.status_code == 429 and "6 tokens for today" in r.json()["detail"]
+    assert 1 <= int(r.headers["retry-after"]) <= 86400
 
 
 def test_metrics_parse_and_need_their_token(live: Any) -> None:

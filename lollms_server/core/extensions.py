@@ -122,7 +122,7 @@ class ExtensionContext:
     def add_binding(self, folder: str | Path) -> str:
         """A binding type folder (``__init__.py`` + ``binding_card.yaml``) inside the extension."""
         base = Path(folder) if Path(folder).is_absolute() or self.path is None else self.path / folder
-        type_name = self.manager.require_services_parts().register_binding_folder(base, f"extension '{self.name}'")
+        type_name = str(self.manager.require_services_parts().registry.add_folder(base, f"extension '{self.name}'"))
         self.bindings.append(type_name)
         return type_name
 
@@ -269,6 +269,8 @@ class ExtensionManager:
             parts.functions.functions.pop(tool, None)
         for f in ctx.filters:
             parts.filters.filters.pop(f, None)
+        for b in ctx.bindings:
+            parts.registry.types.pop(b, None)
 
     # ---- life cycle ------------------------------------------------------------------------------
     async def start_all(self) -> None:
