@@ -93,6 +93,8 @@ class SpecEchoBinding(Binding):
         yield {"type": "final", "content": [{"type": "text", "data": full}], "metadata": {"words": len(full.split())}}
 
     async def get_model_info(self, model_name: Optional[str] = None) -> Dict[str, Any]:
+        if model_name == "secret":
+            raise NotImplementedError("no details for that one")
         name = model_name or self.model_name or self.default_model_name
         return {"model_name": name, "context_size": 8192 if name == "large" else 2048, "max_output_tokens": 512,
                 "supports_vision": True, "supports_audio": False, "details": {"loaded": self.model_name}}
@@ -149,6 +151,7 @@ async def run_workflow(prompt: str, params: Dict, context: Dict) -> Union[str, D
     structured = await binding.generate_structured_output('json: {"ok": true}', "an object with ok")
     yes = await binding.ask_yes_no("yes or no?")
     codes = await binding.generate_and_extract_all_codes("json: [1, 2]")
+    typed = await binding.generate(context['task'])  # the typed call works on every binding too
 
     if "stream" in prompt:
         async def my_stream():
@@ -161,7 +164,8 @@ async def run_workflow(prompt: str, params: Dict, context: Dict) -> Union[str, D
         {"type": "text", "data": other_text},
         {"type": "json", "data": {"success": success, "func_result": func_result, "structured": structured,
                                    "yes": yes, "codes": [c["content"] for c in codes],
-                                   "inputs": len(input_data_list), "tti": config["defaults"]["tti_binding"]}},
+                                   "inputs": len(input_data_list), "tti": config["defaults"]["tti_binding"],
+                                   "typed": typed}},
         {"type": "info", "data": "Task completed"},
     ]
 '''
@@ -223,6 +227,8 @@ def test_spec_binding_lists_and_describes(http: httpx.Client) -> None:
     assert tokens["tokens"] == [2, 3]
     r = http.post("/api/v1/detokenize", json={"tokens": [1], "binding_name": "echo"})
     assert r.status_code == 501 and "cannot detokenize" in r.json()["detail"]
+    r = http.get("/api/v1/get_model_info/echo", params={"model_name": "secret"})
+    assert r.status_code == 501 and "no details" in r.json()["detail"]
 
 
 def test_spec_binding_generates_json_and_sse(http: httpx.Client) -> None:
@@ -273,6 +279,7 @@ def test_spec_personality_workflow(http: httpx.Client) -> None:
     assert data["success"] is True and data["func_result"] == {"result": "Processed task"}
     assert data["structured"] == {"ok": True} and data["yes"] is True and data["codes"] == ["[1, 2]"]
     assert data["inputs"] == 1 and data["tti"] == "dummy"
+    assert data["typed"] == "[echo/small] sys='You follow the spec.' images=0 task"
     assert out[3] == {**out[3], "type": "info", "data": "Task completed"}
 
 

@@ -23,6 +23,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _lollms_error(request: Request, exc: LollmsError) -> JSONResponse:
         return JSONResponse(status_code=exc.status_code, content={"detail": REDACTOR.redact(exc.message)}, headers=exc.headers)
 
+    @app.exception_handler(NotImplementedError)
+    async def _not_implemented(request: Request, exc: NotImplementedError) -> JSONResponse:
+        # a binding method the author did not implement (the specification's convention): 501, not 500
+        message = REDACTOR.redact(str(exc) or "not implemented")
+        return JSONResponse(status_code=501, content={"detail": f"not implemented: {message}"})
+
     @app.exception_handler(PathEscapeError)
     async def _path_escape(request: Request, exc: PathEscapeError) -> JSONResponse:
         return JSONResponse(status_code=400, content={"detail": str(exc)})
