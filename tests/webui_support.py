@@ -63,7 +63,7 @@ def artifact(name: str) -> str:
 
 
 @contextlib.contextmanager
-def launched_chromium() -> Iterator[Any]:
+def launched_chromium(extra_args: list[str] | None = None) -> Iterator[Any]:
     """Debian's Chromium driven by the playwright package (never a downloaded browser)."""
     executable = require_chromium()
     try:
@@ -71,7 +71,7 @@ def launched_chromium() -> Iterator[Any]:
     except ImportError:
         missing("the playwright package (dev extra) is not installed")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=executable, args=[*CHROMIUM_FLAGS, *(extra_args or [])])
         try:
             yield browser
         finally:

@@ -221,6 +221,19 @@ async function writeTitle(conv: Conversation): Promise<void> {
 }
 
 
+/** Replies whose spoken audio plays as soon as it arrives (voice mode). */
+export const autoplay = reactive(new Set<string>());
+
+/** Voice mode: send what was said as a chat message, then speak the answer back. */
+export async function sendSpoken(text: string): Promise<string> {
+  await sendPrompt("ttt", text, []);
+  const conv = currentConversation();
+  const reply = conv ? activePath(conv).at(-1) : undefined;
+  if (!reply || reply.role !== "assistant" || reply.status !== "done" || !reply.content) return reply?.error ?? "";
+  autoplay.add(reply.id);
+  return speakMessage(reply);
+}
+
 /** Speak a reply's text: a tts request whose audio is attached to the message. */
 export async function speakMessage(message: ChatMessage): Promise<string> {
   const client = catalog.client;
