@@ -1,4 +1,5 @@
-"""Workflows of scripted personalities: loading ``run_workflow``, the context it receives, calling it.
+"""Workflows of scripted personalities: loading ``run_workflow``, the context it receives, calling it,
+and what its errors become (``workflow_failure``).
 
 ``async def run_workflow(prompt, params, context)`` gets a ``WorkflowContext``: typed attributes, and
 also a read-only mapping (``context["binding"]``, ``context.get("config")``) as the specification shows.
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from lollms_server.core import plugins
 from lollms_server.core.bindings.base import Binding, GenerationTask, Message, task_from_spec_call
 from lollms_server.core.contract import InputData, OutputData
+from lollms_server.core.errors import BackendError, LollmsError, NotSupportedError
 from lollms_server.core.paths import resolve_inside
+from lollms_server.core.secrets import REDACTOR
 
 if TYPE_CHECKING:
     from lollms_server.core.bindings.manager import BindingManager
@@ -235,6 +238,33 @@ def build_context(services: WorkflowServices, task: GenerationTask, binding: Bin
 
 
 # ---- calling -----------------------------------------------------------------------------------
+class WorkflowError(BackendError):
+    """A workflow raised something other than a LollmsError (500, naming the personality)."""
+
+
+def workflow_failure(personality: "Personality", exc: BaseException) -> LollmsError:
+    """The LollmsError a workflow's exception becomes: LollmsErrors keep their status,
+    NotImplementedError is 501, anything else a 500 that names the personality."""
+    if isinstance(exc, LollmsError):
+        return exc
+    name = personality.name
+    if isinstance(exc, NotImplementedError):
+        return NotSupportedError(REDACTOR.redact(f"workflow of personality '{name}': not implemented: {exc}"))
+    return WorkflowError(REDACTOR.redact(f"workflow of personality '{name}' failed: {type(exc).__name__}: {exc}"))
+
+
+async def _guarded(personality: "Personality", events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    try:
+        async for event in events:
+            yield event
+    except Exception as exc:
+        raise workflow_failure(personality, exc) from exc
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def call_workflow(personality: "Personality", task: GenerationTask, context: WorkflowContext) -> Any:
     """Run the personality's workflow: its result (str, dict, list) or an async iterator of stream events.
 
@@ -245,7 +275,11 @@ async def call_workflow(personality: "Personality", task: GenerationTask, contex
     params = dict(task.params)
     if personality.conditioning:
         params.setdefault("system_message", personality.conditioning)
-    return await personality.workflow(task.prompt, params, context)
+    try:
+        result = await personality.workflow(task.prompt, params, context)
+    except Exception as exc:
+        raise workflow_failure(personality, exc) from exc
+    return _guarded(personality, result) if is_event_stream(result) else result
 
 
 def is_event_stream(result: Any) -> bool:
