@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from helpers import API_KEY, ServerProcess, write_config
+from tiny_models import OFFLINE, build_tiny_pipeline, offline
 
 pytest.importorskip("torch", reason="torch not installed (extra 'diffusers')")
 pytest.importorskip("diffusers", reason="diffusers not installed (extra 'diffusers')")
@@ -27,58 +25,14 @@ pytest.importorskip("transformers", reason="transformers not installed (extra 'd
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-
-
-def build_tiny_pipeline(dest: Path) -> None:
-    """A StableDiffusionPipeline small enough to run a step in well under a second on a CPU."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for code in range(33, 127):  # printable ASCII, alone and as word end
-        vocab.setdefault(chr(code), len(vocab))
-        vocab.setdefault(chr(code) + "</w>", len(vocab))
-    tok_src = dest.parent / "tokenizer_source"
-    tok_src.mkdir(parents=True)
-    (tok_src / "vocab.json").write_text(json.dumps(vocab))
-    (tok_src / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(tok_src / "vocab.json"), str(tok_src / "merges.txt"), model_max_length=16)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-        max_position_embeddings=16, projection_dim=32, bos_token_id=0, eos_token_id=1, pad_token_id=1))
-    unet = UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=2)
-    vae = AutoencoderKL(block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=2,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
-    pipe.save_pretrained(str(dest))  # type: ignore[attr-defined]  # diffusers' stubs miss the mixin method
 
 
 @pytest.fixture(scope="module")
 def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     root = tmp_path_factory.mktemp("diffusers")
     models = root / "models"
-    old = {k: os.environ.get(k) for k in OFFLINE}
-    os.environ.update(OFFLINE)
-    try:
+    with offline():
         build_tiny_pipeline(models / "diffusers_models" / "tiny-sd")
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     (models / "diffusers_models" / "not-a-model").mkdir()
     cfg = root / "cfg"
     write_config(cfg, {"painter": ("diffusers_binding", {"models_folder": str(models), "device": "cpu",

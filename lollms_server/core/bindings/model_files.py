@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from lollms_server.core.errors import BadRequestError
+from lollms_server.core.errors import BadRequestError, NotFoundError, UnavailableError
 from lollms_server.core.paths import (
     PROJECT_ROOT,
     PathEscapeError,
@@ -54,3 +56,45 @@ def shipped_first(shipped: N | None, local: list[N]) -> list[N]:
     """The shipped model followed by the local ones; a local model of the same name hides the shipped one."""
     local_names = {m.name for m in local}
     return ([shipped] if shipped and shipped.name not in local_names else []) + local
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A model stored as one folder (save_pretrained layout) recognised by a marker file."""
+
+    name: str
+    folder: Path
+
+    @property
+    def key(self) -> str:
+        return str(self.folder)
+
+    def read_json(self, file: str) -> dict[str, Any]:
+        data = json.loads((self.folder / file).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+
+
+def list_model_folders(folder: Path, marker: str) -> list[ModelFolder]:
+    return [ModelFolder(sub.name, sub) for sub in marked_subfolders(folder, marker)]
+
+
+def find_model_folder(folder: Path, name: str | None, marker: str, what: str) -> ModelFolder:
+    """The model folder ``name`` (the first one when None); 400 on escaping names, 404 when unknown.
+
+    ``what`` names the kind of model in messages ("Diffusers model", "MusicGen model"…).
+    """
+    if not name:
+        found = list_model_folders(folder, marker)
+        if not found:
+            raise UnavailableError(f"no {what} installed: put save_pretrained folders in {folder}")
+        return found[0]
+    if "/" in name or "\\" in name:
+        raise BadRequestError(f"model name '{name}' is not allowed: use a folder name from {folder.name}/, not a path")
+    target = marked_subfolder(folder, name, marker)
+    if target is not None:
+        return ModelFolder(name, target)
+    known = ", ".join(p.name for p in list_model_folders(folder, marker)) or "none"
+    raise NotFoundError(f"{what} '{name}' not found (available: {known})")

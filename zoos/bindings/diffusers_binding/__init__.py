@@ -17,7 +17,7 @@ from lollms_server.core.bindings.worker import ModelCache
 from lollms_server.core.errors import BadRequestError
 
 from .engine import Pipeline, decode_image, load_pipeline, run_job, to_png_b64
-from .models import PipelineFolder, diffusers_folder, find_pipeline, list_pipelines
+from .models import INDEX_FILE, PipelineFolder, diffusers_folder, find_pipeline, list_pipelines
 from .params import read_job
 
 IMAGE_ROLES = ("input_image", "image")
@@ -66,7 +66,7 @@ class DiffusersBinding(Binding):
         def scan() -> list[dict[str, Any]]:
             out = []
             for p in list_pipelines(self.model_dir):
-                index = p.index()
+                index = p.read_json(INDEX_FILE)
                 out.append({"name": p.name, "format": "diffusers", "family": index.get("_class_name"), "size": p.size(),
                             "details": {"pipeline": index.get("_class_name"), "diffusers_version": index.get("_diffusers_version")}})
             return out
@@ -75,7 +75,7 @@ class DiffusersBinding(Binding):
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
         folder = await asyncio.to_thread(self._folder, model_name)
-        index = await asyncio.to_thread(folder.index)
+        index = await asyncio.to_thread(folder.read_json, INDEX_FILE)
         loaded = self.cache.get(folder)
         return {
             "model_name": folder.name, "model_type": "tti", "context_size": None, "max_output_tokens": None,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lollms_server.core.bindings.base import CancelToken
+from lollms_server.core.bindings.torch_device import pick_device, pick_dtype
 from lollms_server.core.bindings.worker import LoadedModel
 from lollms_server.core.errors import BadRequestError, NotSupportedError
 
@@ -36,19 +37,8 @@ class Pipeline:
 LoadedPipeline = LoadedModel[PipelineFolder, Pipeline]
 
 
-def pick_device(setting: str) -> str:
-    import torch
-
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device is 'cuda' but torch sees no CUDA GPU (this torch build may be CPU-only)")
-    return setting
-
-
 def load_pipeline(folder: PipelineFolder, device_setting: str, dtype_setting: str) -> Pipeline:
     """Load a save_pretrained folder from disk only (never the hub) and move it to its device."""
-    import torch
     from diffusers import AutoPipelineForText2Image, DiffusionPipeline
     from diffusers.utils import logging as diffusers_logging
 
@@ -59,8 +49,7 @@ def load_pipeline(folder: PipelineFolder, device_setting: str, dtype_setting: st
         transformers_logging.disable_progress_bar()
 
     device = pick_device(device_setting)
-    dtype_name = dtype_setting if dtype_setting != "auto" else ("float16" if device == "cuda" else "float32")
-    kwargs = {"dtype": getattr(torch, dtype_name), "local_files_only": True}
+    kwargs = {"dtype": pick_dtype(dtype_setting, device), "local_files_only": True}
     try:
         pipe = AutoPipelineForText2Image.from_pretrained(str(folder.folder), **kwargs)
     except ValueError:  # a pipeline class AutoPipeline does not map: load it as it is

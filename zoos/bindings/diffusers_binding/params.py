@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from lollms_server.core.bindings.param_checks import float_in as _float
+from lollms_server.core.bindings.param_checks import int_in as _int
+from lollms_server.core.bindings.param_checks import optional_text, seed_of
 from lollms_server.core.errors import BadRequestError
 
 SCHEDULERS: dict[str, str] = {
@@ -36,22 +38,6 @@ class ImageJob:
     num_images: int
 
 
-def _int(value: Any, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise BadRequestError(f"parameter '{name}' must be an integer from {low} to {high}")
-    if not low <= int(value) <= high:
-        raise BadRequestError(f"parameter '{name}' must be from {low} to {high} (got {value})")
-    return int(value)
-
-
-def _float(value: Any, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequestError(f"parameter '{name}' must be a number from {low} to {high}")
-    if not low <= float(value) <= high:
-        raise BadRequestError(f"parameter '{name}' must be from {low} to {high} (got {value})")
-    return float(value)
-
-
 def _side(value: Any, name: str, max_side: int) -> int:
     side = _int(value, name, 8, max_side)
     if side % 8:
@@ -80,16 +66,13 @@ def read_job(prompt: str, params: dict[str, Any], config: dict[str, Any], defaul
                  "num_inference_steps", 1, 200)
     guidance = _float(params.get("guidance_scale", params.get("cfg_scale", default("guidance_scale"))),
                       "guidance_scale", 0.0, 50.0)
-    seed_value = params.get("seed")
-    seed = secrets.randbelow(2**31) if seed_value is None or seed_value == -1 else _int(seed_value, "seed", 0, 2**32 - 1)
+    seed = seed_of(params.get("seed"))
     scheduler = params.get("scheduler", params.get("sampler", default("scheduler")))
     if scheduler != "default" and scheduler not in SCHEDULERS:
         raise BadRequestError(f"parameter 'scheduler' must be one of default, {', '.join(SCHEDULERS)} (got {scheduler!r})")
     strength = _float(params.get("strength", default("strength")), "strength", 0.01, 1.0)
     max_images = int(config["max_images_per_request"])
     num_images = _int(params.get("num_images", params.get("n", default("num_images"))), "num_images", 1, max_images)
-    negative = params.get("negative_prompt", default("negative_prompt"))
-    if negative is not None and not isinstance(negative, str):
-        raise BadRequestError("parameter 'negative_prompt' must be a string")
+    negative = optional_text(params.get("negative_prompt", default("negative_prompt")), "negative_prompt")
     return ImageJob(prompt=prompt, negative_prompt=negative or None, width=width, height=height, steps=steps,
                     guidance_scale=guidance, seed=seed, scheduler=str(scheduler), strength=strength, num_images=num_images)
