@@ -1,0 +1,98 @@
+"""diffusers_video_binding: text to video with local Diffusers pipelines (MP4, GIF or WebP out)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask
+from lollms_server.core.bindings.model_files import (
+    ModelFolder,
+    find_model_folder,
+    list_model_folders,
+    models_subfolder,
+)
+from lollms_server.core.bindings.worker import ModelCache
+
+from .encode import MIME_TYPES, encode
+from .engine import VideoPipeline, load_pipeline, run_job
+from .params import read_job
+
+INDEX_FILE = "model_index.json"
+
+
+class DiffusersVideoBinding(Binding):
+    binding_type_name: ClassVar[str] = "diffusers_video_binding"
+    supports_streaming: ClassVar[bool] = False
+    generation_types: ClassVar[frozenset[str]] = frozenset({"ttv"})
+    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
+    output_modalities: ClassVar[frozenset[str]] = frozenset({"video"})
+    needs_compute: ClassVar[bool] = True
+
+    def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
+        super().__init__(config, resource_manager)
+        self.model_dir: Path = models_subfolder(config.get("models_folder"), "ttv")
+        self.cache: ModelCache[ModelFolder, VideoPipeline] = ModelCache(
+            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="ttv")
+
+    def _load(self, folder: ModelFolder) -> VideoPipeline:
+        return load_pipeline(folder, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
+
+    async def startup(self) -> None:
+        def check() -> None:  # find_spec, not import: torch is imported on the first generation only
+            missing = [n for n in ("torch", "diffusers", "transformers", "av") if importlib.util.find_spec(n) is None]
+            if missing:
+                raise RuntimeError(f"{', '.join(missing)} not installed; install the 'video' extra")
+            if self.default_model:
+                self._folder(self.default_model)
+
+        await asyncio.to_thread(check)
+
+    async def unload_model(self, model_name: str | None = None) -> bool:
+        return self.cache.unload(model_name)
+
+    def _folder(self, model_name: str | None) -> ModelFolder:
+        return find_model_folder(self.model_dir, model_name or self.default_model, INDEX_FILE, "video model")
+
+    async def check_model(self, model_name: str | None) -> None:
+        await asyncio.to_thread(self._folder, model_name)
+
+    async def list_available_models(self) -> list[dict[str, Any]]:
+        def scan() -> list[dict[str, Any]]:
+            out = []
+            for p in list_model_folders(self.model_dir, INDEX_FILE):
+                index = p.read_json(INDEX_FILE)
+                out.append({"name": p.name, "format": "diffusers", "family": index.get("_class_name"), "size": p.size(),
+                            "details": {"pipeline": index.get("_class_name"), "diffusers_version": index.get("_diffusers_version")}})
+            return out
+
+        return await asyncio.to_thread(scan)
+
+    async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
+        folder = await asyncio.to_thread(self._folder, model_name)
+        index = await asyncio.to_thread(folder.read_json, INDEX_FILE)
+        loaded = self.cache.get(folder)
+        return {
+            "model_name": folder.name, "model_type": "ttv", "context_size": None, "max_output_tokens": None,
+            "supports_vision": False, "supports_audio": False,
+            "details": {"format": "diffusers", "pipeline": index.get("_class_name"), "loaded": loaded is not None,
+                        "device": loaded.model.device if loaded else self.config.get("device")},
+        }
+
+    async def generate(self, task: GenerationTask) -> BindingResult:
+        job = read_job(task.prompt, task.params, self.config)
+        folder = await asyncio.to_thread(self._folder, task.model_name)
+        async with self.cache.use(folder) as loaded:
+            frames = await loaded.call(run_job, loaded.model, job, task.cancel)
+            data, described = await loaded.call(encode, frames, job.fps, job.video_format)
+            device = loaded.model.device
+        return [{"type": "video", "data": base64.b64encode(data).decode("ascii"), "mime_type": MIME_TYPES[job.video_format],
+                 "metadata": {"model": folder.name, "prompt_used": job.prompt, "negative_prompt": job.negative_prompt,
+                              "num_inference_steps": job.steps, "guidance_scale": job.guidance_scale, "seed": job.seed,
+                              "format": job.video_format, "device": device, **described}}]
+
+
+__all__ = ["DiffusersVideoBinding"]
