@@ -82,12 +82,13 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None) -
     await bindings.load_all()
     telemetry = build_telemetry(config, metrics)
     await telemetry.start()
+    services = Services(config, registry, bindings, personalities, functions, resources, telemetry, filters, extensions)
+    bindings.attach_services(services)
     log.info(
         "ready: %d binding types, %d/%d instances, %d personalities, %d functions",
         len(registry.types), sum(1 for r in bindings.instances.values() if r.binding), len(bindings.instances),
         len(personalities.personalities), len(functions.functions),
     )
-    services = Services(config, registry, bindings, personalities, functions, resources, telemetry, filters, extensions)
     if telemetry.metrics is not None:
         telemetry.metrics.watch(services)
     extensions.bind(services)

@@ -21,6 +21,7 @@ from lollms_server.core.tools import ToolCall, ToolChoice, ToolSpec
 if TYPE_CHECKING:
     from lollms_server.core.embeddings import EmbeddingResult
     from lollms_server.core.resources import ResourceManager
+    from lollms_server.core.services import Services
 
 BindingResult = Union[str, dict[str, Any], list[dict[str, Any]], OutputData, list[OutputData]]
 StreamEvent = dict[str, Any]
@@ -205,6 +206,10 @@ class Binding(ABC):
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
         """Called once after construction (connect, check files). Raise to mark the instance broken."""
+
+    def attach_services(self, services: "Services") -> None:
+        """Called once every instance has started. Bindings that chain other instances keep ``services``
+        (its ``generation`` pipeline, ``bindings`` and ``personalities``); raise to mark the instance broken."""
 
     async def shutdown(self) -> None:
         """Called at server stop: unload models, close clients."""

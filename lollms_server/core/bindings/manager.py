@@ -108,6 +108,18 @@ class BindingManager:
             rec.error = REDACTOR.redact(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigFileError) else str(exc))
             log.error("binding instance '%s' failed to load: %s", name, rec.error)
 
+    def attach_services(self, services: Any) -> None:
+        """Hand the running services to every loaded instance; one that refuses them is marked broken."""
+        for rec in self.instances.values():
+            if rec.binding is None:
+                continue
+            try:
+                rec.binding.attach_services(services)
+            except Exception as exc:  # one broken instance never stops the server
+                rec.error = REDACTOR.redact(f"{type(exc).__name__}: {exc}")
+                rec.binding = None
+                log.error("binding instance '%s' failed to load: %s", rec.name, rec.error)
+
     async def shutdown(self) -> None:
         for rec in self.instances.values():
             if rec.binding is not None:
