@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lollms_server.core.apikeys import ApiKeyConfigError, KeyRing, parse_keys
-from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
+from lollms_server.core.config_schema import LOG_LEVELS, MAIN_SCHEMA, MODALITIES
 from lollms_server.core.guarded_config import ConfigFileError, LoadedConfig, key_bytes, load_guarded
 from lollms_server.core.request_limits import RequestLimits
 from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path, resolve_project_path
@@ -143,6 +143,16 @@ def _check_cross_fields(cfg: LoadedConfig) -> None:
         parse_keys((values.get("security") or {}).get("allowed_api_keys") or [])
     except ApiKeyConfigError as exc:
         raise ConfigFileError(cfg.path, str(exc), f"security.allowed_api_keys[{exc.index}]") from exc
+    level = (values.get("logging") or {}).get("log_level")
+    if level is not None and str(level).upper() not in LOG_LEVELS:
+        raise ConfigFileError(cfg.path, f"must be one of {', '.join(LOG_LEVELS)} (any case), got {level!r}", "logging.log_level")
+    workers = (values.get("server") or {}).get("workers", 1)
+    if isinstance(workers, int) and workers > 1:
+        raise ConfigFileError(
+            cfg.path, f"is {workers}, but only 1 worker is supported: loaded models, GPU slots, queues and jobs live in "
+            "one process, and sharing them between workers needs the Redis mode, which is not available yet. Set 1; "
+            "scale with resource_manager.gpu_limit, or run several servers (each with its own models) behind a proxy",
+            "server.workers")
     for name, override in (values.get("personalities_config") or {}).items():
         if override is not None and not isinstance(override, dict):
             raise ConfigFileError(cfg.path, "must be a mapping such as {enabled: false}", f"personalities_config.{name}")

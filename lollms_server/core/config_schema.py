@@ -6,6 +6,7 @@ from typing import Any
 
 MAIN_SCHEMA_VERSION = "0.4.0"
 
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MODALITIES: tuple[str, ...] = ("ttt", "tti", "tts", "stt", "ttv", "ttm", "i2i", "audio2audio")
 
 
@@ -64,6 +65,10 @@ MAIN_SCHEMA: dict[str, Any] = {
                 "int", 20 * 1024 * 1024,
                 "Largest decoded size of one base64 input (image, audio, video, document), in bytes (400 beyond).",
                 min_val=1024,
+            ),
+            "workers": _s(
+                "int", 1, "Server processes. Only 1 is supported: loaded models, GPU slots and queues live in one "
+                "process, and sharing them across workers needs the Redis mode (not available yet).", min_val=1
             ),
         },
     },
@@ -132,9 +137,7 @@ MAIN_SCHEMA: dict[str, Any] = {
         "type": "section",
         "help": "Console logging.",
         "schema": {
-            "log_level": _s(
-                "str", "INFO", "Log level name.", options=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-            ),
+            "log_level": _s("str", "INFO", "Log level name, any case: " + ", ".join(LOG_LEVELS) + "."),
             "level": _s("int", 20, "Numeric log level (derived from log_level when they disagree).", min_val=0),
         },
     },
