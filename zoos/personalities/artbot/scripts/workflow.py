@@ -40,7 +40,7 @@ async def run_workflow(prompt: str, params: dict[str, Any], context: dict[str, A
         if not image_name:
             yield {"type": "error", "content": "artbot needs an image binding: set defaults.tti_binding in the main config"}
             return
-        image_binding = context["binding_manager"].get(image_name)
+        image_binding = context["binding_manager"].get_binding(image_name)
         yield {"type": "info", "content": "writing the image prompt"}
         written = await text_binding.complete(
             f"Describe, in one sentence, a picture of: {prompt}",

@@ -37,7 +37,7 @@ def _describe(context: dict[str, Any]) -> dict[str, Any]:
         # request id, generation type, model and personality names
         "request_info": dict(context.get("request_info") or {}),
         # this personality: config (config.yaml), conditioning (system prompt), path
-        "personality": None if personality is None else {"name": personality.folder_name,
+        "personality": None if personality is None else {"name": personality.name,
                                                          "conditioning": personality.conditioning},
     }
 
