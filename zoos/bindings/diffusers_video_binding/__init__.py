@@ -26,10 +26,6 @@ INDEX_FILE = "model_index.json"
 
 class DiffusersVideoBinding(Binding):
     binding_type_name: ClassVar[str] = "diffusers_video_binding"
-    supports_streaming: ClassVar[bool] = False
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttv"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"video"})
     needs_compute: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:

@@ -36,7 +36,7 @@ def _mp4(frames: Any, fps: int) -> tuple[bytes, str]:
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     buf = io.BytesIO()
     with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream: Any = container.add_stream(codec, rate=fps)  # a VideoStream
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for frame in frames:
             picture = av.VideoFrame.from_ndarray(frame[:height, :width].copy(), format="rgb24")

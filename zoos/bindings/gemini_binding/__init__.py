@@ -164,7 +164,8 @@ class GeminiBinding(RemoteBinding):
                 for t in task.tools])]
             mode = {"auto": "AUTO", "none": "NONE", "required": "ANY"}[task.tool_choice.mode]
             values["tool_config"] = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
-                mode=mode, allowed_function_names=[task.tool_choice.name] if task.tool_choice.name else None))
+                mode=types.FunctionCallingConfigMode(mode),
+                allowed_function_names=[task.tool_choice.name] if task.tool_choice.name else None))
             values["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
         return types.GenerateContentConfig(**{k: v for k, v in values.items() if v is not None})
 

@@ -34,10 +34,6 @@ def sampling_of(params: dict[str, Any]) -> dict[str, Any]:
 
 class HFBinding(Binding):
     binding_type_name: ClassVar[str] = "hf_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttt"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)

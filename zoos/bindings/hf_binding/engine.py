@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from lollms_server.core.bindings.base import CancelToken
 from lollms_server.core.bindings.torch_device import pick_device, pick_dtype
@@ -91,7 +91,7 @@ def load_model(files: TextModelFiles, options: LoadOptions) -> TextModel:
         kwargs.update(quantization_config=quant, device_map=device)
     model = AutoModelForCausalLM.from_pretrained(str(files.folder), **kwargs)
     if quant is None:
-        model.to(device)
+        cast(Any, model).to(device)
     model.eval()
     context = getattr(model.config, "max_position_embeddings", None)
     return TextModel(model, tokenizer, device, int(context) if context else None)

@@ -26,10 +26,6 @@ CONFIG_FILE = "config.json"
 
 class MusicgenBinding(Binding):
     binding_type_name: ClassVar[str] = "musicgen_binding"
-    supports_streaming: ClassVar[bool] = False
-    generation_types: ClassVar[frozenset[str]] = frozenset({"ttm"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"text"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"audio"})
     needs_compute: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lollms_server.core.bindings.base import CancelToken
 from lollms_server.core.bindings.model_files import ModelFolder
@@ -52,7 +52,7 @@ def load_model(folder: ModelFolder, device_setting: str, dtype_setting: str) -> 
     device = pick_device(device_setting)
     model = MusicgenForConditionalGeneration.from_pretrained(
         str(folder.folder), dtype=pick_dtype(dtype_setting, device), local_files_only=True)
-    model.to(device).eval()
+    cast(Any, model).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder.folder), local_files_only=True)
     return MusicModel(model, tokenizer, device)
 

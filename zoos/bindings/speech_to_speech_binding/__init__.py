@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import wave
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar
 
 from lollms_server.core.bindings.base import AUDIO_MIME_TYPES, Binding, BindingResult, GenerationTask, StreamEvent
@@ -28,10 +29,6 @@ STEPS: tuple[str, ...] = ("stt", "ttt", "tts")
 
 class SpeechToSpeechBinding(Binding):
     binding_type_name: ClassVar[str] = "speech_to_speech_binding"
-    supports_streaming: ClassVar[bool] = True
-    generation_types: ClassVar[frozenset[str]] = frozenset({"audio2audio"})
-    input_modalities: ClassVar[frozenset[str]] = frozenset({"audio", "text"})
-    output_modalities: ClassVar[frozenset[str]] = frozenset({"audio", "text"})
     accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"audio": AUDIO_MIME_TYPES}
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "input_audio", "audio", "system_context"})
 
@@ -106,7 +103,7 @@ class SpeechToSpeechBinding(Binding):
         except (wave.Error, EOFError, binascii.Error) as exc:
             raise BackendError(f"the text-to-speech instance did not return a WAV file: {exc}") from None
 
-    async def _answer(self, task: GenerationTask, question: str, services: "Services") -> AsyncIterator[str]:
+    async def _answer(self, task: GenerationTask, question: str, services: "Services") -> AsyncGenerator[str, None]:
         params = {k: v for k, v in task.params.items() if k in ("temperature", "top_p", "top_k", "seed", "repeat_penalty")}
         params["max_tokens"] = int(task.params.get("max_tokens") or self.config.get("max_tokens") or 256)
         personality = task.params.get("personality") or self.config.get("personality")
@@ -115,12 +112,17 @@ class SpeechToSpeechBinding(Binding):
         plan = await services.generation.plan(GenerateRequest(
             generation_type="ttt", binding_name=self._step_instance(services, "ttt"), model_name=self.config.get("ttt_model"),
             personality=str(personality) if personality else None, input_data=items, stream=True, parameters=params))
-        async with contextlib.aclosing(services.generation.stream(plan)) as chunks:
+        chunks = services.generation.stream(plan)
+        try:
             async for chunk in chunks:
                 if chunk.type == "chunk" and isinstance(chunk.content, str):
                     yield chunk.content
                 elif chunk.type == "error":
                     raise BackendError(f"the text instance failed: {chunk.content}")
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()  # the text step stops (and frees its slot) when this one is cancelled
 
     # ---- generation ----------------------------------------------------------------------------
     async def generate(self, task: GenerationTask) -> BindingResult:
