@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lollms_server.cli.usage import add_parser as add_usage_parser
 
     add_usage_parser(sub, common)
+    from lollms_server.cli.models import add_parser as add_models_parser
+
+    add_models_parser(sub, common)
     menu = sub.add_parser("menu", parents=[common], help="Installer menu: wizard, optional dependencies, instances.", add_help=False)
     menu.set_defaults(func=cmd_menu)
     return parser
