@@ -127,3 +127,19 @@ def test_a_file_list_that_leaves_the_models_folder_is_refused(hub: HubFake, cfg:
     code, _, err = _pull(hub, cfg, "evil/escape")
     assert code == 1 and "would leave the model folder" in err
     assert "pwned" not in (cfg / "main_config.yaml").read_text()
+
+
+def test_installer_menu_entry_downloads_a_model(hub: HubFake, cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_wizard_interactive import Tty
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    m = Tty("menu", "--config-dir", str(cfg), log=tmp_path / "tty.log")
+    m.choose("lollms_server installer menu", "Download a model")
+    m.answer("Hub model id", "someone/tiny-llm-GGUF")
+    m.answer("Only files matching", "*Q8_0.gguf")
+    m.choose("Kind of model", "gguf")
+    m.confirm("Run: lollms-server models pull someone/tiny-llm-GGUF", yes=True)
+    m.expect("Downloaded.")
+    m.choose("lollms_server installer menu", "Exit")
+    assert m.finish() == 0
+    assert (cfg / "models" / "gguf" / "tiny.Q8_0.gguf").read_bytes() == GGUF_Q8

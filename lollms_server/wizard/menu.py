@@ -14,7 +14,7 @@ from questionary import Choice
 
 from lollms_server.core.paths import PROJECT_ROOT
 from lollms_server.wizard.draft import ConfigDraft, DraftError
-from lollms_server.wizard.forms import confirm, note, select
+from lollms_server.wizard.forms import confirm, note, select, text
 from lollms_server.wizard.main import resolve_config_dir
 
 NOT_OFFERED = {"dev", "all", "remote-test"}
@@ -102,6 +102,22 @@ def manage_instances_flow(config_dir: Path) -> None:
         note("Instance changes discarded.", style="fg:ansiyellow")
 
 
+def pull_model_flow(config_dir: Path) -> None:
+    """Ask for a hub model id and download it with `lollms-server models pull` (needs a network)."""
+    repo = text("Hub model id (owner/name, empty = back):").strip()
+    if not repo:
+        return
+    include = text("Only files matching (glob, e.g. *Q4_K_M.gguf; empty = all):").strip()
+    kind = select("Kind of model", ["auto", "gguf", "diffusers", "ttv", "ttm", "ttt", "stt", "tts"], default="auto")
+    command = [sys.executable, "-m", "lollms_server", "models", "pull", repo, "--config-dir", str(config_dir), "--kind", kind]
+    if include:
+        command += ["--include", include]
+    if confirm(f"Run: lollms-server {' '.join(command[3:])} ?"):
+        done = subprocess.run(command, check=False)
+        note("Downloaded." if done.returncode == 0 else "Download failed (run it again to resume).",
+             style="fg:ansigreen" if done.returncode == 0 else "fg:ansired")
+
+
 def run_menu(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog="lollms-server menu", description="Installer menu.")
     parser.add_argument("--config-dir", help="Configuration folder (env LOLLMS_CONFIG_DIR; default lollms_configs/).")
@@ -118,7 +134,8 @@ def run_menu(args: argparse.Namespace) -> int:
                 Choice("1. Run the configuration wizard", "wizard"),
                 Choice("2. Install optional binding dependencies", "extras"),
                 Choice("3. Manage binding instances", "instances"),
-                Choice("4. Exit", "exit"),
+                Choice("4. Download a model from a hub (needs a network)", "pull"),
+                Choice("5. Exit", "exit"),
             ])
             if action == "exit":
                 return 0
@@ -126,6 +143,8 @@ def run_menu(args: argparse.Namespace) -> int:
                 run_interactive(config_dir)
             elif action == "extras":
                 install_extras_flow()
+            elif action == "pull":
+                pull_model_flow(config_dir)
             else:
                 manage_instances_flow(config_dir)
     except KeyboardInterrupt:
