@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, AsyncGenerator, AsyncIterator, Union
+from typing import AsyncGenerator, AsyncIterator, Union
 
 from lollms_server.api.models import OutputData, StreamChunk
 from lollms_server.core.generation import GenerationPlan
