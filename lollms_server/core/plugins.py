@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import inspect
+import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -69,10 +70,33 @@ def describe(exc: BaseException) -> str:
 
 
 # ---- entry points ------------------------------------------------------------------------------
+_SCAN: tuple[tuple[tuple[str, float], ...], importlib.metadata.EntryPoints] | None = None
+
+
+def _path_state() -> tuple[tuple[str, float], ...]:
+    """sys.path with each folder's modification time: changes when a package is installed or removed."""
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime))
+        except OSError:
+            state.append((entry, -1.0))
+    return tuple(state)
+
+
+def _all_entry_points() -> importlib.metadata.EntryPoints:
+    """Every installed entry point, read once per state of sys.path (one metadata scan for all groups)."""
+    global _SCAN
+    state = _path_state()
+    if _SCAN is None or _SCAN[0] != state:
+        _SCAN = (state, importlib.metadata.entry_points())
+    return _SCAN[1]
+
+
 def entry_points_of(group: str) -> list[importlib.metadata.EntryPoint]:
     """Entry points of ``group`` in the installed distributions, one per name (first found), by name."""
     seen: dict[str, importlib.metadata.EntryPoint] = {}
-    for ep in importlib.metadata.entry_points(group=group):
+    for ep in _all_entry_points().select(group=group):
         seen.setdefault(ep.name, ep)
     return [seen[n] for n in sorted(seen)]
 
