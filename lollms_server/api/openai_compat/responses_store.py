@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from lollms_server.api.models import InputData
 
@@ -20,6 +21,7 @@ class StoredResponse:
     response_id: str
     conversation: tuple[InputData, ...]
     instructions: str | None
+    response: dict[str, Any] = field(default_factory=dict)  # the response object as it was sent
 
 
 class ResponseStore:

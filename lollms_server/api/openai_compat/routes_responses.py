@@ -81,12 +81,12 @@ def _generate_request(body: ResponsesRequest, ref: ModelRef, conversation: list[
 
 
 def _remember(store: ResponseStore, body: ResponsesRequest, response_id: str, conversation: list[InputData],
-              text: str, calls: list[ToolCall]) -> None:
+              text: str, calls: list[ToolCall], response: dict[str, Any]) -> None:
     if not body.store:
         return
     reply = InputData(type="text", role="assistant_reply", data=text,
                       metadata={"tool_calls": [c.record() for c in calls]} if calls else None)
-    store.put(StoredResponse(response_id, tuple(conversation + [reply]), body.instructions))
+    store.put(StoredResponse(response_id, tuple(conversation + [reply]), body.instructions, response))
 
 
 @router.post("/responses", response_model=None, summary="Create a response (OpenAI Responses API)",
@@ -108,15 +108,17 @@ async def create_response(body: ResponsesRequest, request: Request,
     if result.content or not result.tool_calls:
         output.append(message_item(result.content))
     output += [call_item(c) for c in result.tool_calls]
-    _remember(store, body, response_id, conversation, result.content, result.tool_calls)
-    return JSONResponse(response_object(body, response_id, output, "completed", result.usage))
+    answer = response_object(body, response_id, output, "completed", result.usage)
+    _remember(store, body, response_id, conversation, result.content, result.tool_calls, answer)
+    return JSONResponse(answer)
 
 
-@router.get("/responses/{response_id}", summary="Whether a stored response exists (its conversation stays server-side)")
+@router.get("/responses/{response_id}", summary="A stored response, as it was sent")
 async def get_response(response_id: str, request: Request) -> dict[str, Any]:
-    if _store(request).get(response_id) is None:
+    stored = _store(request).get(response_id)
+    if stored is None:
         raise OpenAIError(404, f"Response with id '{response_id}' not found.", param="response_id", code="not_found")
-    return {"id": response_id, "object": "response", "status": "completed"}
+    return stored.response
 
 
 @router.delete("/responses/{response_id}", summary="Forget a stored response")
@@ -178,9 +180,9 @@ async def _stream_events(body: ResponsesRequest, response_id: str, conversation:
         elif isinstance(event, Finish):
             for frame in _close_message(emit, output, msg_id, text_parts, force=not output):
                 yield frame
-            text = "".join(text_parts)
-            _remember(store, body, response_id, conversation, text, calls)
-            yield emit("response.completed", response=response_object(body, response_id, output, "completed", event.usage, created))
+            answer = response_object(body, response_id, output, "completed", event.usage, created)
+            _remember(store, body, response_id, conversation, "".join(text_parts), calls, answer)
+            yield emit("response.completed", response=answer)
             return
 
 
