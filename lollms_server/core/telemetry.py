@@ -121,18 +121,17 @@ class Telemetry:
         m = self.metrics
         if m is None:
             return
-        labels: dict[str, Any] = {"surface": rec.surface, "binding": rec.binding or ""}
-        m.generations.labels(status=rec.status, **labels).inc()
-        m.latency.labels(**labels).observe(rec.duration_ms / 1000)
+        surface, binding = rec.surface, rec.binding or ""
+        m.generations.labels(surface, binding, rec.status).inc()
+        m.latency.labels(surface, binding).observe(rec.duration_ms / 1000)
         if rec.ttft_ms is not None:
-            m.ttft.labels(**labels).observe(rec.ttft_ms / 1000)
+            m.ttft.labels(surface, binding).observe(rec.ttft_ms / 1000)
         if rec.prompt_tokens:
-            m.tokens.labels(kind="prompt", **labels).inc(rec.prompt_tokens)
+            m.tokens.labels(surface, binding, "prompt").inc(rec.prompt_tokens)
         if rec.completion_tokens:
-            m.tokens.labels(kind="completion", **labels).inc(rec.completion_tokens)
+            m.tokens.labels(surface, binding, "completion").inc(rec.completion_tokens)
         if rec.status == "error":
-            m.errors.labels(kind=rec.error or "error", **labels).inc()
-
+            m.errors.labels(surface, binding, rec.error or "error").inc()
 
 def build_telemetry(config: "ServerConfig", metrics: Metrics | None = None) -> Telemetry:
     """The ledger, metrics and limiter the configuration asks for."""

@@ -27,6 +27,7 @@ _SCHEMA = (
 _INDEXES = ("CREATE INDEX IF NOT EXISTS usage_ts ON usage(ts)", "CREATE INDEX IF NOT EXISTS usage_key ON usage(key_id, ts)")
 _INSERT = f"INSERT INTO usage ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' for _ in RECORD_COLUMNS)})"
 _BATCH = 500
+_LINGER = 0.2  # seconds the writer waits after the first record of a batch
 _RETENTION_EVERY = 3600.0
 
 _Item = Union[UsageRecord, threading.Event, None]
@@ -127,6 +128,8 @@ class SqliteUsageLedger:
                 item: _Item = self._queue.get(timeout=1.0)
             except queue.Empty:
                 item = _IDLE  # an idle tick: only housekeeping
+            if isinstance(item, UsageRecord) and self._queue.qsize() < _BATCH:
+                time.sleep(_LINGER)  # gather a batch: one transaction (and one wake-up) per interval, not per request
             batch: list[UsageRecord] = []
             flushes: list[threading.Event] = []
             while True:
