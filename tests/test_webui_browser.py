@@ -250,9 +250,9 @@ def test_attach_an_image_for_a_vision_model(browser: Any, ui_server: ServerProce
     assert wait_done(page).get_attribute("data-status") == "done"
     # A text-only model is not offered images: no attach button, and a dropped file gets a clear reason.
     page.select_option("[data-testid=model-select]", "dummy-echo")
-    page.wait_for_selector("[data-testid=attach-button]", state="detached")
+    page.wait_for_selector("[data-testid=attach-button][aria-label='Attach document']")
     page.set_input_files("[data-testid=file-input]", str(_png_file(tmp_path)))
-    assert "“dummy-echo” cannot read attachments" in page.inner_text("[data-testid=attach-error]")
+    assert "“dummy-echo” accepts only documents" in page.inner_text("[data-testid=attach-error]")
     assert page.locator("[data-testid=attachment-chip]").count() == 0
     page.context.close()
 

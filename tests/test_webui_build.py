@@ -9,7 +9,9 @@ import subprocess
 
 from webui_support import WEBUI_DIR, ensure_built, missing
 
-JS_BUDGET_GZIP_BYTES = 250 * 1024
+# Everything, including the chunks loaded only on use (KaTeX for math, pdf.js for PDF documents); the first
+# load alone has its own, tighter budget (tests/test_webui_quality.py).
+JS_BUDGET_GZIP_BYTES = 400 * 1024
 
 
 def test_vitest_unit_tests_pass() -> None:

@@ -150,17 +150,16 @@ def _png(tmp_path: Path) -> Path:
 
 def test_attachments_are_offered_only_where_the_model_accepts_them(browser: Any, server: ServerProcess, tmp_path: Path) -> None:
     page = open_ui(browser, server)
-    # The default model of the dummy instance reads text only: no attach button, and a file gets a human message.
-    page.wait_for_timeout(300)
-    assert page.locator("[data-testid=attach-button]").count() == 0
+    # The default model of the dummy instance reads text only: documents, not images; an image gets a human message.
+    page.wait_for_selector("[data-testid=attach-button][aria-label='Attach document']")
     page.set_input_files("[data-testid=file-input]", str(_png(tmp_path)))
     error = page.inner_text("[data-testid=attach-error]")
-    assert "green.png cannot be attached here" in error and "input_data" not in error
+    assert "green.png cannot be attached here" in error and "accepts only documents" in error and "input_data" not in error
     assert page.locator("[data-testid=attachment-chip]").count() == 0
     # A vision model: images are offered and sent.
     page.select_option("[data-testid=model-select]", "dummy-vision")
     page.wait_for_selector("[data-testid=attach-button]")
-    assert page.get_attribute("[data-testid=attach-button]", "aria-label") == "Attach image"
+    assert page.get_attribute("[data-testid=attach-button]", "aria-label") == "Attach image or document"
     page.set_input_files("[data-testid=file-input]", str(_png(tmp_path)))
     page.wait_for_selector("[data-testid=attachment-chip]")
     # Switching back to a text-only model with the image attached: sending is blocked with a clear reason.
@@ -434,3 +433,104 @@ def test_latex_is_typeset_with_bundled_katex_under_a_strict_csp(browser: Any, se
     assert hosts == {server.base_url.split("/")[2]}, f"the UI fetched from other hosts: {hosts}"
     page.screenshot(path=artifact("latex.png"))
     context.close()
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF whose text layer says ``text`` (Helvetica), with a correct cross-reference table."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def last_generate(page: Any, action: Any) -> dict[str, Any]:
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+        action()
+    return json.loads(req.value.post_data)
+
+
+def test_documents_go_in_the_context_when_they_fit_and_the_ui_says_when_not(browser: Any, server: ServerProcess, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nThe launch code of the project is **blue-falcon-17**.\n")
+    paper = tmp_path / "paper.pdf"
+    paper.write_bytes(minimal_pdf("The secret word is periwinkle."))
+    page = open_ui(browser, server)
+    assert page.get_attribute("[data-testid=attach-button]", "aria-label") == "Attach document"
+    page.set_input_files("[data-testid=file-input]", [str(notes), str(paper)])
+    page.wait_for_selector("[data-testid=document-chip]:has-text('paper.pdf')[data-status=ready]")
+    page.wait_for_selector("[data-testid=document-chip]:has-text('notes.md')[data-status=ready]")
+    body = last_generate(page, lambda: send(page, "What is the launch code?"))
+    context = body["input_data"][0]
+    assert context["role"] == "system_context" and "blue-falcon-17" in context["data"] and "periwinkle" in context["data"]
+    assert body["input_data"][-1] == {"type": "text", "role": "user_prompt", "data": "What is the launch code?"}
+    reply = wait_done(page)
+    assert "notes.md" in reply.locator("[data-testid=sources]").inner_text()
+    assert reply.locator("[data-testid=context-note]").count() == 0
+    # A document far larger than the model's context (4096 tokens): said before sending, and on the reply.
+    big = tmp_path / "big.txt"
+    big.write_text(" ".join(f"sentence{i} about nothing in particular." for i in range(6000)))
+    page.set_input_files("[data-testid=file-input]", str(big))
+    page.wait_for_selector("[data-testid=document-chip]:has-text('big.txt')[data-status=ready]")
+    assert "do not fit" in page.inner_text("[data-testid=documents-too-big]")
+    body = last_generate(page, lambda: send(page, "Summarise big.txt"))
+    assert len(body["input_data"][0]["data"]) < 4096 * 4
+    reply = wait_done(page)
+    assert "big.txt (only the first" in reply.locator("[data-testid=context-note]").inner_text()
+    page.locator("[data-testid=document-chip]:has-text('big.txt') [data-testid=remove-document]").click()
+    page.wait_for_selector("[data-testid=documents-too-big]", state="detached")
+    page.screenshot(path=artifact("documents.png"))
+    page.context.close()
+
+
+TOPICS = {
+    "zebras": "Zebras are African equines with distinctive black-and-white striped coats. They live in herds on the savanna.",
+    "volcanoes": "A volcano is a rupture in the crust of a planet where lava, volcanic ash and gases escape from a magma chamber below the surface.",
+    "bread": "Bread is a staple food prepared from a dough of flour and water, usually leavened with yeast and baked in an oven.",
+    "chess": "Chess is a board game for two players played on a checkered board with sixty-four squares arranged in an eight-by-eight grid.",
+    "tides": "Tides are the rise and fall of sea levels caused by the gravitational forces of the Moon and the Sun acting on the oceans.",
+    "violins": "The violin is a wooden string instrument in the violin family, played with a bow strung with horsehair.",
+}
+
+
+@pytest.fixture(scope="module")
+def rag_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A chat instance and the shipped offline embedding model as defaults.embedding_binding."""
+    ensure_built()
+    cfg = tmp_path_factory.mktemp("rag") / "cfg"
+    write_config(cfg, {"dummy": ("dummy_binding", {}), "embedder": ("onnx_embedding_binding", {"threads": 1})},
+                 defaults={"ttt_binding": "dummy", "embedding_binding": "embedder"}, main={"webui": {"enable_ui": True}})
+    with ServerProcess(cfg) as srv:
+        yield srv
+
+
+def test_with_an_embedding_binding_the_nearest_chunks_are_sent_with_their_sources(browser: Any, rag_server: ServerProcess, tmp_path: Path) -> None:
+    doc = tmp_path / "encyclopedia.md"
+    filler = " ".join("This paragraph only pads the section so that each topic has a chunk of its own." for _ in range(6))
+    doc.write_text("\n\n".join(f"## {name}\n\n{text} {filler}" for name, text in TOPICS.items()))
+    page = open_ui(browser, rag_server)
+    page.set_input_files("[data-testid=file-input]", str(doc))
+    page.wait_for_selector("[data-testid=document-chip][data-status=ready]")
+    assert "searchable" in page.inner_text("[data-testid=document-chip]")
+    body = last_generate(page, lambda: send(page, "Where does lava come from when a volcano erupts?"))
+    context = body["input_data"][0]["data"]
+    first = context.split("[2]")[0]
+    assert "magma chamber" in first, context[:800]  # the nearest chunk comes first
+    assert "sixty-four squares" not in context or context.index("sixty-four") > context.index("magma")
+    reply = wait_done(page)
+    sources = reply.locator("[data-testid=source]")
+    assert sources.count() >= 1 and "encyclopedia.md" in sources.first.inner_text()
+    page.context.close()

@@ -25,7 +25,7 @@ Surface = Literal["api", "openai", "other"]
 
 # Paths under these prefixes need the API key (when keys are configured), except the public ones.
 KEYED_PREFIXES: dict[str, Surface] = {"/api/v1/": "api", "/v1/": "openai", "/lollms/v1/": "openai"}
-PUBLIC_PATHS = frozenset({"/api/v1/health"})
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/server_info"})  # server_info: the web UI's connect screen
 
 
 def surface_of(path: str) -> Surface:

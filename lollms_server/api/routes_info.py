@@ -140,6 +140,7 @@ async def list_available_models(binding_instance_name: str, services: Services =
 async def get_default_bindings(services: Services = Depends(get_services)) -> GetDefaultBindingsResponse:
     d = services.config.defaults
     out = {f"{m}_binding": d.get(f"{m}_binding") for m in MODALITIES}
+    out["embedding_binding"] = d.get("embedding_binding")  # the web UI searches documents with it
     out["default_context_size"] = d.get("default_context_size")
     out["default_max_output_tokens"] = d.get("default_max_output_tokens")
     return GetDefaultBindingsResponse(defaults=out)

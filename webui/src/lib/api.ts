@@ -105,6 +105,13 @@ export class LollmsClient {
       return null;
     }
   }
+  /** Embeddings of texts (POST /api/v1/embed), one vector per text, in order. */
+  async embed(texts: string[], bindingName: string | null): Promise<number[][]> {
+    const r = await this.send("/api/v1/embed", {
+      method: "POST", headers: this.headers(true), body: JSON.stringify({ input: texts, ...(bindingName ? { binding_name: bindingName } : {}) }),
+    });
+    return ((await r.json()) as { embeddings: number[][] }).embeddings;
+  }
   resources(): Promise<ResourceState> {
     return this.get("/api/v1/resources");
   }

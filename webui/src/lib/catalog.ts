@@ -185,3 +185,9 @@ export function requestParams(instance: string, kind: GenerationType): Record<st
   }
   return out;
 }
+
+/** The server's default embedding instance when it is loaded (documents are then searched, not pasted). */
+export function embeddingInstance(): string {
+  const name = catalog.defaults.embedding_binding;
+  return typeof name === "string" && name && name in catalog.active ? name : "";
+}

@@ -3,7 +3,10 @@
 import { reactive } from "vue";
 import { ApiError } from "./api";
 import { active, currentConversation, draft, resetDraft, session } from "./active";
-import { catalog, chosenModel, effectiveInstance, instanceToSend, requestParams } from "./catalog";
+import { capabilities, catalog, chosenModel, effectiveInstance, embeddingInstance, instanceToSend, requestParams } from "./catalog";
+import {
+  chunkText, estimateTokens, MAX_DOCUMENT_CHARS, readDocumentText, retrievedContext, wholeContext, type DocumentContext, type DocumentEntry,
+} from "./documents";
 import {
   activePath, applyOutputs, applyToolChunk, buildChatInputs, buildSingleInputs, newId, pathTo, plainWords, streamedTokensPerSecond,
   titleFrom, tokensPerSecond, type Attachment, type ChatMessage, type ChatSettings, type Conversation,
@@ -92,6 +95,13 @@ async function answer(conv: Conversation, user: ChatMessage): Promise<void> {
   const request = requestFor(kind, inputs);
   conv.messages.push({ id: newId(), role: "assistant", kind, content: "", status: "streaming", createdAt: Date.now(), parentId: user.id });
   const reply = conv.messages[conv.messages.length - 1]; // the reactive proxy
+  const docs = (conv.documents ?? []).filter((d) => d.status === "ready");
+  if (kind === "ttt" && docs.length) {
+    const context = await documentContext(docs, user.content, inputs, request.parameters);
+    request.input_data = [...context.items, ...inputs];
+    if (context.sources.length) reply.sources = context.sources;
+    if (context.note) reply.contextNote = context.note;
+  }
   conv.leafId = reply.id;
   reply.binding = effectiveInstance(kind) || undefined;
   const controller = new AbortController();
@@ -168,6 +178,66 @@ async function streamInto(reply: ChatMessage, request: GenerateRequest, signal: 
         break;
     }
   }
+}
+
+/** The document excerpts (with an embedding binding) or whole documents (when they fit) for a question. */
+async function documentContext(docs: DocumentEntry[], question: string, inputs: InputData[], params?: Record<string, unknown>): Promise<DocumentContext> {
+  const contextSize = capabilities("ttt").contextSize ?? 4096;
+  const reserve = typeof params?.max_tokens === "number" ? params.max_tokens : Math.min(1024, Math.floor(contextSize / 4));
+  const used = inputs.reduce((n, item) => n + estimateTokens(item.data) + 8, 0);
+  const budget = Math.max(0, contextSize - reserve - used - 64);
+  const embedder = embeddingInstance();
+  if (embedder && catalog.client && docs.every((d) => d.chunks.every((c) => c.vector))) {
+    try {
+      const [vector] = await catalog.client.embed([question], embedder);
+      return retrievedContext(docs, vector, budget);
+    } catch {
+      /* fall back to whole documents */
+    }
+  }
+  return wholeContext(docs, budget);
+}
+
+/** Read files into the conversation's documents; with an embedding binding, chunk and embed them once. */
+export async function addDocuments(files: File[]): Promise<string> {
+  const conv = currentConversation() ?? newConversation();
+  const problems: string[] = [];
+  for (const file of files) {
+    const entry: DocumentEntry = { id: newId(), name: file.name, chars: 0, text: "", chunks: [], status: "reading" };
+    (conv.documents ??= []).push(entry);
+    const doc = conv.documents[conv.documents.length - 1];
+    try {
+      const text = await readDocumentText(file);
+      if (!text.trim()) throw new Error(`${file.name} has no text to read (a scanned PDF needs OCR first).`);
+      if (text.length > MAX_DOCUMENT_CHARS) throw new Error(`${file.name} is too long (${Math.round(text.length / 1000)} k characters; at most ${MAX_DOCUMENT_CHARS / 1000} k).`);
+      doc.text = text;
+      doc.chars = text.length;
+      doc.chunks = chunkText(text).map((t) => ({ text: t }));
+      const embedder = embeddingInstance();
+      if (embedder && catalog.client) {
+        doc.status = "indexing";
+        for (let i = 0; i < doc.chunks.length; i += 64) {
+          const batch = doc.chunks.slice(i, i + 64);
+          const vectors = await catalog.client.embed(batch.map((c) => c.text), embedder);
+          batch.forEach((c, j) => (c.vector = vectors[j].map((v) => Math.round(v * 1e4) / 1e4)));
+        }
+        doc.embeddedWith = embedder;
+      }
+      doc.status = "ready";
+    } catch (err) {
+      doc.status = "error";
+      doc.error = err instanceof ApiError ? err.message : err instanceof Error ? err.message : String(err);
+      problems.push(doc.error);
+    }
+  }
+  conv.updatedAt = Date.now();
+  saveConversations();
+  return problems.join(" ");
+}
+
+export function removeDocument(id: string): void {
+  const conv = currentConversation();
+  if (conv?.documents) conv.documents = conv.documents.filter((d) => d.id !== id);
 }
 
 /** Title requests running in the background, by conversation id (renaming or deleting cancels them). */

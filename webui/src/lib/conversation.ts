@@ -1,4 +1,5 @@
 // Conversations as the UI keeps them, and how they become a GenerateRequest's input_data.
+import type { DocumentEntry, Source } from "./documents";
 import type { GenerationType, InputData, OutputData, ParamValue, Usage } from "./types";
 
 /** What a conversation sends with: each conversation keeps its own; new ones start from the user's defaults. */
@@ -56,6 +57,8 @@ export interface ChatMessage {
   model?: string;
   binding?: string;
   toolCalls?: ToolStep[];
+  sources?: Source[]; // document excerpts the reply was given
+  contextNote?: string; // documents that did not fit in the context
   parentId?: string | null; // the message this one answers or follows (null: first of the conversation)
   createdAt: number;
 }
@@ -68,6 +71,7 @@ export interface Conversation {
   messages: ChatMessage[]; // every message of every branch, in creation order
   leafId?: string; // last message of the branch on screen
   settings?: ChatSettings;
+  documents?: DocumentEntry[];
   titleSource?: "first-message" | "model" | "user";
 }
 
