@@ -16,8 +16,11 @@ from lollms_server.api.ext_routes import mount_extensions, unmount
 from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import openai_compat
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
+from lollms_server.api.docs_pages import add_docs_pages
 from lollms_server.api.errors import install_error_handlers
+from lollms_server.api.not_found import add_not_found_route
 from lollms_server.api.request_guard import RequestGuard
+from lollms_server.api.security_headers import SecurityHeadersMiddleware
 from lollms_server.api.webui import mount_webui
 from lollms_server.core.config import ServerConfig, load_server_config
 from lollms_server.core.metrics import Metrics
@@ -59,6 +62,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
 
     app = FastAPI(
         title="lollms_server", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served by add_docs_pages, with their own Content-Security-Policy
         openapi_tags=[
             {"name": "generate", "description": "Generation (JSON or SSE)."},
             {"name": "info", "description": "Bindings, personalities, functions, models, resources."},
@@ -84,7 +88,9 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
         app.add_middleware(
             CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"], allow_credentials=False
         )
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
+    add_docs_pages(app)
     auth = [Depends(require_api_key)]
     app.include_router(routes_info.public_router)
     app.include_router(routes_info.router, dependencies=auth)
@@ -100,5 +106,6 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
         app.include_router(openai_router)
     if cfg.section("webui").get("enable_ui", True):
         mount_webui(app, webui_dist or WEBUI_DIST_DIR)
+    add_not_found_route(app.router.routes)  # last: unknown paths are JSON 404s for every method
     return app
 

@@ -34,7 +34,8 @@ async def test_health_needs_no_key(config_dir: Path) -> None:
         for path in ("/health", "/api/v1/health"):
             r = await c.get(path)
             assert r.status_code == 200
-            assert r.json() == {"status": "ok", "version": r.json()["version"], "api_key_required": True}
+            assert r.json() == {"status": "ok", "version": r.json()["version"], "api_key_required": True,
+                                "auth": "required", "warnings": []}
 
 
 async def test_missing_key_403_wrong_key_401(config_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""The server's side of the web UI: build served at /, SPA fallback, caching, not-built page, confinement."""
+"""The server's side of the web UI: build served at /, caching, headers, JSON 404s, not-built page, confinement."""
 
 from __future__ import annotations
 
@@ -43,8 +43,10 @@ async def test_index_assets_and_spa_fallback(tmp_path: Path) -> None:
         assert asset.headers["x-content-type-options"] == "nosniff"
         icon = await c.get("/favicon.svg")
         assert icon.status_code == 200 and icon.headers["cache-control"] == "no-cache" and "etag" in icon.headers
-        deep = await c.get("/chat/some-conversation")  # a client-side route: the app's index
-        assert deep.status_code == 200 and "INDEX" in deep.text
+        again = await c.get("/index.html")
+        assert again.status_code == 200 and "INDEX" in again.text
+        deep = await c.get("/chat/some-conversation")  # the UI has no client-side routes: not the UI's path
+        assert deep.status_code == 404 and deep.json() == {"detail": "Not Found"}
         missing_file = await c.get("/assets/index-old999.js")  # an asset of an older build: a real 404
         assert missing_file.status_code == 404
         head = await c.head("/")
@@ -81,7 +83,7 @@ async def test_static_serving_never_leaves_the_build_folder(tmp_path: Path, path
     async with ui_client(tmp_path / "cfg", dist) as c:
         r = await c.get(path)
         assert "TOP-SECRET" not in r.text and "root:" not in r.text
-        assert r.status_code in (200, 404)  # 200 only as the SPA index
+        assert r.status_code in (200, 404)  # 200 only as the index
         if r.status_code == 200:
             assert "INDEX" in r.text
 
@@ -109,3 +111,48 @@ async def test_ui_disabled_serves_nothing_at_root(tmp_path: Path) -> None:
     async with ui_client(tmp_path / "cfg", dist, enable_ui=False) as c:
         assert (await c.get("/")).status_code == 404
         assert (await c.get("/assets/index-abc123.js")).status_code == 404
+
+
+def _csp(response: httpx.Response) -> dict[str, str]:
+    policy = response.headers["content-security-policy"]
+    return {d.split(" ", 1)[0]: (d.split(" ", 1) + [""])[1] for d in (x.strip() for x in policy.split(";")) if d}
+
+
+async def test_security_headers_on_ui_docs_and_api(tmp_path: Path) -> None:
+    import base64
+    import hashlib
+    import re
+
+    dist = fake_build(tmp_path / "dist")
+    async with ui_client(tmp_path / "cfg", dist) as c:
+        for path in ("/", "/assets/index-abc123.js", "/favicon.svg", "/docs", "/redoc", "/health", "/api/v1/list_bindings",
+                     "/no/such/page"):
+            r = await c.get(path)
+            assert r.headers["x-content-type-options"] == "nosniff", path
+            assert r.headers["referrer-policy"] == "no-referrer", path
+            assert _csp(r)["frame-ancestors"] == "'none'", path
+            assert r.headers["x-frame-options"] == "DENY", path
+        ui = _csp(await c.get("/"))
+        assert ui["script-src"] == "'self'" and "unsafe-inline" not in ui["script-src"] and ui["object-src"] == "'none'"
+        assert _csp(await c.get("/health"))["default-src"] == "'none'"
+        for path in ("/docs", "/redoc"):
+            page = await c.get(path)
+            assert page.status_code == 200
+            policy = _csp(page)
+            assert "unsafe-inline" not in policy["script-src"]
+            for body in re.findall(r"<script(?![^>]*src=)[^>]*>(.*?)</script>", page.text, re.S):
+                digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+                assert f"'sha256-{digest}'" in policy["script-src"], path
+
+
+async def test_unknown_paths_are_json_404_for_every_method(tmp_path: Path) -> None:
+    dist = fake_build(tmp_path / "dist")
+    async with ui_client(tmp_path / "cfg", dist) as c:
+        for method in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            for path in ("/no-such-page", "/chat/completions", "/generate", "/assets/nothing.js", "/index.htm"):
+                r = await c.request(method, path, json={"x": 1} if method != "GET" else None)
+                assert r.status_code == 404, (method, path, r.status_code)
+                assert r.headers["content-type"].startswith("application/json") and "INDEX" not in r.text, (method, path)
+        # a wrong method on a real path stays a 405 (the path exists)
+        assert (await c.post("/")).status_code == 405
+        assert (await c.get("/api/v1/generate", headers={"X-API-Key": API_KEY})).status_code == 405

@@ -29,6 +29,12 @@ class HealthResponse(BaseModel):
     status: str = "ok"
     version: str
     api_key_required: bool
+    auth: Literal["required", "disabled"] = Field(
+        description="'disabled' only when the main config says allowed_api_keys: [] on purpose."
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What the configuration deliberately leaves open (auth off, CORS '*')."
+    )
 
 
 class ServerInfoResponse(BaseModel):

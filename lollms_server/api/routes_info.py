@@ -33,6 +33,7 @@ from lollms_server.core.bindings.base import Binding
 from lollms_server.core.errors import NotFoundError, UnavailableError, echo
 from lollms_server.core.model_scan import scan_models_folder
 from lollms_server.core.paths import display_path
+from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.services import Services
 
 public_router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
@@ -40,7 +41,11 @@ router = APIRouter(prefix="/api/v1", tags=["info"], route_class=StrictJSONRoute)
 
 
 def health(services: Services = Depends(get_services)) -> HealthResponse:
-    return HealthResponse(status="ok", version=__version__, api_key_required=bool(services.config.api_keys))
+    cfg = services.config
+    return HealthResponse(
+        status="ok", version=__version__, api_key_required=cfg.auth_enabled,
+        auth="required" if cfg.auth_enabled else "disabled", warnings=cfg.security_warnings(),
+    )
 
 
 public_router.add_api_route("/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
@@ -85,22 +90,22 @@ async def list_bindings(services: Services = Depends(get_services)) -> ListBindi
     }
     return ListBindingsResponse(
         binding_types=types,
-        binding_instances=services.bindings.masked_instances(with_parameters=True),
-        load_errors=services.bindings.load_errors(),
+        binding_instances=REDACTOR.redact_any(services.bindings.masked_instances(with_parameters=True)),
+        load_errors=REDACTOR.redact_any(services.bindings.load_errors()),
     )
 
 
 @router.get("/list_active_bindings", response_model=ListActiveBindingsResponse, summary="Instances that loaded")
 async def list_active_bindings(services: Services = Depends(get_services)) -> ListActiveBindingsResponse:
-    return ListActiveBindingsResponse(bindings=services.bindings.masked_instances(only_active=True))
+    return ListActiveBindingsResponse(bindings=REDACTOR.redact_any(services.bindings.masked_instances(only_active=True)))
 
 
 @router.get("/list_personalities", response_model=ListPersonalitiesResponse, summary="Enabled personalities")
 async def list_personalities(services: Services = Depends(get_services)) -> ListPersonalitiesResponse:
     pm = services.personalities
     return ListPersonalitiesResponse(
-        personalities={n: PersonalityInfo(**p.info()) for n, p in sorted(pm.personalities.items())},
-        load_errors=dict(pm.load_errors),
+        personalities={n: PersonalityInfo(**REDACTOR.redact_any(p.info())) for n, p in sorted(pm.personalities.items())},
+        load_errors=REDACTOR.redact_any(dict(pm.load_errors)),
     )
 
 
@@ -115,7 +120,7 @@ async def personality_icon(name: str, services: Services = Depends(get_services)
 @router.get("/list_functions", response_model=ListFunctionsResponse, summary="Discovered functions")
 async def list_functions(services: Services = Depends(get_services)) -> ListFunctionsResponse:
     fm = services.functions
-    return ListFunctionsResponse(functions=fm.list_names(), schemas=fm.tool_schemas(), load_errors=dict(fm.load_errors))
+    return ListFunctionsResponse(functions=fm.list_names(), schemas=fm.tool_schemas(), load_errors=REDACTOR.redact_any(dict(fm.load_errors)))
 
 
 @router.get("/list_models", response_model=ListModelsResponse, summary="Scan of the models folder")

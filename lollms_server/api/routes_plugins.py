@@ -12,6 +12,7 @@ from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import BadRequestError, UnavailableError
 from lollms_server.core.extensions import ExtensionManager
 from lollms_server.core.filters import FilterManager, FilterSpec
+from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.services import Services
 from lollms_server.core.valves import ValvesError, apply_update, masked, plain, schema
 
@@ -100,7 +101,7 @@ def _filter_info(fm: FilterManager, spec: FilterSpec) -> FilterInfo:
 async def list_filters(services: Services = Depends(get_services)) -> ListFiltersResponse:
     fm = _filters(services)
     return ListFiltersResponse(filters=[_filter_info(fm, s) for s in sorted(fm.filters.values(), key=lambda s: s.name)],
-                               load_errors=fm.load_errors, settings_encrypted=fm.settings.encrypted)
+                               load_errors=REDACTOR.redact_any(fm.load_errors), settings_encrypted=fm.settings.encrypted)
 
 
 @router.put("/filters/{name}", response_model=FilterInfo,
@@ -167,7 +168,7 @@ async def list_extensions(services: Services = Depends(get_services)) -> ListExt
         valves = em.valves.get(ext.name)
         items.append(ExtensionInfo(**ext.info(), valves=masked(valves) if valves is not None else None,
                                    valves_schema=schema(ext.ctx.valves_model)))
-    return ListExtensionsResponse(extensions=items, load_errors=em.load_errors)
+    return ListExtensionsResponse(extensions=items, load_errors=REDACTOR.redact_any(em.load_errors))
 
 
 @router.put("/extensions/{name}/valves", summary="Edit an extension's valves")

@@ -60,6 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = int(args.port or os.environ.get("LOLLMS_PORT") or server.get("port", 9601))
     level = (args.log_level or config.section("logging").get("log_level") or "INFO").upper()
     _setup_logging(level)
+    for warning in config.security_warnings():
+        print(f"lollms-server: WARNING: {warning}", file=sys.stderr, flush=True)
     app = create_app(config=config)
     print(f"lollms-server {__version__}: serving on http://{host}:{port} (config: {config.file})", flush=True)
     link = web_ui_link(config, host, port, show_key=sys.stdout.isatty() and not args.no_key_link)

@@ -6,11 +6,11 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from lollms_server.core.apikeys import ApiKeyConfigError, KeyRing, parse_keys
 from lollms_server.core.config_schema import LOG_LEVELS, MAIN_SCHEMA, MODALITIES
-from lollms_server.core.guarded_config import ConfigFileError, LoadedConfig, key_bytes, load_guarded
+from lollms_server.core.guarded_config import ConfigFileError, key_bytes, load_guarded
 from lollms_server.core.request_limits import RequestLimits
 from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path, resolve_project_path
 
@@ -66,6 +66,24 @@ class ServerConfig:
         value = self.defaults.get(f"{generation_type}_binding")
         return str(value) if value else None
 
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    def security_warnings(self) -> list[str]:
+        """What this configuration deliberately leaves open (shown at start-up and in /health)."""
+        warnings: list[str] = []
+        if not self.auth_enabled:
+            warnings.append(
+                f"authentication is OFF ({REQUIRED_KEY} is [] in {self.file.name}): anyone who can reach the port can use the server"
+            )
+        origins = [str(o).strip() for o in self.section("server").get("allowed_origins") or []]
+        if "*" in origins:
+            warnings.append(
+                "CORS allows every origin (server.allowed_origins contains '*'): any web page a user opens can call the server"
+            )
+        return warnings
+
     def personality_enabled(self, folder_name: str) -> bool:
         override = self.section("personalities_config").get(folder_name)
         if isinstance(override, dict):
@@ -120,42 +138,79 @@ def resolve_encryption_key(values: dict[str, Any], file: Path, paths: ResolvedPa
         raise ConfigFileError(file, str(exc), "security.encryption_key") from exc
 
 
-def _check_cross_fields(cfg: LoadedConfig) -> None:
-    values = cfg.values
+REQUIRED_KEY = "security.allowed_api_keys"
+# The sections every main config has had since the first version (the spec's MAIN_SCHEMA, less the
+# nullable personalities_config); later sections (usage, metrics, extensions…) may be absent: defaults.
+REQUIRED_SECTIONS: tuple[str, ...] = (
+    "server", "paths", "security", "defaults", "bindings_map", "resource_manager", "webui", "logging",
+)
+AUTH_HINT = "list the accepted keys, or write allowed_api_keys: [] to turn authentication off on purpose"
+
+
+def check_complete(path: Path, raw: Mapping[str, Any], *, migrated: bool) -> None:
+    """Refuse a main config that is empty, truncated or missing what decides authentication.
+
+    Authentication is off only when a readable file says so (``allowed_api_keys: []``), never because
+    the section is missing or damaged. A file of the current version must also hold every section a
+    valid file has always had (one missing means the file was cut or damaged); an older file is
+    migrated, so only ``security`` is required from it.
+    """
+    if not raw:
+        raise ConfigFileError(path, "holds no settings (empty or truncated file); restore it from a backup or recreate it")
+    security = raw.get("security")
+    if not isinstance(security, Mapping):
+        raise ConfigFileError(path, f"section missing (is the file truncated?); {AUTH_HINT}", "security")
+    if "allowed_api_keys" not in security:
+        raise ConfigFileError(path, f"setting missing; {AUTH_HINT}", REQUIRED_KEY)
+    if migrated:
+        return
+    missing = [name for name in REQUIRED_SECTIONS if name not in raw]
+    if missing:
+        raise ConfigFileError(
+            path, f"section missing (is the file truncated?); a complete file has: {', '.join(missing)}", missing[0]
+        )
+
+
+def check_main_values(path: Path, values: Mapping[str, Any]) -> None:
+    """Checks across fields that the schema alone cannot express."""
     bmap = values.get("bindings_map") or {}
     for k, v in bmap.items():
         if not isinstance(v, str) or not v:
-            raise ConfigFileError(cfg.path, "must map to a binding type name (a string)", f"bindings_map.{k}")
+            raise ConfigFileError(path, "must map to a binding type name (a string)", f"bindings_map.{k}")
     defaults = values.get("defaults") or {}
     for m in MODALITIES:
         name = defaults.get(f"{m}_binding")
         if name and name not in bmap:
             raise ConfigFileError(
-                cfg.path, f"names instance '{name}', which is not a key of bindings_map", f"defaults.{m}_binding"
+                path, f"names instance '{name}', which is not a key of bindings_map", f"defaults.{m}_binding"
             )
     emb = defaults.get("embedding_binding")
     if emb and emb not in bmap:
-        raise ConfigFileError(cfg.path, f"names instance '{emb}', which is not a key of bindings_map", "defaults.embedding_binding")
+        raise ConfigFileError(path, f"names instance '{emb}', which is not a key of bindings_map", "defaults.embedding_binding")
     origins = (values.get("server") or {}).get("allowed_origins") or []
+    for i, origin in enumerate(origins):
+        if not isinstance(origin, str):
+            raise ConfigFileError(path, f"must be a string origin such as 'http://localhost:9601', got {origin!r}",
+                                  f"server.allowed_origins[{i}]")
     if any(str(o).strip().lower() == "null" for o in origins):
-        raise ConfigFileError(cfg.path, "the 'null' origin is not allowed (it matches sandboxed pages)", "server.allowed_origins")
+        raise ConfigFileError(path, "the 'null' origin is not allowed (it matches sandboxed pages)", "server.allowed_origins")
     try:
         parse_keys((values.get("security") or {}).get("allowed_api_keys") or [])
     except ApiKeyConfigError as exc:
-        raise ConfigFileError(cfg.path, str(exc), f"security.allowed_api_keys[{exc.index}]") from exc
+        raise ConfigFileError(path, str(exc), f"{REQUIRED_KEY}[{exc.index}]") from exc
     level = (values.get("logging") or {}).get("log_level")
     if level is not None and str(level).upper() not in LOG_LEVELS:
-        raise ConfigFileError(cfg.path, f"must be one of {', '.join(LOG_LEVELS)} (any case), got {level!r}", "logging.log_level")
+        raise ConfigFileError(path, f"must be one of {', '.join(LOG_LEVELS)} (any case), got {level!r}", "logging.log_level")
     workers = (values.get("server") or {}).get("workers", 1)
     if isinstance(workers, int) and workers > 1:
         raise ConfigFileError(
-            cfg.path, f"is {workers}, but only 1 worker is supported: loaded models, GPU slots, queues and jobs live in "
+            path, f"is {workers}, but only 1 worker is supported: loaded models, GPU slots, queues and jobs live in "
             "one process, and sharing them between workers needs the Redis mode, which is not available yet. Set 1; "
             "scale with resource_manager.gpu_limit, or run several servers (each with its own models) behind a proxy",
             "server.workers")
     for name, override in (values.get("personalities_config") or {}).items():
         if override is not None and not isinstance(override, dict):
-            raise ConfigFileError(cfg.path, "must be a mapping such as {enabled: false}", f"personalities_config.{name}")
+            raise ConfigFileError(path, "must be a mapping such as {enabled: false}", f"personalities_config.{name}")
 
 
 def load_server_config(config_dir: Path) -> ServerConfig:
@@ -171,7 +226,8 @@ def load_server_config(config_dir: Path) -> ServerConfig:
             "no main configuration found; run 'lollms-server init' (or the wizard) to create one",
         )
     loaded = load_guarded(file, MAIN_SCHEMA)
-    _check_cross_fields(loaded)
+    check_complete(file, loaded.raw, migrated=loaded.migrated)
+    check_main_values(file, loaded.values)
     paths = _resolve_paths(loaded.values, config_dir)
     key = resolve_encryption_key(loaded.values, file, paths)
     return ServerConfig(

@@ -25,7 +25,7 @@ from lollms_server.core.filters import ActiveFilter, FilterFailedError, FilterMa
 from lollms_server.core.functions import FunctionManager
 from lollms_server.core.personalities import Personality, PersonalityManager
 from lollms_server.core.resources import ResourceManager
-from lollms_server.core.secrets import REDACTOR
+from lollms_server.core.secrets import REDACTOR, StreamMasker
 from lollms_server.core.telemetry import Caller, Telemetry, Trace, error_kind
 from lollms_server.core.thoughts import ThinkSplitter
 from lollms_server.core.tool_loop import ToolPlan, check_tool_support, plan_tools, run_tool_loop
@@ -87,6 +87,16 @@ def _error_meta(exc: BaseException) -> dict[str, Any]:
     if retry:
         meta["retry_after"] = int(retry)
     return meta
+
+
+def _mask_output(out: OutputData) -> OutputData:
+    """Generated text never carries a secret the server knows (a model may repeat one it was shown)."""
+    update: dict[str, Any] = {}
+    if isinstance(out.data, str) and out.type in ("text", "json", "error", "info"):
+        update["data"] = REDACTOR.mask_secrets(out.data)
+    if out.thoughts:
+        update["thoughts"] = REDACTOR.mask_secrets(out.thoughts)
+    return out.model_copy(update=update) if update else out
 
 
 def _error_message(exc: BaseException) -> str:
@@ -247,7 +257,7 @@ class GenerationService:
                 meta["tool_calls"] = records
             if plan.task.usage and i == 0:
                 meta.setdefault("usage", plan.task.usage)
-            outputs[i] = out.model_copy(update={"metadata": meta})
+            outputs[i] = _mask_output(out).model_copy(update={"metadata": meta})
         return outputs
 
     async def run(self, plan: GenerationPlan) -> list[OutputData]:
@@ -348,6 +358,7 @@ class GenerationService:
                          *, end_trace: bool = False) -> AsyncIterator[StreamChunk]:
         splitter = ThinkSplitter()
         recorder = CallRecorder()
+        answer_mask, thought_mask = StreamMasker(REDACTOR), StreamMasker(REDACTOR)
         text_parts: list[str] = []
         thought_parts: list[str] = []
         extra_outputs: list[OutputData] = []
@@ -366,6 +377,7 @@ class GenerationService:
                     answer, thought = splitter.feed(ev["content"])
                     if ev.get("thoughts"):
                         thought += ev["thoughts"]
+                    answer, thought = answer_mask.feed(answer), thought_mask.feed(thought)
                     if answer or thought:
                         if plan.filters:
                             answer, thought = await self._stream_filters(plan, answer, thought)
@@ -404,6 +416,8 @@ class GenerationService:
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
         tail_answer, tail_thought = splitter.flush()
+        tail_answer = answer_mask.feed(tail_answer) + answer_mask.flush()
+        tail_thought = thought_mask.feed(tail_thought) + thought_mask.flush()
         if plan.filters and error is None:
             try:
                 if tail_answer or tail_thought:
@@ -415,6 +429,8 @@ class GenerationService:
             else:
                 if tail_answer:
                     yield StreamChunk(type="chunk", content=tail_answer)
+        elif tail_answer or tail_thought:  # what was held back (a possible tag or secret start) is streamed too
+            yield StreamChunk(type="chunk", content=tail_answer, thoughts=tail_thought or None)
         text_parts.append(tail_answer)
         thought_parts.append(tail_thought)
         if final_outputs is None:

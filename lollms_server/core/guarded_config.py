@@ -50,6 +50,7 @@ class LoadedConfig:
     values: dict[str, Any]
     file_version: str | None
     migrated: bool
+    raw: dict[str, Any]  # what the file itself says, before defaults are filled in
 
 
 def key_bytes(key: str | bytes | None) -> bytes | None:
@@ -106,6 +107,8 @@ def validate_values(
         if definition.get("type") == "section":
             sub = definition.get("schema", {})
             if value is None:
+                if sub and not definition.get("nullable", False):
+                    raise ConfigFileError(path, "must be a section (mapping), got null (is the file damaged?)", full)
                 continue
             if not isinstance(value, Mapping):
                 raise ConfigFileError(path, f"must be a section (mapping), got {type(value).__name__}", full)
@@ -119,6 +122,8 @@ def read_raw(path: Path, key: bytes | None = None) -> tuple[str | None, dict[str
     """Read a config file through ConfigGuard's handler for its extension."""
     if not path.is_file():
         raise ConfigFileError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ConfigFileError(path, "the file is empty (0 bytes); restore it from a backup or recreate it")
     try:
         result = get_handler(path, fernet=Fernet(key) if key else None).load(path)
     except ConfigGuardError as exc:
@@ -183,14 +188,59 @@ def load_guarded(path: Path, schema: Mapping[str, Any], key: bytes | None = None
             guard.load(path)
     except (ConfigGuardError, FileNotFoundError) as exc:
         raise ConfigFileError(path, str(exc)) from exc
-    return LoadedConfig(path=path, guard=guard, values=guard.get_config_dict(), file_version=file_version, migrated=migrated)
+    return LoadedConfig(
+        path=path, guard=guard, values=guard.get_config_dict(), file_version=file_version, migrated=migrated, raw=raw
+    )
+
+
+FILE_MODE = 0o600  # config, instance, backup and key files: readable by their owner only
+_TEMP_MARK = ".saving-"
+
+
+def _temp_dir_prefix(path: Path) -> str:
+    return f".{path.name}{_TEMP_MARK}"
+
+
+def remove_stale_temp_dirs(path: Path) -> None:
+    """Remove what an interrupted save of ``path`` left (killed between writing and renaming)."""
+    if path.parent.is_dir():
+        for left in path.parent.glob(_temp_dir_prefix(path) + "*"):
+            shutil.rmtree(left, ignore_errors=True)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (mode 0600) through a temp file in the same folder, then rename."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp_name, FILE_MODE)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def backup_file(path: Path, key: bytes | None) -> Path:
+    """Copy ``path`` to ``path.bak`` (0600); when the new file is encrypted, the backup is encrypted too."""
+    data = path.read_bytes()
+    if key is not None and not looks_encrypted(path):
+        data = Fernet(key).encrypt(data)  # same whole-file format ConfigGuard writes
+    backup = path.with_name(path.name + ".bak")
+    write_private(backup, data)
+    return backup
 
 
 def save_guarded_atomic(
     path: Path, schema: Mapping[str, Any], values: Mapping[str, Any], key: bytes | None = None,
     *, backup: bool = True,
 ) -> None:
-    """Validate ``values`` then write them to ``path`` atomically (temp file + replace), keeping a backup."""
+    """Validate ``values`` then write them to ``path`` atomically, mode 0600, keeping a backup.
+
+    The new file is written in a private temp folder beside ``path`` (mode 0700, so nobody else can read
+    it meanwhile), checked by reading it back, then renamed over ``path``. The temp folder is removed on
+    every exit path, and one left by a killed save is removed at the next save.
+    """
     body = {k: v for k, v in schema.items() if k != "__version__"}
     validate_values(path, body, values, allow_unknown=False)
     guard = ConfigGuard(dict(schema), encryption_key=key)
@@ -199,16 +249,15 @@ def save_guarded_atomic(
     except ConfigGuardError as exc:
         raise ConfigFileError(path, str(exc)) from exc
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    remove_stale_temp_dirs(path)
+    work = Path(tempfile.mkdtemp(prefix=_temp_dir_prefix(path), dir=path.parent))
     try:
-        tmp.unlink()  # sqlite handler wants to create the file itself
+        tmp = work / path.name
         guard.save(tmp, mode="values")
+        os.chmod(tmp, FILE_MODE)
         load_guarded(tmp, schema, key)
         if backup and path.exists():
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
+            backup_file(path, key)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        shutil.rmtree(work, ignore_errors=True)

@@ -34,6 +34,15 @@ def resolve_inside(base: Path, name: str) -> Path:
     return target
 
 
+def stays_inside(base: Path, entry: Path) -> bool:
+    """Whether ``entry`` (symlinks followed) is ``base`` or below it: what listings may show."""
+    try:
+        root, target = base.resolve(), entry.resolve()
+    except (OSError, RuntimeError):  # broken or looping links
+        return False
+    return target == root or root in target.parents
+
+
 def resolve_config_path(value: str | None, relative_to: Path) -> Path | None:
     """Make a configured path absolute: relative paths are taken from ``relative_to``."""
     if value is None or value == "":

@@ -1,13 +1,24 @@
-"""Secret masking: no secret value ever leaves the server, in responses, logs or error messages."""
+"""Secret masking: no secret value ever leaves the server, in responses, logs or error messages.
+
+``REDACTOR.redact`` is for everything a client sees: it masks every known secret, the shortened quotes of
+a secret that upstream APIs print (``sk-qzvOPE****xc``: a prefix and a suffix of a known secret around
+stars or dots), and turns absolute paths of this host into paths relative to the configuration or
+project folder. Logs are for the operator: they get the secrets masked but keep the real paths.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import threading
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 MASK = "********"
+# a token, then at least two stars / three dots / an ellipsis, then maybe more of the token
+_PARTIAL_QUOTE = re.compile(r"([A-Za-z0-9_\-]+)(?:\*{2,}|\.{3,}|\u2026|\u2022{2,})([A-Za-z0-9_\-]*)")
 
 
 class SecretRedactor:
@@ -16,7 +27,15 @@ class SecretRedactor:
     def __init__(self) -> None:
         self._values: set[str] = set()
         self._scoped: dict[str, int] = {}  # values known only while a request runs (reference counted)
+        self._roots: dict[str, str] = {}  # absolute folder of this host -> how clients see it
         self._lock = threading.Lock()
+
+    def add_path_root(self, folder: Path, shown_as: str) -> None:
+        """Show ``folder`` (and what is below it) as ``shown_as`` in client-facing text; "" = relative."""
+        for variant in {str(folder), str(folder.resolve())}:
+            if len(variant) > 1:
+                with self._lock:
+                    self._roots[variant.rstrip(os.sep)] = shown_as
 
     def add(self, *values: Any) -> None:
         with self._lock:
@@ -44,15 +63,39 @@ class SecretRedactor:
                     else:
                         self._scoped[v] = left
 
-    def redact(self, text: str) -> str:
+    def known_secrets(self) -> list[str]:
+        with self._lock:
+            return sorted(self._values | set(self._scoped), key=len, reverse=True)
+
+    def mask_secrets(self, text: str) -> str:
+        """Mask every known secret and every partial quote of one (for logs and clients)."""
         if not text:
             return text
-        with self._lock:
-            values = sorted(self._values | set(self._scoped), key=len, reverse=True)
+        values = self.known_secrets()
         for v in values:
             if v in text:
                 text = text.replace(v, MASK)
+        if values and ("**" in text or "..." in text or "\u2026" in text or "\u2022\u2022" in text):
+            text = _PARTIAL_QUOTE.sub(lambda m: MASK if _quotes_a_secret(m, values) else m.group(0), text)
         return text
+
+    def relative_paths(self, text: str) -> str:
+        """Replace absolute folders of this host by their relative form (``shown_as`` or nothing)."""
+        if not text or os.sep not in text:
+            return text
+        with self._lock:
+            roots = sorted(self._roots.items(), key=lambda kv: len(kv[0]), reverse=True)
+        for root, shown in roots:
+            if root in text:
+                below = re.escape(root + os.sep)
+                under, itself = (shown + os.sep) if shown else "", shown or "."
+                text = re.sub(below, lambda _: under, text)
+                text = re.sub(re.escape(root) + r"(?![\w.\-])", lambda _: itself, text)
+        return text
+
+    def redact(self, text: str) -> str:
+        """Client-facing text: secrets (whole or partly quoted) masked, host paths made relative."""
+        return self.relative_paths(self.mask_secrets(text))
 
     def redact_any(self, obj: Any) -> Any:
         if isinstance(obj, str):
@@ -62,6 +105,47 @@ class SecretRedactor:
         if isinstance(obj, (list, tuple)):
             return [self.redact_any(v) for v in obj]
         return obj
+
+
+def _quotes_a_secret(match: re.Match[str], secrets: list[str]) -> bool:
+    """Whether ``head****tail`` shows the beginning (and maybe the end) of a known secret."""
+    head, tail = match.group(1), match.group(2)
+    return any(
+        len(secret) >= 8 and len(head) >= 2 and secret.startswith(head) and secret.endswith(tail)
+        and len(head) + len(tail) < len(secret)
+        for secret in secrets
+    )
+
+
+class StreamMasker:
+    """Masks secrets in text that arrives in pieces: holds back only a tail that could begin a secret."""
+
+    def __init__(self, redactor: "SecretRedactor") -> None:
+        self.redactor = redactor
+        self.pending = ""
+
+    def feed(self, piece: str) -> str:
+        if not piece:
+            return piece
+        text = self.redactor.mask_secrets(self.pending + piece)
+        keep = _longest_secret_start(text, self.redactor.known_secrets())
+        self.pending = text[len(text) - keep:] if keep else ""
+        return text[: len(text) - keep] if keep else text
+
+    def flush(self) -> str:
+        out, self.pending = self.redactor.mask_secrets(self.pending), ""
+        return out
+
+
+def _longest_secret_start(text: str, secrets: list[str]) -> int:
+    """Length of the longest end of ``text`` that is the beginning of a secret (0 when none)."""
+    best = 0
+    for secret in secrets:
+        for n in range(min(len(secret) - 1, len(text)), best, -1):
+            if secret.startswith(text[-n:]):
+                best = n
+                break
+    return best
 
 
 REDACTOR = SecretRedactor()
@@ -114,12 +198,12 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string must not hide the record
             message = str(record.msg)
-        redacted = REDACTOR.redact(message)
+        redacted = REDACTOR.mask_secrets(message)
         if redacted != message or record.args:
             record.msg, record.args = redacted, None
         if record.exc_info and record.exc_info[1] is not None:
             exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = REDACTOR.redact(exc_text)
+            record.exc_text = REDACTOR.mask_secrets(exc_text)
             record.exc_info = None
         return True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from lollms_server.core.metrics import Metrics
 from lollms_server.core.generation import GenerationService
 from lollms_server.core.personalities import PersonalityManager
 from lollms_server.core.resources import ResourceManager
-from lollms_server.core.paths import ZOOS_DIR, resolve_config_path, resolve_project_path
+from lollms_server.core.paths import PROJECT_ROOT, ZOOS_DIR, resolve_config_path, resolve_project_path
 from lollms_server.core.plugin_settings import PluginSettings
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.telemetry import Telemetry, build_telemetry
@@ -48,8 +49,28 @@ class Services:
         self.embeddings = EmbeddingService(self.config, self.bindings)
 
 
+def register_host_paths(config: ServerConfig) -> None:
+    """Clients see folders relative to the config or project folder, other configured folders by their key."""
+    bases = (config.paths.config_dir, PROJECT_ROOT)
+    labelled: list[tuple[str, Path]] = [("models_folder", config.paths.models_dir)]
+    labelled += [("personalities_folder", d) for d in config.paths.personalities_dirs]
+    labelled += [("functions_folder", d) for d in config.paths.functions_dirs]
+    labelled += [("bindings_folder", d) for d, _ in config.paths.bindings_sources]
+    labelled.append(("instance_bindings_folder", config.paths.instance_bindings_dir))
+    for label, folder in labelled:
+        if not any(folder.resolve() == b.resolve() or b.resolve() in folder.resolve().parents for b in bases):
+            REDACTOR.add_path_root(folder, f"<{label}>")
+    for base in bases:
+        REDACTOR.add_path_root(base, "")
+    REDACTOR.add_path_root(Path(sys.prefix), "<python>")
+    REDACTOR.add_path_root(Path.home(), "~")
+
+
 async def build_services(config: ServerConfig, metrics: Metrics | None = None) -> Services:
     REDACTOR.add(config.api_keys)
+    register_host_paths(config)
+    for warning in config.security_warnings():
+        log.warning("SECURITY: %s", warning)
     if config.encryption_key:
         REDACTOR.add(config.encryption_key.decode())
     REDACTOR.add(config.section("metrics").get("token"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,14 @@ from typing import Any
 from lollms_server.core.bindings.registry import BindingRegistry, BindingType
 from lollms_server.core.config import (
     ENCRYPTION_KEY_ENV,
-    _check_cross_fields,
+    check_main_values,
     _resolve_paths,
     resolve_encryption_key,
 )
 from lollms_server.core.config_schema import MAIN_SCHEMA, MODALITIES
 from lollms_server.core.guarded_config import (
     ConfigFileError,
-    LoadedConfig,
+    backup_file,
     load_guarded,
     read_raw,
     save_guarded_atomic,
@@ -104,6 +103,7 @@ class ConfigDraft:
             draft = cls(config_dir, config_dir / f"main_config{FORMAT_EXTENSIONS[fmt]}", empty_main_values(), False)
             draft.encryption_key = _env_key()
             draft.rediscover()
+            draft._encrypt_plain_instances()
             return draft
         try:
             loaded = load_guarded(existing, MAIN_SCHEMA)
@@ -116,7 +116,25 @@ class ConfigDraft:
             draft.notes.append(f"encryption key not available: {exc}")
         draft.rediscover()
         draft._load_instances()
+        draft._encrypt_plain_instances()
         return draft
+
+    def _encrypt_plain_instances(self) -> None:
+        """With a key, every instance file the server reads must be encrypted: plain ones are rewritten."""
+        if os.environ.get(ENCRYPTION_KEY_ENV) and self.encryption_key is None:
+            self.notes.append(f"{ENCRYPTION_KEY_ENV} is set but cannot be used (not a valid Fernet key?): "
+                              "instance files are left as they are, in plain text")
+            return
+        if self.encryption_key is None:
+            return
+        for rec in self.instances.values():
+            if rec.file is None or rec.encrypted:
+                continue
+            if rec.locked:
+                self.notes.append(f"instance '{rec.name}' stays in plain text: it cannot be read as a valid instance file")
+                continue
+            rec.dirty = True
+            self.notes.append(f"instance '{rec.name}' is in plain text: it will be encrypted with the configured key")
 
     def resolved_paths(self):  # type: ignore[no-untyped-def]
         return _resolve_paths(self.values, self.config_dir)
@@ -155,10 +173,11 @@ class ConfigDraft:
             rec.encrypted = file_is_encrypted(rec.file)
             btype = self.registry.types.get(rec.type_name)
             try:
+                key = self.encryption_key if rec.encrypted else None  # a plain file is read as it is
                 if btype is not None:
-                    rec.values = load_guarded(rec.file, btype.card.full_instance_schema(), self.encryption_key).values
+                    rec.values = load_guarded(rec.file, btype.card.full_instance_schema(), key).values
                 else:
-                    rec.values = read_raw(rec.file, self.encryption_key)[1]
+                    rec.values = read_raw(rec.file, key)[1]
                     self.notes.append(f"instance '{name}': binding type '{rec.type_name}' is not installed")
             except ConfigFileError as exc:
                 rec.locked = True
@@ -245,7 +264,7 @@ class ConfigDraft:
         """Validate everything; return warnings (raise DraftError on errors)."""
         try:
             validate_values(self.main_file, _body(MAIN_SCHEMA), self.values, allow_unknown=False)
-            _check_cross_fields(LoadedConfig(self.main_file, None, self.values, None, False))  # type: ignore[arg-type]
+            check_main_values(self.main_file, self.values)
         except ConfigFileError as exc:
             raise DraftError(str(exc)) from exc
         warnings: list[str] = []
@@ -293,7 +312,8 @@ class ConfigDraft:
             written.append(target)
         for name, rec in list(self.removed.items()):
             if rec.file is not None and rec.file.exists() and name not in self.instances:
-                shutil.move(rec.file, rec.file.with_name(rec.file.name + ".bak"))
+                backup_file(rec.file, self.encryption_key)  # encrypted when a key is set
+                rec.file.unlink()
             self.removed.pop(name)
         save_guarded_atomic(self.main_file, MAIN_SCHEMA, self.values)
         self.exists = True

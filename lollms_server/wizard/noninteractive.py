@@ -118,6 +118,8 @@ def run_noninteractive(args: argparse.Namespace, config_dir: Path) -> int:
         return 2
     if args.list_presets:
         return list_presets(draft)
+    for note in draft.notes:
+        print(f"note: {note}", file=sys.stderr)
     preset = args.preset or (None if draft.exists else DEFAULT_PRESET)
     try:
         if preset:

@@ -44,6 +44,7 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many streamed pieces
     chunks: int = 4  # streamed answer pieces
     fault: str | None = None  # a broken answer with status 200: one of FAULTS
+    quote_key_partly: bool = False  # quote a wrong key as OpenAI does ("sk-abcdef****yz") instead of in full
 
 
 # Broken answers a provider (or a proxy in front of it) can give with status 200
@@ -140,7 +141,10 @@ class FakeServer:
         if b.required_key is not None and presented_key != b.required_key:
             # like real providers, quote the key presented: the server must never pass it on
             status = self.key_error_status
-            return JSONResponse(error_body(status, f"Incorrect API key provided: {presented_key}"), status_code=status)
+            quoted = presented_key
+            if b.quote_key_partly and presented_key:
+                quoted = f"{presented_key[:9]}{'*' * 28}{presented_key[-2:]}"
+            return JSONResponse(error_body(status, f"Incorrect API key provided: {quoted}"), status_code=status)
         return None
 
     def fault_answer(self, media_type: str) -> Response | None:

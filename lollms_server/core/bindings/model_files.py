@@ -13,6 +13,7 @@ from lollms_server.core.paths import (
     PathEscapeError,
     resolve_config_path,
     resolve_inside,
+    stays_inside,
 )
 
 
@@ -39,17 +40,19 @@ def path_inside(folder: Path, relative: str, what: str) -> Path:
 
 
 def marked_subfolders(folder: Path, marker: str) -> list[Path]:
-    """The visible sub-folders of ``folder`` that hold a ``marker`` file, sorted by name."""
+    """The visible sub-folders of ``folder`` that hold a ``marker`` file, sorted by name (none leaving it)."""
     if not folder.is_dir():
         return []
     return [sub for sub in sorted(folder.iterdir())
-            if sub.is_dir() and not sub.name.startswith(".") and (sub / marker).is_file()]
+            if sub.is_dir() and not sub.name.startswith(".") and (sub / marker).is_file()
+            and stays_inside(folder, sub / marker)]
 
 
 def marked_subfolder(folder: Path, name: str, marker: str) -> Path | None:
     """The sub-folder ``name`` when it holds a ``marker`` file, else None; 400 when ``name`` leaves the folder."""
     target = path_inside(folder, name, f"model name '{name}'")
-    return target if target != folder.resolve() and (target / marker).is_file() else None
+    found = target != folder.resolve() and (target / marker).is_file() and stays_inside(folder, target / marker)
+    return target if found else None
 
 
 def shipped_first(shipped: N | None, local: list[N]) -> list[N]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from lollms_server.core.bindings.model_files import models_subfolder
 from lollms_server.core.errors import BadRequestError, NotFoundError, echo
-from lollms_server.core.paths import PathEscapeError, resolve_inside
+from lollms_server.core.paths import PathEscapeError, resolve_inside, stays_inside
 
 from .gguf_meta import GGUFError, describe, read_gguf_header
 
@@ -75,7 +75,8 @@ class ModelLocator:
         found: dict[str, ModelSource] = {}
         if self.gguf_dir.is_dir():
             for p in sorted(self.gguf_dir.rglob("*.gguf")):
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.gguf_dir).parts):
+                hidden = any(part.startswith(".") for part in p.relative_to(self.gguf_dir).parts)
+                if p.is_file() and not hidden and stays_inside(self.gguf_dir, p):
                     rel = p.relative_to(self.gguf_dir).as_posix()
                     found[rel] = ModelSource(rel, p, "models_folder")
         for file_name in SHIPPED_MODELS:

