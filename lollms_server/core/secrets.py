@@ -87,10 +87,9 @@ class SecretRedactor:
             roots = sorted(self._roots.items(), key=lambda kv: len(kv[0]), reverse=True)
         for root, shown in roots:
             if root in text:
-                below = re.escape(root + os.sep)
-                under, itself = (shown + os.sep) if shown else "", shown or "."
-                text = re.sub(below, lambda _: under, text)
-                text = re.sub(re.escape(root) + r"(?![\w.\-])", lambda _: itself, text)
+                text = text.replace(root + os.sep, (shown + os.sep) if shown else "")
+                itself = (shown or ".").replace("\\", "\\\\")  # a literal replacement for re.sub
+                text = re.sub(re.escape(root) + r"(?![\w.\-])", itself, text)
         return text
 
     def redact(self, text: str) -> str:
