@@ -150,7 +150,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
     key = Fernet.generate_key()
     write_config(
         d, {"dummy": ("dummy_binding", {}), "toolbot": ("dummy_binding", {"mode": "tools"})},
-        api_keys=[API_KEY, {"key": BOB, "name": "bob"}],  # type: ignore[list-item]
+        api_keys=[{"key": API_KEY, "name": "ops", "admin": True}, {"key": BOB, "name": "bob"}],  # type: ignore[list-item]
         main={"extensions": {"extensions_folder": str(exts), "filters_folder": str(d / "personal_filters")},
               "bindings_map": {"extbot": "ext_echo"}},
         key=key,
@@ -264,6 +264,22 @@ def test_filter_scope_priority_and_per_key_user_valves(live: Any) -> None:
                    json={"model": "dummy", "messages": [{"role": "user", "content": long}]})
     assert r.status_code == 400 and "limit is 3" in r.json()["error"]["message"]
     httpx.put(f"{base}/api/v1/filters/word_limit", headers=H, json={"enabled": False})
+
+
+def test_only_admin_keys_manage_filters_and_read_everyones_usage(live: Any) -> None:
+    base = live.base_url
+    bob = {"X-API-Key": BOB}
+    r = httpx.put(f"{base}/api/v1/filters/word_limit", headers=bob, json={"enabled": True})
+    assert r.status_code == 403 and "admin" in r.json()["detail"]
+    assert httpx.put(f"{base}/api/v1/extensions/web_fetch/valves", headers=bob, json={"enabled": True}).status_code == 403
+    assert httpx.get(f"{base}/api/v1/list_filters", headers=bob).status_code == 200  # reading is fine (secrets masked)
+    httpx.post(f"{base}/api/v1/generate", headers=bob, json=prompt("mine"))
+    httpx.post(f"{base}/api/v1/generate", headers=H, json=prompt("theirs"))
+    own = httpx.get(f"{base}/api/v1/usage", headers=bob).json()["items"]
+    assert own and {r["key_name"] for r in own} == {"bob"}
+    assert httpx.get(f"{base}/api/v1/usage", headers=bob, params={"key": "ops"}).status_code == 403
+    everyone = {r["key_name"] for r in httpx.get(f"{base}/api/v1/usage", headers=H).json()["items"]}
+    assert {"bob", "ops"} <= everyone
 
 
 def test_a_raising_filter_gives_a_clear_error_or_is_skipped(live: Any) -> None:

@@ -42,7 +42,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
     d = tmp_path_factory.mktemp("usage") / "cfg"
     write_config(
         d,
-        {"dummy": ("dummy_binding", {}), "slow": ("dummy_binding", {"stream_chunk_delay": 0.05})},
+        {"dummy": ("dummy_binding", {}), "slow": ("dummy_binding", {"stream_chunk_delay": 0.05}),
+         "sleepy": ("dummy_binding", {"delay": 30.0})},
         api_keys=[{"key": ALICE, "name": "alice"}, {"key": BOB, "name": "bob"},  # type: ignore[list-item]
                   {"key": LIMITED, "name": "carol", "requests_per_minute": 2}, PLAIN,
                   {"key": DAILY, "name": "dave", "tokens_per_day": 6}],
@@ -108,6 +109,19 @@ def test_a_cancelled_stream_is_recorded_as_cancelled(live: Any) -> None:
     assert wait_for(lambda: bool(cancelled_row()))
     row = cancelled_row()[0]
     assert row["cancelled"] is True and row["binding"] == "slow" and row["key_name"].startswith("key-")
+
+
+def test_a_json_request_whose_client_leaves_is_recorded_as_cancelled(live: Any) -> None:
+    base = live.base_url
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{base}/api/v1/generate", headers={"X-API-Key": PLAIN, "X-Request-ID": "json-gone"},
+                   json={**prompt("wait for me"), "binding_name": "sleepy"}, timeout=0.5)
+
+    def row() -> list[dict[str, Any]]:
+        return [r for r in usage(base, binding="sleepy")["items"] if r["request_id"] == "json-gone"]
+
+    assert wait_for(lambda: bool(row()))
+    assert row()[0]["status"] == "cancelled" and row()[0]["surface"] == "api" and row()[0]["duration_ms"] < 10000
 
 
 def test_grouping_csv_filters_and_bad_input(live: Any) -> None:
@@ -184,7 +198,7 @@ def test_metrics_parse_and_need_their_token(live: Any) -> None:
     assert sum(s.value for s in count) >= 1
     assert any(s.name.endswith("_count") and s.value >= 1 for s in families["lollms_time_to_first_token_seconds"].samples)
     assert families["lollms_queue_depth"].samples[0].value == 0
-    assert {s.labels["state"]: s.value for s in families["lollms_binding_instances"].samples}["loaded"] == 2
+    assert {s.labels["state"]: s.value for s in families["lollms_binding_instances"].samples}["loaded"] == 3
     routes = {s.labels["route"] for s in families["lollms_http_requests"].samples}
     assert "/api/v1/generate" in routes
     errors = {s.labels["kind"] for s in families["lollms_errors"].samples if s.name == "lollms_errors_total"}

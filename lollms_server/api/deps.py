@@ -49,3 +49,10 @@ def caller_of(request: Request, surface: str) -> Caller:
     """Who is asking (set by the auth dependency and the request-id middleware) for the pipeline."""
     return Caller(surface=surface, key=getattr(request.state, "api_key", None),
                   request_id=getattr(request.state, "request_id", None))
+
+
+def require_admin(request: Request) -> None:
+    """403 unless the caller's key may manage the server (see ``KeyRing.is_admin``)."""
+    ring = get_services(request).config.key_ring
+    if not ring.is_admin(getattr(request.state, "api_key", None)):
+        raise HTTPException(status_code=403, detail="this needs an admin API key (admin: true in security.allowed_api_keys)")

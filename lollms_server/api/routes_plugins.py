@@ -7,7 +7,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import get_services, require_admin
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import BadRequestError, UnavailableError
 from lollms_server.core.extensions import ExtensionManager
@@ -104,9 +104,11 @@ async def list_filters(services: Services = Depends(get_services)) -> ListFilter
                                load_errors=REDACTOR.redact_any(fm.load_errors), settings_encrypted=fm.settings.encrypted)
 
 
-@router.put("/filters/{name}", response_model=FilterInfo,
+@router.put("/filters/{name}", response_model=FilterInfo, dependencies=[Depends(require_admin)],
             summary="Enable a filter, set its scope and valves",
-            responses={400: {"description": "Invalid valves (the message names the field)."}, 404: {"description": "No such filter."}})
+            responses={400: {"description": "Invalid valves (the message names the field)."},
+                       403: {"description": "Not an admin key (when some keys are marked admin)."},
+                       404: {"description": "No such filter."}})
 async def update_filter(name: str, update: FilterUpdate = Body(...), services: Services = Depends(get_services)) -> FilterInfo:
     fm = _filters(services)
     spec = fm.get(name)
@@ -171,7 +173,7 @@ async def list_extensions(services: Services = Depends(get_services)) -> ListExt
     return ListExtensionsResponse(extensions=items, load_errors=REDACTOR.redact_any(em.load_errors))
 
 
-@router.put("/extensions/{name}/valves", summary="Edit an extension's valves")
+@router.put("/extensions/{name}/valves", summary="Edit an extension's valves", dependencies=[Depends(require_admin)])
 async def put_extension_valves(name: str, values: dict[str, Any] = Body(...),
                                services: Services = Depends(get_services)) -> dict[str, Any]:
     em = _extensions(services)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -31,10 +31,11 @@ class UsageResponse(BaseModel):
     "/usage", response_model=UsageResponse, summary="Usage ledger (filters, grouping, CSV)",
     description=f"Group with `group_by` = any of {', '.join(GROUP_FIELDS)} (comma separated, e.g. `day,model`). "
     "`since`/`until`: `7d`, `12h`, an ISO date or date-time (UTC). `key` matches a key id or name. "
-    "`format=csv` answers text/csv.",
+    "`format=csv` answers text/csv. When some keys are marked admin, other keys see only their own rows.",
     responses={200: {"content": {"text/csv": {}}}, 400: {"description": "Bad filter or grouping."}},
 )
 async def usage(
+    request: Request,
     since: Optional[str] = Query(None, max_length=40, description="From (inclusive): 7d, 12h, 2026-01-31…"),
     until: Optional[str] = Query(None, max_length=40, description="To (exclusive)."),
     key: Optional[str] = Query(None, max_length=128, description="API key id or name."),
@@ -48,6 +49,12 @@ async def usage(
     limit: int = Query(1000, ge=1, le=100000, description="Most rows (or groups) returned."),
     services: Services = Depends(get_services),
 ) -> Union[UsageResponse, PlainTextResponse]:
+    caller = getattr(request.state, "api_key", None)
+    if not services.config.key_ring.is_admin(caller):
+        assert caller is not None
+        if key not in (None, caller.id, caller.name):
+            raise HTTPException(403, "a key that is not admin sees only its own usage")
+        key = caller.id
     try:
         q = UsageQuery(since=parse_when(since), until=parse_when(until), key=key, model=model, personality=personality,
                        binding=binding, surface=surface, status=status, limit=limit)

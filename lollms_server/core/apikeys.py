@@ -5,6 +5,7 @@
     allowed_api_keys:
       - "a-plain-key"                       # id: key-<8 hex of its sha256>, name = id
       - {key: "...", name: alice, requests_per_minute: 60, tokens_per_day: 200000}
+    - {key: "...", name: ops, admin: true}  # once any key is admin, only admin keys manage the server
 
 The id is what the usage ledger, metrics and per-user valves store: never the key itself.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-_ENTRY_FIELDS = {"key", "name", "id", "requests_per_minute", "tokens_per_day"}
+_ENTRY_FIELDS = {"key", "name", "id", "requests_per_minute", "tokens_per_day", "admin"}
 
 
 class ApiKeyConfigError(ValueError):
@@ -34,6 +35,7 @@ class ApiKey:
     name: str
     requests_per_minute: int | None = None
     tokens_per_day: int | None = None
+    admin: bool = False
 
     @property
     def limited(self) -> bool:
@@ -41,7 +43,7 @@ class ApiKey:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "requests_per_minute": self.requests_per_minute,
-                "tokens_per_day": self.tokens_per_day}
+                "tokens_per_day": self.tokens_per_day, "admin": self.admin}
 
 
 def derived_id(key: str) -> str:
@@ -79,7 +81,10 @@ def parse_entry(raw: Any, index: int) -> ApiKey:
     ident_raw = raw.get("id") or name or derived_id(key.strip())
     if not isinstance(ident_raw, str) or not NAME_PATTERN.match(ident_raw):
         raise ApiKeyConfigError(index, "'id' must be 1-64 letters, digits, '_', '.', '@' or '-'")
-    return ApiKey(key=key.strip(), id=ident_raw, name=name or ident_raw,
+    admin = raw.get("admin", False)
+    if not isinstance(admin, bool):
+        raise ApiKeyConfigError(index, "'admin' must be true or false")
+    return ApiKey(key=key.strip(), id=ident_raw, name=name or ident_raw, admin=admin,
                   requests_per_minute=_limit(raw, "requests_per_minute", index),
                   tokens_per_day=_limit(raw, "tokens_per_day", index))
 
@@ -118,6 +123,16 @@ class KeyRing:
             if hmac.compare_digest(raw, k.key.encode()):
                 found = k
         return found
+
+    @property
+    def has_admins(self) -> bool:
+        return any(k.admin for k in self.keys)
+
+    def is_admin(self, key: ApiKey | None) -> bool:
+        """Whether ``key`` may manage the server: every key when none is marked admin (or auth is off)."""
+        if not self.enabled or not self.has_admins:
+            return True
+        return bool(key and key.admin)
 
     def by_id(self, ident: str) -> ApiKey | None:
         return next((k for k in self.keys if k.id == ident), None)
