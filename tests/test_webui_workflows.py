@@ -534,3 +534,31 @@ def test_with_an_embedding_binding_the_nearest_chunks_are_sent_with_their_source
     sources = reply.locator("[data-testid=source]")
     assert sources.count() >= 1 and "encyclopedia.md" in sources.first.inner_text()
     page.context.close()
+
+
+def test_usage_filters_and_extension_panels(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server)
+    send(page, "count this request")
+    wait_done(page)
+    page.wait_for_timeout(500)  # the usage ledger writes in batches
+    page.click("[data-testid=nav-extensions]")
+    page.wait_for_selector("[data-testid=usage-table]")
+    requests = int(page.inner_text("[data-testid=usage-table] tbody tr:last-child td:nth-child(2)"))
+    assert requests >= 1
+    # A filter can be turned on and off from the page (the server keeps the change).
+    toggle = page.locator("[data-testid=filter-toggle-word_limit]")
+    before = toggle.is_checked()
+    toggle.click()
+    page.wait_for_function(f"document.querySelector('[data-testid=filter-toggle-word_limit]').checked === {str(not before).lower()}")
+    listed = httpx.get(server.base_url + "/api/v1/list_filters", headers={"X-API-Key": API_KEY}).json()["filters"]
+    assert next(f for f in listed if f["name"] == "word_limit")["enabled"] is (not before)
+    toggle.click()
+    # An extension's UI module (served by the server) adds its panel, fetching with the user's key.
+    page.wait_for_selector("[data-testid=extension-panel-prompt_library]")
+    panel = page.locator("[data-testid=extension-panel-prompt_library]")
+    assert panel.locator("h2").text_content() == "Prompt library"
+    page.wait_for_timeout(300)
+    assert "failed" not in panel.inner_text()  # its fetch of /ext/prompt_library/prompts carried the key
+    assert "web_fetch" in page.inner_text("[data-testid=extension-web_fetch]")
+    page.screenshot(path=artifact("extensions.png"), full_page=True)
+    page.context.close()

@@ -112,6 +112,17 @@ export class LollmsClient {
     });
     return ((await r.json()) as { embeddings: number[][] }).embeddings;
   }
+  /** A request with the API key, for extension UI modules (paths on this server only). */
+  async authorizedFetch(path: string, init: RequestInit = {}): Promise<Response> {
+    if (!path.startsWith("/") || path.startsWith("//")) throw new ApiError("Extensions may only call paths of this server.", 0);
+    const headers = new Headers(init.headers);
+    if (this.apiKey) headers.set("X-API-Key", this.apiKey);
+    return fetch(this.url(path), { ...init, headers });
+  }
+  async putJson<T>(path: string, body: unknown): Promise<T> {
+    const r = await this.send(path, { method: "PUT", headers: this.headers(true), body: JSON.stringify(body) });
+    return (await r.json()) as T;
+  }
   resources(): Promise<ResourceState> {
     return this.get("/api/v1/resources");
   }

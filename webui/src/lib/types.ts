@@ -147,3 +147,39 @@ export interface ServerInfo {
   api_key_required: boolean;
   config_file: string; // as the operator knows it (relative or abbreviated), never an absolute server path
 }
+
+/** GET /api/v1/list_extensions (one item). */
+export interface ExtensionInfo {
+  name: string;
+  version: string | null;
+  description: string;
+  source: string;
+  tools: string[];
+  filters: string[];
+  ui_module: string | null;
+  started: boolean;
+}
+
+/** GET /api/v1/list_filters (one item). */
+export interface FilterInfo {
+  name: string;
+  description: string;
+  source: string;
+  hooks: string[];
+  enabled: boolean;
+  applies_globally: boolean;
+  priority: number;
+  valves: Record<string, unknown>;
+}
+
+/** GET /api/v1/usage?group_by=day (one group). */
+export interface UsageGroup {
+  day?: string;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  errors: number;
+  cancelled: number;
+  avg_duration_ms: number | null;
+}
