@@ -70,7 +70,7 @@ def describe(exc: BaseException) -> str:
 
 
 # ---- entry points ------------------------------------------------------------------------------
-_SCAN: tuple[tuple[tuple[str, float], ...], importlib.metadata.EntryPoints] | None = None
+_SCAN: tuple[tuple[tuple[str, float], ...], list[importlib.metadata.EntryPoint]] | None = None
 
 
 def _path_state() -> tuple[tuple[str, float], ...]:
@@ -84,20 +84,22 @@ def _path_state() -> tuple[tuple[str, float], ...]:
     return tuple(state)
 
 
-def _all_entry_points() -> importlib.metadata.EntryPoints:
-    """Every installed entry point, read once per state of sys.path (one metadata scan for all groups)."""
+def _all_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """Every installed entry point (in sys.path order), read once per state of sys.path: one metadata
+    scan for all groups."""
     global _SCAN
     state = _path_state()
     if _SCAN is None or _SCAN[0] != state:
-        _SCAN = (state, importlib.metadata.entry_points())
+        _SCAN = (state, [ep for dist in importlib.metadata.distributions() for ep in dist.entry_points])
     return _SCAN[1]
 
 
 def entry_points_of(group: str) -> list[importlib.metadata.EntryPoint]:
     """Entry points of ``group`` in the installed distributions, one per name (first found), by name."""
     seen: dict[str, importlib.metadata.EntryPoint] = {}
-    for ep in _all_entry_points().select(group=group):
-        seen.setdefault(ep.name, ep)
+    for ep in _all_entry_points():
+        if ep.group == group:
+            seen.setdefault(ep.name, ep)
     return [seen[n] for n in sorted(seen)]
 
 
