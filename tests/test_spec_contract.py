@@ -286,8 +286,9 @@ def test_spec_personality_workflow(http: httpx.Client) -> None:
 def test_spec_personality_stream_sse_and_openai(srv: ServerProcess, http: httpx.Client) -> None:
     r = http.post("/api/v1/generate", json=prompt("stream it", personality="spec_agent", stream=True))
     events = sse_events(r.text)
-    assert [e["type"] for e in events] == ["chunk", "chunk", "final"]
-    assert events[0]["content"] == "Starting..."
+    types = [e["type"] for e in events]
+    assert types[-1] == "final" and set(types[:-1]) == {"chunk"}
+    assert "".join(e["content"] for e in events[:-1]) == "Starting...[echo/small] sys='You follow the spec.' images=0 Refined stream it"
     assert events[-1]["content"][0]["data"] == "Final text"
     with openai.OpenAI(base_url=f"{srv.base_url}/v1", api_key=API_KEY, max_retries=0, timeout=60) as client:
         reply = client.chat.completions.create(model="personality:spec_agent",
