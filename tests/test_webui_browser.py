@@ -19,6 +19,8 @@ pytestmark = pytest.mark.e2e
 DESKTOP = {"width": 1280, "height": 820}
 PHONE = {"width": 390, "height": 844}
 LONG_PROMPT = " ".join(f"word{i}" for i in range(80))
+WATCH_CSP = ("window.__cspViolations = []; document.addEventListener('securitypolicyviolation', "
+             "e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
 # Collects every text the last reply showed, to prove it arrived in pieces (no timing involved).
 WATCH_REPLY = """() => {
   window.__replyTexts = [];
@@ -59,6 +61,7 @@ def open_ui(browser: Any, srv: ServerProcess, viewport: dict[str, int] = DESKTOP
     """A fresh browser context (empty localStorage) on the UI; connected with ``key`` unless it is None."""
     context = browser.new_context(viewport=viewport, accept_downloads=True)
     context.set_default_timeout(30_000)
+    context.add_init_script(WATCH_CSP)  # the server's Content-Security-Policy must not block anything the UI does
     page = context.new_page()
     page.goto(srv.base_url + "/")
     page.wait_for_selector("[data-testid=connect-form]")
@@ -81,6 +84,7 @@ def last_reply(page: Any) -> Any:
 def wait_done(page: Any) -> Any:
     reply = last_reply(page)
     page.wait_for_selector("[data-testid=message-assistant]:last-of-type:not([data-status=streaming])")
+    assert page.evaluate("window.__cspViolations || []") == [], "the UI broke its Content-Security-Policy"
     return reply
 
 
@@ -278,7 +282,7 @@ def test_generate_an_image_and_see_it(browser: Any, ui_server: ServerProcess) ->
 
 def _wait_playable_audio(page: Any) -> float:
     page.wait_for_selector("[data-testid=audio-player]")
-    page.wait_for_function("(() => { const a = document.querySelector('[data-testid=audio-player]'); return a && a.readyState >= 1 && a.duration > 0; })()")
+    page.wait_for_function("() => { const a = document.querySelector('[data-testid=audio-player]'); return a && a.readyState >= 1 && a.duration > 0; }")
     return float(page.evaluate("document.querySelector('[data-testid=audio-player]').duration"))
 
 
@@ -350,7 +354,7 @@ def test_phone_layout_and_dark_theme(browser: Any, ui_server: ServerProcess) -> 
     assert width <= PHONE["width"], "the page scrolls sideways on a phone"
     page.screenshot(path=artifact("chat-phone.png"))
     page.click("[data-testid=open-sidebar]")
-    page.wait_for_function(f"{new_chat_right} > 100")
+    page.wait_for_function(f"() => {new_chat_right} > 100")
     page.click("[data-testid=theme-toggle]")
     theme = page.evaluate("document.documentElement.dataset.theme")
     assert theme in ("dark", "light")

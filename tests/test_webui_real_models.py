@@ -86,7 +86,7 @@ def test_speak_with_piper_then_transcribe_the_audio_with_whisper(browser: Any, t
         page.click("[data-testid=mode-tts]")
         page.fill("[data-testid=prompt-input]", "The quick brown fox jumps over the lazy dog.")
         page.press("[data-testid=prompt-input]", "Enter")
-        page.wait_for_function("(() => { const a = document.querySelector('[data-testid=audio-player]'); return a && a.duration > 1; })()")
+        page.wait_for_function("() => { const a = document.querySelector('[data-testid=audio-player]'); return a && a.duration > 1; }")
         src: str = page.get_attribute("[data-testid=audio-player]", "src")
         assert src.startswith("data:audio/")
         wav = tmp_path / "spoken.wav"
@@ -134,7 +134,7 @@ def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(tmp_p
             page.wait_for_selector("[data-testid=recording-note]")
             page.wait_for_timeout(3500)
             page.click("[data-testid=mic-button]")
-            page.wait_for_function("document.querySelector('[data-testid=prompt-input]').value.length > 10")
+            page.wait_for_function("() => document.querySelector('[data-testid=prompt-input]').value.length > 10")
             dictated = page.input_value("[data-testid=prompt-input]")
             page.fill("[data-testid=prompt-input]", "")
             # Push to talk: hold, speak, release; the transcript is sent and the answer is spoken back.
@@ -145,7 +145,7 @@ def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(tmp_p
             page.wait_for_timeout(3500)
             page.mouse.up()
             page.wait_for_selector("[data-testid=message-assistant] [data-testid=audio-player]")
-            page.wait_for_function("(() => { const a = document.querySelector('[data-testid=message-assistant] [data-testid=audio-player]'); return a && a.duration > 0.5; })()")
+            page.wait_for_function("() => { const a = document.querySelector('[data-testid=message-assistant] [data-testid=audio-player]'); return a && a.duration > 0.5; }")
             said = page.inner_text("[data-testid=message-user]")
             replied = page.inner_text("[data-testid=reply-text]")
             assert page.evaluate("document.querySelector('[data-testid=message-assistant] [data-testid=audio-player]').autoplay")

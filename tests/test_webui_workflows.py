@@ -15,6 +15,7 @@ import pytest
 
 from helpers import API_KEY, ServerProcess, write_config
 from webui_support import artifact, ensure_built, launched_chromium
+from lollms_server.api.security_headers import UI_CSP
 
 pytestmark = pytest.mark.e2e
 
@@ -220,7 +221,7 @@ def test_title_is_written_by_the_model_in_the_background(browser: Any, server: S
     send(page, TABLE_PROMPT)
     wait_done(page)
     # The first message gives a readable title at once; the model's (at most 8 words) replaces it.
-    page.wait_for_function("document.querySelector('[data-testid=title]').textContent === 'one two three four five six seven eight'")
+    page.wait_for_function("() => document.querySelector('[data-testid=title]').textContent === 'one two three four five six seven eight'")
     title_requests = [r for r in requests if r["input_data"][0]["role"] == "system_context"]
     assert len(title_requests) == 1 and "title" in title_requests[0]["input_data"][0]["data"]
     assert title_requests[0]["stream"] is False and title_requests[0]["input_data"][1]["data"] == TABLE_PROMPT
@@ -392,10 +393,6 @@ def test_tool_calls_and_results_show_as_collapsed_steps(browser: Any, server: Se
     page.context.close()
 
 
-# The policy the server gives the UI page (fail-closed work); set here too so the test holds before it lands.
-STRICT_UI_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' data: blob:; "
-                 "font-src 'self' data:; connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'none'; "
-                 "frame-ancestors 'none'")
 WATCH_CSP = "window.__cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
 
 
@@ -404,18 +401,10 @@ def test_latex_is_typeset_with_bundled_katex_under_a_strict_csp(browser: Any, se
     context.set_default_timeout(30_000)
     context.add_init_script(WATCH_CSP)
     hosts: set[str] = set()
-
-    def with_csp(route: Any) -> None:
-        hosts.add(route.request.url.split("/")[2])
-        if route.request.resource_type != "document":
-            route.continue_()
-            return
-        response = route.fetch()
-        route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_UI_CSP})
-
-    context.route("**/*", with_csp)
+    context.on("request", lambda request: hosts.add(request.url.split("/")[2]))
     page = context.new_page()
-    page.goto(server.base_url + "/")
+    document = page.goto(server.base_url + "/")
+    assert document is not None and document.headers["content-security-policy"] == UI_CSP  # the server's own policy
     page.fill("input[name=api-key]", API_KEY)
     page.click("[data-testid=connect-button]")
     page.wait_for_selector("[data-testid=prompt-input]")
@@ -428,7 +417,7 @@ def test_latex_is_typeset_with_bundled_katex_under_a_strict_csp(browser: Any, se
     # KaTeX's layout styles reach the elements through the CSSOM, and its own fonts load from this server.
     assert page.evaluate("[...document.querySelectorAll('.katex [data-style]')].every(e => e.style.cssText !== '')")
     assert page.evaluate("document.querySelectorAll('.katex [style]').length") > 10
-    page.wait_for_function("document.fonts.check('16px KaTeX_Main')")
+    page.wait_for_function("() => document.fonts.check('16px KaTeX_Main')")
     assert page.evaluate("window.__cspViolations") == []
     assert hosts == {server.base_url.split("/")[2]}, f"the UI fetched from other hosts: {hosts}"
     page.screenshot(path=artifact("latex.png"))

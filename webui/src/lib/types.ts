@@ -55,6 +55,8 @@ export interface Health {
   status: string;
   version: string;
   api_key_required: boolean;
+  auth?: "required" | "disabled";
+  warnings?: string[]; // what the configuration deliberately leaves open (auth off, CORS '*')
 }
 
 export interface BindingType {
