@@ -349,3 +349,38 @@ def test_settings_survive_a_restart(live: Any) -> None:
     ext = {e["name"]: e for e in httpx.get(f"{live.base_url}/api/v1/list_extensions", headers=H).json()["extensions"]}
     assert ext["web_fetch"]["valves"]["enabled"] is True
     assert json.dumps(ext).find(SECRET_VALVE) == -1
+
+
+async def test_the_wizard_sets_filter_and_extension_valves_encrypted(tmp_path: Path) -> None:
+    from helpers import api_client, run_cli
+
+    d = tmp_path / "cfg"
+    key = Fernet.generate_key()
+    write_config(d, key=key)
+    env = {"LOLLMS_ENCRYPTION_KEY": key.decode()}
+    out = run_cli("wizard", "--config-dir", str(d), "--yes", "--set", "filter.word_limit.enabled=true",
+                  "--set", "filter.word_limit.valves.max_prompt_words=4", "--set", "filter.pii_redaction.bindings=dummy",
+                  "--set", "filter.pii_redaction.applies_globally=false", "--set", f"filter.pii_redaction.valves.known_secrets={SECRET_VALVE}",
+                  "--set", "extension.web_fetch.enabled=true", env=env)
+    assert out.returncode == 0, out.stderr
+    raw = (d / "plugin_settings.yaml").read_bytes()
+    assert raw.startswith(b"gAAAAA") and SECRET_VALVE.encode() not in raw
+    for bad, message in (("filter.word_limit.valves.max_prompt_words=-1", "max_prompt_words"),
+                         ("filter.nope.enabled=true", "no such filter"),
+                         ("extension.web_fetch.colour=red", "colour")):
+        out = run_cli("wizard", "--config-dir", str(d), "--yes", "--set", bad, env=env)
+        assert out.returncode == 2 and message in out.stderr, (bad, out.stderr)
+    import os
+
+    os.environ["LOLLMS_ENCRYPTION_KEY"] = key.decode()
+    try:
+        async with api_client(d) as client:
+            filters = {f["name"]: f for f in (await client.get("/api/v1/list_filters")).json()["filters"]}
+            assert filters["word_limit"]["enabled"] and filters["word_limit"]["valves"]["max_prompt_words"] == 4
+            assert filters["pii_redaction"]["bindings"] == ["dummy"] and not filters["pii_redaction"]["applies_globally"]
+            r = await client.post("/api/v1/generate", json=prompt("one two three four five"))
+            assert r.status_code == 400 and "limit is 4" in r.json()["detail"]
+            exts = {e["name"]: e for e in (await client.get("/api/v1/list_extensions")).json()["extensions"]}
+            assert exts["web_fetch"]["valves"]["enabled"] is True
+    finally:
+        del os.environ["LOLLMS_ENCRYPTION_KEY"]

@@ -66,6 +66,9 @@ def build(model: type[BaseModel], stored: dict[str, Any] | None, *, where: str) 
 
 def apply_update(model: type[BaseModel], current: BaseModel | None, update: dict[str, Any], *, where: str) -> BaseModel:
     """``current`` with ``update`` applied; a masked secret in ``update`` keeps the current value."""
+    unknown = [k for k in update if k not in model.model_fields]
+    if unknown:
+        raise ValvesError(f"{where}: unknown valve(s) {', '.join(map(str, unknown))} (known: {', '.join(model.model_fields)})")
     merged = plain(current) if current is not None else {}
     for k, v in update.items():
         if v == MASK and k in secret_fields(model):

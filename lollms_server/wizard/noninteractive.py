@@ -11,6 +11,7 @@ from lollms_server.core.config_schema import MAIN_SCHEMA
 from lollms_server.core.guarded_config import ConfigFileError
 from lollms_server.wizard.draft import ConfigDraft, DraftError
 from lollms_server.wizard.forms import parse_and_check
+from lollms_server.wizard.plugin_settings import EXTENSION_PREFIX, FILTER_PREFIX, PluginSettingError, PluginSettingsDraft
 from lollms_server.wizard.presets_flow import (
     DEFAULT_PRESET,
     apply_preset,
@@ -29,15 +30,24 @@ def _sections() -> list[str]:
     return [k for k in MAIN_SCHEMA if k != "__version__"]
 
 
-def apply_setting(draft: ConfigDraft, assignment: str) -> None:
+def apply_setting(draft: ConfigDraft, assignment: str, plugins: PluginSettingsDraft | None = None) -> None:
     """Apply one ``section.key=value`` (typed by the schema) to the draft."""
     if "=" not in assignment:
         raise SettingError(f"'{assignment}': expected section.key=value")
     dotted, text = assignment.split("=", 1)
     parts = [p for p in dotted.strip().split(".")]
     if len(parts) < 2 or not all(parts):
-        raise SettingError(f"'{dotted}': expected section.key (sections: {', '.join(_sections())}, {INSTANCE_PREFIX}.NAME.field)")
+        raise SettingError(f"'{dotted}': expected section.key (sections: {', '.join(_sections())}, {INSTANCE_PREFIX}.NAME.field, "
+                           f"{FILTER_PREFIX}.NAME.…, {EXTENSION_PREFIX}.NAME.field)")
     section = parts[0]
+    if section in (FILTER_PREFIX, EXTENSION_PREFIX):
+        if plugins is None:
+            raise SettingError(f"'{dotted}': filter and extension settings need an existing configuration")
+        try:
+            plugins.apply(parts, text)
+        except PluginSettingError as exc:
+            raise SettingError(str(exc)) from None
+        return
     if section == INSTANCE_PREFIX:
         _set_instance_field(draft, parts[1:], text)
         return
@@ -125,14 +135,18 @@ def run_noninteractive(args: argparse.Namespace, config_dir: Path) -> int:
         if preset:
             added = apply_preset(draft, preset)
             print(f"preset '{preset}': instances {', '.join(added) or 'none'}")
+        plugins = PluginSettingsDraft(draft.config_dir, draft.values, draft.encryption_key) if draft.exists else None
         for assignment in args.set or []:
-            apply_setting(draft, assignment)
+            apply_setting(draft, assignment, plugins)
         if args.new_encryption_key_file:
             key = generate_encryption_key()
             draft.set_new_encryption_key(key, key_file=Path(args.new_encryption_key_file))
         for warning in draft.check():
             print(f"warning: {warning}", file=sys.stderr)
         written = draft.save()
+        plugin_file = plugins.save() if plugins is not None else None
+        if plugin_file is not None:
+            written.append(plugin_file)
     except (KeyError, SettingError, DraftError, ConfigFileError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
         print(f"lollms-server wizard: {message}; nothing was changed", file=sys.stderr)
