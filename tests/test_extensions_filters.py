@@ -66,9 +66,21 @@ def shout(text: str) -> str:
     return text.upper() + "!"
 
 
+STATE = {"started": False}
+
+
+async def start(ctx):
+    STATE["started"] = True
+    STATE["models"] = sorted(ctx.services.bindings.instances)  # the running server is reachable from start()
+
+
+async def stop(ctx):
+    (ctx.path / "stopped.txt").write_text("stopped")
+
+
 def install(ctx):
     async def hello() -> dict:
-        return {"hello": ctx.name}
+        return {"hello": ctx.name, **STATE}
 
     async def public() -> dict:
         return {"public": True}
@@ -188,7 +200,8 @@ def test_extension_routes_auth_static_and_docs(live: Any) -> None:
     base = live.base_url
     assert httpx.get(f"{base}/ext/demo_ext/hello").status_code == 403
     assert httpx.get(f"{base}/ext/demo_ext/hello", headers={"X-API-Key": "wrong"}).status_code == 401
-    assert httpx.get(f"{base}/ext/demo_ext/hello", headers=H).json() == {"hello": "demo_ext"}
+    assert httpx.get(f"{base}/ext/demo_ext/hello", headers=H).json() == {
+        "hello": "demo_ext", "started": True, "models": ["dummy", "extbot", "toolbot"]}
     assert httpx.get(f"{base}/ext/demo_ext/public").json() == {"public": True}
     js = httpx.get(f"{base}/ext/prompt_library/ui/index.js")
     assert js.status_code == 200 and "export function install" in js.text
@@ -343,6 +356,7 @@ def test_settings_survive_a_restart(live: Any) -> None:
     listed = {f["name"]: f for f in httpx.get(f"{live.base_url}/api/v1/list_filters", headers=H).json()["filters"]}
     assert listed["pii_redaction"]["valves"]["kinds"] == ["email"]
     live.stop()
+    assert (Path(live.config_dir) / "personal_extensions" / "demo_ext" / "stopped.txt").read_text() == "stopped"
     live.start()
     listed = {f["name"]: f for f in httpx.get(f"{live.base_url}/api/v1/list_filters", headers=H).json()["filters"]}
     assert listed["pii_redaction"]["valves"]["kinds"] == ["email"] and listed["pii_redaction"]["valves"]["known_secrets"] == "********"
