@@ -14,7 +14,7 @@ from lollms_server import __version__
 from lollms_server.api import routes_embed, routes_generate, routes_info, routes_metrics, routes_plugins, routes_tokens, routes_usage
 from lollms_server.api.ext_routes import mount_extensions, unmount
 from lollms_server.api.middleware import RequestContextMiddleware
-from lollms_server.api import openai_compat
+from lollms_server.api import ollama, openai_compat
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
 from lollms_server.api.docs_pages import add_docs_pages
 from lollms_server.api.errors import install_error_handlers
@@ -72,6 +72,8 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
             {"name": "metrics", "description": "Prometheus metrics (own optional token)."},
             {"name": "extensions", "description": "Filters with valves, and extensions (their own routes are under /ext/<name>/)."},
             {"name": "openai", "description": "OpenAI-compatible API (/v1) and lollms extras; `Authorization: Bearer KEY`."},
+            {"name": "ollama", "description": "Ollama-compatible API (/api/chat, /api/generate, /api/tags…): NDJSON "
+             "streams, `{\"error\": ...}` errors; `Authorization: Bearer KEY` or `X-API-Key`."},
         ],
     )
     app.state.services = None
@@ -80,7 +82,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     # middleware and CORS, added later, wrap it: refused requests are counted and carry CORS headers)
     limits = cfg.limits
     app.add_middleware(RequestGuard, key_ring=cfg.key_ring, max_body_bytes=limits.max_body_bytes,
-                       max_header_bytes=limits.max_header_bytes)
+                       max_header_bytes=limits.max_header_bytes, keyless_surfaces=cfg.keyless_loopback_surfaces)
     metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     origins = [str(o) for o in cfg.section("server").get("allowed_origins") or [] if str(o).lower() != "null"]
@@ -104,6 +106,8 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     ext_insert_at = len(app.router.routes)  # extension routes go here at start-up, before the catch-alls below
     for openai_router in openai_compat.routers():  # own auth (Bearer or X-API-Key) and OpenAI error shape
         app.include_router(openai_router)
+    for ollama_router in ollama.routers():  # own auth (Bearer or X-API-Key) and Ollama error shape
+        app.include_router(ollama_router)
     if cfg.section("webui").get("enable_ui", True):
         mount_webui(app, webui_dist or WEBUI_DIST_DIR)
     add_not_found_route(app.router.routes)  # last: unknown paths are JSON 404s for every method

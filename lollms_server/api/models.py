@@ -83,11 +83,21 @@ class BindingTypeInfo(BaseModel):
     )
 
 
+class InstanceState(BaseModel):
+    state: Literal["active", "no_model", "error"]
+    detail: Optional[str] = None
+
+
 class ListBindingsResponse(BaseModel):
     binding_types: dict[str, BindingTypeInfo]
     binding_instances: dict[str, dict[str, Any]]
     load_errors: dict[str, str] = Field(
         default_factory=dict, description="Binding types or instances that failed to load, with the reason."
+    )
+    instance_states: dict[str, InstanceState] = Field(
+        default_factory=dict,
+        description="Per instance: active, no_model (loaded but no usable default model: detail says how to fix it) "
+        "or error (failed to load: detail says why).",
     )
 
 

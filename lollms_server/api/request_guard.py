@@ -16,20 +16,24 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lollms_server.api.deps import API_MISSING_KEY, API_WRONG_KEY
-from lollms_server.api.openai_compat.auth import MISSING_KEY, WRONG_KEY, presented_key
+from lollms_server.api.ollama import auth as ollama_auth
+from lollms_server.api.openai_compat.auth import MISSING_KEY, WRONG_KEY
+from lollms_server.api.surface_auth import keyless_allowed, presented_key
 from lollms_server.api.openai_compat.errors import OpenAIError
 from lollms_server.core.apikeys import KeyRing
 from lollms_server.core.request_limits import size_text
 
-Surface = Literal["api", "openai", "other"]
+Surface = Literal["api", "openai", "ollama", "other"]
 
 # Paths under these prefixes need the API key (when keys are configured), except the public ones.
-KEYED_PREFIXES: dict[str, Surface] = {"/api/v1/": "api", "/v1/": "openai", "/lollms/v1/": "openai"}
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/server_info"})  # server_info: the web UI's connect screen
+# (first match wins: /api/v1/ is lollms' own API, the rest of /api/ is Ollama's)
+KEYED_PREFIXES: dict[str, Surface] = {"/api/v1/": "api", "/v1/": "openai", "/lollms/v1/": "openai", "/api/": "ollama"}
+# server_info: the web UI's connect screen; /api/version: public in Ollama too
+PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/server_info", "/api/version"})
 
 
 def surface_of(path: str) -> Surface:
-    """Which error format a path answers in: /api/v1 {"detail"}, OpenAI-style {"error"}, or other."""
+    """Which error format a path answers in: /api/v1 {"detail"}, OpenAI-style or Ollama-style {"error"}, or other."""
     return next((s for prefix, s in KEYED_PREFIXES.items() if path.startswith(prefix)), "other")
 
 
@@ -37,6 +41,8 @@ def error_response(surface: Surface, status: int, message: str, *, code: str | N
     """An early answer in the format of the route asked for (the unread body is discarded by the server)."""
     if surface == "openai":
         response = OpenAIError(status, message, code=code).response()
+    elif surface == "ollama":
+        response = JSONResponse({"error": message}, status_code=status)
     else:
         response = JSONResponse({"detail": message}, status_code=status)
     return response
@@ -45,9 +51,11 @@ def error_response(surface: Surface, status: int, message: str, *, code: str | N
 class RequestGuard:
     """Pure ASGI middleware: authenticate on headers, then pass the request on with a bounded body."""
 
-    def __init__(self, app: ASGIApp, *, key_ring: KeyRing, max_body_bytes: int, max_header_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, key_ring: KeyRing, max_body_bytes: int, max_header_bytes: int,
+                 keyless_surfaces: list[str] | None = None) -> None:
         self.app = app
         self.key_ring = key_ring
+        self.keyless_surfaces = list(keyless_surfaces or [])
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
 
@@ -58,21 +66,27 @@ class RequestGuard:
         path: str = scope["path"]
         surface = surface_of(path)
         headers = Headers(scope=scope)
-        refusal = (self._head_refusal(surface, scope) or self._auth_refusal(surface, path, headers)
+        client = scope.get("client")
+        refusal = (self._head_refusal(surface, scope) or self._auth_refusal(surface, path, headers, client[0] if client else None)
                    or self._length_refusal(surface, headers))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         await self.app(scope, self._bounded(receive, surface), send)
 
-    def _auth_refusal(self, surface: Surface, path: str, headers: Headers) -> JSONResponse | None:
+    def _auth_refusal(self, surface: Surface, path: str, headers: Headers, client_host: str | None) -> JSONResponse | None:
         if not self.key_ring.enabled or surface == "other" or path in PUBLIC_PATHS:
             return None
-        if surface == "openai":
+        if surface in ("openai", "ollama"):
+            if keyless_allowed(surface, self.keyless_surfaces, client_host, headers):
+                return None
+            openai = surface == "openai"
             key = presented_key(headers)
             if not key:
-                return error_response(surface, 401, MISSING_KEY, code="missing_api_key")
-            return None if self.key_ring.match(key) else error_response(surface, 401, WRONG_KEY, code="invalid_api_key")
+                return error_response(surface, 401, MISSING_KEY if openai else ollama_auth.MISSING_KEY, code="missing_api_key")
+            if self.key_ring.match(key):
+                return None
+            return error_response(surface, 401, WRONG_KEY if openai else ollama_auth.WRONG_KEY, code="invalid_api_key")
         key = headers.get("x-api-key")
         if not key:
             return error_response(surface, 403, API_MISSING_KEY)

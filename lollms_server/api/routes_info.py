@@ -16,6 +16,7 @@ from lollms_server.api.models import (
     GetDefaultBindingsResponse,
     GetModelInfoResponse,
     HealthResponse,
+    InstanceState,
     ListActiveBindingsResponse,
     ListAvailableModelsResponse,
     ListBindingsResponse,
@@ -92,6 +93,7 @@ async def list_bindings(services: Services = Depends(get_services)) -> ListBindi
         binding_types=types,
         binding_instances=REDACTOR.redact_any(services.bindings.masked_instances(with_parameters=True)),
         load_errors=REDACTOR.redact_any(services.bindings.load_errors()),
+        instance_states={n: InstanceState.model_validate(v) for n, v in services.bindings.states().items()},
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from lollms_server.core.apikeys import ApiKeyConfigError, KeyRing, parse_keys
 from lollms_server.core.config_schema import LOG_LEVELS, MAIN_SCHEMA, MODALITIES
+from lollms_server.core.aliases import merged_aliases
 from lollms_server.core.guarded_config import ConfigFileError, key_bytes, load_guarded
 from lollms_server.core.request_limits import RequestLimits
 from lollms_server.core.paths import PROJECT_ROOT, find_main_config, resolve_config_path, resolve_project_path
@@ -53,6 +54,15 @@ class ServerConfig:
     @property
     def limits(self) -> RequestLimits:
         return RequestLimits.from_section(self.section("server"))
+
+    @property
+    def keyless_loopback_surfaces(self) -> list[str]:
+        return [str(s) for s in self.section("security").get("keyless_loopback_surfaces") or []]
+
+    @property
+    def model_aliases(self) -> dict[str, str]:
+        """Alias -> generation type or model id (built-in aliases plus the ``model_aliases`` section)."""
+        return merged_aliases(self.section("model_aliases"))
 
     @property
     def bindings_map(self) -> dict[str, str]:
@@ -208,6 +218,15 @@ def check_main_values(path: Path, values: Mapping[str, Any]) -> None:
             "one process, and sharing them between workers needs the Redis mode, which is not available yet. Set 1; "
             "scale with resource_manager.gpu_limit, or run several servers (each with its own models) behind a proxy",
             "server.workers")
+    surfaces = (values.get("security") or {}).get("keyless_loopback_surfaces") or []
+    for surface in surfaces:
+        if surface not in ("openai", "ollama"):
+            raise ConfigFileError(cfg.path, f"unknown surface {surface!r}; use 'ollama' and/or 'openai'",
+                                  "security.keyless_loopback_surfaces")
+    for alias, target in (values.get("model_aliases") or {}).items():
+        if target is not None and not isinstance(target, str):
+            raise ConfigFileError(cfg.path, "must be a generation type (ttt, tti, tts, stt, embedding) or a model id (a string)",
+                                  f"model_aliases.{alias}")
     for name, override in (values.get("personalities_config") or {}).items():
         if override is not None and not isinstance(override, dict):
             raise ConfigFileError(path, "must be a mapping such as {enabled: false}", f"personalities_config.{name}")

@@ -105,9 +105,22 @@ MAIN_SCHEMA: dict[str, Any] = {
             "encryption_key_file": _ns(
                 "str", "File holding the Fernet key. Keep it outside the configuration folder."
             ),
+            "keyless_loopback_surfaces": _s(
+                "list", [],
+                "Compatibility surfaces ('ollama', 'openai') that accept requests without an API key when they come "
+                "straight from this machine (loopback, no proxy header), like a local Ollama. Empty = keys everywhere.",
+            ),
         },
     },
     "defaults": {"type": "section", "help": "Default binding instances per modality.", "schema": _DEFAULTS_SCHEMA},
+    "model_aliases": {
+        "type": "section",
+        "help": "Extra model names for the OpenAI and Ollama surfaces: alias -> a generation type (ttt, tti, tts, stt, "
+        "embed: its default instance) or a model id (instance, instance/model, personality:name). Built-in aliases "
+        "(gpt-4o-mini, tts-1, whisper-1, dall-e-3, text-embedding-3-small...) apply unless redefined here; an empty "
+        "value switches one off.",
+        "schema": {},
+    },
     "bindings_map": {
         "type": "section",
         "help": "Binding instance name -> binding type name (type_name of its card).",

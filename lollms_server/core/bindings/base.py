@@ -37,7 +37,7 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 IMAGE_MIME_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp")
 AUDIO_MIME_TYPES: tuple[str, ...] = (
     "audio/wav", "audio/x-wav", "audio/wave", "audio/mpeg", "audio/mp3", "audio/ogg", "audio/flac",
-    "audio/webm", "audio/mp4", "audio/x-m4a",
+    "audio/webm", "audio/mp4", "audio/x-m4a", "audio/aac", "audio/opus",
 )
 
 
@@ -257,6 +257,14 @@ class Binding(ABC):
         if input_type not in self.get_supported_input_modalities(model_name):
             return False
         return role in self.input_roles
+
+    async def model_problem(self) -> str | None:
+        """Why a request naming no model cannot be served (no usable default model), with the fix in words.
+
+        None when the instance is ready. Called after ``startup``; an instance with a problem stays loaded
+        (requests naming a model may still work) but reports the state ``no_model``.
+        """
+        return None
 
     async def check_model(self, model_name: str | None) -> None:
         """Raise NotFoundError early (before a stream starts) when ``model_name`` cannot be served.

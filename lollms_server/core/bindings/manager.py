@@ -29,6 +29,18 @@ class InstanceRecord:
     values: dict[str, Any] = field(default_factory=dict)
     binding: Binding | None = None
     error: str | None = None
+    no_model: str | None = None  # loaded, but a request naming no model cannot be served: why, and the fix
+
+    @property
+    def state(self) -> str:
+        """``active``, ``no_model`` (loaded, no usable default model) or ``error`` (failed to load)."""
+        if self.binding is None:
+            return "error"
+        return "no_model" if self.no_model else "active"
+
+    @property
+    def state_detail(self) -> str | None:
+        return self.error if self.binding is None else self.no_model
 
     def masked(self, secrets: set[str]) -> dict[str, Any]:
         return mask_values(self.values, secrets) if self.values else {"type": self.type_name, "binding_instance_name": self.name}
@@ -103,7 +115,11 @@ class BindingManager:
             if not ok:
                 raise RuntimeError(f"health check failed: {message}")
             rec.binding = binding
-            log.info("binding instance '%s' (%s) ready", name, type_name)
+            rec.no_model = await self._model_problem(binding)
+            if rec.no_model:
+                log.warning("binding instance '%s' (%s) has no usable model: %s", name, type_name, rec.no_model)
+            else:
+                log.info("binding instance '%s' (%s) ready", name, type_name)
         except Exception as exc:  # one broken instance never stops the server
             rec.error = REDACTOR.redact(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfigFileError) else str(exc))
             log.error("binding instance '%s' failed to load: %s", name, rec.error)
@@ -119,6 +135,15 @@ class BindingManager:
                 rec.error = REDACTOR.redact(f"{type(exc).__name__}: {exc}")
                 rec.binding = None
                 log.error("binding instance '%s' failed to load: %s", rec.name, rec.error)
+
+    @staticmethod
+    async def _model_problem(binding: Binding) -> str | None:
+        try:
+            problem = await binding.model_problem()
+        except Exception as exc:  # a binding that cannot tell is treated as ready; requests will say more
+            log.debug("model_problem() of '%s' failed: %s", binding.instance_name, REDACTOR.redact(str(exc)))
+            return None
+        return REDACTOR.redact(problem) if problem else None
 
     async def shutdown(self) -> None:
         for rec in self.instances.values():
@@ -159,6 +184,10 @@ class BindingManager:
         rec = self.instances.get(name)
         btype = self.registry.types.get(rec.type_name) if rec else None
         return btype.card.parameters if btype else []
+
+    def states(self) -> dict[str, dict[str, str | None]]:
+        """Every configured instance: its state (active, no_model, error) and the reason / fix in words."""
+        return {name: {"state": rec.state, "detail": rec.state_detail} for name, rec in sorted(self.instances.items())}
 
     def load_errors(self) -> dict[str, str]:
         errors = {name: rec.error for name, rec in self.instances.items() if rec.error}

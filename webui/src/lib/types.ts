@@ -77,6 +77,7 @@ export interface BindingsListing {
   binding_types: Record<string, BindingType>;
   binding_instances: Record<string, Record<string, unknown>>;
   load_errors: Record<string, string>;
+  instance_states?: Record<string, { state: "active" | "no_model" | "error"; detail: string | null }>;
 }
 
 export interface Personality {

@@ -14,7 +14,7 @@ from lollms_server.core.bindings.base import (
     GenerationTask,
 )
 from lollms_server.core.bindings.worker import ModelCache
-from lollms_server.core.errors import BadRequestError
+from lollms_server.core.errors import BadRequestError, NotFoundError, UnavailableError
 
 from .engine import Pipeline, decode_image, load_pipeline, run_job, to_png_b64
 from .models import INDEX_FILE, PipelineFolder, diffusers_folder, find_pipeline, list_pipelines
@@ -61,6 +61,14 @@ class DiffusersBinding(Binding):
 
     async def check_model(self, model_name: str | None) -> None:
         await asyncio.to_thread(self._folder, model_name)
+
+    async def model_problem(self) -> str | None:
+        try:
+            await asyncio.to_thread(self._folder, None)
+        except (UnavailableError, NotFoundError) as exc:
+            return (f"{exc.message}. Fix: save a Diffusers pipeline (pipeline.save_pretrained) as a folder in "
+                    f"{self.model_dir}, or set default_model to one that is there, then restart")
+        return None
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         def scan() -> list[dict[str, Any]]:

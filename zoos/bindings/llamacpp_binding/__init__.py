@@ -163,6 +163,14 @@ class LlamaCppBinding(Binding):
         trained = info.get("context_size")
         return trained if isinstance(trained, int) and trained > 0 else None
 
+    async def model_problem(self) -> str | None:
+        if self.default_model:
+            return None  # start-up already resolved (and, by default, loaded) it
+        names = [str(m.get("name")) for m in await self.list_available_models()]
+        if names:
+            return f"no default_model set; set default_model to one of: {', '.join(names[:10])}"
+        return "no default_model set and no GGUF model found; put a .gguf file in the models folder's gguf/ and set default_model"
+
     def _acquire(self, source: ModelSource, embedding: bool = False) -> LoadedModel:
         """The loaded model for ``source``; queues its load (on a free or the LRU worker) if needed.
 

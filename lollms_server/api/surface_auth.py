@@ -1,0 +1,58 @@
+"""API-key check shared by the compatibility surfaces (OpenAI ``/v1``, Ollama ``/api/*``).
+
+The key is read from ``Authorization: Bearer KEY`` or ``X-API-Key`` and compared with the same
+``security.allowed_api_keys`` as ``/api/v1``. A surface listed in ``security.keyless_loopback_surfaces``
+accepts requests without a key when they come straight from this machine (loopback address and no
+proxy forwarding header), the way a local Ollama does; the default list is empty.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import Request
+from starlette.datastructures import Headers
+
+from lollms_server.api.deps import get_services
+
+Surface = Literal["openai", "ollama"]
+SURFACES: tuple[str, ...] = ("openai", "ollama")
+LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
+_FORWARDING_HEADERS: tuple[str, ...] = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key") or None
+
+
+def from_this_machine(client_host: str | None, headers: Headers) -> bool:
+    """A direct loopback connection (a request relayed by a local proxy carries a forwarding header)."""
+    return (client_host or "") in LOOPBACK_HOSTS and not any(h in headers for h in _FORWARDING_HEADERS)
+
+
+def keyless_allowed(surface: str, keyless_surfaces: list[str], client_host: str | None, headers: Headers) -> bool:
+    """Whether a request without a key may pass on ``surface`` (listed, and straight from this machine)."""
+    return surface in keyless_surfaces and presented_key(headers) is None and from_this_machine(client_host, headers)
+
+
+def key_problem(request: Request, surface: Surface) -> Literal["missing", "invalid"] | None:
+    """None when the request may pass (the matched key is kept in ``request.state.api_key``); else why not."""
+    config = get_services(request).config
+    ring = config.key_ring
+    if not ring.enabled:
+        return None
+    client = request.client.host if request.client else None
+    if keyless_allowed(surface, config.keyless_loopback_surfaces, client, request.headers):
+        return None
+    key = presented_key(request.headers)
+    if not key:
+        return "missing"
+    matched = ring.match(key)
+    if matched is None:
+        return "invalid"
+    request.state.api_key = matched
+    return None
