@@ -38,10 +38,13 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "llm": ("llamacpp_binding", {"n_ctx": 2048, "models_folder": str(root / "models"), "requires_gpu": True}),
         "thinker": ("dummy_binding", {"mode": "think"}),
         "dummy": ("dummy_binding", {}),
-    }, main={"model_aliases": {"house-model": "llm"}})
-    terse = cfg / "personal_personalities" / "terse"
-    terse.mkdir(parents=True)
-    (terse / "config.yaml").write_text("name: terse\npersonality_conditioning: Be terse.\nparameters:\n  max_tokens: 2\n")
+        "toolbox": ("dummy_binding", {"mode": "tools"}),
+        "minilm": ("onnx_embedding_binding", {}),
+    }, defaults={"ttt_binding": "llm", "embedding_binding": "minilm"}, main={"model_aliases": {"house-model": "llm"}})
+    personalities = cfg / "personal_personalities"
+    for name, text in (("terse", "personality_conditioning: Be terse.\nparameters:\n  max_tokens: 2\n"),):
+        (personalities / name).mkdir(parents=True)
+        (personalities / name / "config.yaml").write_text(f"name: {name}\n{text}")
     with ServerProcess(cfg) as server:
         yield server
 
@@ -144,6 +147,50 @@ def test_images_personality_alias_and_load(client: ollama.Client) -> None:
     assert aliased.eval_count == 2
     loaded = client.chat(model="llm", messages=[], keep_alive="5m")
     assert loaded.done and loaded.done_reason == "load"
+
+
+def get_weather(city: str) -> str:
+    """Get the current weather of a city.
+
+    Args:
+      city: The city name
+    """
+    return "sunny"
+
+
+def test_tool_calls_round_trip(client: ollama.Client) -> None:
+    asked = [{"role": "user", "content": 'weather please {"city": "Paris"}'}]
+    first = client.chat(model="toolbox", messages=asked, tools=[get_weather], stream=False)
+    calls = first.message.tool_calls or []
+    assert [(c.function.name, dict(c.function.arguments)) for c in calls] == [("get_weather", {"city": "Paris"})]
+    assert first.done_reason == "stop"
+    answered = [*asked, first.message, {"role": "tool", "content": get_weather(**calls[0].function.arguments),
+                                        "tool_name": "get_weather"}]
+    second = client.chat(model="toolbox", messages=answered, tools=[get_weather], stream=False)
+    assert second.message.content == "tool results: sunny" and not second.message.tool_calls
+    streamed = list(client.chat(model="toolbox", messages=asked, tools=[get_weather], stream=True))
+    assert [c.function.name for p in streamed for c in (p.message.tool_calls or [])] == ["get_weather"]
+    assert streamed[-1].done
+
+
+def test_embed_and_older_embeddings(client: ollama.Client) -> None:
+    out = client.embed(model="minilm", input=["The cat sat on the mat.", "A feline rested on a rug.", "Stock prices fell."])
+    vectors = out.embeddings
+    assert len(vectors) == 3 and len(vectors[0]) == 384 and out.prompt_eval_count and out.prompt_eval_count > 5
+
+    def cos(a: list[float], b: list[float]) -> float:
+        dot = sum(x * y for x, y in zip(a, b))
+        return dot / (sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5)
+
+    assert cos(vectors[0], vectors[1]) > cos(vectors[0], vectors[2])
+    single = client.embed(model="minilm:latest", input="The cat sat on the mat.").embeddings[0]
+    assert cos(single, vectors[0]) > 0.999
+    older = client.embeddings(model="text-embedding-3-small", prompt="The cat sat on the mat.").embedding
+    assert cos(list(older), vectors[0]) > 0.999  # the OpenAI name selects defaults.embedding_binding
+    assert "embedding" in (client.show("minilm").capabilities or [])
+    with pytest.raises(ollama.ResponseError) as err:
+        client.embed(model="dummy", input="x")
+    assert err.value.status_code == 400 and "does not compute embeddings" in err.value.error
 
 
 def test_errors_in_ollama_shape(srv: ServerProcess, client: ollama.Client) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-# generation types an alias may point at (their default instance); "embed" is the embeddings default
-ALIAS_TYPES: tuple[str, ...] = ("ttt", "tti", "tts", "stt", "embed")
+# generation types an alias may point at (their default instance, defaults.<type>_binding)
+ALIAS_TYPES: tuple[str, ...] = ("ttt", "tti", "tts", "stt", "embedding")
 
 BUILTIN_ALIASES: dict[str, str] = {
     **{name: "ttt" for name in (
@@ -20,7 +20,7 @@ BUILTIN_ALIASES: dict[str, str] = {
     **{name: "tts" for name in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")},
     **{name: "stt" for name in ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")},
     **{name: "tti" for name in ("dall-e-3", "dall-e-2", "gpt-image-1")},
-    **{name: "embed" for name in ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")},
+    **{name: "embedding" for name in ("text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002")},
 }
 
 

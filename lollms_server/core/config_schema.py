@@ -116,7 +116,7 @@ MAIN_SCHEMA: dict[str, Any] = {
     "model_aliases": {
         "type": "section",
         "help": "Extra model names for the OpenAI and Ollama surfaces: alias -> a generation type (ttt, tti, tts, stt, "
-        "embed: its default instance) or a model id (instance, instance/model, personality:name). Built-in aliases "
+        "embedding: its default instance) or a model id (instance, instance/model, personality:name). Built-in aliases "
         "(gpt-4o-mini, tts-1, whisper-1, dall-e-3, text-embedding-3-small...) apply unless redefined here; an empty "
         "value switches one off.",
         "schema": {},

@@ -12,6 +12,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Routers to include as they are: each carries its own auth and Ollama's error shape."""
-    from lollms_server.api.ollama import routes_chat, routes_models
+    from lollms_server.api.ollama import routes_chat, routes_embed, routes_models
 
-    return [routes_models.public_router, routes_models.router, routes_chat.router]
+    return [routes_models.public_router, routes_models.router, routes_chat.router, routes_embed.router]

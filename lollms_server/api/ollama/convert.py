@@ -11,6 +11,8 @@ from lollms_server.api.ollama.models import OllamaChatRequest, Format, OllamaGen
 from lollms_server.api.openai_compat.ids import ModelRef
 from lollms_server.core.contract import GenerateRequest as CoreRequest
 from lollms_server.core.contract import InputData
+from lollms_server.core.errors import BadRequestError
+from lollms_server.core.tools import ToolCall
 
 _ROLE_TO_INPUT = {"system": "system_context", "user": "user_prompt", "assistant": "assistant_reply"}
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -70,11 +72,40 @@ def _target(ref: ModelRef) -> dict[str, Any]:
     return {"binding_name": ref.binding_name, "model_name": ref.model_name, "personality": ref.personality}
 
 
-def _message_items(msg: OllamaMessage, index: int) -> list[InputData]:
+class _CallIds:
+    """Ollama's tool messages name the tool, not the call: each takes the id of the earliest unanswered call."""
+
+    def __init__(self) -> None:
+        self.open: list[tuple[str, str]] = []  # (name, call id)
+
+    def calls(self, raw: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+        try:
+            calls = [ToolCall.from_record(c).record() for c in raw]
+        except BadRequestError as exc:
+            raise OllamaError(400, f"{where}.tool_calls: {exc.message}") from None
+        self.open += [(c["name"], c["id"]) for c in calls]
+        return calls
+
+    def answer(self, name: str | None) -> str:
+        for i, (open_name, call_id) in enumerate(self.open):
+            if name is None or open_name == name:
+                del self.open[i]
+                return call_id
+        return name or ""
+
+
+def _message_items(msg: OllamaMessage, index: int, ids: _CallIds) -> list[InputData]:
     where = f"messages[{index}]"
-    role = _ROLE_TO_INPUT.get(msg.role.lower())
+    kind = msg.role.lower()
+    if kind == "tool":
+        meta = {"tool_call_id": ids.answer(msg.tool_name), "name": msg.tool_name}
+        return [InputData(type="text", role="tool_result", data=msg.content or "", metadata=meta)]
+    if kind == "assistant" and msg.tool_calls:
+        calls = ids.calls(msg.tool_calls, where)
+        return [InputData(type="text", role="assistant_reply", data=msg.content or "", metadata={"tool_calls": calls})]
+    role = _ROLE_TO_INPUT.get(kind)
     if role is None:
-        raise OllamaError(400, f"{where}.role '{msg.role}' is not supported here; use system, user or assistant")
+        raise OllamaError(400, f"{where}.role '{msg.role}' is not supported; use system, user, assistant or tool")
     items = [InputData(type="text", role=role, data=msg.content or "")] if (msg.content or not msg.images) else []
     if msg.images:
         if role != "user_prompt":
@@ -84,12 +115,11 @@ def _message_items(msg: OllamaMessage, index: int) -> list[InputData]:
 
 
 def chat_request(body: OllamaChatRequest, ref: ModelRef) -> CoreRequest:
-    if body.tools:
-        raise OllamaError(400, "tool calling is not available on this server yet; send the request without tools")
-    items = [item for i, m in enumerate(body.messages) for item in _message_items(m, i)]
+    ids = _CallIds()
+    items = [item for i, m in enumerate(body.messages) for item in _message_items(m, i, ids)]
     if not any(i.role == "user_prompt" for i in items):
         raise OllamaError(400, "messages must contain at least one user message")
-    return CoreRequest(input_data=items, generation_type="ttt", stream=body.stream,
+    return CoreRequest(input_data=items, generation_type="ttt", stream=body.stream, tools=body.tools or None,
                        parameters=parameters(body.options, body.format), **_target(ref))
 
 

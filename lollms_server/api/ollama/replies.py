@@ -9,7 +9,8 @@ from typing import Any, AsyncIterator, Callable
 
 from lollms_server.api.ollama.names import now_iso
 from lollms_server.api.ollama.errors import OllamaError
-from lollms_server.api.openai_compat.textgen import Delta, Failure, Finish, TextEvent
+from lollms_server.api.openai_compat.textgen import Delta, Failure, Finish, TextEvent, ToolCallEvent
+from lollms_server.core.tools import ToolCall
 
 NDJSON = "application/x-ndjson"
 
@@ -36,6 +37,11 @@ class Clock:
         }
 
 
+def ollama_call(index: int, call: ToolCall) -> dict[str, Any]:
+    """A tool call as Ollama writes it: arguments as an object, not a JSON string."""
+    return {"id": call.id, "function": {"index": index, "name": call.name, "arguments": call.arguments}}
+
+
 def line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
 
@@ -58,6 +64,10 @@ def generate_shape(content: str, thinking: str | None) -> dict[str, Any]:
     return out
 
 
+def _reason(finish: Finish) -> str:
+    return "stop" if finish.reason == "tool_calls" else finish.reason  # Ollama ends a tool-call answer with "stop"
+
+
 async def ndjson(events: AsyncIterator[TextEvent], model: str, shape: Shape, keep_thinking: bool) -> AsyncIterator[bytes]:
     """Stream lines with ``done: false``, then a final ``done: true`` line, or one ``{"error"}`` line."""
     clock = Clock()
@@ -67,11 +77,15 @@ async def ndjson(events: AsyncIterator[TextEvent], model: str, shape: Shape, kee
             if event.content or thinking:
                 clock.token()
                 yield line({"model": model, "created_at": now_iso(), **shape(event.content, thinking or None), "done": False})
+        elif isinstance(event, ToolCallEvent):
+            clock.token()
+            message = {"role": "assistant", "content": "", "tool_calls": [ollama_call(event.index, event.call)]}
+            yield line({"model": model, "created_at": now_iso(), "message": message, "done": False})
         elif isinstance(event, Failure):
             yield line({"error": event.message})
             return
         elif isinstance(event, Finish):
-            yield line({"model": model, "created_at": now_iso(), **shape("", None), **clock.final(event.usage, event.reason)})
+            yield line({"model": model, "created_at": now_iso(), **shape("", None), **clock.final(event.usage, _reason(event))})
             return
 
 
@@ -80,8 +94,12 @@ async def collect(events: AsyncIterator[TextEvent], model: str, shape: Shape, ke
     clock = Clock()
     content: list[str] = []
     thinking: list[str] = []
+    calls: list[dict[str, Any]] = []
     async for event in events:
-        if isinstance(event, Delta):
+        if isinstance(event, ToolCallEvent):
+            clock.token()
+            calls.append(ollama_call(event.index, event.call))
+        elif isinstance(event, Delta):
             if event.content or event.reasoning:
                 clock.token()
             content.append(event.content)
@@ -89,6 +107,9 @@ async def collect(events: AsyncIterator[TextEvent], model: str, shape: Shape, ke
         elif isinstance(event, Failure):
             raise OllamaError(event.status, event.message)
         elif isinstance(event, Finish):
-            return {"model": model, "created_at": now_iso(), **shape("".join(content), "".join(thinking) or None),
-                    **clock.final(event.usage, event.reason)}
+            reply = {"model": model, "created_at": now_iso(), **shape("".join(content), "".join(thinking) or None),
+                     **clock.final(event.usage, _reason(event))}
+            if calls and "message" in reply:
+                reply["message"]["tool_calls"] = calls
+            return reply
     raise OllamaError(500, "the generation ended without a result")

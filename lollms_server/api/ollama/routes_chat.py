@@ -16,7 +16,7 @@ from lollms_server.api.ollama.models import OllamaChatRequest, OllamaGenerateReq
 from lollms_server.api.ollama.names import now_iso, resolve
 from lollms_server.api.ollama.replies import NDJSON, Shape, chat_shape, collect, generate_shape, ndjson
 from lollms_server.api.openai_compat.ids import ModelRef, binding_for
-from lollms_server.api.openai_compat.planning import plan_for, stream_planned
+from lollms_server.api.pipeline import plan_request, stream_planned
 from lollms_server.api.openai_compat.textgen import stream_text
 from lollms_server.core.contract import GenerateRequest as CoreRequest
 from lollms_server.core.services import Services
@@ -42,7 +42,7 @@ async def _load_only(services: Services, ref: ModelRef, model: str, keep_alive: 
 
 
 async def _answer(request: Request, services: Services, core: CoreRequest, model: str, shape: Shape, keep_thinking: bool) -> Reply:
-    planned = await plan_for(request, services, core)
+    planned = await plan_request(request, services, core, "ollama")
     events = stream_text(stream_planned(services, planned), planned.plan, stops_of(planned.plan.task.params))
     if core.stream:
         return StreamingResponse(ndjson(events, model, shape, keep_thinking), media_type=NDJSON,

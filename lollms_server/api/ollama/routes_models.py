@@ -18,6 +18,7 @@ from lollms_server.api.ollama.models import OllamaModelRequest
 from lollms_server.api.ollama.names import STARTED_AT, details, digest_of, iso, now_iso, ollama_name, resolve
 from lollms_server.api.openai_compat.ids import binding_for, list_model_cards
 from lollms_server.core.bindings.base import Binding
+from lollms_server.core.embeddings import EMBED, can_embed
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.services import Services
 
@@ -63,7 +64,7 @@ async def tags(services: Services = Depends(get_services)) -> dict[str, Any]:
     models = []
     for card in await list_model_cards(services):
         kinds = card.lollms.get("generation_types") or []
-        if "ttt" not in kinds:
+        if "ttt" not in kinds and EMBED not in kinds:
             continue
         instance = str(card.lollms.get("binding_instance_name") or "")
         family = services.bindings.instances[instance].type_name if instance in services.bindings.instances else "personality"
@@ -92,7 +93,10 @@ async def show(body: OllamaModelRequest, services: Services = Depends(get_servic
     binding, model = binding_for(services, ref)
     info = await _info(binding, model)
     inputs = binding.get_supported_input_modalities(model)
-    capabilities = ["completion"] + (["vision"] if "image" in inputs or info.get("supports_vision") else [])
+    capabilities = (["completion"] if "ttt" in binding.generation_types else []) \
+        + (["embedding"] if can_embed(binding) else []) \
+        + (["vision"] if "image" in inputs or info.get("supports_vision") else []) \
+        + (["tools"] if binding.supports_tool_calls(model) else [])
     context = info.get("context_size")
     family = binding.binding_type_name
     model_info: dict[str, Any] = {"general.architecture": family, "general.basename": str(info.get("model_name") or model or "")}
