@@ -165,7 +165,7 @@ class LlamaCppBinding(Binding):
 
     async def model_problem(self) -> str | None:
         if self.default_model:
-            return None  # start-up already resolved (and, by default, loaded) it
+            return None  # the file is resolved at start-up (a missing one fails the instance)
         names = [str(m.get("name")) for m in await self.list_available_models()]
         if names:
             return f"no default_model set; set default_model to one of: {', '.join(names[:10])}"
