@@ -81,8 +81,9 @@ async def resolve_model(services: Services, model_id: str | None, generation_typ
         name = services.config.default_binding(generation_type)
         if not name:
             raise OpenAIError(
-                400, f"no 'model' given and no default '{generation_type}_binding' is configured; "
-                "name a model id from GET /v1/models", param="model",
+                400, f"no 'model' given and no default '{generation_type}_binding' is configured: set "
+                f"defaults.{generation_type}_binding to an instance that can serve it (lollms-server wizard), "
+                "or name a model id from GET /v1/models", param="model",
             )
         return ModelRef(name, name)
     model_id = model_id.strip()
