@@ -221,11 +221,11 @@ def check_main_values(path: Path, values: Mapping[str, Any]) -> None:
     surfaces = (values.get("security") or {}).get("keyless_loopback_surfaces") or []
     for surface in surfaces:
         if surface not in ("openai", "ollama"):
-            raise ConfigFileError(cfg.path, f"unknown surface {surface!r}; use 'ollama' and/or 'openai'",
+            raise ConfigFileError(path, f"unknown surface {surface!r}; use 'ollama' and/or 'openai'",
                                   "security.keyless_loopback_surfaces")
     for alias, target in (values.get("model_aliases") or {}).items():
         if target is not None and not isinstance(target, str):
-            raise ConfigFileError(cfg.path, "must be a generation type (ttt, tti, tts, stt, embedding) or a model id (a string)",
+            raise ConfigFileError(path, "must be a generation type (ttt, tti, tts, stt, embedding) or a model id (a string)",
                                   f"model_aliases.{alias}")
     for name, override in (values.get("personalities_config") or {}).items():
         if override is not None and not isinstance(override, dict):
