@@ -234,3 +234,60 @@ def test_wheel_carries_the_zoo_and_serves(tmp_path: Path) -> None:
         assert path.startswith("lollms_server/zoos/"), path  # served from the package, not a checkout's zoos/
         r = httpx.post(f"{srv.base_url}/api/v1/generate", headers=h, json=ask("from the wheel"), timeout=30)
         assert r.status_code == 200 and r.json()["output"][0]["data"] == "from the wheel"
+
+
+MISMATCHED = '''
+from lollms_server.core.bindings import Binding
+
+class Mixed(Binding):
+    binding_type_name = "mixed_binding"
+    supports_streaming = True          # the card below says false
+    generation_types = frozenset({"ttt"})
+
+    async def list_available_models(self):
+        return []
+
+    async def generate(self, task):
+        return "x"
+'''
+
+MIXED_CARD = '''
+type_name: mixed_binding
+supports_streaming: false
+generation_types: [ttt]
+instance_schema: {}
+'''
+
+SUBCLASS = '''
+from lollms_server.core.bindings.registry import zoo_module
+
+class EchoOnly(zoo_module("dummy_binding").DummyBinding):
+    binding_type_name = "echo_only_binding"
+'''
+
+SUBCLASS_CARD = '''
+type_name: echo_only_binding
+supports_streaming: false
+supported_input_modalities: [text]
+supported_output_modalities: [text]
+generation_types: [ttt]
+instance_schema: {}
+'''
+
+
+async def test_capabilities_have_one_source(config_dir: Path) -> None:
+    for folder, code, card in (("mixed", MISMATCHED, MIXED_CARD), ("echo_only", SUBCLASS, SUBCLASS_CARD)):
+        target = config_dir / "personal_bindings" / folder
+        target.mkdir(parents=True)
+        (target / "__init__.py").write_text(code)
+        (target / "binding_card.yaml").write_text(card)
+    async with api_client(config_dir) as c:
+        listing = (await c.get("/api/v1/list_bindings")).json()
+    # written twice and different: refused, with both values
+    assert "mixed_binding" not in listing["binding_types"]
+    error = listing["load_errors"]["mixed_binding"]
+    assert "supports_streaming = False" in error and "supports_streaming = True" in error
+    # values the zoo class got from its own card are not a second declaration for a subclass with its own card
+    echo_only = listing["binding_types"]["echo_only_binding"]
+    assert echo_only["supports_streaming"] is False and echo_only["generation_types"] == ["ttt"]
+    assert listing["binding_types"]["dummy_binding"]["supports_streaming"] is True
