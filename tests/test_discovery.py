@@ -3,6 +3,7 @@ and the generation parameters each binding declares (served by list_bindings, ch
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -225,10 +226,13 @@ def test_wheel_carries_the_zoo_and_serves(tmp_path: Path) -> None:
                     str(wheel)], check=True, capture_output=True, timeout=300)
     cfg = tmp_path / "cfg"
     write_config(cfg)
-    with ServerProcess(cfg, env={"PYTHONPATH": str(target)}, cwd=tmp_path) as srv:
+    extension = make_distribution(tmp_path / "ext")  # an extension package installed beside it
+    env = {"PYTHONPATH": f"{target}{os.pathsep}{extension}"}
+    with ServerProcess(cfg, env=env, cwd=tmp_path) as srv:
         h = {"X-API-Key": API_KEY}
         info = httpx.get(f"{srv.base_url}/api/v1/list_bindings", headers=h, timeout=10).json()
         assert info["binding_types"]["dummy_binding"]["source"] == "zoo"
+        assert info["binding_types"]["shout_binding"]["source"] == "entry_point"
         path = httpx.get(f"{srv.base_url}/api/v1/list_personalities", headers=h, timeout=10).json()[
             "personalities"]["lollms"]["path"]
         assert path.startswith("lollms_server/zoos/"), path  # served from the package, not a checkout's zoos/
