@@ -78,19 +78,19 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     )
     app.state.services = None
     app.state.config = cfg
-    # the key is checked and the body bounded before any route reads a byte of it (the request-id/metrics
-    # middleware and CORS, added later, wrap it: refused requests are counted and carry CORS headers)
+    # the key is checked and the body bounded before any route reads a byte of it (CORS and the
+    # request-id/metrics middleware, added later, wrap it: refused requests are counted and carry CORS headers)
     limits = cfg.limits
     app.add_middleware(RequestGuard, key_ring=cfg.key_ring, max_body_bytes=limits.max_body_bytes,
                        max_header_bytes=limits.max_header_bytes, keyless_surfaces=cfg.keyless_loopback_surfaces)
     metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
     origins = [str(o) for o in cfg.section("server").get("allowed_origins") or [] if str(o).lower() != "null"]
     if origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"], allow_credentials=False
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: every response has an X-Request-ID
     install_error_handlers(app)
     add_docs_pages(app)
     auth = [Depends(require_api_key)]

@@ -215,6 +215,9 @@ def test_request_id_and_process_time_on_every_response(live: Any) -> None:
     assert r.status_code == 403 and r.headers["x-request-id"] != bad and len(r.headers["x-request-id"]) <= 128
     r = httpx.get(f"{base}/health", headers={"X-Request-ID": "bad id with spaces"})
     assert r.headers["x-request-id"] != "bad id with spaces"
+    r = httpx.options(f"{base}/api/v1/generate", headers={  # a CORS preflight answered by the CORS middleware
+        "Origin": "http://localhost:9601", "Access-Control-Request-Method": "POST", "X-Request-ID": "pre-1"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "pre-1"
 
 
 @pytest.mark.parametrize("entry, problem", [
