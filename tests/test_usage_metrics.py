@@ -233,3 +233,23 @@ def test_bad_key_entries_stop_start_up_naming_the_entry(tmp_path: Path, entry: d
     assert out.returncode == 2
     assert "security.allowed_api_keys[1]" in out.stderr and problem in out.stderr
     assert "first-key-123456" not in out.stderr
+
+
+async def test_text_is_stored_only_when_turned_on_and_old_rows_expire(tmp_path: Path) -> None:
+    from helpers import API_KEY, api_client
+
+    from lollms_server.core.usage_sqlite import connect
+
+    d = tmp_path / "cfg"
+    write_config(d, main={"usage": {"store_text": True, "retention_days": 7}})
+    conn = connect(d / "usage.sqlite")  # a row from 30 days ago, written before this start
+    conn.execute("INSERT INTO usage (request_id, ts, surface, generation_type, duration_ms, status, cancelled) "
+                 "VALUES ('ancient', ?, 'api', 'ttt', 1, 'ok', 0)", (time.time() - 30 * 86400,))
+    conn.commit()
+    conn.close()
+    async with api_client(d) as client:
+        answer = await client.post("/api/v1/generate", json=prompt("keep my words"))
+        assert answer.status_code == 200
+        rows = (await client.get("/api/v1/usage", headers={"X-API-Key": API_KEY})).json()["items"]
+    assert [row["request_id"] for row in rows] == [answer.json()["request_id"]]  # the 30-day-old row is gone
+    assert rows[0]["prompt_text"] == "keep my words" and rows[0]["answer_text"] == "keep my words"
