@@ -79,7 +79,7 @@ def test_no_response_reveals_a_host_path(tmp_path: Path) -> None:
 
         for path in ("/health", "/api/v1/list_bindings", "/api/v1/list_active_bindings", "/api/v1/list_personalities",
                      "/api/v1/list_functions", "/api/v1/list_models", "/api/v1/get_default_bindings", "/v1/models",
-                     "/openapi.json", "/api/v1/resources"):
+                     "/openapi.json", "/api/v1/resources", "/api/v1/server_info", "/health/ready"):
             assert get(path).status_code == 200, bodies[f"GET {path}"]
         listed = {name: get(f"/api/v1/list_available_models/{name}") for name in ("llm", "voice", "ears", "dummy")}
         for name, r in listed.items():
