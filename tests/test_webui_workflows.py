@@ -538,7 +538,7 @@ def test_usage_filters_and_extension_panels(browser: Any, server: ServerProcess)
     toggle = page.locator("[data-testid=filter-toggle-word_limit]")
     before = toggle.is_checked()
     toggle.click()
-    page.wait_for_function(f"document.querySelector('[data-testid=filter-toggle-word_limit]').checked === {str(not before).lower()}")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=filter-toggle-word_limit]').checked === {str(not before).lower()}")
     listed = httpx.get(server.base_url + "/api/v1/list_filters", headers={"X-API-Key": API_KEY}).json()["filters"]
     assert next(f for f in listed if f["name"] == "word_limit")["enabled"] is (not before)
     toggle.click()
