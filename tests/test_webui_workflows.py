@@ -355,8 +355,11 @@ def test_serve_prints_a_key_link_only_on_an_interactive_terminal(server: ServerP
         link = child.match.group(1)
         assert link == f"http://127.0.0.1:{port}/?key={API_KEY}"
     finally:
-        child.sendintr()
-        child.expect(pexpect.EOF, timeout=20)
+        child.sendintr()  # Ctrl+C, as a person would
+        try:
+            child.expect(pexpect.EOF, timeout=20)
+        except pexpect.TIMEOUT:
+            child.terminate(force=True)
         child.close()
 
 
