@@ -200,7 +200,7 @@ def test_errors_in_ollama_shape(srv: ServerProcess, client: ollama.Client) -> No
     for call in (lambda: client.pull("llama3"), lambda: client.delete("llm"), lambda: client.copy("llm", "other")):
         with pytest.raises(ollama.ResponseError) as err:
             call()
-        assert err.value.status_code == 501 and "not available on lollms_server" in err.value.error
+        assert err.value.status_code == 403 and "not available on lollms_server" in err.value.error
     with pytest.raises(ollama.ResponseError) as err:
         client.generate(model="llm", prompt="x", suffix="y", stream=False)
     assert err.value.status_code == 400 and "suffix" in err.value.error

@@ -60,6 +60,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad request body: `{\"error\": \"...\"}`."},
     401: {"description": "Missing or wrong API key (send `Authorization: Bearer KEY` or `X-API-Key`)."},
     404: {"description": "Unknown model name."},
-    501: {"description": "Not available on this server (model management); the message says what to do instead."},
+    403: {"description": "Not available on this server (model management); the message says what to do instead."},
     503: {"description": "The selected binding instance failed to load."},
 }

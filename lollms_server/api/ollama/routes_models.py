@@ -123,7 +123,7 @@ _INSTEAD: dict[str, str] = {
 
 def _management(action: str) -> Any:
     async def refuse(request: Request) -> JSONResponse:
-        raise OllamaError(501, f"/api/{action} is not available on lollms_server: {_INSTEAD[action]}")
+        raise OllamaError(403, f"/api/{action} is not available on lollms_server: {_INSTEAD[action]}")
 
     refuse.__name__ = f"refuse_{action}"
     return refuse
