@@ -15,6 +15,7 @@ from lollms_server.api import routes_embed, routes_generate, routes_info, routes
 from lollms_server.api.ext_routes import mount_extensions, unmount
 from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import ollama, openai_compat
+from lollms_server.api.ollama import routes_models as ollama_models
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
 from lollms_server.api.docs_pages import add_docs_pages
 from lollms_server.api.errors import install_error_handlers
@@ -81,7 +82,10 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     # the key is checked and the body bounded before any route reads a byte of it (CORS and the
     # request-id/metrics middleware, added later, wrap it: refused requests are counted and carry CORS headers)
     limits = cfg.limits
-    app.add_middleware(RequestGuard, key_ring=cfg.key_ring, max_body_bytes=limits.max_body_bytes,
+    # the routes that need no key, as their routers declare them (health, readiness, server_info, Ollama's version)
+    public_paths = frozenset(getattr(r, "path", "") for router in (routes_info.public_router, ollama_models.public_router)
+                             for r in router.routes)
+    app.add_middleware(RequestGuard, key_ring=cfg.key_ring, public_paths=public_paths, max_body_bytes=limits.max_body_bytes,
                        max_header_bytes=limits.max_header_bytes, keyless_surfaces=cfg.keyless_loopback_surfaces)
     metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None
     origins = [str(o) for o in cfg.section("server").get("allowed_origins") or [] if str(o).lower() != "null"]

@@ -278,3 +278,25 @@ async def test_dummy_history_is_bounded(cfg: Path) -> None:
         transport: Any = c._transport  # the in-process app, to look at the binding instance
         history = transport.app.state.services.bindings.get("dummy").history
     assert 0 < len(history) <= 32 and history[-1].prompt == "n49"
+
+
+async def test_public_routes_answer_without_a_key_and_the_others_do_not(cfg: Path) -> None:
+    async with api_client(cfg, api_key=None) as c:
+        for path in ("/health", "/api/v1/health", "/api/v1/health/ready", "/api/v1/server_info"):
+            assert (await c.get(path)).status_code == 200, path
+        assert (await c.get("/api/v1/list_bindings")).status_code == 403
+        assert (await c.get("/v1/models")).status_code == 401
+
+
+@pytest.mark.e2e
+def test_a_head_that_keeps_coming_is_cut_at_the_cap_with_431(guarded: ServerProcess) -> None:
+    """The HTTP layer stops buffering a request head past server.max_header_bytes (16 KB by default)."""
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
+        sock.sendall(b"GET /api/v1/list_bindings HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        for _ in range(40):  # 40 KB of headers, never ending the head
+            try:
+                sock.sendall(b"X-Filler: " + b"f" * 1000 + b"\r\n")
+            except OSError:
+                break
+        head = _head(sock)
+    assert head.startswith("HTTP/1.1 431"), head

@@ -25,11 +25,9 @@ from lollms_server.core.request_limits import size_text
 
 Surface = Literal["api", "openai", "ollama", "other"]
 
-# Paths under these prefixes need the API key (when keys are configured), except the public ones.
+# Paths under these prefixes need the API key (when keys are configured), except the public routes.
 # (first match wins: /api/v1/ is lollms' own API, the rest of /api/ is Ollama's)
 KEYED_PREFIXES: dict[str, Surface] = {"/api/v1/": "api", "/v1/": "openai", "/lollms/v1/": "openai", "/api/": "ollama"}
-# server_info: the web UI's connect screen; /api/version: public in Ollama too
-PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/server_info", "/api/version"})
 
 
 def surface_of(path: str) -> Surface:
@@ -51,10 +49,11 @@ def error_response(surface: Surface, status: int, message: str, *, code: str | N
 class RequestGuard:
     """Pure ASGI middleware: authenticate on headers, then pass the request on with a bounded body."""
 
-    def __init__(self, app: ASGIApp, *, key_ring: KeyRing, max_body_bytes: int, max_header_bytes: int,
-                 keyless_surfaces: list[str] | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, key_ring: KeyRing, public_paths: frozenset[str], max_body_bytes: int,
+                 max_header_bytes: int, keyless_surfaces: list[str] | None = None) -> None:
         self.app = app
         self.key_ring = key_ring
+        self.public_paths = public_paths  # the paths of the routes that need no key (health, server_info…)
         self.keyless_surfaces = list(keyless_surfaces or [])
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
@@ -75,7 +74,7 @@ class RequestGuard:
         await self.app(scope, self._bounded(receive, surface), send)
 
     def _auth_refusal(self, surface: Surface, path: str, headers: Headers, client_host: str | None) -> JSONResponse | None:
-        if not self.key_ring.enabled or surface == "other" or path in PUBLIC_PATHS:
+        if not self.key_ring.enabled or surface == "other" or path in self.public_paths:
             return None
         if surface in ("openai", "ollama"):
             if keyless_allowed(surface, self.keyless_surfaces, client_host, headers):

@@ -30,11 +30,14 @@ _STREAM_DOC = {
             }},
         }}},
     },
-    400: {"description": "Bad input (no prompt, wrong modality or MIME type, invalid parameters)."},
     404: {"description": "Unknown personality or binding instance."},
-    408: {"description": "Waited too long for a compute slot."},
+    400: {"description": "Bad input (no prompt, wrong modality or MIME type, invalid parameters, too many items, "
+          "a prompt or max_tokens that does not fit the model's context, a broken model file)."},
+    408: {"description": "Waited longer than resource_manager.queue_timeout for a compute slot (Retry-After)."},
+    413: {"description": "Body larger than server.max_body_bytes."},
     501: {"description": "The binding cannot do this generation type."},
-    503: {"description": "The binding instance failed to load."},
+    502: {"description": "The provider behind a remote binding failed or sent an unusable answer."},
+    503: {"description": "The binding instance failed to load, or resource_manager.max_queue requests already wait (Retry-After)."},
 }
 
 

@@ -136,6 +136,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Bad request body or parameter."},
     401: {"model": ErrorBody, "description": "Missing or wrong API key (send `Authorization: Bearer KEY` or `X-API-Key`)."},
     404: {"model": ErrorBody, "description": "Unknown model id (`code: model_not_found`)."},
+    408: {"model": ErrorBody, "description": "Waited longer than resource_manager.queue_timeout for a slot (`Retry-After`)."},
+    413: {"model": ErrorBody, "description": "Body larger than server.max_body_bytes."},
     501: {"model": ErrorBody, "description": "The selected binding cannot do this."},
-    503: {"model": ErrorBody, "description": "The selected binding instance failed to load."},
+    502: {"model": ErrorBody, "description": "The provider behind a remote binding failed or sent an unusable answer."},
+    503: {"model": ErrorBody, "description": "The selected binding instance failed to load, or the queue is full (`Retry-After`)."},
 }
