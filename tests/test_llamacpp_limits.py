@@ -110,6 +110,7 @@ async def _loaded(c: Any) -> bool:
 
 async def test_a_broken_model_file_is_a_400_and_the_loaded_model_keeps_serving(two_models: Path) -> None:
     async with api_client(two_models) as c:
+        assert (await c.post("/api/v1/generate", json=ask("Say hi.", max_tokens=2))).status_code == 200  # loads it
         assert await _loaded(c)
         for name, why in (("x.gguf", "not a readable GGUF"), ("cut.gguf", "truncated")):
             r = await c.post("/api/v1/generate", json={**ask("hi", max_tokens=2), "model_name": name})

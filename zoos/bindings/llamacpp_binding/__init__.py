@@ -385,6 +385,9 @@ class LlamaCppBinding(Binding):
     async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,
                     credentials: dict[str, str] | None = None) -> EmbeddingResult:
         """Embeddings of a GGUF model (llama.cpp batches the texts itself); pooled and L2-normalised."""
+        empty = next((i for i, text in enumerate(texts) if not text), None)
+        if empty is not None:
+            raise BadRequestError(f"input[{empty}] is an empty text; there is nothing to embed")
         model = self._acquire(self._source(self._name(model_name)), embedding=True)
         key = model.key
 

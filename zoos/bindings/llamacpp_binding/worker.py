@@ -108,6 +108,8 @@ class LoadSettings:
         }
         if self.embedding:
             kw["embedding"] = True
+            if self.n_ctx:  # llama.cpp embeds batches of up to n_batch tokens: they must fit the context
+                kw["n_batch"] = min(self.n_batch, self.n_ctx)
         if self.n_threads:
             kw["n_threads"] = self.n_threads
             kw["n_threads_batch"] = self.n_threads
