@@ -124,7 +124,8 @@ def test_powershell_scripts_are_balanced_and_stop_on_errors(name: str) -> None:
 POSIX_ONLY = {"fcntl", "resource", "termios", "pwd", "grp", "pty"}
 POSIX_CALLS = {"os.chmod", "os.chown", "os.setsid", "os.killpg", "os.fork", "os.getuid", "os.geteuid", "os.setuid",
                "signal.SIGKILL", "signal.SIGHUP", "signal.SIGUSR1", "signal.SIGALRM", "signal.alarm"}
-GUARDED = {"lollms_server/core/sandbox.py"}  # refuses to run unless os.name == "posix"
+GUARDED = {"lollms_server/core/sandbox.py",  # refuses to run unless os.name == "posix"
+           "lollms_server/core/file_modes.py"}  # chmod only when os.name == "posix"
 
 
 def _python_files() -> list[Path]:
@@ -150,6 +151,7 @@ def test_no_posix_only_calls_outside_the_guarded_sandbox() -> None:
     assert not unguarded, f"POSIX-only calls outside guarded modules: {unguarded}"
     sandbox = _text("lollms_server/core/sandbox.py")
     assert 'if os.name != "posix":' in sandbox and "raise SandboxUnavailable" in sandbox
+    assert 'if os.name == "posix":\n        os.chmod(' in _text("lollms_server/core/file_modes.py")
 
 
 def test_no_hard_coded_path_separators_in_paths() -> None:

@@ -23,6 +23,8 @@ from configguard.handlers import get_handler  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
+from lollms_server.core.file_modes import restrict_to_owner  # noqa: E402
+
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
@@ -193,7 +195,7 @@ def load_guarded(path: Path, schema: Mapping[str, Any], key: bytes | None = None
     )
 
 
-FILE_MODE = 0o600  # config, instance, backup and key files: readable by their owner only
+# config, instance, backup and key files are readable by their owner only (core.file_modes)
 _TEMP_MARK = ".saving-"
 
 
@@ -214,7 +216,7 @@ def write_private(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp_name, FILE_MODE)
+        restrict_to_owner(tmp_name)
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
@@ -254,7 +256,7 @@ def save_guarded_atomic(
     try:
         tmp = work / path.name
         guard.save(tmp, mode="values")
-        os.chmod(tmp, FILE_MODE)
+        restrict_to_owner(tmp)
         load_guarded(tmp, schema, key)
         if backup and path.exists():
             backup_file(path, key)
