@@ -21,6 +21,7 @@ BOB = "bob-key-9876543210"
 LIMITED = "limited-key-55555555"
 PLAIN = "plain-key-777777777"
 DAILY = "daily-key-444444444"
+ERIN = "erin-key-333333333"
 METRICS_TOKEN = "metrics-token-abcdef"
 
 
@@ -46,7 +47,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
          "sleepy": ("dummy_binding", {"delay": 30.0})},
         api_keys=[{"key": ALICE, "name": "alice"}, {"key": BOB, "name": "bob"},  # type: ignore[list-item]
                   {"key": LIMITED, "name": "carol", "requests_per_minute": 2}, PLAIN,
-                  {"key": DAILY, "name": "dave", "tokens_per_day": 6}],
+                  {"key": DAILY, "name": "dave", "tokens_per_day": 6}, {"key": ERIN, "name": "erin"}],
         main={"metrics": {"token": METRICS_TOKEN}, "usage": {"retention_days": 30}},
     )
     with server(d) as s:
@@ -91,6 +92,22 @@ def test_every_surface_is_recorded_with_key_names(live: Any) -> None:
     assert {r["surface"] for r in alice_rows} == {"api"}
     assert "json-req-1" in {r["request_id"] for r in alice_rows}
     assert all(r["prompt_text"] is None for r in alice_rows)  # text is off unless the operator turns it on
+
+
+def test_ollama_requests_are_recorded(live: Any) -> None:
+    import ollama  # the real client, as its documentation shows
+
+    client = ollama.Client(host=live.base_url, headers={"Authorization": f"Bearer {ERIN}"})
+    assert client.chat(model="dummy", messages=[{"role": "user", "content": "one two"}]).message.content == "one two"
+    streamed = "".join(p.response for p in client.generate(model="dummy", prompt="three four five", stream=True))
+    assert streamed == "three four five"
+
+    def rows() -> list[dict[str, Any]]:
+        return usage(live.base_url, key="erin")["items"]  # type: ignore[no-any-return]
+
+    assert wait_for(lambda: len(rows()) == 2)
+    assert {r["surface"] for r in rows()} == {"ollama"} and {r["status"] for r in rows()} == {"ok"}
+    assert sorted(r["completion_tokens"] for r in rows()) == [2, 3]
 
 
 def test_a_cancelled_stream_is_recorded_as_cancelled(live: Any) -> None:
