@@ -83,6 +83,7 @@ class LlamaCppBinding(Binding):
             n_ctx=int(config.get("n_ctx") or 0), n_threads=int(config.get("n_threads") or physical_cores()),
             n_batch=int(config.get("n_batch") or 512), n_gpu_layers=int(config.get("n_gpu_layers") or 0),
             chat_format=config.get("chat_format") or None, seed=config.get("seed"),
+            prompt_cache_bytes=int(config.get("prompt_cache_mb") or 0) * 1024 * 1024,
         )
         self.max_loaded = max(1, int(config.get("max_loaded_models") or 1))
         self.locator = ModelLocator(config.get("models_folder"), [self.default_model or ""])
@@ -302,9 +303,9 @@ class LlamaCppBinding(Binding):
     def _finished(self, task: GenerationTask, model: LoadedModel, result: ChatResult) -> None:
         task.set_usage(result.prompt_tokens, result.completion_tokens)
         task.set_finish_reason(result.finish_reason)
-        log.info("llamacpp '%s' request %s on %s: %d prompt + %d completion tokens, finish=%s",
+        log.info("llamacpp '%s' request %s on %s: %d prompt (%s computed) + %d completion tokens, finish=%s",
                  self.instance_name, task.request_id, model.source.name, result.prompt_tokens,
-                 result.completion_tokens, result.finish_reason)
+                 result.prompt_evaluated, result.completion_tokens, result.finish_reason)
 
     async def generate(self, task: GenerationTask) -> BindingResult:
         model = self._acquire(self._source(self._name(task.model_name)))
@@ -324,7 +325,8 @@ class LlamaCppBinding(Binding):
         finally:
             self._in_flight -= 1
         self._finished(task, model, result)
-        meta = {"model": model.source.name, "llama_finish_reason": result.finish_reason}
+        meta = {"model": model.source.name, "llama_finish_reason": result.finish_reason,
+                "prompt_tokens_evaluated": result.prompt_evaluated}
         calls = parse_calls(result.text, job.tools.tools) if job.tools else None
         if calls:
             return tool_call_output("", calls, meta)

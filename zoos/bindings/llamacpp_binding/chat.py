@@ -97,6 +97,7 @@ class ChatResult:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    prompt_evaluated: int | None = None  # prompt tokens computed, not restored from the KV cache
 
 
 END = object()  # marks the end of a stream in the token queue
@@ -150,7 +151,7 @@ def run_chat(worker: LlamaWorker, job: ChatJob, emit: Callable[[str], None] | No
         llm.run_state = None
     if state.cancelled:
         finish = "cancelled"
-    return ChatResult("".join(parts), state.prompt_tokens, state.completion_tokens, finish)
+    return ChatResult("".join(parts), state.prompt_tokens, state.completion_tokens, finish, state.prompt_evaluated)
 
 
 def start_stream(

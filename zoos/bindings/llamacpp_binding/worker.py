@@ -47,6 +47,7 @@ class RunState:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cancelled: bool = False
+    prompt_evaluated: int | None = None  # prompt tokens llama.cpp really computed (the rest came from a cache)
 
 
 def instrumented_llama_class() -> type:
@@ -75,6 +76,7 @@ def instrumented_llama_class() -> type:
                     yield from inner
                     return
                 state.prompt_tokens = len(tokens)
+                state.prompt_evaluated = None
                 vocab = self._model.vocab
                 try:
                     for token in inner:
@@ -87,8 +89,46 @@ def instrumented_llama_class() -> type:
                 finally:
                     inner.close()
 
+            def eval(self, tokens: Any) -> None:  # type: ignore[override]
+                """The first call of a generation feeds the prompt tokens not found in the KV cache."""
+                state = self.run_state
+                if state is not None and state.prompt_evaluated is None:
+                    state.prompt_evaluated = len(tokens)
+                super().eval(tokens)
+
+            def save_state(self) -> Any:
+                """The library's snapshot keeps up to n_batch rows of logits (n_vocab floats each, ~100 MB for a
+                50k vocabulary); restoring re-evaluates the last token anyway, so keep only the last row."""
+                saved = super().save_state()
+                saved.scores = saved.scores[-1:].copy()
+                return saved
+
         _INSTRUMENTED = InstrumentedLlama
     return _INSTRUMENTED
+
+
+def prompt_cache(capacity_bytes: int) -> Any:
+    """A RAM cache of KV snapshots keyed by token sequence, bounded by the bytes the snapshots really hold.
+
+    llama-cpp-python consults it before each completion (the snapshot sharing the longest prefix with the
+    prompt is restored when it beats the live context) and stores a snapshot after each one, so interleaved
+    conversations each keep their prefix. A new snapshot replaces those whose tokens it extends (the earlier
+    turns of the same conversation); the least recently used go first when the bound is passed.
+    """
+    from llama_cpp import LlamaRAMCache
+
+    class BoundedPromptCache(LlamaRAMCache):  # type: ignore[misc]
+        @property
+        def cache_size(self) -> int:
+            return sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in self.cache_state.values())
+
+        def __setitem__(self, key: Any, value: Any) -> None:
+            new = tuple(key)
+            for old in [k for k in self.cache_state if len(k) <= len(new) and new[:len(k)] == k]:
+                del self.cache_state[old]
+            super().__setitem__(new, value)
+
+    return BoundedPromptCache(capacity_bytes=capacity_bytes)
 
 
 @dataclass(frozen=True)
@@ -100,6 +140,7 @@ class LoadSettings:
     chat_format: str | None
     seed: int | None
     embedding: bool = False  # loaded to compute embeddings (a separate copy from the chat one)
+    prompt_cache_bytes: int = 0  # per-conversation KV snapshots kept in RAM (0: only the live context)
 
     def llama_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {
@@ -177,6 +218,8 @@ class LlamaWorker:
         llama_cls = instrumented_llama_class()
         self.llm = llama_cls(model_path=str(path), **settings.llama_kwargs())
         self.model_key = key
+        if settings.prompt_cache_bytes and not settings.embedding:
+            self.llm.set_cache(prompt_cache(settings.prompt_cache_bytes))
 
     def unload(self, key: str) -> None:
         """On the worker thread: free the model if it is still ``key``."""
