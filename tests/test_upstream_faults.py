@@ -132,3 +132,13 @@ async def test_dalle_broken_answer_is_a_502(tmp_path: Path, fault: str) -> None:
             o = await c.post("/v1/images/generations", json={"model": "up", "prompt": "a red fox"})
     _assert_clear_502(r)
     assert o.status_code == 502, o.text
+
+
+async def test_tokenizing_with_a_model_that_has_no_tokenizer_is_a_400_on_lollms_routes(tmp_path: Path) -> None:
+    with running(FakeOpenAI) as fake:
+        cfg = remote_config(tmp_path, {"up": _openai(fake)})
+        async with api_client(cfg) as c:
+            r = await c.post("/lollms/v1/tokenize", json={"model": "up", "text": "hello"})
+            d = await c.post("/lollms/v1/detokenize", json={"model": "up", "tokens": [1, 2]})
+    for resp in (r, d):
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == "model", resp.text

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,7 @@ from lollms_server.api.openai_compat import routes_media
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIRoute
 from lollms_server.api.openai_compat.ids import PERSONALITY_PREFIX, binding_for, resolve_model
+from lollms_server.core.errors import FeatureNotSupportedError, NotSupportedError
 from lollms_server.core.services import Services
 
 router = APIRouter(prefix="/lollms/v1", tags=["openai"], route_class=OpenAIRoute,
@@ -39,17 +41,30 @@ class LollmsModelRequest(BaseModel):
     model: str | None = None
 
 
+@contextlib.contextmanager
+def tokenizer_of(model_id: str | None) -> Iterator[None]:
+    """A model whose binding has no tokenizer is a 400 naming the model (the client can pick another one)."""
+    try:
+        yield
+    except FeatureNotSupportedError:
+        raise
+    except NotSupportedError as exc:
+        raise FeatureNotSupportedError(exc.message, param="model") from None
+
+
 @router.post("/tokenize", summary="Tokenize with the tokenizer of a model id")
 async def tokenize(body: LollmsTokenizeRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
     binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
-    tokens = await binding.tokenize(body.text, model_name=model)
+    with tokenizer_of(body.model):
+        tokens = await binding.tokenize(body.text, model_name=model)
     return {"tokens": tokens, "count": len(tokens)}
 
 
 @router.post("/detokenize", summary="Turn token ids back into text")
 async def detokenize(body: LollmsDetokenizeRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
     binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
-    return {"text": await binding.detokenize(body.tokens, model_name=model)}
+    with tokenizer_of(body.model):
+        return {"text": await binding.detokenize(body.tokens, model_name=model)}
 
 
 @router.post("/context_size", summary="Context size of a model id")
