@@ -51,8 +51,9 @@ class ServerConfig:
     def api_keys(self) -> list[str]:
         return [k.key for k in self.key_ring.keys]
 
-    @property
+    @functools.cached_property
     def limits(self) -> RequestLimits:
+        """Parsed once: every request reads them (a config reload builds a new ServerConfig)."""
         return RequestLimits.from_section(self.section("server"))
 
     @property
