@@ -14,6 +14,7 @@ from lollms_server.api.deps import get_services
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError, OpenAIRoute
 from lollms_server.api.openai_compat.ids import parse_model_id
+from lollms_server.core.aliases import ALIAS_TYPES
 from lollms_server.core.bindings.base import Binding
 from lollms_server.core.embeddings import MAX_INPUTS, can_embed
 from lollms_server.core.errors import NotSupportedError
@@ -40,8 +41,13 @@ class EmbeddingRequest(BaseModel):
 
 
 def target(services: Services, model_id: str | None) -> tuple[str | None, str | None]:
-    """(binding instance, model) for a model id; ids naming no embedding instance use the default instance."""
+    """(binding instance, model) for a model id or alias (``model_aliases``); ids naming no instance use the
+    default embedding instance."""
     if model_id and model_id.strip():
+        model_id = model_id.strip()
+        alias = None if model_id in services.bindings.instances else services.config.model_aliases.get(model_id)
+        if alias is not None and alias not in ALIAS_TYPES:
+            model_id = alias
         ref = parse_model_id(model_id)
         rec = services.bindings.instances.get(ref.binding_name or "") if not ref.personality else None
         if rec is not None:
