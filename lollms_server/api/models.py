@@ -224,6 +224,9 @@ class ResourceStateResponse(BaseModel):
     waiting: int = Field(description="Requests waiting for a compute slot (the queue depth).")
     queue_timeout: float
     max_queue: int = Field(description="Most requests that may wait; one more gets 503 with Retry-After.")
+    backend: Literal["memory", "redis"] = Field(
+        "memory", description="memory: this process only; redis: active and waiting count every replica sharing the Redis."
+    )
 
 
 class ErrorResponse(BaseModel):

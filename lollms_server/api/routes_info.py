@@ -53,8 +53,14 @@ public_router.add_api_route("/health", health, methods=["GET"], summary="Server 
 public_router.add_api_route("/api/v1/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
 
 
-def readiness(services: Services = Depends(get_services)) -> ReadinessResponse:
-    """Ready once start-up is done. Models load on first use; an instance that failed is listed, not fatal."""
+async def readiness(services: Services = Depends(get_services)) -> ReadinessResponse:
+    """Ready once start-up is done and the shared services it is configured with (Redis) answer.
+
+    Models load on first use; an instance that failed is listed, not fatal.
+    """
+    problem = await services.resources.problem()
+    if problem:
+        raise UnavailableError(problem)
     states: dict[str, Literal["ready", "failed"]] = {
         name: ("ready" if rec.binding is not None else "failed") for name, rec in sorted(services.bindings.instances.items())
     }
@@ -170,6 +176,7 @@ async def get_model_info(
 
 @router.get("/resources", response_model=ResourceStateResponse, summary="ResourceManager state (active, waiting)")
 async def resources(services: Services = Depends(get_services)) -> ResourceStateResponse:
-    s = services.resources.state()
+    s = await services.resources.shared_state()
     return ResourceStateResponse(strategy=s.strategy, limit=s.limit, active=s.active, waiting=s.waiting,
-                                 queue_timeout=s.queue_timeout, max_queue=s.max_queue)
+                                 queue_timeout=s.queue_timeout, max_queue=s.max_queue,
+                                 backend="redis" if s.backend == "redis" else "memory")

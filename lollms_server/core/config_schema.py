@@ -139,6 +139,20 @@ MAIN_SCHEMA: dict[str, Any] = {
             "max_queue": _s(
                 "int", 512, "Requests that may wait for a slot at once; beyond it 503 with Retry-After at once.", min_val=0
             ),
+            "backend": _s(
+                "str", "memory",
+                "Where slots and the queue live. memory: this process (no other service); redis: shared by every "
+                "replica using resource_manager.redis_url, so the limits hold across all of them.",
+                options=["memory", "redis"],
+            ),
+            "redis_url": _ns(
+                "str", "Redis URL for backend redis (redis://[:password@]host:port/db). The LOLLMS_REDIS_URL "
+                "environment variable overrides it.", secret=True,
+            ),
+            "lease_seconds": _s(
+                "int", 10, "Redis backend: a slot held by a replica that died (or lost Redis) is free after this long.",
+                min_val=1,
+            ),
         },
     },
     "webui": {

@@ -55,6 +55,14 @@ class QueueFullError(UnavailableError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class SharedStateUnavailableError(UnavailableError):
+    """A shared service this server is configured to use (Redis) cannot be reached: nothing runs without it."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class BackendError(LollmsError):
     """The backend behind a binding failed (500, as the spec says for binding failures)."""
 

@@ -168,7 +168,7 @@ class GenerationService:
         )
         if binding is not None:
             if binding.needs_resource(task):
-                self.resources.check_admission()  # a full queue answers 503 now, also before a stream starts
+                await self.resources.check_admission()  # a full queue answers 503 now, also before a stream starts
             if not (personality and personality.is_scripted):
                 await binding.check_task(task)
         plan = GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)

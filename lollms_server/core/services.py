@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from lollms_server.core.plugin_settings import PluginSettings
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.telemetry import Telemetry, build_telemetry
 
+REDIS_URL_ENV = "LOLLMS_REDIS_URL"
 log = logging.getLogger("lollms_server")
 
 
@@ -75,8 +77,8 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None) -
         REDACTOR.add(config.encryption_key.decode())
     REDACTOR.add(config.section("metrics").get("token"))
     rm = config.section("resource_manager")
-    resources = ResourceManager(rm.get("gpu_strategy", "semaphore"), int(rm.get("gpu_limit", 1)),
-                                float(rm.get("queue_timeout", 120)), int(rm.get("max_queue", 512)))
+    resources = build_resource_manager(rm)
+    await resources.start()
     registry = BindingRegistry()
     personalities = PersonalityManager(config.paths.personalities_sources, config.section("personalities_config"))
     functions = FunctionManager(config.paths.functions_dirs)
@@ -117,6 +119,25 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None) -
     return services
 
 
+def build_resource_manager(rm: dict[str, Any]) -> ResourceManager:
+    """The ResourceManager with the slot store ``resource_manager.backend`` names (memory or redis)."""
+    strategy, limit = rm.get("gpu_strategy", "semaphore"), int(rm.get("gpu_limit", 1))
+    timeout, max_queue = float(rm.get("queue_timeout", 120)), int(rm.get("max_queue", 512))
+    backend = str(rm.get("backend") or "memory")
+    if backend == "memory":
+        return ResourceManager(strategy, limit, timeout, max_queue)
+    if backend != "redis":
+        raise ValueError(f"resource_manager.backend: unknown backend '{backend}' (memory or redis)")
+    url = os.environ.get(REDIS_URL_ENV) or rm.get("redis_url") or ""
+    if not url:
+        raise ValueError(f"resource_manager.backend is redis but no resource_manager.redis_url (or {REDIS_URL_ENV}) is set")
+    from lollms_server.core.redis_slots import RedisSlotStore
+
+    probe = ResourceManager(strategy, limit, timeout, max_queue)  # the limit the strategy gives (None for 'none')
+    store = RedisSlotStore(url, probe.limit or 1, probe.max_queue, float(rm.get("lease_seconds", 10)))
+    return ResourceManager(strategy, limit, timeout, max_queue, store=store if probe.limit else None)
+
+
 def plugin_settings(config: ServerConfig) -> PluginSettings:
     name = str(config.section("extensions").get("settings_file") or "plugin_settings.yaml")
     path = resolve_config_path(name, config.paths.config_dir)
@@ -137,3 +158,4 @@ async def close_services(services: Services) -> None:
         await services.bindings.shutdown()
     finally:
         await services.telemetry.close()
+        await services.resources.close()

@@ -1,0 +1,194 @@
+"""Compute slots and queue shared by replicas through a real Redis (resource_manager.backend: redis).
+
+Two real server processes share one real `redis-server`: the slot limit and the queue bound hold across both,
+a replica killed with kill -9 gives its slot (and its waiters' places) back within the lease time, and an
+unreachable Redis is a clear 503, never a 500 and never a silent fall back to per-process slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers import API_KEY, ServerProcess, free_port, write_config
+from redis_fixture import RedisServer, redis_server  # noqa: F401  (the fixture)
+
+LEASE = 2
+HEADERS = {"X-API-Key": API_KEY}
+
+
+def _config(tmp_path: Path, *, max_queue: int = 8, queue_timeout: int = 30, slow: float = 30.0,
+            quick: float = 1.0) -> Path:
+    d = tmp_path / "cfg"
+    write_config(
+        d,
+        {"quick": ("dummy_binding", {"requires_gpu": True, "delay": quick}),
+         "slow": ("dummy_binding", {"requires_gpu": True, "delay": slow})},
+        main={"resource_manager": {"backend": "redis", "gpu_strategy": "semaphore", "gpu_limit": 1,
+                                   "queue_timeout": queue_timeout, "max_queue": max_queue, "lease_seconds": LEASE}},
+    )
+    return d
+
+
+def _replicas(config_dir: Path, url: str, n: int = 2) -> list[ServerProcess]:
+    procs = [ServerProcess(config_dir, env={"LOLLMS_REDIS_URL": url}) for _ in range(n)]
+    started: list[ServerProcess] = []
+    try:
+        for p in procs:
+            started.append(p.start())
+    except Exception:
+        for p in started:
+            p.stop()
+        raise
+    return procs
+
+
+def _ask(binding: str, text: str) -> dict[str, Any]:
+    return {"input_data": [{"type": "text", "role": "user_prompt", "data": text}], "binding_name": binding}
+
+
+async def _state(c: httpx.AsyncClient, base: str) -> dict[str, Any]:
+    r = await c.get(f"{base}/api/v1/resources")
+    assert r.status_code == 200, r.text
+    state: dict[str, Any] = r.json()
+    return state
+
+
+async def _wait_for(c: httpx.AsyncClient, base: str, active: int, waiting: int, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = await _state(c, base)
+        if (state["active"], state["waiting"]) == (active, waiting) or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.05)
+
+
+async def test_two_replicas_never_run_two_generations_at_once(tmp_path: Path, redis_server: RedisServer) -> None:
+    redis_server.flush()
+    a, b = _replicas(_config(tmp_path, quick=1.0), redis_server.url)
+    try:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=60) as c:
+            samples: list[tuple[int, int]] = []
+            done = asyncio.Event()
+
+            async def watch() -> None:
+                while not done.is_set():
+                    for base in (a.base_url, b.base_url):
+                        s = await _state(c, base)
+                        assert s["backend"] == "redis" and s["limit"] == 1, s
+                        samples.append((s["active"], s["waiting"]))
+                    await asyncio.sleep(0.05)
+
+            watcher = asyncio.create_task(watch())
+            started = time.monotonic()
+            answers = await asyncio.gather(*(c.post(f"{base}/api/v1/generate", json=_ask("quick", f"q{i}"))
+                                             for i, base in enumerate([a.base_url, b.base_url] * 2)))
+            elapsed = time.monotonic() - started
+            done.set()
+            await watcher
+            final = [await _state(c, base) for base in (a.base_url, b.base_url)]
+    finally:
+        a.stop()
+        b.stop()
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    # one slot for the cluster: four 1 s generations run one after the other (two per replica would take ~2 s)
+    assert elapsed >= 3.8, elapsed
+    assert max(active for active, _ in samples) == 1, samples
+    assert max(waiting for _, waiting in samples) >= 2, samples  # both replicas see the other's waiters
+    assert all((s["active"], s["waiting"]) == (0, 0) for s in final), final
+
+
+async def test_killed_replica_gives_back_its_slot_and_its_waiters_leave(tmp_path: Path, redis_server: RedisServer) -> None:
+    redis_server.flush()
+    a, b = _replicas(_config(tmp_path, quick=0.5, slow=60.0, queue_timeout=30), redis_server.url)
+    try:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=60) as c:
+            holding = asyncio.create_task(c.post(f"{a.base_url}/api/v1/generate", json=_ask("slow", "hold")))
+            assert (await _wait_for(c, b.base_url, 1, 0))["active"] == 1
+            queued_a = asyncio.create_task(c.post(f"{a.base_url}/api/v1/generate", json=_ask("quick", "a")))
+            assert (await _wait_for(c, b.base_url, 1, 1))["waiting"] == 1
+            queued_b = asyncio.create_task(c.post(f"{b.base_url}/api/v1/generate", json=_ask("quick", "b")))
+            assert (await _wait_for(c, b.base_url, 1, 2))["waiting"] == 2
+            assert a.proc is not None
+            a.proc.kill()  # kill -9: no clean-up runs on A
+            killed = time.monotonic()
+            answer = await queued_b
+            waited = time.monotonic() - killed
+            for t in (holding, queued_a):
+                with pytest.raises(httpx.HTTPError):
+                    await t
+            after = await _state(c, b.base_url)
+    finally:
+        a.stop()
+        b.stop()
+    assert answer.status_code == 200, answer.text
+    # A's slot lease (2 s) and its waiter's heartbeat expire; B runs (0.5 s) well before the 60 s hold would end
+    assert waited < LEASE + 0.5 + 2.5, waited
+    assert (after["active"], after["waiting"]) == (0, 0), after
+
+
+async def test_max_queue_holds_across_replicas(tmp_path: Path, redis_server: RedisServer) -> None:
+    redis_server.flush()
+    a, b = _replicas(_config(tmp_path, max_queue=1, slow=4.0, quick=0.2), redis_server.url)
+    try:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=60) as c:
+            holding = asyncio.create_task(c.post(f"{a.base_url}/api/v1/generate", json=_ask("slow", "hold")))
+            assert (await _wait_for(c, a.base_url, 1, 0))["active"] == 1
+            queued = asyncio.create_task(c.post(f"{b.base_url}/api/v1/generate", json=_ask("quick", "wait")))
+            assert (await _wait_for(c, a.base_url, 1, 1))["waiting"] == 1
+            started = time.monotonic()
+            full = await c.post(f"{a.base_url}/api/v1/generate", json=_ask("quick", "one too many"))
+            full_stream = await c.post(f"{a.base_url}/api/v1/generate", json={**_ask("quick", "x"), "stream": True})
+            refused_in = time.monotonic() - started
+            finished: dict[str, float] = {}
+            for name, task in (("holding", holding), ("queued", queued)):
+                task.add_done_callback(lambda _t, n=name: finished.setdefault(n, time.monotonic()))
+            assert (await holding).status_code == 200 and (await queued).status_code == 200
+    finally:
+        a.stop()
+        b.stop()
+    assert refused_in < 2.0, refused_in  # at once, not after the 4 s hold
+    # the 4 s hold outlives the 2 s lease: it is renewed, so the waiter on B runs only after it
+    assert finished["queued"] >= finished["holding"], finished
+    for r in (full, full_stream):
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0, r.text
+        assert "resource_manager.max_queue" in r.json()["detail"], r.text
+
+
+async def test_unreachable_redis_is_a_clear_503_and_the_password_stays_secret(tmp_path: Path) -> None:
+    password = "pw-Redis-s3cret-4417"
+    url = f"redis://:{password}@127.0.0.1:{free_port()}/0"  # nothing listens there
+    (server,) = _replicas(_config(tmp_path, quick=0.1), url, n=1)
+    try:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=30) as c:
+            health = await c.get(f"{server.base_url}/health")
+            ready = await c.get(f"{server.base_url}/health/ready")
+            gen = await c.post(f"{server.base_url}/api/v1/generate", json=_ask("quick", "hi"))
+            stream = await c.post(f"{server.base_url}/api/v1/generate", json={**_ask("quick", "hi"), "stream": True})
+            openai = await c.post(f"{server.base_url}/v1/chat/completions",
+                                  json={"model": "quick", "messages": [{"role": "user", "content": "hi"}]})
+            resources = await c.get(f"{server.base_url}/api/v1/resources")
+    finally:
+        server.stop()
+    assert health.status_code == 200
+    for r in (ready, gen, stream, openai, resources):
+        assert r.status_code == 503, (r.request.url, r.status_code, r.text)
+        assert "Redis" in r.text and "resource_manager.redis_url" in r.text, r.text
+        assert password not in r.text
+    assert int(gen.headers["Retry-After"]) > 0
+    assert password not in server.log()
+
+
+def test_redis_backend_without_url_does_not_start(tmp_path: Path) -> None:
+    d = tmp_path / "cfg"
+    write_config(d, main={"resource_manager": {"backend": "redis"}})
+    server = ServerProcess(d)
+    server.env.pop("LOLLMS_REDIS_URL", None)
+    with pytest.raises(RuntimeError) as failed:
+        server.start(timeout=30)
+    assert "resource_manager.redis_url" in str(failed.value)
