@@ -27,7 +27,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def client(self) -> "redis.Redis[bytes]":
+    def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
 
     def flush(self) -> None:
@@ -52,8 +52,8 @@ def start_redis(port: int, timeout: float = 10.0) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"redis-server did not answer on port {port}")
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
+@pytest.fixture(scope="module", name="redis_server")
+def redis_server_fixture() -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         message = "redis-server is missing (scripts/install_test_deps.sh installs it: apt-get install redis-server)"
         if os.environ.get("CI"):

@@ -142,7 +142,8 @@ async def test_personalities_config_disables_and_code_execution_off_by_default(t
 async def test_resources_state_endpoint(config_dir: Path) -> None:
     async with api_client(config_dir) as c:
         s = (await c.get("/api/v1/resources")).json()
-        assert s == {"strategy": "semaphore", "limit": 1, "active": 0, "waiting": 0, "queue_timeout": 120.0, "max_queue": 512}
+        assert s == {"strategy": "semaphore", "limit": 1, "active": 0, "waiting": 0, "queue_timeout": 120.0, "max_queue": 512,
+                     "backend": "memory"}
 
 
 async def test_docs_document_every_endpoint(config_dir: Path) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import pytest
 
 from helpers import API_KEY, ServerProcess, free_port, write_config
-from redis_fixture import RedisServer, redis_server  # noqa: F401  (the fixture)
+from redis_fixture import RedisServer, redis_server_fixture  # noqa: F401  (the `redis_server` fixture)
 
 LEASE = 2
 HEADERS = {"X-API-Key": API_KEY}
@@ -146,8 +146,14 @@ async def test_max_queue_holds_across_replicas(tmp_path: Path, redis_server: Red
             full_stream = await c.post(f"{a.base_url}/api/v1/generate", json={**_ask("quick", "x"), "stream": True})
             refused_in = time.monotonic() - started
             finished: dict[str, float] = {}
-            for name, task in (("holding", holding), ("queued", queued)):
-                task.add_done_callback(lambda _t, n=name: finished.setdefault(n, time.monotonic()))
+
+            def stamp(name: str) -> Callable[[object], None]:
+                def done(_task: object) -> None:
+                    finished.setdefault(name, time.monotonic())
+                return done
+
+            holding.add_done_callback(stamp("holding"))
+            queued.add_done_callback(stamp("queued"))
             assert (await holding).status_code == 200 and (await queued).status_code == 200
     finally:
         a.stop()
