@@ -30,6 +30,18 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
 
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> None:
+        """Start again on the same port (after ``stop``), empty."""
+        self.proc = start_redis(self.port)
+
     def flush(self) -> None:
         with self.client() as c:
             c.flushall()
@@ -64,9 +76,4 @@ def redis_server_fixture() -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
+        server.stop()

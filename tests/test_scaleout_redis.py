@@ -23,20 +23,24 @@ HEADERS = {"X-API-Key": API_KEY}
 
 
 def _config(tmp_path: Path, *, max_queue: int = 8, queue_timeout: int = 30, slow: float = 30.0,
-            quick: float = 1.0) -> Path:
+            quick: float = 1.0, redis_url: str | None = None) -> Path:
     d = tmp_path / "cfg"
     write_config(
         d,
         {"quick": ("dummy_binding", {"requires_gpu": True, "delay": quick}),
          "slow": ("dummy_binding", {"requires_gpu": True, "delay": slow})},
         main={"resource_manager": {"backend": "redis", "gpu_strategy": "semaphore", "gpu_limit": 1,
-                                   "queue_timeout": queue_timeout, "max_queue": max_queue, "lease_seconds": LEASE}},
+                                   "queue_timeout": queue_timeout, "max_queue": max_queue, "lease_seconds": LEASE, "redis_url": redis_url}},
     )
     return d
 
 
-def _replicas(config_dir: Path, url: str, n: int = 2) -> list[ServerProcess]:
-    procs = [ServerProcess(config_dir, env={"LOLLMS_REDIS_URL": url}) for _ in range(n)]
+def _replicas(config_dir: Path, url: str | None, n: int = 2) -> list[ServerProcess]:
+    """``n`` server processes; ``url`` goes in LOLLMS_REDIS_URL (None: the config file's redis_url is used)."""
+    procs = [ServerProcess(config_dir, env={"LOLLMS_REDIS_URL": url} if url else None) for _ in range(n)]
+    for p in procs:
+        if not url:
+            p.env.pop("LOLLMS_REDIS_URL", None)
     started: list[ServerProcess] = []
     try:
         for p in procs:
@@ -134,7 +138,8 @@ async def test_killed_replica_gives_back_its_slot_and_its_waiters_leave(tmp_path
 
 async def test_max_queue_holds_across_replicas(tmp_path: Path, redis_server: RedisServer) -> None:
     redis_server.flush()
-    a, b = _replicas(_config(tmp_path, max_queue=1, slow=4.0, quick=0.2), redis_server.url)
+    # the URL from the config file this time (the other tests use LOLLMS_REDIS_URL)
+    a, b = _replicas(_config(tmp_path, max_queue=1, slow=4.0, quick=0.2, redis_url=redis_server.url), None)
     try:
         async with httpx.AsyncClient(headers=HEADERS, timeout=60) as c:
             holding = asyncio.create_task(c.post(f"{a.base_url}/api/v1/generate", json=_ask("slow", "hold")))
@@ -198,3 +203,23 @@ def test_redis_backend_without_url_does_not_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as failed:
         server.start(timeout=30)
     assert "resource_manager.redis_url" in str(failed.value)
+
+
+async def test_redis_lost_then_back(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Redis stops while the replicas run: 503 (never a 500, never per-process slots); it comes back: served."""
+    redis_server.flush()
+    (server,) = _replicas(_config(tmp_path, quick=0.1), redis_server.url, n=1)
+    try:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=30) as c:
+            assert (await c.post(f"{server.base_url}/api/v1/generate", json=_ask("quick", "up"))).status_code == 200
+            redis_server.stop()
+            down = await c.post(f"{server.base_url}/api/v1/generate", json=_ask("quick", "down"))
+            ready_down = await c.get(f"{server.base_url}/health/ready")
+            redis_server.restart()
+            back = await c.post(f"{server.base_url}/api/v1/generate", json=_ask("quick", "back"))
+            ready_back = await c.get(f"{server.base_url}/health/ready")
+    finally:
+        server.stop()
+    assert down.status_code == 503 and "Redis" in down.json()["detail"], down.text
+    assert ready_down.status_code == 503, ready_down.text
+    assert back.status_code == 200 and ready_back.status_code == 200, (back.text, ready_back.text)
