@@ -142,6 +142,21 @@ async def test_dropped_stream_is_an_error(tmp_path: Path, fake_ollama: FakeOllam
     assert events[-1]["content"][0]["metadata"]["finish_reason"] == "error"
 
 
+async def test_dropped_stream_error_comes_after_every_piece_of_text(tmp_path: Path, fake_ollama: FakeOllama) -> None:
+    """A held-back tail (it could start a known secret) is streamed before the error event, never after it."""
+    from lollms_server.core.secrets import REDACTOR
+
+    REDACTOR.add("e-held-back-secret-0123456789")  # " one" ends with "e": the last letter waits for the next piece
+    cfg = remote_config(tmp_path, {"ol": instance(fake_ollama)})
+    fake_ollama.behaviour.drop_after = 2
+    async with api_client(cfg) as c:
+        r = await c.post("/api/v1/generate", json=prompt("one two three four", stream=True))
+    events = sse_events(r.text)
+    assert [e["type"] for e in events][-2:] == ["error", "final"]
+    streamed = "".join(e["content"] for e in events if e["type"] == "chunk")
+    assert streamed == events[-1]["content"][0]["data"] and streamed.endswith("one")
+
+
 async def test_timeout(tmp_path: Path, fake_ollama: FakeOllama) -> None:
     cfg = remote_config(tmp_path, {"ol": instance(fake_ollama, timeout=1.0)})
     fake_ollama.behaviour.delay = 3.0

@@ -364,6 +364,7 @@ class GenerationService:
         extra_outputs: list[OutputData] = []
         final_outputs: list[OutputData] | None = None
         error: str | None = None
+        error_event: StreamChunk | None = None  # sent after the held-back tail, just before the final
         try:
             async for ev in events:
                 if isinstance(ev, StreamChunk):
@@ -396,7 +397,7 @@ class GenerationService:
                     final_outputs = standardize_result(ev.get("content"))
                 elif etype == "error":
                     error = REDACTOR.redact(str(ev.get("content")))
-                    yield StreamChunk(type="error", content=error, metadata=ev.get("metadata") or {})
+                    error_event = StreamChunk(type="error", content=error, metadata=ev.get("metadata") or {})
                     break
                 elif etype == "function_call":
                     recorder.add(ev.get("content"))
@@ -411,7 +412,7 @@ class GenerationService:
         except Exception as exc:
             error = _error_message(exc)
             log.warning("request %s failed mid-stream: %s", plan.request_id, error)
-            yield StreamChunk(type="error", content=error, metadata=_error_meta(exc))
+            error_event = StreamChunk(type="error", content=error, metadata=_error_meta(exc))
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
@@ -431,6 +432,8 @@ class GenerationService:
                     yield StreamChunk(type="chunk", content=tail_answer)
         elif tail_answer or tail_thought:  # what was held back (a possible tag or secret start) is streamed too
             yield StreamChunk(type="chunk", content=tail_answer, thoughts=tail_thought or None)
+        if error_event is not None:  # the stream's error is the last event before the final, after all text
+            yield error_event
         text_parts.append(tail_answer)
         thought_parts.append(tail_thought)
         if final_outputs is None:
