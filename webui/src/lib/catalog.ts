@@ -33,11 +33,11 @@ export const MODE_LABELS: Record<GenerationType, string> = { ttt: "Chat", tti: "
 export async function connect(serverUrl: string, apiKey: string): Promise<void> {
   const client = new LollmsClient(serverUrl, apiKey);
   const health = await client.verify();
+  await refreshCatalog(client); // the catalog is complete before the app shows itself connected
   catalog.client = client;
   catalog.health = health;
   settings.serverUrl = serverUrl;
   settings.apiKey = apiKey;
-  await refreshCatalog();
 }
 
 export function disconnect(): void {
@@ -45,8 +45,8 @@ export function disconnect(): void {
   Object.assign(catalog, { client: null, health: null, bindings: null, active: {}, defaults: {}, personalities: {}, icons: {}, models: {}, details: {}, functions: [] });
 }
 
-export async function refreshCatalog(): Promise<void> {
-  const client = catalog.client;
+export async function refreshCatalog(given?: LollmsClient): Promise<void> {
+  const client = given ?? catalog.client;
   if (!client) return;
   const [bindings, activeBindings, defaults, personalities, functions] = await Promise.all([
     client.listBindings(), client.listActiveBindings(), client.defaultBindings(), client.listPersonalities(),
