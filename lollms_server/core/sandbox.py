@@ -42,7 +42,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
 def _inside(path, roots):
     try:
         real = os.path.realpath(os.fsdecode(path))
-    except Exception:
+    except (TypeError, ValueError, OSError):  # a path that cannot be resolved counts as outside: refused
         return False
     return any(real == r or real.startswith(r + os.sep) for r in roots)
 def _hook(event, args):
