@@ -17,10 +17,10 @@ import logging
 import secrets
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from lollms_server.core.errors import SharedStateUnavailableError
+from lollms_server.core.redis_conn import connect
 from lollms_server.core.resources import Outcome
 from lollms_server.core.secrets import REDACTOR
 
@@ -110,7 +110,7 @@ class RedisSlotStore:
         self.lease_ms = max(1000, int(lease_seconds * 1000))
         self.keys = [f"{prefix}:holders", f"{prefix}:waiters", f"{prefix}:order", f"{prefix}:seq"]
         self.replica = secrets.token_hex(6)
-        self._client: Any = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._client: Any = connect(url)
         self._scripts = {name: self._client.register_script(src) for name, src in (
             ("enqueue", _ENQUEUE), ("poll", _POLL), ("renew", _RENEW), ("leave", _LEAVE), ("counts", _COUNTS))}
         self._held: dict[str, tuple[str, asyncio.Task[None]]] = {}  # holder -> (token, lease renewal task)

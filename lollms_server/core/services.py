@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,10 @@ from lollms_server.core.personalities import PersonalityManager
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.paths import PROJECT_ROOT, ZOOS_DIR, resolve_config_path, resolve_project_path
 from lollms_server.core.plugin_settings import PluginSettings
+from lollms_server.core.redis_conn import redis_url
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.telemetry import Telemetry, build_telemetry
 
-REDIS_URL_ENV = "LOLLMS_REDIS_URL"
 log = logging.getLogger("lollms_server")
 
 
@@ -128,9 +127,7 @@ def build_resource_manager(rm: dict[str, Any]) -> ResourceManager:
         return ResourceManager(strategy, limit, timeout, max_queue)
     if backend != "redis":
         raise ValueError(f"resource_manager.backend: unknown backend '{backend}' (memory or redis)")
-    url = os.environ.get(REDIS_URL_ENV) or rm.get("redis_url") or ""
-    if not url:
-        raise ValueError(f"resource_manager.backend is redis but no resource_manager.redis_url (or {REDIS_URL_ENV}) is set")
+    url = redis_url(rm)
     from lollms_server.core.redis_slots import RedisSlotStore
 
     probe = ResourceManager(strategy, limit, timeout, max_queue)  # the limit the strategy gives (None for 'none')
