@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from helpers import API_KEY, ServerProcess, write_config
-from webui_support import artifact, ensure_built, launched_chromium
+from webui_support import artifact, ensure_built, is_generation, launched_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -206,7 +206,7 @@ def test_pick_a_personality(browser: Any, ui_server: ServerProcess) -> None:
     icon.wait_for()
     assert icon.get_attribute("src").startswith("blob:")
     assert page.evaluate("document.querySelector('[data-testid=personality-lollms] img').naturalWidth") > 0
-    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+    with page.expect_request(is_generation) as req:
         send(page, "hello personality")
     body = json.loads(req.value.post_data)
     assert body["personality"] == "lollms" and body["stream"] is True
@@ -222,7 +222,7 @@ def test_multi_turn_sends_earlier_turns_in_order(browser: Any, ui_server: Server
     page.fill("[data-testid=system-prompt]", "Be terse.")
     send(page, "first question")
     wait_done(page)
-    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+    with page.expect_request(is_generation) as req:
         send(page, "second question")
     items = [(i["role"], i["data"]) for i in json.loads(req.value.post_data)["input_data"]]
     assert items == [("system_context", "Be terse."), ("user_prompt", "first question"),
@@ -246,7 +246,7 @@ def test_attach_an_image_for_a_vision_model(browser: Any, ui_server: ServerProce
     page.select_option("[data-testid=model-select]", "dummy-vision")
     page.set_input_files("[data-testid=file-input]", str(_png_file(tmp_path)))
     page.wait_for_selector("[data-testid=attachment-chip]")
-    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+    with page.expect_request(is_generation) as req:
         send(page, "what colour is this?")
     image_items = [i for i in json.loads(req.value.post_data)["input_data"] if i["type"] == "image"]
     assert len(image_items) == 1 and image_items[0]["mime_type"] == "image/png"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from helpers import API_KEY, ServerProcess, write_config
-from webui_support import artifact, ensure_built, launched_chromium
+from webui_support import artifact, ensure_built, is_generation, launched_chromium
 from lollms_server.api.security_headers import UI_CSP
 
 pytestmark = pytest.mark.e2e
@@ -122,7 +122,7 @@ def test_parameter_fields_show_the_servers_defaults(browser: Any, server: Server
     assert placeholder
     page.fill("[data-testid=param-max_tokens]", "3")
     page.press("[data-testid=param-max_tokens]", "Tab")
-    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+    with page.expect_request(is_generation) as req:
         send(page, "one two three four five six")
     assert json.loads(req.value.post_data)["parameters"] == {"max_tokens": 3}
     assert wait_done(page).locator("[data-testid=reply-text]").inner_text() == "one two three"
@@ -378,7 +378,7 @@ def test_tool_calls_and_results_show_as_collapsed_steps(browser: Any, server: Se
     if not streaming:
         page.uncheck("text=Stream replies")
     page.check("[data-testid='tool-math_tools.evaluate']")
-    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+    with page.expect_request(is_generation) as req:
         send(page, 'Compute this: {"expression": "6*7"}')
     assert json.loads(req.value.post_data)["functions"] == ["math_tools.evaluate"]
     reply = wait_done(page)
@@ -450,7 +450,7 @@ def minimal_pdf(text: str) -> bytes:
 
 
 def last_generate(page: Any, action: Any) -> dict[str, Any]:
-    with page.expect_request(lambda r: r.url.endswith("/api/v1/generate")) as req:
+    with page.expect_request(is_generation) as req:
         action()
     return json.loads(req.value.post_data)
 

@@ -57,6 +57,16 @@ def require_chromium() -> str:
     return CHROMIUM
 
 
+# Where the UI sends a generation: chat answers go to POST /api/v1/jobs (the body is generate's, and a page
+# reload resumes the answer); titles and spoken replies, and servers without jobs, use POST /api/v1/generate.
+GENERATION_PATHS: tuple[str, ...] = ("/api/v1/jobs", "/api/v1/generate")
+
+
+def is_generation(request: Any) -> bool:
+    """A Playwright request that starts a generation (its post_data is a GenerateRequest)."""
+    return bool(request.method == "POST" and request.url.split("?")[0].endswith(GENERATION_PATHS))
+
+
 def artifact(name: str) -> str:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     return str(ARTIFACTS_DIR / name)

@@ -1,8 +1,8 @@
 // A small typed client for the lollms_server API, with clear messages for auth and network failures.
-import { readStreamChunks } from "./sse";
+import { readStreamChunks, readStreamEvents, type StreamEvent } from "./sse";
 import type {
-  BindingsListing, GenerateRequest, GenerateResponse, Health, ModelDetails, ModelInfo, Personality, ResourceState, ServerInfo,
-  StreamChunk,
+  BindingsListing, GenerateRequest, GenerateResponse, Health, JobCreated, JobInfo, ModelDetails, ModelInfo, Personality, ResourceState,
+  ServerInfo, StreamChunk,
 } from "./types";
 
 export class ApiError extends Error {
@@ -40,7 +40,7 @@ export class LollmsClient {
       response = await fetch(this.url(path), init);
     } catch (err) {
       if (err instanceof DOMException && err.name === "AbortError") throw err;
-      throw new ApiError(`Cannot reach the server at ${this.baseUrl || window.location.origin}.`, 0);
+      throw new ApiError(`Cannot reach the server at ${this.baseUrl || globalThis.location?.origin || "this address"}.`, 0);
     }
     if (!response.ok) {
       let detail: string | undefined;
@@ -152,5 +152,41 @@ export class LollmsClient {
     });
     if (!r.body) throw new ApiError("The server sent no stream body.", r.status);
     yield* readStreamChunks(r.body);
+  }
+
+  /**
+   * Start a generation as a job (POST /api/v1/jobs, the same body as generate). Null when this server has
+   * no jobs endpoint (404/405: an older server), so the caller can stream from /api/v1/generate instead.
+   */
+  async createJob(request: GenerateRequest): Promise<JobCreated | null> {
+    try {
+      const r = await this.send("/api/v1/jobs", { method: "POST", headers: this.headers(true), body: JSON.stringify(request) });
+      return (await r.json()) as JobCreated;
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return null;
+      throw err;
+    }
+  }
+
+  getJob(jobId: string): Promise<JobInfo> {
+    return this.get(`/api/v1/jobs/${encodeURIComponent(jobId)}`);
+  }
+
+  /** Cancel a job wherever it runs; answers the job as it is now. */
+  async cancelJob(jobId: string): Promise<JobInfo> {
+    const r = await this.send(`/api/v1/jobs/${encodeURIComponent(jobId)}`, { method: "DELETE", headers: this.headers() });
+    return (await r.json()) as JobInfo;
+  }
+
+  /**
+   * A job's events (SSE) with their ids: from the start, or strictly after `lastEventId` (sent as the
+   * `Last-Event-ID` header). Aborting `signal` only closes this connection: the job keeps running.
+   */
+  async *jobEvents(jobId: string, lastEventId: string | null, signal?: AbortSignal): AsyncGenerator<StreamEvent> {
+    const headers: Record<string, string> = { ...(this.headers() as Record<string, string>), Accept: "text/event-stream" };
+    if (lastEventId !== null) headers["Last-Event-ID"] = lastEventId;
+    const r = await this.send(`/api/v1/jobs/${encodeURIComponent(jobId)}/events`, { headers, signal, cache: "no-store" });
+    if (!r.body) throw new ApiError("The server sent no stream body.", r.status);
+    yield* readStreamEvents(r.body);
   }
 }

@@ -12,10 +12,14 @@ import {
   titleFrom, tokensPerSecond, type Attachment, type ChatMessage, type ChatSettings, type Conversation,
 } from "./conversation";
 import { humanError } from "./errors";
+import { ConnectionLostError, followJob, isFinished, JobGoneError } from "./jobs";
 import { conversations, saveConversations } from "./store";
-import type { GenerateRequest, GenerationType, InputData, OutputData } from "./types";
+import type { GenerateRequest, GenerationType, InputData, JobInfo, OutputData, StreamChunk } from "./types";
 
 export { currentConversation, session } from "./active";
+
+/** The connected API client (as the reactive catalog holds it). */
+type Client = NonNullable<typeof catalog.client>;
 
 export function newConversation(from?: ChatSettings): Conversation {
   const settings = JSON.parse(JSON.stringify(from ?? draft)) as ChatSettings;
@@ -81,8 +85,22 @@ export async function editPrompt(original: ChatMessage, text: string): Promise<v
   await answer(conv, conv.messages[conv.messages.length - 1]);
 }
 
+/** Stop the answers on their way: their jobs are cancelled on the server (DELETE), then the streams close. */
 export function stopGeneration(): void {
   session.controller?.abort();
+}
+
+/** Answers this page is receiving right now (message ids), so a reconnect never follows one twice. */
+const receiving = new Set<string>();
+
+const GONE_MESSAGE = "This answer was interrupted: the server no longer has its job (it expired, or the server restarted). "
+  + "The text above is what arrived before. Regenerate to ask again.";
+const PAGE_CLOSED_MESSAGE = "This answer was interrupted when the page was closed (this server does not keep answers as jobs). "
+  + "Regenerate to ask again.";
+
+interface StreamTiming {
+  firstMs?: number;
+  lastMs?: number;
 }
 
 async function answer(conv: Conversation, user: ChatMessage): Promise<void> {
@@ -107,76 +125,183 @@ async function answer(conv: Conversation, user: ChatMessage): Promise<void> {
   const controller = new AbortController();
   session.controller = controller;
   session.busy = true;
+  receiving.add(reply.id);
   const started = performance.now();
   const timing: StreamTiming = {};
   try {
-    if (request.stream) await streamInto(reply, request, controller.signal, timing);
-    else {
-      const response = await client.generate(request, controller.signal);
-      applyOutputs(reply, response.output, false);
+    // A job keeps running when the page closes, and its events can be read again from where they stopped.
+    const job = await client.createJob(request);
+    if (job) {
+      reply.job = { id: job.job_id, lastEventId: null, streamed: request.stream };
+      saveConversations(); // a reload from now on finds the job
+      controller.signal.throwIfAborted(); // Stop pressed while the job was being created
+      await followReply(client, reply, controller.signal, timing);
+    } else if (request.stream) {
+      await streamInto(client, reply, request, controller.signal, timing);
+    } else {
+      applyOutputs(reply, (await client.generate(request, controller.signal)).output, false);
     }
     if (reply.status === "streaming") reply.status = "done";
-    reply.info = undefined;
   } catch (err) {
-    if (controller.signal.aborted) reply.status = "stopped";
-    else {
-      reply.status = "error";
-      reply.error = err instanceof ApiError ? err.message : `Request failed: ${String(err)}`;
-    }
+    await failed(client, reply, err, controller.signal);
   } finally {
     const elapsed = (performance.now() - started) / 1000;
     reply.durationS ??= Math.round(elapsed * 100) / 100;
     if (timing.firstMs !== undefined) reply.firstTokenS = Math.round((timing.firstMs - started) / 10) / 100;
-    reply.tokensPerSecond = streamedTokensPerSecond(reply.usage, timing.firstMs, timing.lastMs)
-      ?? tokensPerSecond(reply.usage, reply.durationS);
-    reply.info = undefined;
-    if (reply.error) reply.error = humanError(reply.error, kind);
+    finish(conv, reply, timing);
     session.busy = false;
     session.controller = null;
-    conv.updatedAt = Date.now();
-    saveConversations();
   }
-  if (reply.status === "done" && kind === "ttt" && conv.titleSource === "first-message") void writeTitle(conv);
 }
 
-interface StreamTiming {
-  firstMs?: number;
-  lastMs?: number;
+/** How an answer ends when something went wrong: stopped (its job cancelled), interrupted, or an error. */
+async function failed(client: Client, reply: ChatMessage, err: unknown, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) {
+    if (reply.job) await cancelJob(client, reply.job.id);
+    reply.status = "stopped";
+  } else if (err instanceof JobGoneError) {
+    reply.status = "interrupted";
+    reply.error = GONE_MESSAGE;
+  } else {
+    reply.status = "error";
+    reply.error = err instanceof ApiError || err instanceof ConnectionLostError ? err.message : `Request failed: ${String(err)}`;
+  }
 }
 
-async function streamInto(reply: ChatMessage, request: GenerateRequest, signal: AbortSignal, timing: StreamTiming): Promise<void> {
-  const client = catalog.client!;
-  for await (const chunk of client.generateStream(request, signal)) {
-    switch (chunk.type) {
-      case "chunk":
-        timing.firstMs ??= performance.now();
-        timing.lastMs = performance.now();
-        if (typeof chunk.content === "string") reply.content += chunk.content;
-        else if (Array.isArray(chunk.content)) applyOutputs(reply, chunk.content as OutputData[], true);
-        if (chunk.thoughts) reply.thoughts = (reply.thoughts ?? "") + chunk.thoughts;
-        break;
-      case "error":
-        reply.error = String(chunk.content);
-        reply.status = "error";
-        break;
-      case "function_call":
-        applyToolChunk(reply, chunk.content);
-        break;
-      case "final": {
-        const outputs = Array.isArray(chunk.content) ? (chunk.content as OutputData[]) : [];
-        const hadThoughts = Boolean(reply.thoughts);
-        applyOutputs(reply, outputs, true);
-        if (hadThoughts) reply.thoughts = reply.thoughts?.trim();
-        if (chunk.metadata?.usage) reply.usage = chunk.metadata.usage;
-        if (outputs.some((o) => o.metadata?.finish_reason === "cancelled") && reply.status === "streaming") reply.status = "stopped";
-        break;
-      }
-      case "info":
-        if (typeof chunk.content === "string") reply.info = chunk.content;
-        break;
-      default:
-        break;
+/** DELETE the job, waiting at most a few seconds (the answer shows as stopped either way). */
+async function cancelJob(client: Client, jobId: string): Promise<void> {
+  const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000));
+  await Promise.race([client.cancelJob(jobId).then(() => undefined, () => undefined), timeout]);
+}
+
+/** Common end of an answer (new or resumed): speed, wording of errors, the job forgotten, saved, titled. */
+function finish(conv: Conversation, reply: ChatMessage, timing: StreamTiming): void {
+  reply.tokensPerSecond = streamedTokensPerSecond(reply.usage, timing.firstMs, timing.lastMs)
+    ?? tokensPerSecond(reply.usage, reply.durationS);
+  reply.info = undefined;
+  if (reply.error) reply.error = humanError(reply.error, reply.kind);
+  if (reply.status !== "streaming") reply.job = undefined;
+  receiving.delete(reply.id);
+  conv.updatedAt = Date.now();
+  saveConversations();
+  if (reply.status === "done" && reply.kind === "ttt" && conv.titleSource === "first-message") void writeTitle(conv);
+}
+
+/** Read the reply's job events into it until the final one, resuming after drops (see jobs.ts). */
+async function followReply(client: Client, reply: ChatMessage, signal: AbortSignal, timing: StreamTiming): Promise<void> {
+  const cursor = reply.job!;
+  const streamed = cursor.streamed;
+  await followJob(client, cursor, ({ chunk }) => {
+    // A non-streamed answer shows at once from the final event (progress notes still show meanwhile).
+    if (streamed || chunk.type === "final" || chunk.type === "info" || chunk.type === "error") applyChunk(reply, chunk, timing, streamed);
+  }, signal);
+}
+
+/** Streamed generation without a job (a server that has no jobs endpoint). */
+async function streamInto(client: Client, reply: ChatMessage, request: GenerateRequest, signal: AbortSignal, timing: StreamTiming): Promise<void> {
+  for await (const chunk of client.generateStream(request, signal)) applyChunk(reply, chunk, timing, true);
+}
+
+/** Fold one StreamChunk into the reply on screen. */
+function applyChunk(reply: ChatMessage, chunk: StreamChunk, timing: StreamTiming, streamedText: boolean): void {
+  switch (chunk.type) {
+    case "chunk":
+      timing.firstMs ??= performance.now();
+      timing.lastMs = performance.now();
+      if (typeof chunk.content === "string") reply.content += chunk.content;
+      else if (Array.isArray(chunk.content)) applyOutputs(reply, chunk.content as OutputData[], true);
+      if (chunk.thoughts) reply.thoughts = (reply.thoughts ?? "") + chunk.thoughts;
+      break;
+    case "error":
+      reply.error = String(chunk.content);
+      reply.status = "error";
+      break;
+    case "function_call":
+      applyToolChunk(reply, chunk.content);
+      break;
+    case "final": {
+      const outputs = Array.isArray(chunk.content) ? (chunk.content as OutputData[]) : [];
+      const hadThoughts = Boolean(reply.thoughts);
+      applyOutputs(reply, outputs, streamedText);
+      if (hadThoughts) reply.thoughts = reply.thoughts?.trim();
+      if (chunk.metadata?.usage) reply.usage = chunk.metadata.usage;
+      if (outputs.some((o) => o.metadata?.finish_reason === "cancelled") && reply.status === "streaming") reply.status = "stopped";
+      break;
     }
+    case "info":
+      if (typeof chunk.content === "string") reply.info = chunk.content;
+      break;
+    default:
+      break;
+  }
+}
+
+/** A finished job's outcome, read with GET /api/v1/jobs/{id} (the answer ended while the page was away). */
+function applyJobResult(reply: ChatMessage, job: JobInfo): void {
+  if (job.state === "succeeded" && job.result) {
+    applyOutputs(reply, job.result.output, false); // the whole answer: replaces the text received so far
+    if (typeof job.result.execution_time === "number") reply.durationS = Math.round(job.result.execution_time * 100) / 100;
+    if (reply.status === "streaming") reply.status = "done";
+  } else if (job.state === "cancelled") {
+    reply.status = "stopped";
+  } else {
+    reply.status = "error";
+    reply.error = job.error?.message || "The server could not finish this answer.";
+  }
+}
+
+/** Pick up one unfinished answer after a reload: its result if the job ended, else its events from where they stopped. */
+async function resumeReply(client: Client, conv: Conversation, reply: ChatMessage, signal: AbortSignal): Promise<void> {
+  const cursor = reply.job!;
+  receiving.add(reply.id);
+  const timing: StreamTiming = {};
+  try {
+    let job: JobInfo | null = null;
+    try {
+      job = await client.getJob(cursor.id);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) throw new JobGoneError();
+      if (!(err instanceof ApiError && err.status === 0)) throw err; // offline for now: the events follower retries
+    }
+    if (job && isFinished(job)) applyJobResult(reply, job);
+    else await followReply(client, reply, signal, timing);
+    if (reply.status === "streaming") reply.status = "done";
+  } catch (err) {
+    await failed(client, reply, err, signal);
+  } finally {
+    reply.durationS ??= Math.round((Date.now() - reply.createdAt) / 10) / 100;
+    finish(conv, reply, timing);
+  }
+}
+
+/**
+ * After (re)connecting: every answer saved as still on its way is picked up — resumed from its job, or,
+ * when it had none (a server without jobs), marked interrupted instead of spinning forever.
+ */
+export async function resumeUnfinished(): Promise<void> {
+  const client = catalog.client;
+  if (!client || session.busy) return;
+  const pending: [Conversation, ChatMessage][] = [];
+  for (const conv of conversations) {
+    for (const m of conv.messages) {
+      if (m.role !== "assistant" || m.status !== "streaming" || receiving.has(m.id)) continue;
+      if (m.job?.id) pending.push([conv, m]);
+      else {
+        m.status = "interrupted";
+        m.error = PAGE_CLOSED_MESSAGE;
+        m.info = undefined;
+      }
+    }
+  }
+  if (!pending.length) return saveConversations();
+  const controller = new AbortController();
+  session.controller = controller;
+  session.busy = true;
+  try {
+    await Promise.all(pending.map(([conv, m]) => resumeReply(client, conv, m, controller.signal)));
+  } finally {
+    session.busy = false;
+    session.controller = null;
   }
 }
 

@@ -1,5 +1,6 @@
 // Conversations as the UI keeps them, and how they become a GenerateRequest's input_data.
 import type { DocumentEntry, Source } from "./documents";
+import type { JobCursor } from "./jobs";
 import type { GenerationType, InputData, OutputData, ParamValue, Usage } from "./types";
 
 /** What a conversation sends with: each conversation keeps its own; new ones start from the user's defaults. */
@@ -37,7 +38,8 @@ export interface MediaOutput {
   data: string; // base64
 }
 
-export type MessageStatus = "streaming" | "done" | "stopped" | "error";
+/** "interrupted": the answer can no longer arrive (its server job is gone); the text so far stays. */
+export type MessageStatus = "streaming" | "done" | "stopped" | "error" | "interrupted";
 
 export interface ChatMessage {
   id: string;
@@ -61,6 +63,7 @@ export interface ChatMessage {
   contextNote?: string; // documents that did not fit in the context
   parentId?: string | null; // the message this one answers or follows (null: first of the conversation)
   createdAt: number;
+  job?: JobCursor; // the server job of an answer still on its way (saved, so a reload resumes it)
 }
 
 export interface Conversation {
@@ -166,7 +169,7 @@ export function buildChatInputs(messages: ChatMessage[], systemPrompt: string): 
           if (a.type === "image") items.push({ type: "image", role: "input_image", data: a.data, mime_type: a.mime_type, metadata: { filename: a.name } });
         }
       }
-    } else if (m.content && m.status !== "error") {
+    } else if (m.content && m.status !== "error" && m.status !== "interrupted") {
       items.push({ type: "text", role: "assistant_reply", data: m.content });
     }
   });

@@ -1,16 +1,31 @@
-// Parse a Server-Sent Events body (POST /api/v1/generate with stream:true) into StreamChunks.
-// EventSource cannot POST, so the UI reads fetch()'s ReadableStream and feeds it here.
+// Parse a Server-Sent Events body (POST /api/v1/generate with stream:true, GET /api/v1/jobs/{id}/events)
+// into StreamChunks with their event ids. EventSource can neither POST nor send X-API-Key, so the UI reads
+// fetch()'s ReadableStream and feeds it here.
 import type { StreamChunk } from "./types";
 
-/** Incremental SSE parser: feed text pieces, get complete events' data payloads back. */
+/** One dispatched event: its data and the last event id seen so far (the SSE "last event ID"). */
+export interface SseEvent {
+  data: string;
+  id: string | null;
+}
+
+/** A StreamChunk and the id of the event that carried it (what `Last-Event-ID` resumes after). */
+export interface StreamEvent {
+  id: string | null;
+  chunk: StreamChunk;
+}
+
+/** Incremental SSE parser: feed text pieces, get complete events back. */
 export class SseParser {
   private buffer = "";
   private dataLines: string[] = [];
+  /** The last `id:` field seen; like EventSource, it carries over to later events that have none. */
+  lastEventId: string | null = null;
 
-  /** Feed a decoded piece of the body; returns the data of every event completed by it. */
-  feed(text: string): string[] {
+  /** Feed a decoded piece of the body; returns every event completed by it. */
+  feed(text: string): SseEvent[] {
     this.buffer += text;
-    const events: string[] = [];
+    const events: SseEvent[] = [];
     let newline: number;
     while ((newline = this.buffer.search(/\r\n|\r|\n/)) >= 0) {
       const line = this.buffer.slice(0, newline);
@@ -24,19 +39,22 @@ export class SseParser {
   }
 
   /** End of body: an event not followed by a blank line still counts. */
-  flush(): string[] {
-    const events: string[] = [];
+  flush(): SseEvent[] {
+    const events: SseEvent[] = [];
     if (this.buffer) this.line(this.buffer, events);
     this.buffer = "";
-    if (this.dataLines.length) events.push(this.dataLines.join("\n"));
-    this.dataLines = [];
+    this.dispatch(events);
     return events;
   }
 
-  private line(line: string, events: string[]): void {
+  private dispatch(events: SseEvent[]): void {
+    if (this.dataLines.length) events.push({ data: this.dataLines.join("\n"), id: this.lastEventId });
+    this.dataLines = [];
+  }
+
+  private line(line: string, events: SseEvent[]): void {
     if (line === "") {
-      if (this.dataLines.length) events.push(this.dataLines.join("\n"));
-      this.dataLines = [];
+      this.dispatch(events);
       return;
     }
     if (line.startsWith(":")) return; // comment / keep-alive
@@ -45,6 +63,7 @@ export class SseParser {
     let value = colon < 0 ? "" : line.slice(colon + 1);
     if (value.startsWith(" ")) value = value.slice(1);
     if (field === "data") this.dataLines.push(value);
+    else if (field === "id" && !value.includes("\0")) this.lastEventId = value;
   }
 }
 
@@ -61,20 +80,26 @@ export function toStreamChunk(data: string): StreamChunk {
   }
 }
 
-/** Read a streamed Response body, yielding StreamChunks as they arrive. */
-export async function* readStreamChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<StreamChunk> {
+/** Read a streamed Response body, yielding each StreamChunk with its event id as it arrives. */
+export async function* readStreamEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<StreamEvent> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   const parser = new SseParser();
+  const toEvent = (e: SseEvent): StreamEvent => ({ id: e.id, chunk: toStreamChunk(e.data) });
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      for (const data of parser.feed(decoder.decode(value, { stream: true }))) yield toStreamChunk(data);
+      for (const e of parser.feed(decoder.decode(value, { stream: true }))) yield toEvent(e);
     }
-    for (const data of parser.feed(decoder.decode())) yield toStreamChunk(data);
-    for (const data of parser.flush()) yield toStreamChunk(data);
+    for (const e of parser.feed(decoder.decode())) yield toEvent(e);
+    for (const e of parser.flush()) yield toEvent(e);
   } finally {
     reader.releaseLock();
   }
+}
+
+/** Read a streamed Response body, yielding StreamChunks as they arrive. */
+export async function* readStreamChunks(body: ReadableStream<Uint8Array>): AsyncGenerator<StreamChunk> {
+  for await (const e of readStreamEvents(body)) yield e.chunk;
 }

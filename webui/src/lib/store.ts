@@ -88,9 +88,17 @@ export function saveConversations(): void {
   }
 }
 
+// Saved 300 ms after the last change, and at least once a second while changes keep coming (a streaming
+// answer and its last event id), so a closed or crashed page loses at most a second; on leaving, at once.
 let saveTimer: number | undefined;
+let firstUnsaved = 0;
 window.addEventListener("pagehide", saveConversations);
 watch(conversations, () => {
   window.clearTimeout(saveTimer);
-  saveTimer = window.setTimeout(saveConversations, 300);
+  const now = Date.now();
+  firstUnsaved ||= now;
+  saveTimer = window.setTimeout(() => {
+    firstUnsaved = 0;
+    saveConversations();
+  }, Math.max(0, Math.min(300, firstUnsaved + 1000 - now)));
 }, { deep: true });

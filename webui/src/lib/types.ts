@@ -186,3 +186,25 @@ export interface UsageGroup {
   cancelled: number;
   avg_duration_ms: number | null;
 }
+
+export type JobStateName = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** POST /api/v1/jobs (202): a generation that runs on the server whether or not anyone listens. */
+export interface JobCreated {
+  job_id: string;
+  state: JobStateName;
+  events_url: string;
+  created_at: string | number;
+}
+
+/** GET /api/v1/jobs/{id} and DELETE /api/v1/jobs/{id}. */
+export interface JobInfo {
+  job_id: string;
+  state: JobStateName;
+  created_at?: string | number | null;
+  started_at?: string | number | null;
+  finished_at?: string | number | null;
+  attempts?: number;
+  result: GenerateResponse | null; // the non-streamed /api/v1/generate answer, once succeeded
+  error: ({ message: string } & Record<string, unknown>) | null;
+}
