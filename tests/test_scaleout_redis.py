@@ -223,3 +223,87 @@ async def test_redis_lost_then_back(tmp_path: Path, redis_server: RedisServer) -
     assert down.status_code == 503 and "Redis" in down.json()["detail"], down.text
     assert ready_down.status_code == 503, ready_down.text
     assert back.status_code == 200 and ready_back.status_code == 200, (back.text, ready_back.text)
+
+
+def _gauges(base: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{base}/metrics", headers=HEADERS, timeout=10).text
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name.startswith(("lollms_active", "lollms_queue", "lollms_replica_", "lollms_shared_state"))}
+
+
+async def test_prometheus_gauges_show_the_cluster_and_the_replica(tmp_path: Path, redis_server: RedisServer) -> None:
+    redis_server.flush()
+    a, b = _replicas(_config(tmp_path, slow=3.0, quick=0.2), redis_server.url)
+    try:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=60) as c:
+            holding = asyncio.create_task(c.post(f"{a.base_url}/api/v1/generate", json=_ask("slow", "hold")))
+            assert (await _wait_for(c, b.base_url, 1, 0))["active"] == 1
+            queued = asyncio.create_task(c.post(f"{a.base_url}/api/v1/generate", json=_ask("quick", "wait")))
+            assert (await _wait_for(c, b.base_url, 1, 1))["waiting"] == 1
+            on_b, on_a = _gauges(b.base_url), _gauges(a.base_url)
+            assert (await holding).status_code == 200 and (await queued).status_code == 200
+        redis_server.stop()
+        try:
+            down = _gauges(b.base_url)
+        finally:
+            redis_server.restart()
+    finally:
+        a.stop()
+        b.stop()
+    # B holds nothing and has nobody waiting, yet its gauges show the cluster: A's slot and A's waiter
+    assert (on_b["lollms_active_slots"], on_b["lollms_queue_depth"], on_b["lollms_shared_state_up"]) == (1, 1, 1), on_b
+    assert (on_b["lollms_replica_active_slots"], on_b["lollms_replica_queue_depth"]) == (0, 0), on_b
+    assert (on_a["lollms_replica_active_slots"], on_a["lollms_replica_queue_depth"]) == (1, 1), on_a
+    # Redis unreachable: no made-up cluster numbers, and a gauge saying so
+    assert down["lollms_shared_state_up"] == 0 and "lollms_active_slots" not in down, down
+
+
+async def test_two_clusters_share_one_redis_with_their_own_prefixes(tmp_path: Path, redis_server: RedisServer) -> None:
+    redis_server.flush()
+    clusters = []
+    for name in ("blue", "green"):
+        d = tmp_path / name / "cfg"
+        write_config(d, {"quick": ("dummy_binding", {"requires_gpu": True, "delay": 2.0})},
+                     main={"resource_manager": {"backend": "redis", "gpu_limit": 1, "lease_seconds": LEASE,
+                                                "redis_prefix": f"team-{name}"}})
+        clusters.append(d)
+    with redis_server.client().pubsub() as hints:
+        hints.subscribe("team-blue:slots:released")
+        (blue,) = _replicas(clusters[0], redis_server.url, n=1)
+        (green,) = _replicas(clusters[1], redis_server.url, n=1)
+        try:
+            async with httpx.AsyncClient(headers=HEADERS, timeout=60) as c:
+                started = time.monotonic()
+                running = asyncio.gather(*(c.post(f"{s.base_url}/api/v1/generate", json=_ask("quick", "x"))
+                                           for s in (blue, green)))
+                for s in (blue, green):  # both hold their slot now: their keys exist
+                    assert (await _wait_for(c, s.base_url, 1, 0))["active"] == 1
+                with redis_server.client() as r:
+                    keys = {k.decode() for k in r.scan_iter(count=1000)}
+                answers = await running
+                elapsed = time.monotonic() - started
+            messages = []
+            deadline = time.monotonic() + 5
+            while not messages and time.monotonic() < deadline:
+                m = hints.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if m:
+                    messages.append(m)
+        finally:
+            blue.stop()
+            green.stop()
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    assert elapsed < 3.8, elapsed  # one slot each: the two clusters ran side by side, not one after the other
+    assert keys and all(k.startswith(("team-blue:slots:", "team-green:slots:")) for k in keys), keys
+    assert {k.split(":")[0] for k in keys} == {"team-blue", "team-green"}, keys
+    assert messages and messages[0]["data"] == b"released", messages  # the wake-up hint of blue's release
+
+
+def test_a_bad_redis_prefix_does_not_start(tmp_path: Path) -> None:
+    d = tmp_path / "cfg"
+    write_config(d, main={"resource_manager": {"backend": "redis", "redis_url": "redis://127.0.0.1:1/0",
+                                               "redis_prefix": "two words"}})
+    with pytest.raises(RuntimeError) as failed:
+        ServerProcess(d).start(timeout=30)
+    assert "resource_manager.redis_prefix" in str(failed.value)

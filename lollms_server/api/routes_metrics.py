@@ -44,4 +44,4 @@ async def metrics(request: Request) -> Response:
     telemetry = get_services(request).telemetry
     if telemetry.metrics is None:  # pragma: no cover - the route exists only when metrics are on
         raise HTTPException(404, "metrics are turned off (metrics.enabled)")
-    return Response(telemetry.metrics.exposition(), media_type=CONTENT_TYPE)
+    return Response(await telemetry.metrics.exposition(), media_type=CONTENT_TYPE)

@@ -153,6 +153,10 @@ MAIN_SCHEMA: dict[str, Any] = {
                 "int", 10, "Redis backend: a slot held by a replica that died (or lost Redis) is free after this long.",
                 min_val=1,
             ),
+            "redis_prefix": _s(
+                "str", "lollms", "Redis backend: the start of every key and channel name this cluster uses (letters, "
+                "digits, '_', '-', '.', ':'), so several clusters can share one Redis.",
+            ),
         },
     },
     "webui": {

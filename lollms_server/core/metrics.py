@@ -1,8 +1,9 @@
 """Prometheus metrics (the official prometheus_client), one registry per server.
 
 Generations: requests, latency and time-to-first-token histograms, tokens, errors by kind, per surface and
-binding. HTTP: requests and latency per route template. Gauges read at scrape time: queue depth, active
-slots, loaded binding instances and loaded models.
+binding. HTTP: requests and latency per route template. Gauges read at scrape time: queue depth and active
+slots of the whole cluster (the Redis backend's shared numbers, read just before the scrape; with the memory
+backend the cluster is this process) and of this replica, loaded binding instances and loaded models.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import TYPE_CHECKING, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from lollms_server.core.errors import SharedStateUnavailableError
+from lollms_server.core.resources import ResourceManager, ResourceState
 
 if TYPE_CHECKING:
     from lollms_server.core.services import Services
@@ -26,14 +30,30 @@ class _StateCollector(Collector):
 
     def __init__(self, services: "Services") -> None:
         self.s = services
+        self.cluster: ResourceState | None = None  # set by refresh_cluster() before each scrape
+
+    async def refresh_cluster(self) -> None:
+        """Read the cluster's slot numbers (one Redis round trip with the redis backend); None when unreachable."""
+        resources: ResourceManager = self.s.resources
+        try:
+            self.cluster = await resources.shared_state()
+        except SharedStateUnavailableError:
+            self.cluster = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         state = self.s.resources.state()
-        queue = GaugeMetricFamily("lollms_queue_depth", "Requests waiting for a compute slot.")
-        queue.add_metric([], state.waiting)
-        active = GaugeMetricFamily("lollms_active_slots", "Compute slots in use.")
-        active.add_metric([], state.active)
-        limit = GaugeMetricFamily("lollms_slot_limit", "Compute slots available (0 = unlimited).")
+        up = GaugeMetricFamily("lollms_shared_state_up", "1 when the slot store answers (always 1 with backend memory).")
+        up.add_metric([], 0 if self.cluster is None else 1)
+        queue = GaugeMetricFamily("lollms_queue_depth", "Requests waiting for a compute slot in the whole cluster.")
+        active = GaugeMetricFamily("lollms_active_slots", "Compute slots in use in the whole cluster.")
+        if self.cluster is not None:  # absent while Redis is unreachable (no made-up numbers)
+            queue.add_metric([], self.cluster.waiting)
+            active.add_metric([], self.cluster.active)
+        replica_queue = GaugeMetricFamily("lollms_replica_queue_depth", "Requests of this replica waiting for a slot.")
+        replica_queue.add_metric([], state.waiting)
+        replica_active = GaugeMetricFamily("lollms_replica_active_slots", "Compute slots this replica holds.")
+        replica_active.add_metric([], state.active)
+        limit = GaugeMetricFamily("lollms_slot_limit", "Compute slots of the whole cluster (0 = unlimited).")
         limit.add_metric([], state.limit or 0)
         instances = GaugeMetricFamily("lollms_binding_instances", "Binding instances by state.", labels=["state"])
         loaded = sum(1 for r in self.s.bindings.instances.values() if r.binding)
@@ -43,7 +63,7 @@ class _StateCollector(Collector):
         for name, rec in sorted(self.s.bindings.instances.items()):
             if rec.binding is not None:
                 models.add_metric([name], len(rec.binding.loaded_models()))
-        yield from (queue, active, limit, instances, models)
+        yield from (up, queue, active, replica_queue, replica_active, limit, instances, models)
 
 
 class Metrics:
@@ -71,5 +91,8 @@ class Metrics:
         self._state = _StateCollector(services)
         self.registry.register(self._state)
 
-    def exposition(self) -> bytes:
+    async def exposition(self) -> bytes:
+        """The text format, with the cluster's slot numbers read just before."""
+        if self._state is not None:
+            await self._state.refresh_cluster()
         return generate_latest(self.registry)

@@ -7,12 +7,16 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from lollms_server.core.config_schema import MAIN_SCHEMA
+
 REDIS_URL_ENV = "LOLLMS_REDIS_URL"
-KEY_PREFIX = "lollms"
+KEY_PREFIX: str = MAIN_SCHEMA["resource_manager"]["schema"]["redis_prefix"]["default"]
+_PREFIX_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
 
 
 def shared_state_enabled(rm: dict[str, Any]) -> bool:
@@ -26,6 +30,15 @@ def redis_url(rm: dict[str, Any]) -> str:
     if not url:
         raise ValueError(f"resource_manager.backend is redis but no resource_manager.redis_url (or {REDIS_URL_ENV}) is set")
     return str(url)
+
+
+def key_prefix(rm: dict[str, Any]) -> str:
+    """``resource_manager.redis_prefix``: every key and channel of this cluster starts with it and a colon."""
+    prefix = str(rm.get("redis_prefix") or KEY_PREFIX)
+    if not _PREFIX_CHARS.fullmatch(prefix):
+        raise ValueError(f"resource_manager.redis_prefix '{prefix}': use 1 to 64 letters, digits, '_', '-', '.' or ':' "
+                         "(beginning with a letter or digit)")
+    return prefix.rstrip(":")
 
 
 def connect(url: str) -> Any:

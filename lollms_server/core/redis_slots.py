@@ -4,15 +4,22 @@ Keys (under ``<prefix>``):
 - ``holders``: sorted set, slot holder token -> lease expiry (ms, Redis clock). A holder renews its lease every
   third of the lease time; a replica killed with kill -9 stops renewing and its slot is free once it expires.
 - ``waiters``: sorted set, waiter token -> heartbeat expiry. A waiter polls (and so refreshes its heartbeat)
-  every ``POLL_SECONDS``; a dead replica's waiters expire and leave the queue.
+  at least every ``FALLBACK_POLL_SECONDS``; a dead replica's waiters expire and leave the queue.
 - ``order``: sorted set, waiter token -> ticket from the ``seq`` counter: the queue in arrival order.
 Every change runs in one Lua script (atomic), with expired holders and waiters removed first. A waiter is
 granted a slot when its rank in ``order`` is below the number of free slots, so the oldest waiters go first.
+
+Wake-ups: a script that frees a slot or a place in the queue (release, a waiter leaving, an expired lease)
+publishes on the ``released`` channel; each replica listens on one connection and wakes its waiters, which
+poll at once. The message is only a hint: correctness rests on the scripts and the leases, and a waiter
+that misses it (Redis restarted, listener reconnecting) polls anyway within ``FALLBACK_POLL_SECONDS``
+(``POLL_SECONDS`` while the listener is down).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from typing import Any
@@ -20,24 +27,29 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from lollms_server.core.errors import SharedStateUnavailableError
-from lollms_server.core.redis_conn import connect
+from lollms_server.core.redis_conn import KEY_PREFIX, connect
 from lollms_server.core.resources import Outcome
 from lollms_server.core.secrets import REDACTOR
 
 log = logging.getLogger("lollms_server.resources.redis")
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.1  # waiters' poll interval while the wake-up listener is not subscribed
+FALLBACK_POLL_SECONDS = 1.0  # with the listener: a poll at least this often (dead holders' leases, missed hints)
 RETRY_AFTER_SECONDS = 5
 
 _PRELUDE = """
 local holders, waiters, order, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local channel = ARGV[#ARGV]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
+local freed = redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
 local dead = redis.call('ZRANGEBYSCORE', waiters, '-inf', now)
 for _, w in ipairs(dead) do
   redis.call('ZREM', waiters, w)
   redis.call('ZREM', order, w)
+end
+if freed + #dead > 0 then
+  redis.call('PUBLISH', channel, 'expired')
 end
 """
 
@@ -85,11 +97,14 @@ end
 return 0
 """
 
+# ARGV: token, channel
 _LEAVE = """
-redis.call('ZREM', KEYS[1], ARGV[1])
+local gone = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1
+if gone > 0 then
+  redis.call('PUBLISH', ARGV[2], 'released')
+end
+return gone
 """
 
 _COUNTS = _PRELUDE + """
@@ -102,18 +117,22 @@ class RedisSlotStore:
 
     backend = "redis"
 
-    def __init__(self, url: str, limit: int, max_queue: int, lease_seconds: float, prefix: str = "lollms:slots") -> None:
+    def __init__(self, url: str, limit: int, max_queue: int, lease_seconds: float, prefix: str = f"{KEY_PREFIX}:slots") -> None:
         REDACTOR.add(url)
         self._password_masked(url)
         self.limit = limit
         self.max_queue = max_queue
         self.lease_ms = max(1000, int(lease_seconds * 1000))
         self.keys = [f"{prefix}:holders", f"{prefix}:waiters", f"{prefix}:order", f"{prefix}:seq"]
+        self.channel = f"{prefix}:released"
         self.replica = secrets.token_hex(6)
         self._client: Any = connect(url)
         self._scripts = {name: self._client.register_script(src) for name, src in (
             ("enqueue", _ENQUEUE), ("poll", _POLL), ("renew", _RENEW), ("leave", _LEAVE), ("counts", _COUNTS))}
         self._held: dict[str, tuple[str, asyncio.Task[None]]] = {}  # holder -> (token, lease renewal task)
+        self._wakeup = asyncio.Event()  # replaced after each wake-up: waiters keep the one they started with
+        self._subscribed = False
+        self._listener: asyncio.Task[None] | None = None
 
     @staticmethod
     def _password_masked(url: str) -> None:
@@ -132,17 +151,23 @@ class RedisSlotStore:
 
     async def _run(self, name: str, *args: Any) -> Any:
         try:
-            return await self._scripts[name](keys=self.keys, args=list(args))
+            return await self._scripts[name](keys=self.keys, args=[*args, self.channel])
         except RedisError as exc:
             raise self._unavailable(exc) from None
 
     async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen(), name="redis-slots-wakeups")
         reason = await self.problem()
         if reason:
             log.warning("resource_manager.backend=redis: %s (requests needing a compute slot get 503 until it answers)",
                         reason)
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         for _token, task in list(self._held.values()):
             task.cancel()
         self._held.clear()
@@ -160,6 +185,7 @@ class RedisSlotStore:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         granted = False
+        wakeup = self._wakeup
         try:
             result = int(await self._run("enqueue", token, self.limit, self.max_queue, self.lease_ms))
             if result == -1:
@@ -172,7 +198,8 @@ class RedisSlotStore:
                     continue
                 if loop.time() >= deadline:
                     return "timeout"
-                await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
+                await self._wait_for_wakeup(wakeup, min(self._poll_interval(), max(0.0, deadline - loop.time())))
+                wakeup = self._wakeup  # taken before the poll: a release during the poll is not missed
                 result = int(await self._run("poll", token, self.limit, self.lease_ms))
             granted = True
         finally:
@@ -191,9 +218,42 @@ class RedisSlotStore:
             except SharedStateUnavailableError as exc:
                 log.warning("cannot renew the compute slot lease of %s: %s", holder, exc)
 
+    def _poll_interval(self) -> float:
+        return min(FALLBACK_POLL_SECONDS, self.lease_ms / 3000) if self._subscribed else POLL_SECONDS
+
+    @staticmethod
+    async def _wait_for_wakeup(wakeup: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), timeout)
+
+    def _wake_waiters(self) -> None:
+        wakeup, self._wakeup = self._wakeup, asyncio.Event()
+        wakeup.set()
+
+    async def _listen(self) -> None:
+        """Wake this replica's waiters on every ``released`` message; resubscribe after a Redis failure."""
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self._subscribed = True
+                self._wake_waiters()  # anything released while unsubscribed is seen by one poll now
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._wake_waiters()
+            except (RedisError, OSError) as exc:
+                log.debug("slot wake-up listener lost Redis (%s); waiters poll every %ss meanwhile",
+                          REDACTOR.mask_secrets(str(exc)), POLL_SECONDS)
+            finally:
+                self._subscribed = False
+                with contextlib.suppress(RedisError, OSError):
+                    await asyncio.shield(pubsub.aclose())
+            await asyncio.sleep(1.0)
+
     async def _leave(self, token: str) -> None:
         try:
-            await self._scripts["leave"](keys=self.keys[:3], args=[token])
+            await self._scripts["leave"](keys=self.keys[:3], args=[token, self.channel])
         except RedisError as exc:  # the lease or heartbeat expires on its own
             log.warning("could not leave the shared slot queue (%s); it frees itself within the lease time",
                         REDACTOR.mask_secrets(str(exc)))

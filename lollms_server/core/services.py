@@ -23,7 +23,7 @@ from lollms_server.core.personalities import PersonalityManager
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.paths import PROJECT_ROOT, ZOOS_DIR, resolve_config_path, resolve_project_path
 from lollms_server.core.plugin_settings import PluginSettings
-from lollms_server.core.redis_conn import redis_url
+from lollms_server.core.redis_conn import key_prefix, redis_url
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.telemetry import Telemetry, build_telemetry
 
@@ -131,7 +131,8 @@ def build_resource_manager(rm: dict[str, Any]) -> ResourceManager:
     from lollms_server.core.redis_slots import RedisSlotStore
 
     probe = ResourceManager(strategy, limit, timeout, max_queue)  # the limit the strategy gives (None for 'none')
-    store = RedisSlotStore(url, probe.limit or 1, probe.max_queue, float(rm.get("lease_seconds", 10)))
+    store = RedisSlotStore(url, probe.limit or 1, probe.max_queue, float(rm.get("lease_seconds", 10)),
+                           prefix=f"{key_prefix(rm)}:slots")
     return ResourceManager(strategy, limit, timeout, max_queue, store=store if probe.limit else None)
 
 
