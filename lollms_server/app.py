@@ -11,7 +11,9 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 
 from lollms_server import __version__
-from lollms_server.api import routes_embed, routes_generate, routes_info, routes_metrics, routes_plugins, routes_tokens, routes_usage
+from lollms_server.api import (
+    routes_embed, routes_generate, routes_info, routes_jobs, routes_metrics, routes_plugins, routes_tokens, routes_usage,
+)
 from lollms_server.api.ext_routes import mount_extensions, unmount
 from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import ollama, openai_compat
@@ -66,6 +68,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
         docs_url=None, redoc_url=None,  # served by add_docs_pages, with their own Content-Security-Policy
         openapi_tags=[
             {"name": "generate", "description": "Generation (JSON or SSE)."},
+            {"name": "jobs", "description": "Durable generations: start, poll, follow (resumable SSE) and cancel."},
             {"name": "info", "description": "Bindings, personalities, functions, models, resources."},
             {"name": "tokens", "description": "Tokenizer utilities."},
             {"name": "health", "description": "Liveness, no authentication."},
@@ -101,6 +104,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app.include_router(routes_info.public_router)
     app.include_router(routes_info.router, dependencies=auth)
     app.include_router(routes_generate.router, dependencies=auth)
+    app.include_router(routes_jobs.router, dependencies=auth)
     app.include_router(routes_embed.router, dependencies=auth)
     app.include_router(routes_tokens.router, dependencies=auth)
     app.include_router(routes_usage.router, dependencies=auth)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lollms_server.core.contract import (  # re-exported: the spec names lollms_server.api.models
     ChunkType,
     GenerateRequest,
+    GenerateResponse,
     InputData,
     InputType,
     OutputData,
@@ -16,13 +17,6 @@ from lollms_server.core.contract import (  # re-exported: the spec names lollms_
     StreamChunk,
 )
 
-
-
-class GenerateResponse(BaseModel):
-    personality: Optional[str] = None
-    request_id: str
-    output: list[OutputData]
-    execution_time: float
 
 
 class HealthResponse(BaseModel):

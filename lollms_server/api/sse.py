@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import AsyncIterator
 
 from sse_starlette import EventSourceResponse
 
-from lollms_server.api.models import StreamChunk
+from lollms_server.core.contract import StreamChunk, chunk_json
 
-
-def chunk_json(chunk: StreamChunk) -> str:
-    """The event's JSON; text that cannot be encoded as UTF-8 is sent escaped rather than cutting the stream."""
-    try:
-        return chunk.model_dump_json()
-    except ValueError:
-        return json.dumps(chunk.model_dump(mode="python"), ensure_ascii=True, default=str)
+__all__ = ["chunk_json", "stream_chunks"]
 
 
 async def _frames(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[dict[str, str]]:

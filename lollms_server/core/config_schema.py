@@ -159,6 +159,46 @@ MAIN_SCHEMA: dict[str, Any] = {
             ),
         },
     },
+    "jobs": {
+        "type": "section",
+        "help": "Durable jobs (/api/v1/jobs): generations that run apart from the request that asked for them. "
+        "In this process by default; in Redis (shared by every replica and `lollms-server worker`) with "
+        "resource_manager.backend: redis.",
+        "schema": {
+            "result_ttl_s": _s("int", 3600, "Seconds a finished job (state, result, events) is kept.", min_val=1),
+            "max_queued": _s(
+                "int", 256, "Jobs that may wait to start at once; beyond it 503 with Retry-After.", min_val=1
+            ),
+            "max_events": _s(
+                "int", 20000, "Events kept per job (the oldest are dropped beyond it; the final event has the whole result).",
+                min_val=16,
+            ),
+            "max_kept": _s(
+                "int", 1000, "In-process store: jobs kept in memory (the oldest finished ones are dropped first).",
+                min_val=1,
+            ),
+            "run_locally": _s(
+                "bool", True, "This server runs jobs itself. With Redis, false leaves them to `lollms-server worker` "
+                "processes (without Redis jobs always run in the server).",
+            ),
+            "concurrency": _s(
+                "int", 4, "Jobs one process runs at once (each still waits for a compute slot of resource_manager).",
+                min_val=1,
+            ),
+            "max_attempts": _s(
+                "int", 3, "Redis: starts allowed per job; a job whose runner died this often is marked failed.",
+                min_val=1,
+            ),
+            "claim_idle_s": _s(
+                "int", 30, "Redis: a running job whose process stopped renewing its claim for this long is taken "
+                "over by another runner (and restarted from the beginning).", min_val=1,
+            ),
+            "stop_grace_s": _s(
+                "int", 10, "On shutdown, seconds running jobs may take to finish before they are stopped and put "
+                "back in the queue (Redis) or marked failed (in-process).", min_val=0,
+            ),
+        },
+    },
     "webui": {
         "type": "section",
         "help": "Built-in web interface.",

@@ -7,6 +7,7 @@ the one internal request every surface (``/api/v1``, ``/v1``, Ollama, extensions
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -119,3 +120,20 @@ class StreamChunk(BaseModel):
     content: Any = None
     thoughts: Optional[str] = None
     metadata: Optional[dict[str, Any]] = Field(default_factory=dict)
+
+
+class GenerateResponse(BaseModel):
+    """The answer of a non-streamed generation (also a finished job's ``result``)."""
+
+    personality: Optional[str] = None
+    request_id: str
+    output: list[OutputData]
+    execution_time: float
+
+
+def chunk_json(chunk: StreamChunk) -> str:
+    """The event's JSON; text that cannot be encoded as UTF-8 is sent escaped rather than cutting the stream."""
+    try:
+        return chunk.model_dump_json()
+    except ValueError:
+        return json.dumps(chunk.model_dump(mode="python"), ensure_ascii=True, default=str)

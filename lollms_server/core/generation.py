@@ -122,9 +122,11 @@ class GenerationService:
 
     # ---- planning (all input errors surface here, before any response starts) --------------------
     async def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None,
-                   caller: Caller | None = None) -> GenerationPlan:
+                   caller: Caller | None = None, admit: bool = True) -> GenerationPlan:
+        """``admit=False``: the request was already counted against its key's limits (a job planned again where it runs)."""
         caller = caller or Caller()
-        self.telemetry.admit(caller, req.binding_name)
+        if admit:
+            self.telemetry.admit(caller, req.binding_name)
         gen_type = (req.generation_type or "ttt").lower()
         if gen_type not in MODALITIES:
             raise BadRequestError(f"generation_type '{echo(req.generation_type)}' is unknown; use one of {', '.join(MODALITIES)}")

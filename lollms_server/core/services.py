@@ -19,11 +19,14 @@ from lollms_server.core.filters import FilterManager
 from lollms_server.core.functions import FunctionManager
 from lollms_server.core.metrics import Metrics
 from lollms_server.core.generation import GenerationService
+from lollms_server.core.job_runner import JobRunner
+from lollms_server.core.jobs import JobService, JobSettings, JobStore
+from lollms_server.core.jobs_memory import MemoryJobStore
 from lollms_server.core.personalities import PersonalityManager
 from lollms_server.core.resources import ResourceManager
 from lollms_server.core.paths import PROJECT_ROOT, ZOOS_DIR, resolve_config_path, resolve_project_path
 from lollms_server.core.plugin_settings import PluginSettings
-from lollms_server.core.redis_conn import key_prefix, redis_url
+from lollms_server.core.redis_conn import key_prefix, redis_url, shared_state_enabled
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.telemetry import Telemetry, build_telemetry
 
@@ -41,6 +44,7 @@ class Services:
     telemetry: Telemetry = field(default_factory=Telemetry)
     filters: FilterManager | None = None
     extensions: ExtensionManager | None = None
+    jobs: JobService | None = None
     generation: GenerationService = field(init=False)
     embeddings: EmbeddingService = field(init=False)
 
@@ -67,7 +71,8 @@ def register_host_paths(config: ServerConfig) -> None:
     REDACTOR.add_path_root(Path.home(), "~")
 
 
-async def build_services(config: ServerConfig, metrics: Metrics | None = None) -> Services:
+async def build_services(config: ServerConfig, metrics: Metrics | None = None, *, run_jobs: bool | None = None) -> Services:
+    """Every manager, started. ``run_jobs``: run jobs in this process (None: as ``jobs.run_locally`` says)."""
     REDACTOR.add(config.api_keys)
     register_host_paths(config)
     for warning in config.security_warnings():
@@ -115,7 +120,23 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None) -
         telemetry.metrics.watch(services)
     extensions.bind(services)
     await extensions.start_all()
+    services.jobs = build_job_service(config, services, run_jobs)
+    await services.jobs.start()
     return services
+
+
+def build_job_service(config: ServerConfig, services: Services, run_jobs: bool | None = None) -> JobService:
+    """Jobs in this process, or in Redis with ``resource_manager.backend: redis`` (shared by every replica)."""
+    settings = JobSettings.from_section(config.section("jobs"))
+    rm = config.section("resource_manager")
+    if shared_state_enabled(rm):
+        from lollms_server.core.jobs_redis import RedisJobStore
+
+        store: JobStore = RedisJobStore(redis_url(rm), settings)
+        runs = settings.run_locally if run_jobs is None else run_jobs
+    else:
+        store, runs = MemoryJobStore(settings), True  # nobody else could run them
+    return JobService(store, settings, JobRunner(store, services, settings) if runs else None)
 
 
 def build_resource_manager(rm: dict[str, Any]) -> ResourceManager:
@@ -151,6 +172,8 @@ def _sources(ext_cfg: dict[str, Any], zoo_folder: str, personal_key: str) -> lis
 async def close_services(services: Services) -> None:
     """Stop in reverse order of start: bindings, then the ledger (its queue is written out)."""
     try:
+        if services.jobs is not None:  # first: running jobs finish or go back to the queue while bindings still work
+            await services.jobs.close()
         if services.extensions is not None:
             await services.extensions.stop_all()
         await services.bindings.shutdown()
