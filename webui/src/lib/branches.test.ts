@@ -98,6 +98,15 @@ describe("import", () => {
     } }]);
     expect(activePath(c).map((x) => [x.role, x.content])).toEqual([["user", "hi"], ["assistant", "hello"]]);
   });
+  it("imports an answer that was still on its way as stopped, without its server job", () => {
+    const [c] = importConversations([{ title: "Mine", messages: [
+      { id: "u", role: "user", content: "hi", parentId: null },
+      { id: "a", role: "assistant", content: "hel", status: "streaming", parentId: "u", job: { id: "j1", lastEventId: "3", streamed: true } },
+    ] }]);
+    expect(c.messages[1]).toMatchObject({ status: "stopped", content: "hel" });
+    expect(c.messages[1].job).toBeUndefined();
+  });
+
   it("reads an Open WebUI export and refuses unknown JSON", () => {
     const [c] = importConversations({ title: "O", chat: { history: { currentId: "2", messages: {
       1: { id: "1", parentId: null, role: "user", content: "q" }, 2: { id: "2", parentId: "1", role: "assistant", content: "a" } } } } });

@@ -30,7 +30,7 @@ function fromOwn(item: Json): Conversation {
   const messages = (item.messages as unknown[]).filter(isObject).filter((m) => m.role === "user" || m.role === "assistant")
     .map((m) => ({ ...m, id: typeof m.id === "string" ? m.id : newId(), content: typeof m.content === "string" ? m.content : "",
       kind: typeof m.kind === "string" ? m.kind : "ttt", createdAt: typeof m.createdAt === "number" ? m.createdAt : Date.now() }) as ChatMessage)
-    .map((m) => (m.status === "streaming" ? { ...m, status: "stopped" as const } : m));
+    .map(({ job: _job, ...m }) => (m.status === "streaming" ? { ...m, status: "stopped" as const } : m)); // a server job is not imported
   const now = Date.now();
   return {
     id: newId(), title: typeof item.title === "string" && item.title ? item.title : "Imported chat",
