@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -75,3 +80,42 @@ def ask(text: str, binding: str | None = None, **extra: Any) -> dict[str, Any]:
 
 def words(n: int) -> str:
     return " ".join(f"w{i}" for i in range(n))
+
+
+class WorkerProcess:
+    """A real `lollms-server worker` process (ready once it says it runs jobs)."""
+
+    def __init__(self, config_dir: Path, env: dict[str, str] | None = None, name: str = "worker") -> None:
+        self.config_dir = config_dir
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.log_path = config_dir / f"{name}-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = 60.0) -> "WorkerProcess":
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "lollms_server", "worker", "--config-dir", str(self.config_dir)],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=self.env, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
+            if "running jobs from Redis" in self.log():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"worker did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+        return self.proc.returncode if self.proc else None

@@ -1,4 +1,4 @@
-"""`lollms-server` command: serve (default), init, wizard, menu, usage."""
+"""`lollms-server` command: serve (default), worker, init, wizard, menu, usage, models."""
 
 from __future__ import annotations
 
@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
     wizard = sub.add_parser("wizard", parents=[common], help="Interactive configuration wizard.", add_help=False)
     wizard.set_defaults(func=cmd_wizard)
+    from lollms_server.cli.worker import add_parser as add_worker_parser
+
+    add_worker_parser(sub, common)
     from lollms_server.cli.usage import add_parser as add_usage_parser
 
     add_usage_parser(sub, common)

@@ -40,6 +40,10 @@ def consumer_name() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+class _ClaimLost(Exception):
+    """Another runner took the job over (this one looked dead): stop without touching the job."""
+
+
 @dataclass
 class _Progress:
     text: list[str] = field(default_factory=list)
@@ -113,6 +117,9 @@ class JobRunner:
             end = await self._start_and_execute(ticket)
             if end is not None:
                 await self.store.finish(ticket.job_id, end)
+        except _ClaimLost:
+            release = False
+            log.warning("job %s: another runner took it over; this one stops working on it", ticket.job_id)
         except asyncio.CancelledError:  # stop(): this process is shutting down before the job ended
             release = False
             await self.store.requeue(ticket, "the process running this job stopped; the job restarts from the beginning")
@@ -177,21 +184,25 @@ class JobRunner:
             return work.result()
         work.cancel()  # the generation's own cancel path runs (as when a streaming client disconnects)
         await asyncio.gather(work, return_exceptions=True)
+        if watch.result() == "lost":
+            raise _ClaimLost()
         log.info("job %s cancelled while running", ticket.job_id)
         return ended_with_error("cancelled", "the job was cancelled", "cancelled", status_code=499,
                                 partial=progress.partial())
 
-    async def _watch(self, ticket: JobTicket) -> None:
-        """Returns when the job is to be cancelled; meanwhile keeps the runner's claim on it."""
+    async def _watch(self, ticket: JobTicket) -> str:
+        """Returns "cancel" when the job is to be cancelled, "lost" when another runner took it over; meanwhile
+        keeps this runner's claim on it."""
         keep_every = max(CANCEL_POLL_SECONDS, self.settings.claim_idle_s / 3)
         last_keep = time.monotonic()
         while True:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
             try:
                 if await self.store.cancel_requested(ticket.job_id):
-                    return
+                    return "cancel"
                 if time.monotonic() - last_keep >= keep_every:
-                    await self.store.keep_claim(ticket)
+                    if not await self.store.keep_claim(ticket):
+                        return "lost"
                     last_keep = time.monotonic()
             except Exception as exc:  # Redis hiccup: keep generating, try again at the next tick
                 log.warning("job %s: cannot check for cancellation: %s", ticket.job_id, REDACTOR.redact(str(exc)))

@@ -88,6 +88,7 @@ class JobTicket:
     request_id: str
     resumed: bool = False  # taken over from a runner that stopped (Redis)
     entry: str = ""  # the queue entry (Redis stream id) to keep claimed and acknowledge
+    consumer: str = ""  # the runner that claimed it
     plan: "GenerationPlan | None" = None
     credentials: dict[str, str] | None = field(default=None, repr=False)
 
@@ -178,8 +179,9 @@ class JobStore(Protocol):
 
     async def cancel_requested(self, job_id: str) -> bool: ...
 
-    async def keep_claim(self, ticket: JobTicket) -> None:
-        """Tell the others this runner still works on ``ticket`` (Redis: resets the claim's idle time)."""
+    async def keep_claim(self, ticket: JobTicket) -> bool:
+        """Tell the others this runner still works on ``ticket`` (Redis: resets the claim's idle time); False
+        when another runner took the job over meanwhile (this one then stops working on it)."""
         ...
 
     async def release(self, ticket: JobTicket) -> None:

@@ -177,10 +177,10 @@ class MemoryJobStore:
 
     async def cancel_requested(self, job_id: str) -> bool:
         job = self._jobs.get(job_id)
-        return job is None or job.cancel.is_set()
+        return job is None or job.cancel.is_set() or job.record.done
 
-    async def keep_claim(self, ticket: JobTicket) -> None:
-        return None
+    async def keep_claim(self, ticket: JobTicket) -> bool:
+        return True
 
     async def release(self, ticket: JobTicket) -> None:
         return None

@@ -132,7 +132,7 @@ def build_job_service(config: ServerConfig, services: Services, run_jobs: bool |
     if shared_state_enabled(rm):
         from lollms_server.core.jobs_redis import RedisJobStore
 
-        store: JobStore = RedisJobStore(redis_url(rm), settings)
+        store: JobStore = RedisJobStore(redis_url(rm), settings, prefix=f"{key_prefix(rm)}:jobs")
         runs = settings.run_locally if run_jobs is None else run_jobs
     else:
         store, runs = MemoryJobStore(settings), True  # nobody else could run them
