@@ -60,6 +60,10 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
             yield
         finally:
             unmount(app, ext_routes)
+            store = getattr(app.state, "response_store", None)
+            app.state.response_store = None
+            if store is not None:
+                await store.close()
             await close_services(services)
             app.state.services = None
 

@@ -1,8 +1,9 @@
-"""`lollms-server usage`: read the usage ledger (works while the server runs, or without it)."""
+"""`lollms-server usage`: read the usage ledger (works while the server runs, or without it; the Redis one in redis mode)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     from lollms_server.core.config import load_server_config
     from lollms_server.core.guarded_config import ConfigFileError
     from lollms_server.core.paths import resolve_config_path
+    from lollms_server.core.redis_conn import shared_state_enabled
     from lollms_server.core.usage_sqlite import connect, query_rows, query_totals
 
     try:
@@ -51,6 +53,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
     except (ConfigFileError, ValueError) as exc:
         print(f"lollms-server usage: {exc}", file=sys.stderr)
         return 2
+    if shared_state_enabled(config.section("resource_manager")):
+        return _print(_from_redis(config.section("resource_manager"), q, groups), args.csv)
     db = resolve_config_path(str(config.section("usage").get("database") or "usage.sqlite"), config.paths.config_dir)
     if db is None or not Path(db).is_file():
         print(f"lollms-server usage: no usage database yet ({db}); it is created when the server starts", file=sys.stderr)
@@ -60,5 +64,31 @@ def cmd_usage(args: argparse.Namespace) -> int:
         rows = query_totals(conn, q, groups) if groups else query_rows(conn, q)
     finally:
         conn.close()
-    print(to_csv(rows) if args.csv else _table(rows), end="" if args.csv else "\n")
+    return _print(rows, args.csv)
+
+
+def _print(rows: list[dict[str, Any]] | None, as_csv: bool) -> int:
+    if rows is None:
+        return 1
+    print(to_csv(rows) if as_csv else _table(rows), end="" if as_csv else "\n")
     return 0
+
+
+def _from_redis(rm: dict[str, Any], q: UsageQuery, groups: list[str]) -> list[dict[str, Any]] | None:
+    """resource_manager.backend redis: the ledger every replica writes (None, after a message, when unreachable)."""
+    from lollms_server.core.errors import SharedStateUnavailableError
+    from lollms_server.core.redis_conn import redis_url
+    from lollms_server.core.usage_redis import RedisUsageLedger
+
+    async def read() -> list[dict[str, Any]]:
+        ledger = RedisUsageLedger(redis_url(rm))
+        try:
+            return await (ledger.totals(q, groups) if groups else ledger.rows(q))
+        finally:
+            ledger._close_target()
+
+    try:
+        return asyncio.run(read())
+    except (SharedStateUnavailableError, ValueError) as exc:
+        print(f"lollms-server usage: {exc}", file=sys.stderr)
+        return None

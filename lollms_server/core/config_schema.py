@@ -214,12 +214,27 @@ MAIN_SCHEMA: dict[str, Any] = {
     },
     "usage": {
         "type": "section",
-        "help": "The usage ledger: one row per generation in a local SQLite database.",
+        "help": "The usage ledger: one row per generation in a local SQLite database (in Redis with "
+        "resource_manager.backend redis).",
         "schema": {
             "enabled": _s("bool", True, "Record every generation (request, key id, model, tokens, timings)."),
             "database": _s("str", "usage.sqlite", "SQLite file; relative paths are inside the config folder."),
             "store_text": _s("bool", False, "Also store prompt and answer text (off: only counts and timings)."),
             "retention_days": _s("int", 90, "Delete rows older than this many days (0 = keep forever).", min_val=0),
+            "redis_max_records": _s(
+                "int", 100000, "resource_manager.backend redis: the ledger lives in Redis (shared by every replica); "
+                "the newest this many records are kept one by one (rows), per-hour totals for the whole retention.",
+                min_val=1,
+            ),
+        },
+    },
+    "responses": {
+        "type": "section",
+        "help": "Stored responses of the OpenAI Responses API (previous_response_id, GET /v1/responses/{id}); in "
+        "Redis with resource_manager.backend redis, so every replica sees them.",
+        "schema": {
+            "max_stored": _s("int", 512, "Responses kept at most; the oldest go first.", min_val=1),
+            "ttl_seconds": _s("int", 2592000, "A stored response is forgotten after this many seconds (30 days).", min_val=1),
         },
     },
     "metrics": {

@@ -126,7 +126,7 @@ class GenerationService:
         """``admit=False``: the request was already counted against its key's limits (a job planned again where it runs)."""
         caller = caller or Caller()
         if admit:
-            self.telemetry.admit(caller, req.binding_name)
+            await self.telemetry.admit(caller, req.binding_name)
         gen_type = (req.generation_type or "ttt").lower()
         if gen_type not in MODALITIES:
             raise BadRequestError(f"generation_type '{echo(req.generation_type)}' is unknown; use one of {', '.join(MODALITIES)}")

@@ -1,7 +1,8 @@
 """Per-key limits (requests per minute, tokens per day), behind a small interface.
 
 ``MemoryKeyLimiter`` keeps the counters in this process (seeded from the usage ledger at start-up so a
-restart does not reset the day's tokens). A shared store (Redis) only has to provide the same methods.
+restart does not reset the day's tokens). ``RedisKeyLimiter`` (``core/limits_redis.py``) counts them in Redis
+so the limits hold across every replica.
 """
 
 from __future__ import annotations
@@ -13,23 +14,29 @@ from typing import Protocol
 
 from lollms_server.core.apikeys import ApiKey
 from lollms_server.core.errors import RateLimitedError
-from lollms_server.core.usage import start_of_day
+from lollms_server.core.usage import UsageLedger, start_of_day
 
 _WINDOW = 60.0
 
 
 class KeyLimiter(Protocol):
-    def admit(self, key: ApiKey) -> None:
+    shared: bool  # True: the counters are shared by every replica
+
+    async def admit(self, key: ApiKey) -> None:
         """Count one request of ``key`` or raise RateLimitedError (429 + Retry-After)."""
 
     def add_tokens(self, key_id: str, tokens: int) -> None:
-        """Count the tokens a finished generation of ``key_id`` used."""
+        """Count the tokens a finished generation of ``key_id`` used; never blocks."""
 
-    def seed(self, tokens_today: dict[str, int]) -> None:
-        """Start the day's token counters from the ledger."""
+    async def start(self, ledger: UsageLedger) -> None:
+        """Ready the counters (the in-process one seeds the day's tokens from ``ledger``)."""
+
+    async def close(self) -> None: ...
 
 
 class MemoryKeyLimiter:
+    shared = False
+
     def __init__(self) -> None:
         self._recent: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._tokens: dict[str, int] = collections.defaultdict(int)
@@ -41,7 +48,16 @@ class MemoryKeyLimiter:
             self._day = day
             self._tokens.clear()
 
-    def admit(self, key: ApiKey) -> None:
+    async def start(self, ledger: UsageLedger) -> None:
+        self.seed(await ledger.tokens_since(start_of_day()))
+
+    async def close(self) -> None:
+        return None
+
+    async def admit(self, key: ApiKey) -> None:
+        self.check(key)
+
+    def check(self, key: ApiKey) -> None:
         if not key.limited:
             return
         now = time.time()

@@ -3,7 +3,8 @@
 Generations: requests, latency and time-to-first-token histograms, tokens, errors by kind, per surface and
 binding. HTTP: requests and latency per route template. Gauges read at scrape time: queue depth and active
 slots of the whole cluster (the Redis backend's shared numbers, read just before the scrape; with the memory
-backend the cluster is this process) and of this replica, loaded binding instances and loaded models.
+backend the cluster is this process) and of this replica, loaded binding instances and loaded models,
+the usage ledger's write queue and losses.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lollms_server.core.errors import SharedStateUnavailableError
@@ -40,7 +41,7 @@ class _StateCollector(Collector):
         except SharedStateUnavailableError:
             self.cluster = None
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = self.s.resources.state()
         up = GaugeMetricFamily("lollms_shared_state_up", "1 when the slot store answers (always 1 with backend memory).")
         up.add_metric([], 0 if self.cluster is None else 1)
@@ -64,6 +65,19 @@ class _StateCollector(Collector):
             if rec.binding is not None:
                 models.add_metric([name], len(rec.binding.loaded_models()))
         yield from (up, queue, active, replica_queue, replica_active, limit, instances, models)
+        yield from self._ledger()
+
+    def _ledger(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """The usage ledger's write path: records waiting, dropped (queue full or unwritable), failed writes."""
+        ledger = self.s.telemetry.ledger
+        waiting = GaugeMetricFamily("lollms_usage_queue_depth", "Usage records waiting to be written.")
+        waiting.add_metric([], float(getattr(ledger, "queued", 0)))
+        dropped = CounterMetricFamily("lollms_usage_records_dropped", "Usage records lost (queue full, or not writable).")
+        dropped.add_metric([], float(getattr(ledger, "dropped", 0)))
+        failures = CounterMetricFamily("lollms_usage_write_failures",
+                                       "Batches the ledger's store refused (e.g. Redis unreachable); retried.")
+        failures.add_metric([], float(getattr(ledger, "write_failures", 0)))
+        yield from (waiting, dropped, failures)
 
 
 class Metrics:

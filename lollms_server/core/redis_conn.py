@@ -44,3 +44,10 @@ def key_prefix(rm: dict[str, Any]) -> str:
 def connect(url: str) -> Any:
     """An asyncio Redis client with bounded connect and socket timeouts (it connects lazily)."""
     return aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def connect_sync(url: str) -> Any:
+    """A blocking Redis client with the same timeouts, for worker threads (the usage ledger's writer)."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)

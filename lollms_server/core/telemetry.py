@@ -16,7 +16,7 @@ from lollms_server.core.contract import OutputData
 from lollms_server.core.errors import LollmsError
 from lollms_server.core.limits import KeyLimiter, MemoryKeyLimiter
 from lollms_server.core.metrics import Metrics
-from lollms_server.core.usage import NullLedger, Status, UsageLedger, UsageRecord, start_of_day
+from lollms_server.core.usage import NullLedger, Status, UsageLedger, UsageRecord
 
 if TYPE_CHECKING:
     from lollms_server.core.bindings.base import GenerationTask
@@ -91,16 +91,19 @@ class Telemetry:
 
     async def start(self) -> None:
         await self.ledger.start()
-        self.limiter.seed(await self.ledger.tokens_since(start_of_day()))
+        await self.limiter.start(self.ledger)
 
     async def close(self) -> None:
-        await self.ledger.close()
+        try:
+            await self.limiter.close()
+        finally:
+            await self.ledger.close()
 
-    def admit(self, caller: Caller, binding: str | None) -> None:
+    async def admit(self, caller: Caller, binding: str | None) -> None:
         if caller.key is None:
             return
         try:
-            self.limiter.admit(caller.key)
+            await self.limiter.admit(caller.key)
         except LollmsError as exc:
             self.count_error(caller.surface, binding, error_kind(exc))
             raise
@@ -134,14 +137,27 @@ class Telemetry:
             m.errors.labels(surface, binding, rec.error or "error").inc()
 
 def build_telemetry(config: "ServerConfig", metrics: Metrics | None = None) -> Telemetry:
-    """The ledger, metrics and limiter the configuration asks for."""
+    """The ledger, metrics and limiter the configuration asks for (in Redis with ``resource_manager.backend: redis``)."""
     from lollms_server.core.paths import resolve_config_path
-    from lollms_server.core.usage_sqlite import SqliteUsageLedger
+    from lollms_server.core.redis_conn import redis_url, shared_state_enabled
 
     usage = config.section("usage")
+    rm = config.section("resource_manager")
+    store_text, retention = bool(usage.get("store_text")), int(usage.get("retention_days") or 0)
     ledger: UsageLedger = NullLedger()
+    if shared_state_enabled(rm):
+        from lollms_server.core.limits_redis import RedisKeyLimiter
+        from lollms_server.core.usage_redis import DEFAULT_MAX_RECORDS, RedisUsageLedger
+
+        url = redis_url(rm)
+        if usage.get("enabled", True):
+            ledger = RedisUsageLedger(url, store_text=store_text, retention_days=retention,
+                                      max_records=int(usage.get("redis_max_records") or DEFAULT_MAX_RECORDS))
+        return Telemetry(ledger, metrics, RedisKeyLimiter(url))
+    from lollms_server.core.usage_sqlite import SqliteUsageLedger
+
     if usage.get("enabled", True):
         db = resolve_config_path(str(usage.get("database") or "usage.sqlite"), config.paths.config_dir)
         assert db is not None
-        ledger = SqliteUsageLedger(db, store_text=bool(usage.get("store_text")), retention_days=int(usage.get("retention_days") or 0))
+        ledger = SqliteUsageLedger(db, store_text=store_text, retention_days=retention)
     return Telemetry(ledger, metrics, MemoryKeyLimiter())

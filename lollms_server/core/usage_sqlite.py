@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sqlite3
-import threading
 import time
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from lollms_server.core.usage import GROUP_FIELDS, RECORD_COLUMNS, UsageQuery, UsageRecord
+from lollms_server.core.usage_queue import QueuedLedger, WriteResult
 
 log = logging.getLogger("lollms_server.usage")
 
@@ -26,12 +25,6 @@ _SCHEMA = (
 )
 _INDEXES = ("CREATE INDEX IF NOT EXISTS usage_ts ON usage(ts)", "CREATE INDEX IF NOT EXISTS usage_key ON usage(key_id, ts)")
 _INSERT = f"INSERT INTO usage ({', '.join(RECORD_COLUMNS)}) VALUES ({', '.join('?' for _ in RECORD_COLUMNS)})"
-_BATCH = 500
-_LINGER = 0.2  # seconds the writer waits after the first record of a batch
-_RETENTION_EVERY = 3600.0
-
-_Item = Union[UsageRecord, threading.Event, None]
-_IDLE = threading.Event()
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -82,107 +75,42 @@ def query_totals(conn: sqlite3.Connection, q: UsageQuery, group_by: list[str]) -
     return [dict(r) for r in cur.fetchall()]
 
 
-class SqliteUsageLedger:
+class SqliteUsageLedger(QueuedLedger):
     """The default ledger. ``record`` puts the row on a bounded queue; a full queue drops it (logged)."""
 
-    recording = True
-
     def __init__(self, path: Path, *, store_text: bool = False, retention_days: int = 0, max_queue: int = 10000) -> None:
+        super().__init__(store_text=store_text, retention_days=retention_days, max_queue=max_queue)
         self.path = path
-        self.store_text = store_text
-        self.retention_days = retention_days
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
-        self._thread: threading.Thread | None = None
-        self.dropped = 0
-        self.written = 0
+        self._conn: sqlite3.Connection | None = None
 
-    # ---- life cycle ------------------------------------------------------------------------------
-    async def start(self) -> None:
-        conn = await asyncio.to_thread(connect, self.path)  # fail at start-up, not at the first request
-        self._thread = threading.Thread(target=self._writer, args=(conn,), name="usage-ledger", daemon=True)
-        self._thread.start()
+    def _open(self) -> None:
+        self._conn = connect(self.path)  # fail at start-up, not at the first request
 
-    async def close(self) -> None:
-        if self._thread is None:
-            return
-        await asyncio.to_thread(self._queue.put, None)
-        await asyncio.to_thread(self._thread.join, 10)
-        self._thread = None
+    def _close_target(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    # ---- writing ---------------------------------------------------------------------------------
-    def record(self, rec: UsageRecord) -> None:
-        if not self.store_text:
-            rec.prompt_text = rec.answer_text = None
+    def _write(self, batch: list[UsageRecord]) -> WriteResult:
+        assert self._conn is not None
         try:
-            self._queue.put_nowait(rec)
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
-                log.warning("usage ledger queue full: %d records dropped so far", self.dropped)
-
-    def _writer(self, conn: sqlite3.Connection) -> None:
-        last_retention = 0.0
-        running = True
-        while running:
-            try:
-                item: _Item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                item = _IDLE  # an idle tick: only housekeeping
-            if isinstance(item, UsageRecord) and self._queue.qsize() < _BATCH:
-                time.sleep(_LINGER)  # gather a batch: one transaction (and one wake-up) per interval, not per request
-            batch: list[UsageRecord] = []
-            flushes: list[threading.Event] = []
-            while True:
-                if item is None:
-                    running = False
-                elif isinstance(item, threading.Event):
-                    flushes.append(item)
-                else:
-                    batch.append(item)
-                if not running or len(batch) >= _BATCH:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            self._write(conn, batch)
-            if self.retention_days and time.time() - last_retention > _RETENTION_EVERY:
-                last_retention = time.time()
-                self._apply_retention(conn)
-            for ev in flushes:
-                ev.set()
-        conn.close()
-
-    def _write(self, conn: sqlite3.Connection, batch: list[UsageRecord]) -> None:
-        if not batch:
-            return
-        try:
-            with conn:
-                conn.executemany(_INSERT, [r.row() for r in batch])
-            self.written += len(batch)
+            with self._conn:
+                self._conn.executemany(_INSERT, [r.row() for r in batch])
         except sqlite3.Error as exc:
             log.error("usage ledger: %d records not written: %s", len(batch), exc)
+            return "lost"  # a local file: retrying would not help
+        return "written"
 
-    def _apply_retention(self, conn: sqlite3.Connection) -> None:
+    def _retention(self) -> None:
+        assert self._conn is not None
         cutoff = time.time() - self.retention_days * 86400
         try:
-            with conn:
-                removed = conn.execute("DELETE FROM usage WHERE ts < ?", (cutoff,)).rowcount
+            with self._conn:
+                removed = self._conn.execute("DELETE FROM usage WHERE ts < ?", (cutoff,)).rowcount
             if removed:
                 log.info("usage ledger: %d records older than %d days removed", removed, self.retention_days)
         except sqlite3.Error as exc:
             log.error("usage ledger retention failed: %s", exc)
-
-    def _flush(self, timeout: float = 5.0) -> None:
-        """Wait until everything recorded before now is written (reads then see it)."""
-        if self._thread is None:
-            return
-        done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout)
-        except queue.Full:
-            return
-        done.wait(timeout)
 
     # ---- reading ---------------------------------------------------------------------------------
     def _read(self, fn: Any, *args: Any) -> Any:

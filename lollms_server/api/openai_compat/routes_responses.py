@@ -1,8 +1,9 @@
 """POST /v1/responses (OpenAI Responses API): text or items in, message / function_call items out, streamed or not.
 
 Runs the same pipeline as /v1/chat/completions. Unknown model ids (e.g. the default model name of an
-agent framework) run on ``defaults.ttt_binding``. Responses are kept in a bounded in-process store so
-``previous_response_id`` can continue a conversation; GET / DELETE /v1/responses/{id} read and drop them.
+agent framework) run on ``defaults.ttt_binding``. Responses are kept in a bounded store (in this process, or in
+Redis with ``resource_manager.backend: redis``) so ``previous_response_id`` can continue a conversation on any
+replica; GET / DELETE /v1/responses/{id} read and drop them. Each belongs to the API key that created it.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from lollms_server.api.openai_compat.responses_convert import (
     new_id,
     response_object,
 )
-from lollms_server.api.openai_compat.responses_store import ResponseStore, StoredResponse
+from lollms_server.api.openai_compat.responses_store import MemoryResponseStore, ResponseStore, StoredResponse
 from lollms_server.api.openai_compat.textgen import Delta, Failure, Finish, ToolCallEvent, stream_text, text_result
+from lollms_server.core.errors import LollmsError
 from lollms_server.core.services import Services
 from lollms_server.core.tools import ToolCall
 
@@ -40,12 +42,32 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, depen
                    responses=ERROR_RESPONSES)
 
 
+def build_response_store(services: Services) -> ResponseStore:
+    """The store ``responses`` and ``resource_manager.backend`` ask for (Redis: shared by every replica)."""
+    from lollms_server.core.redis_conn import redis_url, shared_state_enabled
+
+    cfg = services.config.section("responses")
+    limit, ttl = int(cfg.get("max_stored") or 512), int(cfg.get("ttl_seconds") or 30 * 86400)
+    rm = services.config.section("resource_manager")
+    if shared_state_enabled(rm):
+        from lollms_server.api.openai_compat.responses_store_redis import RedisResponseStore
+
+        return RedisResponseStore(redis_url(rm), limit, ttl)
+    return MemoryResponseStore(limit, ttl)
+
+
 def _store(request: Request) -> ResponseStore:
     store: ResponseStore | None = getattr(request.app.state, "response_store", None)
     if store is None:
-        store = ResponseStore()
+        store = build_response_store(get_services(request))
         request.app.state.response_store = store
     return store
+
+
+def _owner(request: Request) -> str | None:
+    """Id of the API key of this request (None when auth is off): the owner of what it stores."""
+    key = getattr(request.state, "api_key", None)
+    return key.id if key is not None else None
 
 
 async def _model_ref(services: Services, model_id: str | None) -> ModelRef:
@@ -57,10 +79,10 @@ async def _model_ref(services: Services, model_id: str | None) -> ModelRef:
         return await resolve_model(services, None, "ttt")  # an OpenAI model name this server does not have
 
 
-def _conversation(body: ResponsesRequest, store: ResponseStore) -> list[InputData]:
+async def _conversation(body: ResponsesRequest, store: ResponseStore, owner: str | None) -> list[InputData]:
     history: list[InputData] = []
     if body.previous_response_id:
-        prev = store.get(body.previous_response_id)
+        prev = await store.get(body.previous_response_id, owner)
         if prev is None:
             raise OpenAIError(404, f"Previous response with id '{body.previous_response_id}' not found.",
                               param="previous_response_id", code="previous_response_not_found")
@@ -80,27 +102,27 @@ def _generate_request(body: ResponsesRequest, ref: ModelRef, conversation: list[
                            parallel_tool_calls=body.parallel_tool_calls)
 
 
-def _remember(store: ResponseStore, body: ResponsesRequest, response_id: str, conversation: list[InputData],
-              text: str, calls: list[ToolCall], response: dict[str, Any]) -> None:
+async def _remember(store: ResponseStore, owner: str | None, body: ResponsesRequest, response_id: str,
+                    conversation: list[InputData], text: str, calls: list[ToolCall], response: dict[str, Any]) -> None:
     if not body.store:
         return
     reply = InputData(type="text", role="assistant_reply", data=text,
                       metadata={"tool_calls": [c.record() for c in calls]} if calls else None)
-    store.put(StoredResponse(response_id, tuple(conversation + [reply]), body.instructions, response))
+    await store.put(StoredResponse(response_id, tuple(conversation + [reply]), body.instructions, response, owner))
 
 
 @router.post("/responses", response_model=None, summary="Create a response (OpenAI Responses API)",
              description="Input text or items, instructions, function tools, previous_response_id; JSON or SSE events.")
 async def create_response(body: ResponsesRequest, request: Request,
                           services: Services = Depends(get_services)) -> Union[JSONResponse, EventSourceResponse]:
-    store = _store(request)
+    store, owner = _store(request), _owner(request)
     ref = await _model_ref(services, body.model)
-    conversation = _conversation(body, store)
+    conversation = await _conversation(body, store, owner)
     planned = await plan_for(request, services, _generate_request(body, ref, conversation))
     response_id = f"resp_{planned.plan.request_id}{new_id('x')[-8:]}"
     if body.stream:
         keepalive = float(services.config.section("server").get("keepalive_interval", 15.0))
-        events = _stream_events(body, response_id, conversation, store,
+        events = _stream_events(body, response_id, conversation, (store, owner),
                                 stream_text(stream_planned(services, planned), planned.plan, []))
         return EventSourceResponse(events, ping=keepalive, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     result = text_result(await run_planned(request, services, planned), planned.plan, [])
@@ -109,13 +131,13 @@ async def create_response(body: ResponsesRequest, request: Request,
         output.append(message_item(result.content))
     output += [call_item(c) for c in result.tool_calls]
     answer = response_object(body, response_id, output, "completed", result.usage)
-    _remember(store, body, response_id, conversation, result.content, result.tool_calls, answer)
+    await _remember(store, owner, body, response_id, conversation, result.content, result.tool_calls, answer)
     return JSONResponse(answer)
 
 
 @router.get("/responses/{response_id}", summary="A stored response, as it was sent")
 async def get_response(response_id: str, request: Request) -> dict[str, Any]:
-    stored = _store(request).get(response_id)
+    stored = await _store(request).get(response_id, _owner(request))
     if stored is None:
         raise OpenAIError(404, f"Response with id '{response_id}' not found.", param="response_id", code="not_found")
     return stored.response
@@ -123,7 +145,7 @@ async def get_response(response_id: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/responses/{response_id}", summary="Forget a stored response")
 async def delete_response(response_id: str, request: Request) -> dict[str, Any]:
-    if not _store(request).delete(response_id):
+    if not await _store(request).delete(response_id, _owner(request)):
         raise OpenAIError(404, f"Response with id '{response_id}' not found.", param="response_id", code="not_found")
     return {"id": response_id, "object": "response.deleted", "deleted": True}
 
@@ -140,8 +162,8 @@ class _Emitter:
         return {"event": type_, "data": json.dumps(payload)}
 
 
-async def _stream_events(body: ResponsesRequest, response_id: str, conversation: list[InputData], store: ResponseStore,
-                         events: AsyncIterator[Any]) -> AsyncIterator[dict[str, str]]:
+async def _stream_events(body: ResponsesRequest, response_id: str, conversation: list[InputData],
+                         keep: tuple[ResponseStore, str | None], events: AsyncIterator[Any]) -> AsyncIterator[dict[str, str]]:
     emit = _Emitter()
     created = int(time.time())
     output: list[dict[str, Any]] = []
@@ -181,7 +203,12 @@ async def _stream_events(body: ResponsesRequest, response_id: str, conversation:
             for frame in _close_message(emit, output, msg_id, text_parts, force=not output):
                 yield frame
             answer = response_object(body, response_id, output, "completed", event.usage, created)
-            _remember(store, body, response_id, conversation, "".join(text_parts), calls, answer)
+            try:
+                await _remember(*keep, body, response_id, conversation, "".join(text_parts), calls, answer)
+            except LollmsError as exc:  # asked to store it and cannot: say so instead of a completion that was not kept
+                error = {"code": "server_error", "message": exc.message}
+                yield emit("response.failed", response=response_object(body, response_id, output, "failed", None, created, error))
+                return
             yield emit("response.completed", response=answer)
             return
 

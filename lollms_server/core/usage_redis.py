@@ -1,0 +1,314 @@
+"""The usage ledger in Redis (``resource_manager.backend: redis``): every replica writes to it and reads from it.
+
+Keys (under ``<prefix>``):
+- ``log``: sorted set of the most recent records (JSON), scored by their start time; at most ``max_records``
+  (``usage.redis_max_records``), older ones trimmed (``trimmed`` holds the newest trimmed time) and records
+  older than ``retention_days`` removed.
+- ``h:<hour>``: one hash per hour (epoch seconds of its start) of running totals per combination of key,
+  model, personality, binding, surface, status and generation type: requests, tokens, errors, cancelled,
+  duration sum and max, time-to-first-token sum and count. Expires ``retention_days`` after its hour.
+- ``hours``: sorted set of the hours that have totals.
+A batch is written by one Lua script (atomic); a record already in ``log`` is not counted twice, so a batch
+retried after a lost reply stays exact. Rows come from ``log``. Totals add the hourly hashes of the whole
+hours of the range and the records of ``log`` for the partial hours at its ends (a partial hour older than
+what ``log`` still holds counts whole).
+Writes go through ``QueuedLedger`` (bounded queue, batches, one writer thread): an outage holds the batch and
+retries it, losing at most what does not fit in the queue. Reads with Redis down answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from dataclasses import asdict
+from typing import Any, Iterator
+
+from redis.exceptions import RedisError
+
+from lollms_server.core.errors import SharedStateUnavailableError
+from lollms_server.core.redis_conn import connect_sync
+from lollms_server.core.secrets import REDACTOR
+from lollms_server.core.usage import GROUP_FIELDS, RECORD_COLUMNS, UsageQuery, UsageRecord
+from lollms_server.core.usage_queue import QueuedLedger, WriteResult
+
+log = logging.getLogger("lollms_server.usage")
+
+DEFAULT_MAX_RECORDS = 100_000
+RETRY_AFTER_SECONDS = 5
+HOUR = 3600
+_PAGE = 1000
+_SEP = "\x1f"
+DIMS: tuple[str, ...] = ("key_id", "key_name", "model", "personality", "binding", "surface", "status", "generation_type")
+_FILTERS: tuple[str, ...] = ("model", "personality", "binding", "surface", "status")
+_SUMS: tuple[str, ...] = ("n", "pt", "ct", "err", "can", "ds", "ts", "tn")
+
+# KEYS: log, trimmed, hours, hour-hash prefix; ARGV: max_records, keep_seconds (0 = forever), then 9 per record:
+# member, ts, dims, prompt_tokens, completion_tokens, is_error, is_cancelled, duration_ms, ttft_ms ('' = none)
+_WRITE = """
+local log, trimmed, hours, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local maxn, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
+local i = 3
+while i <= #ARGV do
+  local ts, dur = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 7])
+  if redis.call('ZADD', log, 'NX', ts, ARGV[i]) == 1 then
+    local hour = math.floor(ts / 3600) * 3600
+    local h = prefix .. string.format('%d', hour)
+    local f = ARGV[i + 2] .. '\\31'
+    redis.call('HINCRBY', h, f .. 'n', 1)
+    redis.call('HINCRBY', h, f .. 'pt', ARGV[i + 3])
+    redis.call('HINCRBY', h, f .. 'ct', ARGV[i + 4])
+    redis.call('HINCRBY', h, f .. 'err', ARGV[i + 5])
+    redis.call('HINCRBY', h, f .. 'can', ARGV[i + 6])
+    redis.call('HINCRBYFLOAT', h, f .. 'ds', ARGV[i + 7])
+    local dx = tonumber(redis.call('HGET', h, f .. 'dx') or '-1')
+    if dur > dx then redis.call('HSET', h, f .. 'dx', ARGV[i + 7]) end
+    if ARGV[i + 8] ~= '' then
+      redis.call('HINCRBYFLOAT', h, f .. 'ts', ARGV[i + 8])
+      redis.call('HINCRBY', h, f .. 'tn', 1)
+    end
+    redis.call('ZADD', hours, hour, string.format('%d', hour))
+    if keep > 0 then redis.call('EXPIREAT', h, hour + 3600 + keep) end
+  end
+  i = i + 9
+end
+local n = redis.call('ZCARD', log)
+if n > maxn then
+  local cut = redis.call('ZRANGE', log, n - maxn - 1, n - maxn - 1, 'WITHSCORES')
+  redis.call('ZREMRANGEBYRANK', log, 0, n - maxn - 1)
+  if tonumber(cut[2]) > tonumber(redis.call('GET', trimmed) or '-1') then redis.call('SET', trimmed, cut[2]) end
+end
+return n
+"""
+
+
+def _floor_hour(t: float) -> int:
+    return int(math.floor(t / HOUR) * HOUR)
+
+
+def _ceil_hour(t: float) -> int:
+    return int(math.ceil(t / HOUR) * HOUR)
+
+
+def _dims(d: dict[str, Any]) -> str:
+    return json.dumps([d.get(name) for name in DIMS], separators=(",", ":"))
+
+
+def _write_args(rec: UsageRecord) -> list[Any]:
+    return [
+        json.dumps(asdict(rec), separators=(",", ":")), repr(float(rec.ts)), _dims(asdict(rec)), int(rec.prompt_tokens or 0),
+        int(rec.completion_tokens or 0), int(rec.status == "error"), int(bool(rec.cancelled)), repr(float(rec.duration_ms)),
+        "" if rec.ttft_ms is None else repr(float(rec.ttft_ms)),
+    ]
+
+
+def _matches(d: dict[str, Any], q: UsageQuery) -> bool:
+    if q.key and q.key not in (d.get("key_id"), d.get("key_name")):
+        return False
+    return all(not getattr(q, name) or d.get(name) == getattr(q, name) for name in _FILTERS)
+
+
+def _record_sums(d: dict[str, Any]) -> dict[str, float]:
+    ttft = d.get("ttft_ms")
+    return {"n": 1, "pt": d.get("prompt_tokens") or 0, "ct": d.get("completion_tokens") or 0,
+            "err": int(d.get("status") == "error"), "can": int(bool(d.get("cancelled"))), "ds": d.get("duration_ms") or 0.0,
+            "dx": d.get("duration_ms") or 0.0, "ts": ttft or 0.0, "tn": int(ttft is not None)}
+
+
+def _group_value(name: str, hour: int, d: dict[str, Any]) -> Any:
+    if name == "day":
+        return time.strftime("%Y-%m-%d", time.gmtime(hour))
+    if name == "hour":
+        return time.strftime("%Y-%m-%dT%H:00", time.gmtime(hour))
+    return d.get(GROUP_FIELDS.get(name, name))
+
+
+class _Totals:
+    """Sums per group, shaped like the SQLite ledger's totals."""
+
+    def __init__(self, group_by: list[str]) -> None:
+        self.group_by = group_by
+        self.groups: dict[tuple[Any, ...], dict[str, float]] = {}
+
+    def add(self, hour: int, d: dict[str, Any], sums: dict[str, float]) -> None:
+        key = tuple(_group_value(g, hour, d) for g in self.group_by)
+        acc = self.groups.setdefault(key, {**{s: 0.0 for s in _SUMS}, "dx": -1.0})
+        for s in _SUMS:
+            acc[s] += float(sums.get(s, 0))
+        acc["dx"] = max(acc["dx"], float(sums.get("dx", -1)))
+
+    def result(self, limit: int) -> list[dict[str, Any]]:
+        if not self.group_by and not self.groups:
+            return [{"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "errors": None,
+                     "cancelled": None, "avg_duration_ms": None, "max_duration_ms": None, "avg_ttft_ms": None}]
+        out = []
+        for key in sorted(self.groups, key=lambda k: tuple((v is not None, v if v is not None else "") for v in k)):
+            a = self.groups[key]
+            n = int(a["n"])
+            out.append({
+                **dict(zip(self.group_by, key)), "requests": n, "prompt_tokens": int(a["pt"]),
+                "completion_tokens": int(a["ct"]), "total_tokens": int(a["pt"] + a["ct"]), "errors": int(a["err"]),
+                "cancelled": int(a["can"]), "avg_duration_ms": round(a["ds"] / n, 3) if n else None,
+                "max_duration_ms": round(a["dx"], 3) if n else None,
+                "avg_ttft_ms": round(a["ts"] / a["tn"], 3) if a["tn"] else None,
+            })
+        return out[: max(limit, 1)]
+
+
+def _parse_hash(raw: dict[bytes, bytes]) -> Iterator[tuple[dict[str, Any], dict[str, float]]]:
+    per_dims: dict[str, dict[str, float]] = {}
+    for field, value in raw.items():
+        dims, _, metric = field.decode().rpartition(_SEP)
+        per_dims.setdefault(dims, {})[metric] = float(value)
+    for dims, sums in per_dims.items():
+        yield dict(zip(DIMS, json.loads(dims))), sums
+
+
+class RedisUsageLedger(QueuedLedger):
+    """``UsageLedger`` shared by every replica using the same Redis."""
+
+    def __init__(self, url: str, *, store_text: bool = False, retention_days: int = 0, max_queue: int = 10000,
+                 max_records: int = DEFAULT_MAX_RECORDS, prefix: str = "lollms:usage") -> None:
+        super().__init__(store_text=store_text, retention_days=retention_days, max_queue=max_queue)
+        REDACTOR.add(url)
+        self.url = url
+        self.max_records = max(1, max_records)
+        self.prefix = prefix
+        self.keys = [f"{prefix}:log", f"{prefix}:trimmed", f"{prefix}:hours", f"{prefix}:h:"]
+        self._client: Any = connect_sync(url)
+        self._script = self._client.register_script(_WRITE)
+        self._failing = False
+
+    # ---- writing (the writer thread) ---------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            self._client.ping()
+        except RedisError as exc:
+            log.warning("usage ledger (Redis): %s; records wait in the queue until it answers", self._reason(exc))
+
+    def _close_target(self) -> None:
+        self._client.close()
+
+    @staticmethod
+    def _reason(exc: BaseException) -> str:
+        return REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
+
+    def _write(self, batch: list[UsageRecord]) -> WriteResult:
+        args: list[Any] = [self.max_records, self.retention_days * 86400]
+        for rec in batch:
+            args += _write_args(rec)
+        try:
+            self._script(keys=self.keys, args=args)
+        except RedisError as exc:
+            if not self._failing:
+                log.error("usage ledger: Redis (resource_manager.redis_url) is unreachable: %s", self._reason(exc))
+            self._failing = True
+            return "retry"
+        self._failing = False
+        return "written"
+
+    def _retention(self) -> None:
+        cutoff = time.time() - self.retention_days * 86400
+        try:
+            removed = self._client.zremrangebyscore(self.keys[0], "-inf", f"({cutoff!r}")
+            self._client.zremrangebyscore(self.keys[2], "-inf", f"({_floor_hour(cutoff) - HOUR}")
+            if removed:
+                log.info("usage ledger: %d records older than %d days removed", removed, self.retention_days)
+        except RedisError as exc:
+            log.error("usage ledger retention failed: %s", self._reason(exc))
+
+    # ---- reading -----------------------------------------------------------------------------------
+    def _unavailable(self, exc: BaseException) -> SharedStateUnavailableError:
+        return SharedStateUnavailableError(
+            f"the shared usage ledger (Redis, resource_manager.redis_url) is unreachable: {self._reason(exc)}; "
+            f"retry in {RETRY_AFTER_SECONDS}s", RETRY_AFTER_SECONDS,
+        )
+
+    def _records(self, since: float | None, until: float | None, newest_first: bool) -> Iterator[dict[str, Any]]:
+        lo = "-inf" if since is None else repr(float(since))
+        hi = "+inf" if until is None else f"({float(until)!r}"
+        offset = 0
+        while True:
+            if newest_first:
+                page = self._client.zrevrangebyscore(self.keys[0], hi, lo, start=offset, num=_PAGE)
+            else:
+                page = self._client.zrangebyscore(self.keys[0], lo, hi, start=offset, num=_PAGE)
+            for member in page:
+                yield json.loads(member)
+            if len(page) < _PAGE:
+                return
+            offset += _PAGE
+
+    def _rows(self, q: UsageQuery) -> list[dict[str, Any]]:
+        self._flush()
+        out: list[dict[str, Any]] = []
+        for d in self._records(q.since, q.until, newest_first=True):
+            if _matches(d, q):
+                out.append({c: d.get(c) for c in RECORD_COLUMNS} | {"cancelled": bool(d.get("cancelled"))})
+                if len(out) >= q.limit:
+                    break
+        return out
+
+    def _ranges(self, q: UsageQuery) -> tuple[list[int], list[tuple[float, float]]]:
+        """Whole hours to read from the hourly totals, and partial ranges to read from the log."""
+        trimmed = float(self._client.get(self.keys[1]) or -1)
+        lo = -math.inf if q.since is None else _ceil_hour(q.since)
+        hi = math.inf if q.until is None else _floor_hour(q.until)
+        edges: list[tuple[float, float]] = []
+        if lo > hi:
+            assert q.since is not None and q.until is not None
+            edges.append((q.since, q.until))
+        else:
+            if q.since is not None and q.since < lo:
+                edges.append((q.since, lo))
+            if q.until is not None and hi < q.until:
+                edges.append((hi, q.until))
+        lo_arg = "-inf" if lo == -math.inf else str(int(lo))
+        hi_arg = "+inf" if hi == math.inf else f"({int(hi)}"
+        hours = [int(h) for h in self._client.zrangebyscore(self.keys[2], lo_arg, hi_arg)] if lo <= hi else []
+        exact: list[tuple[float, float]] = []
+        for a, b in edges:
+            if trimmed < a:
+                exact.append((a, b))
+            else:  # the log no longer holds all of this partial hour: count the whole hour
+                hours.append(_floor_hour(a))
+        return sorted(set(hours)), exact
+
+    def _aggregate(self, q: UsageQuery, group_by: list[str]) -> _Totals:
+        self._flush()
+        totals = _Totals(group_by)
+        hours, edges = self._ranges(q)
+        pipe = self._client.pipeline(transaction=False)
+        for h in hours:
+            pipe.hgetall(f"{self.keys[3]}{h}")
+        for h, raw in zip(hours, pipe.execute() if hours else []):
+            for d, sums in _parse_hash(raw):
+                if _matches(d, q):
+                    totals.add(h, d, sums)
+        for a, b in edges:
+            for d in self._records(a, b, newest_first=False):
+                if _matches(d, q):
+                    totals.add(_floor_hour(float(d["ts"])), d, _record_sums(d))
+        return totals
+
+    def _guarded(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except RedisError as exc:
+            raise self._unavailable(exc) from None
+
+    async def rows(self, q: UsageQuery) -> list[dict[str, Any]]:
+        return list(await asyncio.to_thread(self._guarded, self._rows, q))
+
+    async def totals(self, q: UsageQuery, group_by: list[str]) -> list[dict[str, Any]]:
+        for g in group_by:
+            if g not in GROUP_FIELDS:
+                raise ValueError(f"cannot group by '{g}'; use any of {', '.join(GROUP_FIELDS)}")
+        totals: _Totals = await asyncio.to_thread(self._guarded, self._aggregate, q, group_by)
+        return totals.result(q.limit)
+
+    async def tokens_since(self, since: float) -> dict[str, int]:
+        totals: _Totals = await asyncio.to_thread(self._guarded, self._aggregate, UsageQuery(since=since), ["key_id"])
+        return {str(k[0]): int(v["pt"] + v["ct"]) for k, v in totals.groups.items() if k[0] is not None}
