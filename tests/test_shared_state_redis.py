@@ -9,6 +9,7 @@ ledger's bounded queue and reach Redis once it is back.
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,6 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import ServerProcess, run_cli, write_config
 from redis_fixture import RedisServer, redis_server_fixture  # noqa: F401  (the `redis_server` fixture)
+
+from lollms_server.core.usage import RECORD_COLUMNS, UsageQuery, UsageRecord
+from lollms_server.core.usage_redis import RedisUsageLedger
+from lollms_server.core.usage_sqlite import SqliteUsageLedger
 
 pytestmark = pytest.mark.e2e
 ALICE = "alice-key-0123456789"
@@ -164,6 +169,49 @@ def test_previous_response_id_created_on_a_continues_on_b(pair: Pair) -> None:
         on_a.responses.retrieve(first.id)
     with pytest.raises(openai.NotFoundError):
         on_a.responses.create(model="dummy", input="again", previous_response_id=first.id)
+
+
+def _same_totals(got: list[dict[str, Any]], expected: list[dict[str, Any]]) -> bool:
+    """Equal, but for the last decimal of averages (sums of floats added in another order)."""
+    def close(x: Any, y: Any) -> bool:
+        return x == y or (isinstance(x, float) and isinstance(y, float) and abs(x - y) <= 0.0011)
+    return len(got) == len(expected) and all(
+        g.keys() == e.keys() and all(close(g[k], e[k]) for k in g) for g, e in zip(got, expected))
+
+
+async def test_redis_ledger_answers_as_the_sqlite_ledger_for_the_same_records(tmp_path: Path,
+                                                                                redis_server: RedisServer) -> None:
+    """Same records into both ledgers; every query (filters, groups, ranges cutting hours) gives the same answer."""
+    rng = random.Random(15)
+    now = time.time()
+    records = [
+        UsageRecord(request_id=f"r{i}", ts=now - rng.uniform(0, 3 * 86400), surface=rng.choice(["api", "openai"]),
+                    generation_type="ttt", key_id=f"key-{k}", key_name=f"user{k}", binding=rng.choice(["x", "y"]),
+                    model=rng.choice(["m1", "m2", None]), personality=rng.choice([None, "p"]),
+                    prompt_tokens=rng.choice([None, rng.randint(1, 50)]), completion_tokens=rng.randint(0, 80),
+                    ttft_ms=rng.choice([None, round(rng.uniform(1, 90), 3)]), duration_ms=round(rng.uniform(1, 900), 3),
+                    status=status, cancelled=status == "cancelled")
+        for i in range(400) for k in [rng.randint(1, 3)] for status in [rng.choice(["ok", "ok", "error", "cancelled"])]
+    ]
+    sqlite = SqliteUsageLedger(tmp_path / "usage.sqlite")
+    shared = RedisUsageLedger(redis_server.url, prefix=f"parity{rng.randint(0, 10**6)}:usage", max_records=1000)
+    for ledger in (sqlite, shared):
+        await ledger.start()
+        for rec in records:
+            ledger.record(UsageRecord(**{f: getattr(rec, f) for f in RECORD_COLUMNS}))
+    try:
+        queries = [UsageQuery(), UsageQuery(since=now - 86400 - 1234.5), UsageQuery(since=now - 2 * 86400, until=now - 3600.25),
+                   UsageQuery(since=now - 1800, until=now - 600), UsageQuery(key="user2", status="error"),
+                   UsageQuery(model="m1", binding="x", since=now - 40000.5), UsageQuery(key="key-3", limit=7)]
+        for q in queries:
+            assert await shared.rows(q) == await sqlite.rows(q), q
+            for groups in ([], ["day"], ["hour", "key"], ["model", "status"], ["personality", "surface", "generation_type"]):
+                expected, got = await sqlite.totals(q, groups), await shared.totals(q, groups)
+                assert _same_totals(got, expected), (q, groups, got, expected)
+        assert await shared.tokens_since(now - 86400) == await sqlite.tokens_since(now - 86400)
+    finally:
+        await sqlite.close()
+        await shared.close()
 
 
 def _metric(base: str, name: str) -> float:

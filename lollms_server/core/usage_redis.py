@@ -24,6 +24,7 @@ import logging
 import math
 import time
 from dataclasses import asdict
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterator
 
 from redis.exceptions import RedisError
@@ -82,6 +83,11 @@ if n > maxn then
 end
 return n
 """
+
+
+def _round3(x: float) -> float:
+    """Rounded to 3 decimals half away from zero, as SQLite's ROUND does (Python's round() is half to even)."""
+    return float(Decimal(repr(x)).quantize(Decimal("0.001"), ROUND_HALF_UP))
 
 
 def _floor_hour(t: float) -> int:
@@ -150,9 +156,9 @@ class _Totals:
             out.append({
                 **dict(zip(self.group_by, key)), "requests": n, "prompt_tokens": int(a["pt"]),
                 "completion_tokens": int(a["ct"]), "total_tokens": int(a["pt"] + a["ct"]), "errors": int(a["err"]),
-                "cancelled": int(a["can"]), "avg_duration_ms": round(a["ds"] / n, 3) if n else None,
-                "max_duration_ms": round(a["dx"], 3) if n else None,
-                "avg_ttft_ms": round(a["ts"] / a["tn"], 3) if a["tn"] else None,
+                "cancelled": int(a["can"]), "avg_duration_ms": _round3(a["ds"] / n) if n else None,
+                "max_duration_ms": _round3(a["dx"]) if n else None,
+                "avg_ttft_ms": _round3(a["ts"] / a["tn"]) if a["tn"] else None,
             })
         return out[: max(limit, 1)]
 
