@@ -77,11 +77,11 @@ def _print(rows: list[dict[str, Any]] | None, as_csv: bool) -> int:
 def _from_redis(rm: dict[str, Any], q: UsageQuery, groups: list[str]) -> list[dict[str, Any]] | None:
     """resource_manager.backend redis: the ledger every replica writes (None, after a message, when unreachable)."""
     from lollms_server.core.errors import SharedStateUnavailableError
-    from lollms_server.core.redis_conn import redis_url
+    from lollms_server.core.redis_conn import key_prefix, redis_url
     from lollms_server.core.usage_redis import RedisUsageLedger
 
     async def read() -> list[dict[str, Any]]:
-        ledger = RedisUsageLedger(redis_url(rm))
+        ledger = RedisUsageLedger(redis_url(rm), prefix=f"{key_prefix(rm)}:usage")
         try:
             return await (ledger.totals(q, groups) if groups else ledger.rows(q))
         finally:

@@ -139,7 +139,7 @@ class Telemetry:
 def build_telemetry(config: "ServerConfig", metrics: Metrics | None = None) -> Telemetry:
     """The ledger, metrics and limiter the configuration asks for (in Redis with ``resource_manager.backend: redis``)."""
     from lollms_server.core.paths import resolve_config_path
-    from lollms_server.core.redis_conn import redis_url, shared_state_enabled
+    from lollms_server.core.redis_conn import key_prefix, redis_url, shared_state_enabled
 
     usage = config.section("usage")
     rm = config.section("resource_manager")
@@ -149,11 +149,11 @@ def build_telemetry(config: "ServerConfig", metrics: Metrics | None = None) -> T
         from lollms_server.core.limits_redis import RedisKeyLimiter
         from lollms_server.core.usage_redis import DEFAULT_MAX_RECORDS, RedisUsageLedger
 
-        url = redis_url(rm)
+        url, prefix = redis_url(rm), key_prefix(rm)
         if usage.get("enabled", True):
-            ledger = RedisUsageLedger(url, store_text=store_text, retention_days=retention,
+            ledger = RedisUsageLedger(url, store_text=store_text, retention_days=retention, prefix=f"{prefix}:usage",
                                       max_records=int(usage.get("redis_max_records") or DEFAULT_MAX_RECORDS))
-        return Telemetry(ledger, metrics, RedisKeyLimiter(url))
+        return Telemetry(ledger, metrics, RedisKeyLimiter(url, prefix=f"{prefix}:limits"))
     from lollms_server.core.usage_sqlite import SqliteUsageLedger
 
     if usage.get("enabled", True):

@@ -44,7 +44,7 @@ router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, depen
 
 def build_response_store(services: Services) -> ResponseStore:
     """The store ``responses`` and ``resource_manager.backend`` ask for (Redis: shared by every replica)."""
-    from lollms_server.core.redis_conn import redis_url, shared_state_enabled
+    from lollms_server.core.redis_conn import key_prefix, redis_url, shared_state_enabled
 
     cfg = services.config.section("responses")
     limit, ttl = int(cfg.get("max_stored") or 512), int(cfg.get("ttl_seconds") or 30 * 86400)
@@ -52,7 +52,7 @@ def build_response_store(services: Services) -> ResponseStore:
     if shared_state_enabled(rm):
         from lollms_server.api.openai_compat.responses_store_redis import RedisResponseStore
 
-        return RedisResponseStore(redis_url(rm), limit, ttl)
+        return RedisResponseStore(redis_url(rm), limit, ttl, prefix=f"{key_prefix(rm)}:responses")
     return MemoryResponseStore(limit, ttl)
 
 
