@@ -50,7 +50,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) ->
         api_keys=[{"key": ALICE, "name": "alice"}, {"key": BOB, "name": "bob"}, {"key": ERIN, "name": "erin"},  # type: ignore[list-item]
                   {"key": LIMITED, "name": "carol", "requests_per_minute": RPM},
                   {"key": DAILY, "name": "dave", "tokens_per_day": 6}],
-        main={"resource_manager": {"backend": "redis", "redis_url": redis_server.url}},
+        # no compute slots (gpu_strategy none): what needs Redis here is the ledger, the limits and the responses
+        main={"resource_manager": {"backend": "redis", "redis_url": redis_server.url, "gpu_strategy": "none"}},
     )
     procs = [ServerProcess(d) for _ in range(2)]
     for p in procs:
@@ -230,6 +231,8 @@ def test_redis_down_is_a_503_never_unlimited_and_queued_usage_arrives_later(pair
             assert limited.status_code == 503, limited.text
             assert "Redis" in limited.json()["detail"] and "resource_manager.redis_url" in limited.json()["detail"]
             assert int(limited.headers["retry-after"]) > 0
+        ready = httpx.get(f"{b}/health/ready", timeout=30)
+        assert ready.status_code == 503 and "per-key limit store" in ready.text, ready.text
         read = httpx.get(f"{a}/api/v1/usage", headers={"X-API-Key": ALICE}, timeout=30)
         assert read.status_code == 503 and "usage ledger" in read.json()["detail"], read.text
         cont = httpx.post(f"{b}/v1/responses", headers={"Authorization": f"Bearer {ALICE}"}, timeout=30,
@@ -245,4 +248,5 @@ def test_redis_down_is_a_503_never_unlimited_and_queued_usage_arrives_later(pair
     assert eventually(lambda: "held-while-down" in {r["request_id"] for r in usage(b, key="alice")["items"]}, 15)
     assert _metric(a, "lollms_usage_records_dropped_total") == 0
     assert generate(a, LIMITED, "counted again").status_code == 200  # empty Redis: a fresh window
+    assert httpx.get(f"{b}/health/ready", timeout=30).status_code == 200
     assert "Traceback" not in pair.a.log() + pair.b.log()

@@ -58,7 +58,7 @@ async def readiness(services: Services = Depends(get_services)) -> ReadinessResp
 
     Models load on first use; an instance that failed is listed, not fatal.
     """
-    problem = await services.resources.problem()
+    problem = await services.resources.problem() or await services.telemetry.problem()
     if problem:
         raise UnavailableError(problem)
     states: dict[str, Literal["ready", "failed"]] = {

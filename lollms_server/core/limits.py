@@ -33,6 +33,9 @@ class KeyLimiter(Protocol):
 
     async def close(self) -> None: ...
 
+    async def problem(self) -> str | None:
+        """Why the counters cannot be used now (a shared store unreachable); None when they can."""
+
 
 class MemoryKeyLimiter:
     shared = False
@@ -52,6 +55,9 @@ class MemoryKeyLimiter:
         self.seed(await ledger.tokens_since(start_of_day()))
 
     async def close(self) -> None:
+        return None
+
+    async def problem(self) -> str | None:
         return None
 
     async def admit(self, key: ApiKey) -> None:

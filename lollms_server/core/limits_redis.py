@@ -114,6 +114,14 @@ class RedisKeyLimiter:
         except RedisError:
             pass
 
+    async def problem(self) -> str | None:
+        """Why the shared limit store cannot be used now (None: it answers)."""
+        try:
+            await asyncio.wait_for(self._client.ping(), timeout=3)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            return self._unavailable(exc).message
+        return None
+
     async def admit(self, key: ApiKey) -> None:
         if not key.limited:
             return

@@ -99,6 +99,10 @@ class Telemetry:
         finally:
             await self.ledger.close()
 
+    async def problem(self) -> str | None:
+        """Why the shared per-key limits (and so the ledger, on the same Redis) cannot be used now; None when fine."""
+        return await self.limiter.problem()
+
     async def admit(self, caller: Caller, binding: str | None) -> None:
         if caller.key is None:
             return
