@@ -1,0 +1,262 @@
+"""Chat answers run as server jobs, in real Chromium against a real lollms-server process: a page reload
+mid-answer resumes the stream after the last event shown (Last-Event-ID) and the answer ends up whole, exactly
+once; an answer that ended while the page was closed is fetched; a dropped connection reconnects; Stop cancels
+the job on the server; a job the server no longer has (restarted) is marked interrupted, never left spinning."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from helpers import API_KEY, ServerProcess, free_port, write_config
+from webui_support import ensure_built, launched_chromium
+
+pytestmark = pytest.mark.e2e
+
+DESKTOP = {"width": 1280, "height": 820}
+WORDS = [f"w{i}" for i in range(1, 25)]
+PROMPT = " ".join(WORDS)  # the dummy binding answers with the prompt, one word every 0.25 s (about 6 s)
+# Every text the last reply shows, from the first paint of each page load (so a duplicated or lost piece shows).
+WATCH_REPLY = """
+window.__replyTexts = [];
+new MutationObserver(() => {
+  const replies = document.querySelectorAll('[data-testid=reply-text]');
+  const last = replies[replies.length - 1];
+  if (last) { const t = last.textContent.trim(); if (window.__replyTexts.at(-1) !== t) window.__replyTexts.push(t); }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def _config(root: Path) -> Path:
+    cfg = root / "cfg"
+    write_config(cfg, {"slow": ("dummy_binding", {"stream_chunk_delay": 0.25})},
+                 defaults={"ttt_binding": "slow"}, main={"webui": {"enable_ui": True}})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    ensure_built()
+    with ServerProcess(_config(tmp_path_factory.mktemp("uijobs"))) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with launched_chromium() as b:
+        yield b
+
+
+def api(srv: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=srv.base_url, headers={"X-API-Key": API_KEY}, timeout=30)
+
+
+def open_ui(browser: Any, url: str) -> Any:
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(30_000)
+    context.add_init_script(WATCH_REPLY)
+    page = context.new_page()
+    page.goto(url + "/")
+    page.fill("input[name=api-key]", API_KEY)
+    page.click("[data-testid=connect-button]")
+    page.wait_for_selector("[data-testid=prompt-input]")
+    return page
+
+
+def start_answer(page: Any) -> str:
+    """Send PROMPT; the job id once the answer is on screen up to w3."""
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/v1/jobs")) as created:
+        page.fill("[data-testid=prompt-input]", PROMPT)
+        page.press("[data-testid=prompt-input]", "Enter")
+    assert created.value.status == 202
+    page.wait_for_selector("[data-testid=reply-text]:has-text('w3')")
+    return str(created.value.json()["job_id"])
+
+
+def reply_text(page: Any) -> str:
+    return str(page.locator("[data-testid=message-assistant]").last.locator("[data-testid=reply-text]").inner_text()).strip()
+
+
+def wait_finished(page: Any, timeout: float = 60_000) -> str:
+    page.wait_for_selector("[data-testid=message-assistant]:last-of-type:not([data-status=streaming])", timeout=timeout)
+    return str(page.locator("[data-testid=message-assistant]").last.get_attribute("data-status"))
+
+
+def assert_grew_without_repeats(page: Any) -> None:
+    """Every text the reply showed on this page load is the start of the answer: nothing twice, nothing skipped."""
+    seen: list[str] = page.evaluate("window.__replyTexts")
+    assert seen, "the reply never showed"
+    for text in seen:
+        assert PROMPT.startswith(text), f"the reply showed {text!r}, which is not the start of the answer"
+
+
+def job_state(srv: ServerProcess, job_id: str) -> dict[str, Any]:
+    with api(srv) as client:
+        r = client.get(f"/api/v1/jobs/{job_id}")
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+def test_reload_mid_answer_resumes_the_stream_and_shows_the_whole_answer_once(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server.base_url)
+    job_id = start_answer(page)
+    events: list[Any] = []
+    page.on("request", lambda r: events.append(r) if r.url.split("?")[0].endswith(f"/api/v1/jobs/{job_id}/events") else None)
+    page.reload()
+    page.wait_for_selector("[data-testid=message-assistant]")
+    assert wait_finished(page) == "done"
+    assert reply_text(page) == PROMPT
+    assert_grew_without_repeats(page)
+    seen: list[str] = page.evaluate("window.__replyTexts")
+    assert seen[0].startswith("w1 w2 w3"), f"the text received before the reload was not shown at once: {seen[:3]}"
+    # The reloaded page asked only for what it had not shown yet.
+    assert events, "the reloaded page did not follow the job's events"
+    resumed_after = events[0].all_headers().get("last-event-id")
+    assert resumed_after, "the stream was not resumed with Last-Event-ID"
+    job = job_state(server, job_id)
+    assert job["state"] == "succeeded"
+    assert job["result"]["output"][0]["data"] == PROMPT
+    # Once finished, the job is forgotten: another reload shows the answer and follows nothing.
+    events.clear()
+    page.reload()
+    page.wait_for_selector("[data-testid=message-assistant][data-status=done]")
+    page.wait_for_timeout(500)
+    assert reply_text(page) == PROMPT and not events
+    page.context.close()
+
+
+def test_an_answer_that_ended_while_the_page_was_closed_is_fetched(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server.base_url)
+    job_id = start_answer(page)
+    context = page.context
+    page.close()
+    deadline = time.monotonic() + 30
+    while job_state(server, job_id)["state"] != "succeeded":
+        assert time.monotonic() < deadline, "the job did not finish on the server"
+        time.sleep(0.2)
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(f"{r.method} {r.url.split('?')[0]}") if "/api/v1/jobs" in r.url else None)
+    page.goto(server.base_url + "/")
+    assert wait_finished(page) == "done"
+    assert reply_text(page) == PROMPT
+    assert f"GET {server.base_url}/api/v1/jobs/{job_id}" in asked
+    assert not any(a.endswith("/events") for a in asked), asked  # the result came whole, no stream needed
+    context.close()
+
+
+def test_stop_cancels_the_job_on_the_server(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server.base_url)
+    job_id = start_answer(page)
+    with page.expect_request(lambda r: r.method == "DELETE" and r.url.endswith(f"/api/v1/jobs/{job_id}")):
+        page.click("[data-testid=stop-button]")
+    page.wait_for_selector("[data-testid=message-assistant][data-status=stopped]")
+    assert page.locator("[data-testid=stopped-note]").count() == 1
+    assert job_state(server, job_id)["state"] == "cancelled"
+    shown = reply_text(page)
+    assert shown != PROMPT and PROMPT.startswith(shown)
+    page.reload()  # a stopped answer stays stopped: nothing resumes it
+    page.wait_for_selector("[data-testid=message-assistant][data-status=stopped]")
+    page.wait_for_timeout(1000)
+    assert reply_text(page) == shown
+    page.context.close()
+
+
+class CuttableProxy:
+    """A TCP relay in front of the server whose open connections can be cut, like a network drop."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Drop every open connection (reset), as a network failure would; new ones go through again."""
+        with self._lock:
+            for s in self._open:
+                try:  # linger 0: closing sends a reset; shutdown first wakes the relay thread blocked on it
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self._open = []
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
+
+def test_a_dropped_connection_reconnects_after_the_last_event(browser: Any, server: ServerProcess) -> None:
+    proxy = CuttableProxy(server.port)
+    try:
+        page = open_ui(browser, proxy.url)
+        job_id = start_answer(page)
+        events: list[Any] = []
+        page.on("request", lambda r: events.append(r) if r.url.split("?")[0].endswith(f"/api/v1/jobs/{job_id}/events") else None)
+        proxy.cut()
+        assert wait_finished(page) == "done"
+        assert reply_text(page) == PROMPT
+        assert_grew_without_repeats(page)
+        assert events and events[0].all_headers().get("last-event-id"), "the reconnection did not resume after the last event"
+        page.context.close()
+    finally:
+        proxy.close()
+
+
+def test_a_job_the_restarted_server_no_longer_has_is_marked_interrupted(browser: Any, tmp_path: Path) -> None:
+    ensure_built()
+    cfg = _config(tmp_path)
+    port = free_port()
+    first = ServerProcess(cfg, port=port).start()
+    try:
+        page = open_ui(browser, first.base_url)
+        start_answer(page)
+        assert first.proc is not None
+        first.proc.kill()  # embedded mode keeps jobs in memory: they die with the process
+        first.proc.wait(10)
+    finally:
+        first.stop()
+    with ServerProcess(cfg, port=port):
+        assert wait_finished(page) == "interrupted"
+        reply = page.locator("[data-testid=message-assistant]").last
+        assert "no longer has" in reply.locator("[data-testid=reply-error]").inner_text()
+        assert reply_text(page).startswith("w1 w2 w3")  # what arrived before stays
+        assert page.locator("[data-testid=stop-button]").count() == 0  # not busy any more: a new message can go
+    page.context.close()
