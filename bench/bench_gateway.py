@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,6 +160,12 @@ async def load(url: str, case: Case, total: int, concurrency: int) -> tuple[floa
         return time.perf_counter() - started, latencies, errors
 
 
+def py_spy() -> str:
+    """The py-spy executable: on PATH, else beside this Python (a venv that is not activated)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or str(beside)
+
+
 def cpu(p: psutil.Process) -> float:
     t = p.cpu_times()
     return float(t.user + t.system)
@@ -196,7 +203,7 @@ def main() -> None:
         with ServerProcess(cfg) as srv, contextlib.ExitStack() as stack:
             assert srv.proc is not None
             twin = stack.enter_context(ServerProcess(cfg, env=twin_env)) if args.asyncio_twin else None
-            spy = subprocess.Popen(["py-spy", "record", "-p", str(srv.proc.pid), "-o", args.profile, "-f", "raw", "-r", "250"],
+            spy = subprocess.Popen([py_spy(), "record", "-p", str(srv.proc.pid), "-o", args.profile, "-f", "raw", "-r", "250", "--gil"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.profile else None
             procs = {"bare": psutil.Process(up.proc.pid if up.proc else 0), "ours": psutil.Process(srv.proc.pid)}
             urls = {"bare": up.url, "ours": srv.base_url}
