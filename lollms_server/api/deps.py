@@ -17,7 +17,16 @@ API_WRONG_KEY = "invalid API key"
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="One of security.allowed_api_keys.")
 
 
+async def current_services(request: Request) -> Services:
+    """The running Services as a route dependency: ``Depends(current_services)``.
+
+    Async on purpose: FastAPI runs a plain-function dependency in a worker thread, a thread hop per request.
+    """
+    return get_services(request)
+
+
 def get_services(request: Request) -> Services:
+    """The running Services (503 while starting); callable from plain code."""
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise HTTPException(status_code=503, detail="server is starting or failed to start; try again shortly")
@@ -51,7 +60,7 @@ def caller_of(request: Request, surface: str) -> Caller:
                   request_id=getattr(request.state, "request_id", None))
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """403 unless the caller's key may manage the server (see ``KeyRing.is_admin``)."""
     ring = get_services(request).config.key_ring
     if not ring.is_admin(getattr(request.state, "api_key", None)):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api import byok
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.services import Services
 
@@ -36,7 +36,7 @@ class EmbedResponse(BaseModel):
 @router.post("/embed", response_model=EmbedResponse, summary="Embed texts",
              responses={400: {"description": "Empty input, too many texts, or the binding cannot embed."},
                         404: {"description": "Unknown binding instance or model."}})
-async def embed(body: EmbedRequest, request: Request, services: Services = Depends(get_services)) -> EmbedResponse:
+async def embed(body: EmbedRequest, request: Request, services: Services = Depends(current_services)) -> EmbedResponse:
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     name, binding = services.embeddings.resolve(body.binding_name)
     creds = byok.credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)

@@ -7,13 +7,12 @@ from typing import Union
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.api.models import GenerateRequest, GenerateResponse, StreamChunk
 from lollms_server.api.pipeline import ClientGone, plan_request, run_planned, stream_planned
-from lollms_server.api.sse import stream_chunks
+from lollms_server.api.sse import SSEResponse, stream_chunks
 from lollms_server.core.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["generate"], route_class=StrictJSONRoute)
@@ -52,8 +51,8 @@ _STREAM_DOC = {
 async def generate(
     request: Request,
     body: GenerateRequest = Body(...),
-    services: Services = Depends(get_services),
-) -> Union[GenerateResponse, EventSourceResponse, JSONResponse]:
+    services: Services = Depends(current_services),
+) -> Union[GenerateResponse, SSEResponse, JSONResponse]:
     started = time.perf_counter()
     planned = await plan_request(request, services, body, "api")
     plan = planned.plan

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
 from lollms_server import __version__
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.api.models import (
     BindingTypeInfo,
@@ -41,7 +41,7 @@ public_router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 router = APIRouter(prefix="/api/v1", tags=["info"], route_class=StrictJSONRoute)
 
 
-def health(services: Services = Depends(get_services)) -> HealthResponse:
+async def health(services: Services = Depends(current_services)) -> HealthResponse:
     cfg = services.config
     return HealthResponse(
         status="ok", version=__version__, api_key_required=cfg.auth_enabled,
@@ -53,7 +53,7 @@ public_router.add_api_route("/health", health, methods=["GET"], summary="Server 
 public_router.add_api_route("/api/v1/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
 
 
-async def readiness(services: Services = Depends(get_services)) -> ReadinessResponse:
+async def readiness(services: Services = Depends(current_services)) -> ReadinessResponse:
     """Ready once start-up is done and the shared services it is configured with (Redis) answer.
 
     Models load on first use; an instance that failed is listed, not fatal.
@@ -76,7 +76,7 @@ for _path in ("/health/ready", "/api/v1/health/ready"):
 
 
 @public_router.get("/api/v1/server_info", response_model=ServerInfoResponse, summary="Facts for the connect screen (no auth)")
-def server_info(services: Services = Depends(get_services)) -> ServerInfoResponse:
+def server_info(services: Services = Depends(current_services)) -> ServerInfoResponse:
     """Where the operator finds the API key: the main config file, shown relative (never an absolute path)."""
     config = services.config
     return ServerInfoResponse(version=__version__, api_key_required=bool(config.api_keys), config_file=display_path(config.file))
@@ -91,7 +91,7 @@ def _loaded(services: Services, name: str) -> Binding:
 
 
 @router.get("/list_bindings", response_model=ListBindingsResponse, summary="Binding types and configured instances")
-async def list_bindings(services: Services = Depends(get_services)) -> ListBindingsResponse:
+async def list_bindings(services: Services = Depends(current_services)) -> ListBindingsResponse:
     types = {
         name: BindingTypeInfo(**t.card.public_info(), source=t.source) for name, t in sorted(services.registry.types.items())
     }
@@ -104,12 +104,12 @@ async def list_bindings(services: Services = Depends(get_services)) -> ListBindi
 
 
 @router.get("/list_active_bindings", response_model=ListActiveBindingsResponse, summary="Instances that loaded")
-async def list_active_bindings(services: Services = Depends(get_services)) -> ListActiveBindingsResponse:
+async def list_active_bindings(services: Services = Depends(current_services)) -> ListActiveBindingsResponse:
     return ListActiveBindingsResponse(bindings=REDACTOR.redact_any(services.bindings.masked_instances(only_active=True)))
 
 
 @router.get("/list_personalities", response_model=ListPersonalitiesResponse, summary="Enabled personalities")
-async def list_personalities(services: Services = Depends(get_services)) -> ListPersonalitiesResponse:
+async def list_personalities(services: Services = Depends(current_services)) -> ListPersonalitiesResponse:
     pm = services.personalities
     return ListPersonalitiesResponse(
         personalities={n: PersonalityInfo(**REDACTOR.redact_any(p.info())) for n, p in sorted(pm.personalities.items())},
@@ -118,7 +118,7 @@ async def list_personalities(services: Services = Depends(get_services)) -> List
 
 
 @router.get("/personality_icon/{name:path}", summary="A personality's icon file", response_class=FileResponse)
-async def personality_icon(name: str, services: Services = Depends(get_services)) -> FileResponse:
+async def personality_icon(name: str, services: Services = Depends(current_services)) -> FileResponse:
     p = services.personalities.get(name)
     if p.icon_path is None:
         raise NotFoundError(f"personality '{echo(name)}' has no icon")
@@ -126,13 +126,13 @@ async def personality_icon(name: str, services: Services = Depends(get_services)
 
 
 @router.get("/list_functions", response_model=ListFunctionsResponse, summary="Discovered functions")
-async def list_functions(services: Services = Depends(get_services)) -> ListFunctionsResponse:
+async def list_functions(services: Services = Depends(current_services)) -> ListFunctionsResponse:
     fm = services.functions
     return ListFunctionsResponse(functions=fm.list_names(), schemas=fm.tool_schemas(), load_errors=REDACTOR.redact_any(dict(fm.load_errors)))
 
 
 @router.get("/list_models", response_model=ListModelsResponse, summary="Scan of the models folder")
-async def list_models(services: Services = Depends(get_services)) -> ListModelsResponse:
+async def list_models(services: Services = Depends(current_services)) -> ListModelsResponse:
     return ListModelsResponse(models=await asyncio.to_thread(scan_models_folder, services.config.paths.models_dir))
 
 
@@ -141,7 +141,7 @@ async def list_models(services: Services = Depends(get_services)) -> ListModelsR
     response_model=ListAvailableModelsResponse,
     summary="Models one binding instance can serve",
 )
-async def list_available_models(binding_instance_name: str, services: Services = Depends(get_services)) -> ListAvailableModelsResponse:
+async def list_available_models(binding_instance_name: str, services: Services = Depends(current_services)) -> ListAvailableModelsResponse:
     binding = _loaded(services, binding_instance_name)
     models = await binding.list_available_models()
     return ListAvailableModelsResponse(
@@ -150,7 +150,7 @@ async def list_available_models(binding_instance_name: str, services: Services =
 
 
 @router.get("/get_default_bindings", response_model=GetDefaultBindingsResponse, summary="Default instances per modality")
-async def get_default_bindings(services: Services = Depends(get_services)) -> GetDefaultBindingsResponse:
+async def get_default_bindings(services: Services = Depends(current_services)) -> GetDefaultBindingsResponse:
     d = services.config.defaults
     out = {f"{m}_binding": d.get(f"{m}_binding") for m in MODALITIES}
     out["embedding_binding"] = d.get("embedding_binding")  # the web UI searches documents with it
@@ -165,7 +165,7 @@ async def get_default_bindings(services: Services = Depends(get_services)) -> Ge
 async def get_model_info(
     binding_instance_name: str,
     model_name: Optional[str] = Query(default=None, description="Model to describe; default: the instance's default."),
-    services: Services = Depends(get_services),
+    services: Services = Depends(current_services),
 ) -> GetModelInfoResponse:
     binding = _loaded(services, binding_instance_name)
     info = await binding.get_model_info(model_name)
@@ -175,7 +175,7 @@ async def get_model_info(
 
 
 @router.get("/resources", response_model=ResourceStateResponse, summary="ResourceManager state (active, waiting)")
-async def resources(services: Services = Depends(get_services)) -> ResourceStateResponse:
+async def resources(services: Services = Depends(current_services)) -> ResourceStateResponse:
     s = await services.resources.shared_state()
     return ResourceStateResponse(strategy=s.strategy, limit=s.limit, active=s.active, waiting=s.waiting,
                                  queue_timeout=s.queue_timeout, max_queue=s.max_queue,

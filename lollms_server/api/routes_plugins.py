@@ -7,7 +7,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from lollms_server.api.deps import get_services, require_admin
+from lollms_server.api.deps import current_services, require_admin
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import BadRequestError, UnavailableError
 from lollms_server.core.extensions import ExtensionManager
@@ -98,7 +98,7 @@ def _filter_info(fm: FilterManager, spec: FilterSpec) -> FilterInfo:
 
 @router.get("/list_filters", response_model=ListFiltersResponse,
             summary="Filters, their scope and valves (secrets masked)")
-async def list_filters(services: Services = Depends(get_services)) -> ListFiltersResponse:
+async def list_filters(services: Services = Depends(current_services)) -> ListFiltersResponse:
     fm = _filters(services)
     return ListFiltersResponse(filters=[_filter_info(fm, s) for s in sorted(fm.filters.values(), key=lambda s: s.name)],
                                load_errors=REDACTOR.redact_any(fm.load_errors), settings_encrypted=fm.settings.encrypted)
@@ -109,7 +109,7 @@ async def list_filters(services: Services = Depends(get_services)) -> ListFilter
             responses={400: {"description": "Invalid valves (the message names the field)."},
                        403: {"description": "Not an admin key (when some keys are marked admin)."},
                        404: {"description": "No such filter."}})
-async def update_filter(name: str, update: FilterUpdate = Body(...), services: Services = Depends(get_services)) -> FilterInfo:
+async def update_filter(name: str, update: FilterUpdate = Body(...), services: Services = Depends(current_services)) -> FilterInfo:
     fm = _filters(services)
     spec = fm.get(name)
     entry = fm.settings.entry("filters", name)
@@ -135,7 +135,7 @@ def _key_id(request: Request) -> str:
 
 
 @router.get("/filters/{name}/user_valves", summary="Your own valves of a filter (keyed by your API key id)")
-async def get_user_valves(name: str, request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def get_user_valves(name: str, request: Request, services: Services = Depends(current_services)) -> dict[str, Any]:
     fm = _filters(services)
     spec = fm.get(name)
     values = fm.user_valves(spec, _key_id(request))
@@ -146,7 +146,7 @@ async def get_user_valves(name: str, request: Request, services: Services = Depe
 
 @router.put("/filters/{name}/user_valves", summary="Set your own valves of a filter")
 async def put_user_valves(name: str, request: Request, values: dict[str, Any] = Body(...),
-                          services: Services = Depends(get_services)) -> dict[str, Any]:
+                          services: Services = Depends(current_services)) -> dict[str, Any]:
     fm = _filters(services)
     spec = fm.get(name)
     if spec.user_valves_model is None:
@@ -163,7 +163,7 @@ async def put_user_valves(name: str, request: Request, values: dict[str, Any] = 
 
 
 @router.get("/list_extensions", response_model=ListExtensionsResponse, summary="Extensions, what each registered, load errors")
-async def list_extensions(services: Services = Depends(get_services)) -> ListExtensionsResponse:
+async def list_extensions(services: Services = Depends(current_services)) -> ListExtensionsResponse:
     em = _extensions(services)
     items = []
     for ext in sorted(em.extensions.values(), key=lambda e: e.name):
@@ -175,7 +175,7 @@ async def list_extensions(services: Services = Depends(get_services)) -> ListExt
 
 @router.put("/extensions/{name}/valves", summary="Edit an extension's valves", dependencies=[Depends(require_admin)])
 async def put_extension_valves(name: str, values: dict[str, Any] = Body(...),
-                               services: Services = Depends(get_services)) -> dict[str, Any]:
+                               services: Services = Depends(current_services)) -> dict[str, Any]:
     em = _extensions(services)
     ext = em.get(name)
     model = ext.ctx.valves_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.api.models import (
     CountTokensRequest,
@@ -29,7 +29,7 @@ def _binding(services: Services, name: str | None) -> Binding:
 
 
 @router.post("/tokenize", response_model=TokenizeResponse, summary="Tokenize text")
-async def tokenize(req: TokenizeRequest, services: Services = Depends(get_services)) -> TokenizeResponse:
+async def tokenize(req: TokenizeRequest, services: Services = Depends(current_services)) -> TokenizeResponse:
     tokens = await _binding(services, req.binding_name).tokenize(
         req.text, add_bos=req.add_bos, add_eos=req.add_eos, model_name=req.model_name
     )
@@ -37,12 +37,12 @@ async def tokenize(req: TokenizeRequest, services: Services = Depends(get_servic
 
 
 @router.post("/detokenize", response_model=DetokenizeResponse, summary="Turn token ids back into text")
-async def detokenize(req: DetokenizeRequest, services: Services = Depends(get_services)) -> DetokenizeResponse:
+async def detokenize(req: DetokenizeRequest, services: Services = Depends(current_services)) -> DetokenizeResponse:
     return DetokenizeResponse(text=await _binding(services, req.binding_name).detokenize(req.tokens, model_name=req.model_name))
 
 
 @router.post("/count_tokens", response_model=CountTokensResponse, summary="Count tokens in text")
-async def count_tokens(req: CountTokensRequest, services: Services = Depends(get_services)) -> CountTokensResponse:
+async def count_tokens(req: CountTokensRequest, services: Services = Depends(current_services)) -> CountTokensResponse:
     n = await _binding(services, req.binding_name).count_tokens(
         req.text, add_bos=req.add_bos, add_eos=req.add_eos, model_name=req.model_name
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import BadRequestError
 from lollms_server.core.services import Services
@@ -47,7 +47,7 @@ async def usage(
     group_by: Optional[str] = Query(None, max_length=200),
     format: Literal["json", "csv"] = Query("json"),
     limit: int = Query(1000, ge=1, le=100000, description="Most rows (or groups) returned."),
-    services: Services = Depends(get_services),
+    services: Services = Depends(current_services),
 ) -> Union[UsageResponse, PlainTextResponse]:
     caller = getattr(request.state, "api_key", None)
     if not services.config.key_ring.is_admin(caller):

@@ -1,23 +1,103 @@
-"""Server-Sent Events framing of StreamChunks (sse-starlette does the framing and keep-alive pings)."""
+"""Server-Sent Events: a lean streaming response, and the framing of StreamChunks.
+
+``SSEResponse`` sends each text of an async iterator as one ``data:`` event and a ``: ping`` comment every
+``keepalive`` seconds. When the client goes away the iterator is cancelled at once (also
+while it waits for its first item) and closed, so the work behind it stops and its cleanup runs. Per stream
+it costs one extra task (it waits for the client's disconnect and sends the pings), not the task group and
+per-send timeouts of a general-purpose SSE library: on the gateway path this framing is per-token work.
+"""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+import asyncio
+import contextlib
+from typing import Any, AsyncIterator, Mapping
 
-from sse_starlette import EventSourceResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from lollms_server.core.contract import StreamChunk, chunk_json
 
-__all__ = ["chunk_json", "stream_chunks"]
+__all__ = ["SSEResponse", "chunk_json", "sse_frame", "stream_chunks"]
+
+SEP = "\r\n"
+STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
-async def _frames(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[dict[str, str]]:
-    async for chunk in chunks:
-        yield {"data": chunk_json(chunk)}
+def sse_frame(data: str) -> bytes:
+    """One event: each line of ``data`` in its own ``data:`` field, then the blank line."""
+    if "\n" in data or "\r" in data:
+        return "".join(f"data: {line}{SEP}" for line in data.splitlines()).encode() + SEP.encode()
+    return f"data: {data}{SEP}{SEP}".encode()
 
 
-def stream_chunks(chunks: AsyncIterator[StreamChunk], keepalive: float) -> EventSourceResponse:
+class SSEResponse(Response):
+    """``text/event-stream`` of the texts of ``events``; the iterator is closed when the response ends."""
+
+    media_type = "text/event-stream; charset=utf-8"
+
+    def __init__(self, events: AsyncIterator[str], *, keepalive: float = 15.0, headers: Mapping[str, str] | None = None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({**STREAM_HEADERS, **(headers or {})})  # no body: no Content-Length
+        self.events = events
+        self.keepalive = keepalive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        pump = asyncio.current_task()
+        gone = asyncio.Event()
+        watcher = loop.create_task(self._watch_safely(receive, send, pump, gone))
+        try:
+            async for data in self.events:
+                await send({"type": "http.response.body", "body": sse_frame(data), "more_body": True})
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise
+            if pump is not None and hasattr(pump, "uncancel"):  # Python 3.11+: the cancel was ours, and handled
+                pump.uncancel()
+            return  # the client went away: nothing more to send
+        finally:
+            watcher.cancel()
+            close = getattr(self.events, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _watch_safely(self, receive: Receive, send: Send, pump: asyncio.Task[Any] | None, gone: asyncio.Event) -> None:
+        with contextlib.suppress(Exception):  # a failed ping: the pump's next send will meet the same problem
+            await self._watch(receive, send, pump, gone)
+
+    async def _watch(self, receive: Receive, send: Send, pump: asyncio.Task[Any] | None, gone: asyncio.Event) -> None:
+        """Cancel the pump when the client disconnects; send a ping comment every ``keepalive`` seconds."""
+        while True:
+            if self.keepalive <= 0:
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), self.keepalive)
+                except asyncio.TimeoutError:
+                    await send({"type": "http.response.body", "body": f": ping{SEP}{SEP}".encode(), "more_body": True})
+                    continue
+            if message["type"] == "http.disconnect":
+                gone.set()
+                if pump is not None:
+                    pump.cancel()
+                return
+
+
+async def _frames(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[str]:
+    try:
+        async for chunk in chunks:
+            yield chunk_json(chunk)
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def stream_chunks(chunks: AsyncIterator[StreamChunk], keepalive: float) -> SSEResponse:
     """``data: <StreamChunk JSON>`` events; ``: ping`` comments every ``keepalive`` seconds while waiting."""
-    return EventSourceResponse(
-        _frames(chunks), ping=keepalive, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    )
+    return SSEResponse(_frames(chunks), keepalive=keepalive)

@@ -7,7 +7,7 @@ from typing import Union
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.ollama.auth import require_ollama_key
 from lollms_server.api.ollama.convert import chat_request, generate_request, stops_of
 from lollms_server.api.disconnect import ClientGone, run_until_disconnect
@@ -56,7 +56,7 @@ async def _answer(request: Request, services: Services, core: CoreRequest, model
 @router.post("/chat", response_model=None, summary="Chat (Ollama): messages in, NDJSON stream or one object out",
              description="Messages with base64 `images`; `format` json or a JSON schema; `options`; `think` -> "
              "`thinking`. The last line has `done: true` with counts and durations in nanoseconds.")
-async def chat(body: OllamaChatRequest, request: Request, services: Services = Depends(get_services)) -> Reply:
+async def chat(body: OllamaChatRequest, request: Request, services: Services = Depends(current_services)) -> Reply:
     ref = await resolve(services, body.model)
     if not body.messages:
         return await _load_only(services, ref, body.model, body.keep_alive, chat_shape)
@@ -66,7 +66,7 @@ async def chat(body: OllamaChatRequest, request: Request, services: Services = D
 @router.post("/generate", response_model=None, summary="Completion (Ollama): prompt in, NDJSON stream or one object out",
              description="`prompt`, `system`, base64 `images`, `format`, `options`, `think`. `suffix` is not supported; "
              "`context` and `template` are ignored (send the conversation to /api/chat).")
-async def generate(body: OllamaGenerateRequest, request: Request, services: Services = Depends(get_services)) -> Reply:
+async def generate(body: OllamaGenerateRequest, request: Request, services: Services = Depends(current_services)) -> Reply:
     ref = await resolve(services, body.model)
     if not body.prompt and not body.images:
         return await _load_only(services, ref, body.model, body.keep_alive, generate_shape)

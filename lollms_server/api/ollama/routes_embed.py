@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from lollms_server.api import byok
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.ollama.auth import require_ollama_key
 from lollms_server.api.ollama.errors import ERROR_RESPONSES, OllamaRoute
 from lollms_server.api.ollama.models import OllamaEmbeddingsRequest, OllamaEmbedRequest
@@ -31,7 +31,7 @@ async def _embed(request: Request, services: Services, model: str, texts: list[s
 
 
 @router.post("/embed", summary="Embeddings of one text or a list of texts (Ollama)")
-async def embed(body: OllamaEmbedRequest, request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def embed(body: OllamaEmbedRequest, request: Request, services: Services = Depends(current_services)) -> dict[str, Any]:
     started = time.perf_counter_ns()
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     result = await _embed(request, services, body.model, texts, body.dimensions)
@@ -40,6 +40,6 @@ async def embed(body: OllamaEmbedRequest, request: Request, services: Services =
 
 
 @router.post("/embeddings", summary="Embedding of one prompt (Ollama's older endpoint)")
-async def embeddings(body: OllamaEmbeddingsRequest, request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def embeddings(body: OllamaEmbeddingsRequest, request: Request, services: Services = Depends(current_services)) -> dict[str, Any]:
     result = await _embed(request, services, body.model, [body.prompt], None)
     return {"embedding": result.vectors[0]}

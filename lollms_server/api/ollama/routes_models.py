@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from lollms_server import __version__
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.ollama.auth import require_ollama_key
 from lollms_server.api.ollama.errors import ERROR_RESPONSES, OllamaError, OllamaRoute
 from lollms_server.api.ollama.models import OllamaModelRequest
@@ -60,7 +60,7 @@ def _entry(model_id: str, size: int, det: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/tags", summary="Models this server offers, as Ollama lists them (text instances, their models, personalities)")
-async def tags(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def tags(services: Services = Depends(current_services)) -> dict[str, Any]:
     models = []
     for card in await list_model_cards(services):
         kinds = card.lollms.get("generation_types") or []
@@ -73,7 +73,7 @@ async def tags(services: Services = Depends(get_services)) -> dict[str, Any]:
 
 
 @router.get("/ps", summary="Default models of the text instances that are up")
-async def ps(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def ps(services: Services = Depends(current_services)) -> dict[str, Any]:
     models = []
     for name, rec in sorted(services.bindings.instances.items()):
         binding = rec.binding
@@ -87,7 +87,7 @@ async def ps(services: Services = Depends(get_services)) -> dict[str, Any]:
 
 
 @router.post("/show", summary="Details, capabilities and context length of one model")
-async def show(body: OllamaModelRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def show(body: OllamaModelRequest, services: Services = Depends(current_services)) -> dict[str, Any]:
     name = body.model_name()
     ref = await resolve(services, name)
     binding, model = binding_for(services, ref)

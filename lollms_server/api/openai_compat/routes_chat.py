@@ -8,10 +8,10 @@ from typing import Any, AsyncIterator, Callable, Union
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.openai_compat.auth import require_openai_key
+from lollms_server.api.sse import SSEResponse
 from lollms_server.api.openai_compat.convert import chat_request, completion_prompt, completion_request
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError, OpenAIRoute, model_not_found
 from lollms_server.api.openai_compat.ids import ModelRef, list_model_cards, resolve_model
@@ -35,12 +35,12 @@ ChunkMaker = Callable[[TextEvent], list[dict[str, Any]]]
 
 
 @router.get("/models", response_model=ModelList, summary="Model ids: instances, instance/model, personalities")
-async def list_models(services: Services = Depends(get_services)) -> ModelList:
+async def list_models(services: Services = Depends(current_services)) -> ModelList:
     return ModelList(data=await list_model_cards(services))
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model id")
-async def retrieve_model(model_id: str, services: Services = Depends(get_services)) -> ModelCard:
+async def retrieve_model(model_id: str, services: Services = Depends(current_services)) -> ModelCard:
     await resolve_model(services, model_id, "ttt")
     for card in await list_model_cards(services):
         if card.id == model_id:
@@ -55,19 +55,24 @@ def _usage(usage: dict[str, int] | None) -> dict[str, int]:
 
 
 def _sse(events: AsyncIterator[TextEvent], make: ChunkMaker, usage_chunk: Callable[[dict[str, int]], dict[str, Any]] | None,
-         keepalive: float) -> EventSourceResponse:
-    async def frames() -> AsyncIterator[dict[str, str]]:
-        async for event in events:
-            if isinstance(event, Failure):
-                yield {"data": json.dumps(OpenAIError(event.status, event.message).body())}
-                break
-            for chunk in make(event):
-                yield {"data": json.dumps(chunk)}
-            if isinstance(event, Finish) and usage_chunk is not None:
-                yield {"data": json.dumps(usage_chunk(_usage(event.usage)))}
-        yield {"data": "[DONE]"}
+         keepalive: float) -> SSEResponse:
+    async def frames() -> AsyncIterator[str]:
+        try:
+            async for event in events:
+                if isinstance(event, Failure):
+                    yield json.dumps(OpenAIError(event.status, event.message).body())
+                    break
+                for chunk in make(event):
+                    yield json.dumps(chunk)
+                if isinstance(event, Finish) and usage_chunk is not None:
+                    yield json.dumps(usage_chunk(_usage(event.usage)))
+            yield "[DONE]"
+        finally:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
 
-    return EventSourceResponse(frames(), ping=keepalive, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return SSEResponse(frames(), keepalive=keepalive)
 
 
 def _keepalive(services: Services) -> float:
@@ -82,8 +87,8 @@ def _stops(stop: Union[str, list[str], None]) -> list[str]:
 @router.post("/chat/completions", response_model=None, summary="Chat completion (OpenAI compatible)",
              description="Messages with text and image parts; `reasoning_content` carries <think> thoughts.")
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, services: Services = Depends(get_services)
-) -> Union[JSONResponse, EventSourceResponse]:
+    body: ChatCompletionRequest, request: Request, services: Services = Depends(current_services)
+) -> Union[JSONResponse, SSEResponse]:
     ref: ModelRef = await resolve_model(services, body.model, "ttt")
     planned = await plan_for(request, services, chat_request(body, ref))
     plan = planned.plan
@@ -150,8 +155,8 @@ def tool_call_pieces(event: ToolCallEvent) -> list[dict[str, Any]]:
 # ---- text completions -----------------------------------------------------------------------------
 @router.post("/completions", response_model=None, summary="Text completion (legacy; the prompt runs as one user turn)")
 async def completions(
-    body: CompletionRequest, request: Request, services: Services = Depends(get_services)
-) -> Union[JSONResponse, EventSourceResponse]:
+    body: CompletionRequest, request: Request, services: Services = Depends(current_services)
+) -> Union[JSONResponse, SSEResponse]:
     ref = await resolve_model(services, body.model, "ttt")
     planned = await plan_for(request, services, completion_request(body, ref))
     plan = planned.plan

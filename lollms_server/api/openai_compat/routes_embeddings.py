@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server.api import byok
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError, OpenAIRoute
 from lollms_server.api.openai_compat.ids import parse_model_id
@@ -84,7 +84,7 @@ def _encode(vector: list[float], fmt: str) -> Union[list[float], str]:
 
 @router.post("/embeddings", summary="Embeddings (OpenAI compatible)",
              description="Served by binding instances that declare `embed`; default: defaults.embedding_binding.")
-async def embeddings(body: EmbeddingRequest, request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def embeddings(body: EmbeddingRequest, request: Request, services: Services = Depends(current_services)) -> dict[str, Any]:
     binding_name, model_name = target(services, body.model)
     name, binding = services.embeddings.resolve(binding_name)
     if not can_embed(binding):  # pragma: no cover - resolve() already refused

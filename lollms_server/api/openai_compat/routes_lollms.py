@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from lollms_server import __version__
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.openai_compat import routes_media
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIRoute
@@ -53,7 +53,7 @@ def tokenizer_of(model_id: str | None) -> Iterator[None]:
 
 
 @router.post("/tokenize", summary="Tokenize with the tokenizer of a model id")
-async def tokenize(body: LollmsTokenizeRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def tokenize(body: LollmsTokenizeRequest, services: Services = Depends(current_services)) -> dict[str, Any]:
     binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
     with tokenizer_of(body.model):
         tokens = await binding.tokenize(body.text, model_name=model)
@@ -61,21 +61,21 @@ async def tokenize(body: LollmsTokenizeRequest, services: Services = Depends(get
 
 
 @router.post("/detokenize", summary="Turn token ids back into text")
-async def detokenize(body: LollmsDetokenizeRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def detokenize(body: LollmsDetokenizeRequest, services: Services = Depends(current_services)) -> dict[str, Any]:
     binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
     with tokenizer_of(body.model):
         return {"text": await binding.detokenize(body.tokens, model_name=model)}
 
 
 @router.post("/context_size", summary="Context size of a model id")
-async def context_size(body: LollmsModelRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def context_size(body: LollmsModelRequest, services: Services = Depends(current_services)) -> dict[str, Any]:
     binding, model = binding_for(services, await resolve_model(services, body.model, "ttt"))
     info = await binding.get_model_info(model)
     return {"model": body.model, "context_size": info.get("context_size")}
 
 
 @router.get("/personalities", summary="Enabled personalities with the model id that selects each")
-async def personalities(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def personalities(services: Services = Depends(current_services)) -> dict[str, Any]:
     data = []
     for name, p in sorted(services.personalities.personalities.items()):
         info = {k: v for k, v in p.info().items() if k != "path"}
@@ -91,7 +91,7 @@ router.add_api_route("/audio/transcriptions", routes_media.audio_transcriptions,
 
 
 @router.get("/audio/voices", summary="Voices: the models of every text-to-speech instance, with the model id of each")
-async def voices(services: Services = Depends(get_services)) -> dict[str, Any]:
+async def voices(services: Services = Depends(current_services)) -> dict[str, Any]:
     default_tts = services.config.default_binding("tts")
     data: list[dict[str, Any]] = []
     for name, rec in sorted(services.bindings.instances.items(), key=lambda kv: (kv[0] != default_tts, kv[0])):

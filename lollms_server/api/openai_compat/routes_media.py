@@ -12,7 +12,7 @@ from typing import Any, Literal, Optional
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.models import GenerateRequest, InputData, OutputData
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIError, OpenAIRoute
@@ -59,7 +59,7 @@ def _decode(data: Any) -> bytes:
 
 # ---- images ---------------------------------------------------------------------------------------
 @router.post("/images/generations", summary="Generate images (b64_json, or url as a data: URL)")
-async def images_generations(body: ImageGenerationRequest, request: Request, services: Services = Depends(get_services)) -> JSONResponse:
+async def images_generations(body: ImageGenerationRequest, request: Request, services: Services = Depends(current_services)) -> JSONResponse:
     ref = await resolve_model(services, body.model, "tti")
     base: dict[str, Any] = {"quality": body.quality, "style": body.style, "negative_prompt": body.negative_prompt}
     if body.size:
@@ -87,7 +87,7 @@ async def images_generations(body: ImageGenerationRequest, request: Request, ser
 @router.post("/audio/speech", summary="Text to speech (returns the audio bytes; mp3 by default, as OpenAI)",
              responses={200: {"content": {m: {} for m in sorted({f.mime_type for f in FORMATS.values()})},
                               "description": "Audio bytes in the asked response_format."}})
-async def audio_speech(body: SpeechRequest, request: Request, services: Services = Depends(get_services)) -> Response:
+async def audio_speech(body: SpeechRequest, request: Request, services: Services = Depends(current_services)) -> Response:
     ref = await resolve_model(services, body.model, "tts")
     params = {k: v for k, v in {"voice": body.voice, "speed": body.speed, "instructions": body.instructions}.items() if v is not None}
     outputs = await _generate(request, services, ref, "tts", [InputData(type="text", role="user_prompt", data=body.input)], params)
@@ -173,7 +173,7 @@ async def audio_transcriptions(
     prompt: Optional[str] = _PROMPT,
     response_format: SttFormat = Form("json"),
     temperature: Optional[float] = Form(None, ge=0.0, le=1.0),
-    services: Services = Depends(get_services),
+    services: Services = Depends(current_services),
 ) -> Response:
     params = {"language": language, "initial_prompt": prompt, "temperature": temperature}
     return await _speech_to_text(request, services, file, model, "transcribe", params, response_format)
@@ -187,7 +187,7 @@ async def audio_translations(
     prompt: Optional[str] = _PROMPT,
     response_format: SttFormat = Form("json"),
     temperature: Optional[float] = Form(None, ge=0.0, le=1.0),
-    services: Services = Depends(get_services),
+    services: Services = Depends(current_services),
 ) -> Response:
     params = {"initial_prompt": prompt, "temperature": temperature}
     return await _speech_to_text(request, services, file, model, "translate", params, response_format)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services, get_services
 from lollms_server.api.models import GenerateRequest, InputData
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.openai_compat.convert import sampling_params
@@ -114,7 +114,7 @@ async def _remember(store: ResponseStore, owner: str | None, body: ResponsesRequ
 @router.post("/responses", response_model=None, summary="Create a response (OpenAI Responses API)",
              description="Input text or items, instructions, function tools, previous_response_id; JSON or SSE events.")
 async def create_response(body: ResponsesRequest, request: Request,
-                          services: Services = Depends(get_services)) -> Union[JSONResponse, EventSourceResponse]:
+                          services: Services = Depends(current_services)) -> Union[JSONResponse, EventSourceResponse]:
     store, owner = _store(request), _owner(request)
     ref = await _model_ref(services, body.model)
     conversation = await _conversation(body, store, owner)
