@@ -34,7 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
          "broken": ("dummy_binding", {"mode": "fail_stream"})},
         api_keys=[API_KEY, OTHER_KEY],
         main={"jobs": {"max_queued": MAX_QUEUED, "concurrency": CONCURRENCY, "stop_grace_s": 0},
-              "server": {"keepalive_interval": 0.5}},
+              "server": {"keepalive_interval": 0.5}, "resource_manager": {"gpu_limit": 1, "queue_timeout": 1}},
     )
     with ServerProcess(d) as s:
         yield s
@@ -201,6 +201,19 @@ async def test_a_running_job_survives_its_client_going_away(client: httpx.AsyncC
     events, _ = await read_events(client, created["events_url"])
     assert job["state"] == "succeeded" and job["result"]["output"][0]["data"] == words(5)
     assert [e.type for e in events] == ["chunk"] * 5 + ["final"]
+
+
+async def test_jobs_wait_for_a_compute_slot_longer_than_queue_timeout(client: httpx.AsyncClient) -> None:
+    first, second = [await _start(client, ask(words(6), "slow")) for _ in range(2)]  # 1.8 s each, one slot
+    await wait_state(client, f"/api/v1/jobs/{first['job_id']}", ("running",))
+    await asyncio.sleep(0.3)
+    direct = await client.post("/api/v1/generate", json=ask("impatient", "slow"))
+    assert direct.status_code == 408, direct.text  # a request waits resource_manager.queue_timeout (1 s) at most
+    for job in (first, second):
+        done = await wait_state(client, f"/api/v1/jobs/{job['job_id']}")
+        assert done["state"] == "succeeded", done  # the second job waited ~1.8 s for the slot, and ran
+    ends = sorted([(await client.get(f"/api/v1/jobs/{j['job_id']}")).json()["finished_at"] for j in (first, second)])
+    assert ends[1] - ends[0] >= 1.2, ends  # one after the other: the slot limit held
 
 
 def test_docs_list_the_jobs_routes(server: ServerProcess) -> None:

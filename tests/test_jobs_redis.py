@@ -179,6 +179,29 @@ async def test_a_killed_worker_s_job_is_taken_over_and_restarted_by_another(
     assert "takes it over" in second.log()
 
 
+async def test_sigterm_puts_a_running_job_back_in_the_queue_for_another_worker(
+        cluster: Cluster, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    a, b = clients
+    (running_worker,) = [w for w in cluster.extra if w.proc is not None and w.proc.poll() is None]
+    text = words(30)  # 7.5 s: still running after the third worker started
+    created = await _start(b, ask(text, "slow"))
+    job_url = f"/api/v1/jobs/{created['job_id']}"
+    await read_events(a, created["events_url"], stop_after=2)  # running on the only live worker
+    third = WorkerProcess(cluster.config_dir, name="worker3")
+    cluster.extra.append(third)
+    third.start()
+    started = time.monotonic()
+    assert running_worker.stop() == 0  # SIGTERM; jobs.stop_grace_s 0: stop it now and requeue it
+    assert time.monotonic() - started < 10
+    job = await wait_state(a, job_url, timeout=30)
+    events, _ = await read_events(b, created["events_url"])
+    assert job["state"] == "succeeded" and job["attempts"] == 2, job
+    assert job["result"]["output"][0]["data"] == text
+    notes = [e for e in events if e.type == "info" and e.data["metadata"].get("requeued")]
+    assert len(notes) == 1 and notes[0].data["metadata"]["job_restarted"] is True, [e.data for e in events]
+    assert "stopped" in running_worker.log()
+
+
 def test_the_worker_refuses_to_start_without_redis(tmp_path: Path) -> None:
     d = tmp_path / "cfg"
     write_config(d)

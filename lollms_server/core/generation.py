@@ -55,6 +55,7 @@ class GenerationPlan:
     caller: Caller = Caller()
     trace: Trace | None = None
     filters: list[ActiveFilter] = field(default_factory=list)
+    slot_timeout: float | None = None  # how long to wait for a compute slot (None: resource_manager.queue_timeout)
 
     @property
     def runs_tool_loop(self) -> bool:
@@ -220,7 +221,7 @@ class GenerationService:
     @contextlib.asynccontextmanager
     async def _slot(self, plan: GenerationPlan) -> AsyncIterator[None]:
         if plan.binding is not None and plan.binding.needs_resource(plan.task):
-            async with self.resources.acquire_gpu_resource(f"{plan.binding_name}:{plan.request_id}"):
+            async with self.resources.acquire_gpu_resource(f"{plan.binding_name}:{plan.request_id}", plan.slot_timeout):
                 yield
         else:
             yield

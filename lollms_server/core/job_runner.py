@@ -33,6 +33,7 @@ log = logging.getLogger("lollms_server.jobs")
 CLAIM_WAIT_SECONDS = 1.0  # a loop blocked waiting for a job notices a stop request this fast
 CANCEL_POLL_SECONDS = 0.2  # a cancel request stops the generation within about this long
 STORE_RETRY_SECONDS = 1.0
+SLOT_WAIT_SECONDS = 86400.0  # a job waits for its compute slot as long as it takes (not resource_manager.queue_timeout)
 
 
 def consumer_name() -> str:
@@ -78,13 +79,13 @@ class JobRunner:
         if running and grace > 0:
             log.info("job runner %s: waiting up to %ss for %d running job(s)", self.name, grace, len(running))
             await asyncio.wait(running, timeout=grace)
-        for task in list(self._running.values()):
-            task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
-        for loop in self._loops:
+        for loop in self._loops:  # first: no loop may claim a job put back below
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops = []
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -168,6 +169,7 @@ class JobRunner:
             except LollmsError as exc:
                 message = REDACTOR.redact(exc.message)
                 return ended_with_error("failed", message, type(exc).__name__, status_code=exc.status_code)
+        plan.slot_timeout = SLOT_WAIT_SECONDS  # nobody waits on the line: a long queue is no reason to fail
         progress = _Progress()
         work = asyncio.create_task(self._consume(ticket, plan, progress))
         watch = asyncio.create_task(self._watch(ticket))
