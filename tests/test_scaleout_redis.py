@@ -297,7 +297,7 @@ async def test_two_clusters_share_one_redis_with_their_own_prefixes(tmp_path: Pa
     assert elapsed < 3.8, elapsed  # one slot each: the two clusters ran side by side, not one after the other
     assert keys and all(k.startswith(("team-blue:", "team-green:")) for k in keys), keys  # slots, jobs, usage…
     assert {k.split(":")[0] for k in keys} == {"team-blue", "team-green"}, keys
-    assert messages and messages[0]["data"] == b"released", messages  # the wake-up hint of blue's release
+    assert messages and int(messages[0]["data"]) == 1, messages  # the wake-up hint of blue's release: one slot
 
 
 def test_a_bad_redis_prefix_does_not_start(tmp_path: Path) -> None:
@@ -307,3 +307,33 @@ def test_a_bad_redis_prefix_does_not_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as failed:
         ServerProcess(d).start(timeout=30)
     assert "resource_manager.redis_prefix" in str(failed.value)
+
+
+async def test_waiters_of_both_replicas_are_served_in_arrival_order_without_polling_delays(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """A release wakes the next waiter through the Redis hint: four hand-overs in a row, in arrival order, each
+    far quicker than the 1 s fallback poll that would serve them without the hint."""
+    redis_server.flush()
+    a, b = _replicas(_config(tmp_path, slow=1.5, quick=0.3), redis_server.url)
+    finished: dict[str, float] = {}
+    try:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=60) as c:
+            async def ask(base: str, binding: str, name: str) -> int:
+                r = await c.post(f"{base}/api/v1/generate", json=_ask(binding, name))
+                finished[name] = time.monotonic()
+                return r.status_code
+
+            tasks = [asyncio.create_task(ask(a.base_url, "slow", "hold"))]
+            assert (await _wait_for(c, b.base_url, 1, 0))["active"] == 1
+            for i, base in enumerate([b.base_url, a.base_url, b.base_url, a.base_url]):
+                tasks.append(asyncio.create_task(ask(base, "quick", f"w{i}")))
+                assert (await _wait_for(c, a.base_url, 1, i + 1))["waiting"] == i + 1
+            codes = await asyncio.gather(*tasks)
+    finally:
+        a.stop()
+        b.stop()
+    assert codes == [200] * 5, codes
+    order = sorted(finished, key=finished.__getitem__)
+    assert order == ["hold", "w0", "w1", "w2", "w3"], finished
+    handovers = finished["w3"] - finished["hold"]  # four 0.3 s generations after the hold, one at a time
+    assert handovers < 4 * 0.3 + 4 * 0.4, handovers

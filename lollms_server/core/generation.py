@@ -170,8 +170,9 @@ class GenerationService:
             tool_choice=tools.choice, parallel_tool_calls=tools.parallel,
         )
         if binding is not None:
-            if binding.needs_resource(task):
-                await self.resources.check_admission()  # a full queue answers 503 now, also before a stream starts
+            if binding.needs_resource(task) and req.stream:
+                # a full queue answers 503 before the stream starts (a plain request hears it from the slot itself)
+                await self.resources.check_admission()
             if not (personality and personality.is_scripted):
                 await binding.check_task(task)
         plan = GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)

@@ -9,11 +9,13 @@ Keys (under ``<prefix>``):
 Every change runs in one Lua script (atomic), with expired holders and waiters removed first. A waiter is
 granted a slot when its rank in ``order`` is below the number of free slots, so the oldest waiters go first.
 
-Wake-ups: a script that frees a slot or a place in the queue (release, a waiter leaving, an expired lease)
-publishes on the ``released`` channel; each replica listens on one connection and wakes its waiters, which
-poll at once. The message is only a hint: correctness rests on the scripts and the leases, and a waiter
-that misses it (Redis restarted, listener reconnecting) polls anyway within ``FALLBACK_POLL_SECONDS``
-(``POLL_SECONDS`` while the listener is down).
+Wake-ups: a script that frees slots or places in the queue (release, a waiter leaving, expired leases)
+publishes how many on the ``released`` channel; each replica listens on one connection and counts them. A
+waiter knows its rank and the free slots from its last poll; its rank can have dropped by at most those free
+slots plus the count released since, so it polls again only when that bound puts it within ``limit`` of the
+front: a release wakes the few waiters that may get the slot, not the whole queue. The message is only a
+hint: correctness rests on the scripts and the leases, and a waiter polls anyway at least every
+``FALLBACK_POLL_SECONDS`` (``POLL_SECONDS`` while the listener is down), so a lost message delays, never strands.
 """
 
 from __future__ import annotations
@@ -49,32 +51,32 @@ for _, w in ipairs(dead) do
   redis.call('ZREM', order, w)
 end
 if freed + #dead > 0 then
-  redis.call('PUBLISH', channel, 'expired')
+  redis.call('PUBLISH', channel, freed + #dead)
 end
 """
 
-# ARGV: token, limit, max_queue, lease_ms -> 1 granted, 0 queued, -1 queue full
+# ARGV: token, limit, max_queue, lease_ms -> {1} granted, {0, rank, free} queued, {-1} queue full
 _ENQUEUE = _PRELUDE + """
 local token, limit, maxq, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local active = redis.call('ZCARD', holders)
 local waiting = redis.call('ZCARD', order)
 if active < limit and waiting == 0 then
   redis.call('ZADD', holders, now + lease, token)
-  return 1
+  return {1}
 end
 if waiting >= maxq then
-  return -1
+  return {-1}
 end
 redis.call('ZADD', order, redis.call('INCR', seq), token)
 redis.call('ZADD', waiters, now + lease, token)
-return 0
+return {0, waiting, math.max(0, limit - active)}
 """
 
-# ARGV: token, limit, lease_ms -> 1 granted, 0 still waiting, -1 no longer in the queue
+# ARGV: token, limit, lease_ms -> {1} granted, {0, rank, free} still waiting, {-1} no longer in the queue
 _POLL = _PRELUDE + """
 local token, limit, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if not redis.call('ZSCORE', waiters, token) then
-  return -1
+  return {-1}
 end
 local rank = redis.call('ZRANK', order, token)
 local free = limit - redis.call('ZCARD', holders)
@@ -82,10 +84,10 @@ if rank < free then
   redis.call('ZREM', waiters, token)
   redis.call('ZREM', order, token)
   redis.call('ZADD', holders, now + lease, token)
-  return 1
+  return {1}
 end
 redis.call('ZADD', waiters, now + lease, token)
-return 0
+return {0, rank, math.max(0, free)}
 """
 
 # ARGV: token, lease_ms -> 1 renewed, 0 lease lost
@@ -102,7 +104,7 @@ _LEAVE = """
 local gone = redis.call('ZREM', KEYS[1], ARGV[1]) + redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if gone > 0 then
-  redis.call('PUBLISH', ARGV[2], 'released')
+  redis.call('PUBLISH', ARGV[2], gone)
 end
 return gone
 """
@@ -110,6 +112,14 @@ return gone
 _COUNTS = _PRELUDE + """
 return {redis.call('ZCARD', holders), redis.call('ZCARD', order)}
 """
+
+
+def _count(data: Any) -> int:
+    """The number a hint carries (at least 1: an unreadable hint still wakes)."""
+    try:
+        return max(1, int(data))
+    except (TypeError, ValueError):
+        return 1
 
 
 class RedisSlotStore:
@@ -131,6 +141,7 @@ class RedisSlotStore:
             ("enqueue", _ENQUEUE), ("poll", _POLL), ("renew", _RENEW), ("leave", _LEAVE), ("counts", _COUNTS))}
         self._held: dict[str, tuple[str, asyncio.Task[None]]] = {}  # holder -> (token, lease renewal task)
         self._wakeup = asyncio.Event()  # replaced after each wake-up: waiters keep the one they started with
+        self._released = 0  # slots and places released cluster-wide, as counted from the hints received
         self._subscribed = False
         self._listener: asyncio.Task[None] | None = None
 
@@ -185,22 +196,22 @@ class RedisSlotStore:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         granted = False
-        wakeup = self._wakeup
         try:
-            result = int(await self._run("enqueue", token, self.limit, self.max_queue, self.lease_ms))
-            if result == -1:
+            seen = self._released  # taken before each script call: a hint arriving during it is not missed
+            result = await self._run("enqueue", token, self.limit, self.max_queue, self.lease_ms)
+            if int(result[0]) == -1:
                 return "full"
-            while result != 1:
-                if result == -1:  # our heartbeat expired (Redis or this loop stalled): queue again, at the back
-                    result = int(await self._run("enqueue", token, self.limit, self.max_queue, self.lease_ms))
-                    if result == -1:
+            while int(result[0]) != 1:
+                if int(result[0]) == -1:  # our heartbeat expired (Redis or this loop stalled): queue again, at the back
+                    seen = self._released
+                    result = await self._run("enqueue", token, self.limit, self.max_queue, self.lease_ms)
+                    if int(result[0]) == -1:
                         return "full"
                     continue
-                if loop.time() >= deadline:
+                if not await self._wait_turn(int(result[1]) - int(result[2]), seen, deadline):
                     return "timeout"
-                await self._wait_for_wakeup(wakeup, min(self._poll_interval(), max(0.0, deadline - loop.time())))
-                wakeup = self._wakeup  # taken before the poll: a release during the poll is not missed
-                result = int(await self._run("poll", token, self.limit, self.lease_ms))
+                seen = self._released
+                result = await self._run("poll", token, self.limit, self.lease_ms)
             granted = True
         finally:
             if not granted:
@@ -221,12 +232,29 @@ class RedisSlotStore:
     def _poll_interval(self) -> float:
         return min(FALLBACK_POLL_SECONDS, self.lease_ms / 3000) if self._subscribed else POLL_SECONDS
 
-    @staticmethod
-    async def _wait_for_wakeup(wakeup: asyncio.Event, timeout: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), timeout)
+    async def _wait_turn(self, ahead: int, seen: int, deadline: float) -> bool:
+        """Wait until a poll may grant the slot; False at ``deadline``.
 
-    def _wake_waiters(self) -> None:
+        ``ahead`` = the waiter's rank minus the slots that were free at its last poll: at most that many
+        grants were already possible then, and each later grant or departure ahead of it is announced by a
+        hint (counted in ``_released``). The waiter polls once the released count could have brought it to
+        the front, or after the poll interval whatever the hints said.
+        """
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + self._poll_interval()
+        while True:
+            if self._released > seen and ahead - (self._released - seen) < self.limit:
+                return True
+            now = loop.time()
+            if now >= deadline:
+                return False
+            if now >= next_poll:
+                return True
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), min(next_poll, deadline) - now)
+
+    def _wake_waiters(self, released: int) -> None:
+        self._released += released
         wakeup, self._wakeup = self._wakeup, asyncio.Event()
         wakeup.set()
 
@@ -237,11 +265,11 @@ class RedisSlotStore:
             try:
                 await pubsub.subscribe(self.channel)
                 self._subscribed = True
-                self._wake_waiters()  # anything released while unsubscribed is seen by one poll now
+                self._wake_waiters(self.limit + self.max_queue)  # what was released unheard: every waiter polls
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
-                        self._wake_waiters()
+                        self._wake_waiters(_count(message.get("data")))
             except (RedisError, OSError) as exc:
                 log.debug("slot wake-up listener lost Redis (%s); waiters poll every %ss meanwhile",
                           REDACTOR.mask_secrets(str(exc)), POLL_SECONDS)
