@@ -1,9 +1,11 @@
-"""The deployment recipe, end to end: real Redis + two real replicas + a real HAProxy running `deploy/haproxy.cfg`.
+"""The deployment recipe, end to end: real Redis + two real replicas + a real `lollms-server worker` + a real
+HAProxy running `deploy/haproxy.cfg`.
 
 Through the balancer: requests are spread over both replicas (each replica's own /metrics counts what it
 served), the cluster's gpu_limit holds under concurrent load, an SSE stream arrives piece by piece (no buffering),
-and a replica that is not ready (its Redis user disabled: /health/ready 503) or killed with kill -9 leaves the
-rotation while requests keep succeeding.
+a job runs on the worker (the replicas do not run jobs) and its events resume with Last-Event-ID, and a replica
+that is not ready (its Redis user disabled: /health/ready 503) or killed with kill -9 leaves the rotation
+while requests keep succeeding.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from haproxy_fixture import HAProxy, haproxy_missing
 from helpers import API_KEY, ServerProcess, write_config
+from jobs_support import WorkerProcess, read_events, wait_state
 from redis_fixture import RedisServer, redis_server_fixture  # noqa: F401  (the `redis_server` fixture)
 
 HEADERS = {"X-API-Key": API_KEY}
@@ -35,6 +38,7 @@ ACL_RULE = ["~lollms:*", "&lollms:*", "+@all", "-@admin", "-@dangerous", "+info"
 class Cluster:
     a: ServerProcess
     b: ServerProcess
+    worker: WorkerProcess
     lb: HAProxy
     redis: RedisServer
 
@@ -47,7 +51,8 @@ def _config(d: Path) -> Path:
          "streamer": ("dummy_binding", {"requires_gpu": True, "stream_chunk_delay": CHUNK_DELAY})},
         main={"resource_manager": {"backend": "redis", "gpu_strategy": "semaphore", "gpu_limit": GPU_LIMIT,
                                    "queue_timeout": 60, "max_queue": 64, "lease_seconds": 2},
-              "security": {"keyless_loopback_surfaces": ["ollama"]}},
+              "security": {"keyless_loopback_surfaces": ["ollama"]},
+              "jobs": {"run_locally": False}},  # the recipe's split: replicas serve, workers run jobs
     )
     return d
 
@@ -63,14 +68,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
     b_url = f"redis://{B_USER}:{B_PASSWORD}@127.0.0.1:{redis_server.port}/0"
     a = ServerProcess(d, env={"LOLLMS_REDIS_URL": redis_server.url})
     b = ServerProcess(d, env={"LOLLMS_REDIS_URL": b_url})
+    worker = WorkerProcess(d, env={"LOLLMS_REDIS_URL": redis_server.url})
     lb = HAProxy([f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"], d / "haproxy.log")
     try:
         a.start()
         b.start()
+        worker.start()
         lb.start()
-        yield Cluster(a, b, lb, redis_server)
+        yield Cluster(a, b, worker, lb, redis_server)
     finally:
         lb.stop()
+        worker.stop()
         a.stop()
         b.stop()
 
@@ -155,6 +163,21 @@ def test_a_stream_arrives_piece_by_piece_through_the_balancer(cluster: Cluster) 
     # the words are CHUNK_DELAY apart at the replica: a buffering proxy would deliver them all at the end
     assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 2) * CHUNK_DELAY, arrivals
     assert arrivals[0] < arrivals[-1] / 2, arrivals
+
+
+async def test_a_job_runs_on_the_worker_and_resumes_through_the_balancer(cluster: Cluster) -> None:
+    text = "one two three four five six seven eight"
+    async with httpx.AsyncClient(base_url=cluster.lb.base_url, headers=HEADERS, timeout=60) as c:
+        r = await c.post("/api/v1/jobs", json=_ask("streamer", text))
+        assert r.status_code == 202, r.text
+        job = r.json()
+        first, _ = await read_events(c, job["events_url"], stop_after=3)  # the browser goes away...
+        rest, _ = await read_events(c, job["events_url"], headers={"Last-Event-ID": first[-1].id})  # ...and is back
+        final = await wait_state(c, f"/api/v1/jobs/{job['job_id']}")
+    events = first + rest
+    assert len(first) == 3 and [e.type for e in events] == ["chunk"] * (len(events) - 1) + ["final"], events
+    assert "".join(e.data["content"] for e in events[:-1]) == text  # no gap, no duplicate across the reconnect
+    assert final["state"] == "succeeded" and final["attempts"] == 1, final  # only the worker runs jobs here
 
 
 def _through_lb(cluster: Cluster, n: int) -> list[int]:
