@@ -200,6 +200,12 @@ async def test_redis_ledger_answers_as_the_sqlite_ledger_for_the_same_records(tm
         await ledger.start()
         for rec in records:
             ledger.record(UsageRecord(**{f: getattr(rec, f) for f in RECORD_COLUMNS}))
+    # a batch whose reply was lost is sent again by the writer: the second copy must not count
+    again = [UsageRecord(request_id=f"again{i}", ts=now - 5 * i, surface="api", generation_type="ttt", key_id="key-1",
+                         key_name="user1", prompt_tokens=i, completion_tokens=1, duration_ms=1.0) for i in range(5)]
+    assert shared._write(again) == "written" and shared._write(again) == "written"
+    for rec in again:
+        sqlite.record(rec)
     try:
         queries = [UsageQuery(), UsageQuery(since=now - 86400 - 1234.5), UsageQuery(since=now - 2 * 86400, until=now - 3600.25),
                    UsageQuery(since=now - 1800, until=now - 600), UsageQuery(key="user2", status="error"),

@@ -8,8 +8,9 @@ Keys (under ``<prefix>``):
   model, personality, binding, surface, status and generation type: requests, tokens, errors, cancelled,
   duration sum and max, time-to-first-token sum and count. Expires ``retention_days`` after its hour.
 - ``hours``: sorted set of the hours that have totals.
-A batch is written by one Lua script (atomic); a record already in ``log`` is not counted twice, so a batch
-retried after a lost reply stays exact. Rows come from ``log``. Totals add the hourly hashes of the whole
+- ``batches``: ids of the batches written in the last hour.
+A batch is written by one Lua script (atomic), its records summed per hour and combination first; a batch
+already written (retried after a lost reply) is skipped whole, so the totals stay exact. Rows come from ``log``. Totals add the hourly hashes of the whole
 hours of the range and the records of ``log`` for the partial hours at its ends (a partial hour older than
 what ``log`` still holds counts whole).
 Writes go through ``QueuedLedger`` (bounded queue, batches, one writer thread): an outage holds the batch and
@@ -19,11 +20,11 @@ retries it, losing at most what does not fit in the queue. Reads with Redis down
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
 import time
-from dataclasses import asdict
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterator
 
@@ -46,34 +47,37 @@ DIMS: tuple[str, ...] = ("key_id", "key_name", "model", "personality", "binding"
 _FILTERS: tuple[str, ...] = ("model", "personality", "binding", "surface", "status")
 _SUMS: tuple[str, ...] = ("n", "pt", "ct", "err", "can", "ds", "ts", "tn")
 
-# KEYS: log, trimmed, hours, hour-hash prefix; ARGV: max_records, keep_seconds (0 = forever), then 9 per record:
-# member, ts, dims, prompt_tokens, completion_tokens, is_error, is_cancelled, duration_ms, ttft_ms ('' = none)
+# KEYS: log, trimmed, hours, hour-hash prefix, batches; ARGV: max_records, keep_seconds (0 = forever), batch id,
+# record count, then (ts, member) per record, then 11 per (hour, dims) group of the batch:
+# hour, dims, requests, prompt_tokens, completion_tokens, errors, cancelled, duration sum, duration max, ttft sum, ttft count
 _WRITE = """
-local log, trimmed, hours, prefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local maxn, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
-local i = 3
-while i <= #ARGV do
-  local ts, dur = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 7])
-  if redis.call('ZADD', log, 'NX', ts, ARGV[i]) == 1 then
-    local hour = math.floor(ts / 3600) * 3600
-    local h = prefix .. string.format('%d', hour)
-    local f = ARGV[i + 2] .. '\\31'
-    redis.call('HINCRBY', h, f .. 'n', 1)
-    redis.call('HINCRBY', h, f .. 'pt', ARGV[i + 3])
-    redis.call('HINCRBY', h, f .. 'ct', ARGV[i + 4])
-    redis.call('HINCRBY', h, f .. 'err', ARGV[i + 5])
-    redis.call('HINCRBY', h, f .. 'can', ARGV[i + 6])
-    redis.call('HINCRBYFLOAT', h, f .. 'ds', ARGV[i + 7])
-    local dx = tonumber(redis.call('HGET', h, f .. 'dx') or '-1')
-    if dur > dx then redis.call('HSET', h, f .. 'dx', ARGV[i + 7]) end
-    if ARGV[i + 8] ~= '' then
-      redis.call('HINCRBYFLOAT', h, f .. 'ts', ARGV[i + 8])
-      redis.call('HINCRBY', h, f .. 'tn', 1)
-    end
-    redis.call('ZADD', hours, hour, string.format('%d', hour))
-    if keep > 0 then redis.call('EXPIREAT', h, hour + 3600 + keep) end
+local log, trimmed, hours, prefix, batches = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local maxn, keep, nrec = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', batches, '-inf', tonumber(t[1]) - 3600)
+if redis.call('ZADD', batches, 'NX', t[1], ARGV[3]) == 0 then
+  return -1
+end
+for i = 5, 4 + 2 * nrec, 2 do
+  redis.call('ZADD', log, ARGV[i], ARGV[i + 1])
+end
+for i = 5 + 2 * nrec, #ARGV, 11 do
+  local h = prefix .. ARGV[i]
+  local f = ARGV[i + 1] .. '\\31'
+  redis.call('HINCRBY', h, f .. 'n', ARGV[i + 2])
+  redis.call('HINCRBY', h, f .. 'pt', ARGV[i + 3])
+  redis.call('HINCRBY', h, f .. 'ct', ARGV[i + 4])
+  redis.call('HINCRBY', h, f .. 'err', ARGV[i + 5])
+  redis.call('HINCRBY', h, f .. 'can', ARGV[i + 6])
+  redis.call('HINCRBYFLOAT', h, f .. 'ds', ARGV[i + 7])
+  local dx = tonumber(redis.call('HGET', h, f .. 'dx') or '-1')
+  if tonumber(ARGV[i + 8]) > dx then redis.call('HSET', h, f .. 'dx', ARGV[i + 8]) end
+  if ARGV[i + 10] ~= '0' then
+    redis.call('HINCRBYFLOAT', h, f .. 'ts', ARGV[i + 9])
+    redis.call('HINCRBY', h, f .. 'tn', ARGV[i + 10])
   end
-  i = i + 9
+  redis.call('ZADD', hours, ARGV[i], ARGV[i])
+  if keep > 0 then redis.call('EXPIREAT', h, tonumber(ARGV[i]) + 3600 + keep) end
 end
 local n = redis.call('ZCARD', log)
 if n > maxn then
@@ -102,18 +106,36 @@ def _dims(d: dict[str, Any]) -> str:
     return json.dumps([d.get(name) for name in DIMS], separators=(",", ":"))
 
 
-def _write_args(rec: UsageRecord) -> list[Any]:
-    return [
-        json.dumps(asdict(rec), separators=(",", ":")), repr(float(rec.ts)), _dims(asdict(rec)), int(rec.prompt_tokens or 0),
-        int(rec.completion_tokens or 0), int(rec.status == "error"), int(bool(rec.cancelled)), repr(float(rec.duration_ms)),
-        "" if rec.ttft_ms is None else repr(float(rec.ttft_ms)),
-    ]
+def _batch_args(batch: list[UsageRecord]) -> list[Any]:
+    """The script's arguments after the batch id: the records, then their sums per (hour, dims) group."""
+    members: list[Any] = []
+    groups: dict[tuple[int, str], dict[str, float]] = {}
+    for rec in batch:
+        d = dict(vars(rec))  # a plain dataclass: its fields, without asdict's deep copy
+        members += [repr(float(rec.ts)), json.dumps(d, separators=(",", ":"))]
+        _accumulate(groups.setdefault((_floor_hour(rec.ts), _dims(d)), _zero()), _record_sums(d))
+    args: list[Any] = [len(batch), *members]
+    for (hour, dims), a in groups.items():
+        args += [hour, dims, int(a["n"]), int(a["pt"]), int(a["ct"]), int(a["err"]), int(a["can"]), repr(a["ds"]),
+                 repr(a["dx"]), repr(a["ts"]), int(a["tn"])]
+    return args
 
 
 def _matches(d: dict[str, Any], q: UsageQuery) -> bool:
     if q.key and q.key not in (d.get("key_id"), d.get("key_name")):
         return False
     return all(not getattr(q, name) or d.get(name) == getattr(q, name) for name in _FILTERS)
+
+
+def _zero() -> dict[str, float]:
+    return {**{k: 0.0 for k in _SUMS}, "dx": -1.0}
+
+
+def _accumulate(acc: dict[str, float], sums: dict[str, float]) -> None:
+    """Add ``sums`` (one record's, or a group's) into ``acc``; ``dx`` is a maximum."""
+    for k in _SUMS:
+        acc[k] += float(sums.get(k, 0))
+    acc["dx"] = max(acc["dx"], float(sums.get("dx", -1)))
 
 
 def _record_sums(d: dict[str, Any]) -> dict[str, float]:
@@ -140,10 +162,7 @@ class _Totals:
 
     def add(self, hour: int, d: dict[str, Any], sums: dict[str, float]) -> None:
         key = tuple(_group_value(g, hour, d) for g in self.group_by)
-        acc = self.groups.setdefault(key, {**{s: 0.0 for s in _SUMS}, "dx": -1.0})
-        for s in _SUMS:
-            acc[s] += float(sums.get(s, 0))
-        acc["dx"] = max(acc["dx"], float(sums.get("dx", -1)))
+        _accumulate(self.groups.setdefault(key, _zero()), sums)
 
     def result(self, limit: int) -> list[dict[str, Any]]:
         if not self.group_by and not self.groups:
@@ -182,7 +201,7 @@ class RedisUsageLedger(QueuedLedger):
         self.url = url
         self.max_records = max(1, max_records)
         self.prefix = prefix
-        self.keys = [f"{prefix}:log", f"{prefix}:trimmed", f"{prefix}:hours", f"{prefix}:h:"]
+        self.keys = [f"{prefix}:log", f"{prefix}:trimmed", f"{prefix}:hours", f"{prefix}:h:", f"{prefix}:batches"]
         self._client: Any = connect_sync(url)
         self._script = self._client.register_script(_WRITE)
         self._failing = False
@@ -202,11 +221,10 @@ class RedisUsageLedger(QueuedLedger):
         return REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
 
     def _write(self, batch: list[UsageRecord]) -> WriteResult:
-        args: list[Any] = [self.max_records, self.retention_days * 86400]
-        for rec in batch:
-            args += _write_args(rec)
+        # the batch id comes from its records: a batch retried after a lost reply is recognised and not counted twice
+        batch_id = hashlib.sha256("\n".join(f"{r.request_id}\t{r.ts!r}" for r in batch).encode()).hexdigest()[:32]
         try:
-            self._script(keys=self.keys, args=args)
+            self._script(keys=self.keys, args=[self.max_records, self.retention_days * 86400, batch_id, *_batch_args(batch)])
         except RedisError as exc:
             if not self._failing:
                 log.error("usage ledger: Redis (resource_manager.redis_url) is unreachable: %s", self._reason(exc))
