@@ -1,7 +1,7 @@
 """Chat answers run as server jobs, in real Chromium against a real lollms-server process: a page reload
 mid-answer resumes the stream after the last event shown (Last-Event-ID) and the answer ends up whole, exactly
 once; an answer that ended while the page was closed is fetched; a dropped connection reconnects; Stop cancels
-the job on the server; a job the server no longer has (restarted) is marked interrupted, never left spinning."""
+the job on the server (and a job cancelled elsewhere shows as stopped); a job the server no longer has (restarted) is marked interrupted, never left spinning."""
 
 from __future__ import annotations
 
@@ -166,6 +166,17 @@ def test_stop_cancels_the_job_on_the_server(browser: Any, server: ServerProcess)
     page.wait_for_selector("[data-testid=message-assistant][data-status=stopped]")
     page.wait_for_timeout(1000)
     assert reply_text(page) == shown
+    page.context.close()
+
+
+def test_a_job_cancelled_elsewhere_shows_as_stopped_not_failed(browser: Any, server: ServerProcess) -> None:
+    page = open_ui(browser, server.base_url)
+    job_id = start_answer(page)
+    with api(server) as client:  # another tab, or a script with the same key
+        assert client.delete(f"/api/v1/jobs/{job_id}").json()["state"] == "cancelled"
+    assert wait_finished(page) == "stopped"
+    assert page.locator("[data-testid=reply-error]").count() == 0
+    assert PROMPT.startswith(reply_text(page)) and reply_text(page).startswith("w1 w2 w3")
     page.context.close()
 
 

@@ -8,13 +8,13 @@ import {
   chunkText, estimateTokens, MAX_DOCUMENT_CHARS, readDocumentText, retrievedContext, wholeContext, type DocumentContext, type DocumentEntry,
 } from "./documents";
 import {
-  activePath, applyOutputs, applyToolChunk, buildChatInputs, buildSingleInputs, newId, pathTo, plainWords, streamedTokensPerSecond,
+  activePath, applyOutputs, applyStreamChunk, buildChatInputs, buildSingleInputs, newId, pathTo, plainWords, streamedTokensPerSecond,
   titleFrom, tokensPerSecond, type Attachment, type ChatMessage, type ChatSettings, type Conversation,
 } from "./conversation";
 import { humanError } from "./errors";
 import { ConnectionLostError, followJob, isFinished, JobGoneError } from "./jobs";
 import { conversations, saveConversations } from "./store";
-import type { GenerateRequest, GenerationType, InputData, JobInfo, OutputData, StreamChunk } from "./types";
+import type { GenerateRequest, GenerationType, InputData, JobInfo, StreamChunk } from "./types";
 
 export { currentConversation, session } from "./active";
 
@@ -190,11 +190,7 @@ function finish(conv: Conversation, reply: ChatMessage, timing: StreamTiming): v
 /** Read the reply's job events into it until the final one, resuming after drops (see jobs.ts). */
 async function followReply(client: Client, reply: ChatMessage, signal: AbortSignal, timing: StreamTiming): Promise<void> {
   const cursor = reply.job!;
-  const streamed = cursor.streamed;
-  await followJob(client, cursor, ({ chunk }) => {
-    // A non-streamed answer shows at once from the final event (progress notes still show meanwhile).
-    if (streamed || chunk.type === "final" || chunk.type === "info" || chunk.type === "error") applyChunk(reply, chunk, timing, streamed);
-  }, signal);
+  await followJob(client, cursor, ({ chunk }) => applyChunk(reply, chunk, timing, cursor.streamed), signal);
 }
 
 /** Streamed generation without a job (a server that has no jobs endpoint). */
@@ -202,38 +198,15 @@ async function streamInto(client: Client, reply: ChatMessage, request: GenerateR
   for await (const chunk of client.generateStream(request, signal)) applyChunk(reply, chunk, timing, true);
 }
 
-/** Fold one StreamChunk into the reply on screen. */
+/** Fold one StreamChunk into the reply on screen, noting when text arrives (for tokens/s). */
 function applyChunk(reply: ChatMessage, chunk: StreamChunk, timing: StreamTiming, streamedText: boolean): void {
-  switch (chunk.type) {
-    case "chunk":
-      timing.firstMs ??= performance.now();
-      timing.lastMs = performance.now();
-      if (typeof chunk.content === "string") reply.content += chunk.content;
-      else if (Array.isArray(chunk.content)) applyOutputs(reply, chunk.content as OutputData[], true);
-      if (chunk.thoughts) reply.thoughts = (reply.thoughts ?? "") + chunk.thoughts;
-      break;
-    case "error":
-      reply.error = String(chunk.content);
-      reply.status = "error";
-      break;
-    case "function_call":
-      applyToolChunk(reply, chunk.content);
-      break;
-    case "final": {
-      const outputs = Array.isArray(chunk.content) ? (chunk.content as OutputData[]) : [];
-      const hadThoughts = Boolean(reply.thoughts);
-      applyOutputs(reply, outputs, streamedText);
-      if (hadThoughts) reply.thoughts = reply.thoughts?.trim();
-      if (chunk.metadata?.usage) reply.usage = chunk.metadata.usage;
-      if (outputs.some((o) => o.metadata?.finish_reason === "cancelled") && reply.status === "streaming") reply.status = "stopped";
-      break;
-    }
-    case "info":
-      if (typeof chunk.content === "string") reply.info = chunk.content;
-      break;
-    default:
-      break;
+  if (chunk.type === "chunk" && streamedText) {
+    timing.firstMs ??= performance.now();
+    timing.lastMs = performance.now();
+  } else if (chunk.type === "info" && chunk.metadata?.job_restarted) {
+    timing.firstMs = timing.lastMs = undefined;
   }
+  applyStreamChunk(reply, chunk, streamedText);
 }
 
 /** A finished job's outcome, read with GET /api/v1/jobs/{id} (the answer ended while the page was away). */

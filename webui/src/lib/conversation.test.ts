@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyOutputs, buildChatInputs, buildSingleInputs, streamedTokensPerSecond, tokensPerSecond, type ChatMessage } from "./conversation";
+import { applyOutputs, applyStreamChunk, buildChatInputs, buildSingleInputs, streamedTokensPerSecond, tokensPerSecond, type ChatMessage } from "./conversation";
 
 const msg = (role: "user" | "assistant", content: string, extra: Partial<ChatMessage> = {}): ChatMessage =>
   ({ id: content, role, kind: "ttt", content, createdAt: 0, status: "done", ...extra });
@@ -71,3 +71,51 @@ describe("streamedTokensPerSecond", () => {
     expect(streamedTokensPerSecond({ completion_tokens: 9 }, 2000, 2000)).toBeUndefined();
   });
 });
+
+describe("applyStreamChunk", () => {
+  const streaming = (): ChatMessage => msg("assistant", "", { status: "streaming" });
+
+  it("appends streamed text and takes the final's usage, leaving the streamed text as it is", () => {
+    const m = streaming();
+    for (const piece of ["Hel", "lo"]) applyStreamChunk(m, { type: "chunk", content: piece }, true);
+    applyStreamChunk(m, { type: "final", content: [{ type: "text", data: "Hello" }], metadata: { usage: { completion_tokens: 2 } } }, true);
+    expect(m).toMatchObject({ content: "Hello", status: "streaming", usage: { completion_tokens: 2 } });
+  });
+
+  it("shows a non-streamed answer at once from the final event, not piece by piece", () => {
+    const m = streaming();
+    applyStreamChunk(m, { type: "chunk", content: "Hel" }, false);
+    expect(m.content).toBe("");
+    applyStreamChunk(m, { type: "final", content: [{ type: "text", data: "Hello" }] }, false);
+    expect(m.content).toBe("Hello");
+  });
+
+  it("starts the answer again when the job restarts from the beginning (its runner died)", () => {
+    const m = streaming();
+    applyStreamChunk(m, { type: "chunk", content: "first try", thoughts: "hmm" }, true);
+    applyStreamChunk(m, { type: "info", content: "the job restarts", metadata: { job_restarted: true, attempt: 2 } }, true);
+    expect(m).toMatchObject({ content: "", info: "the job restarts" });
+    expect(m.thoughts).toBeUndefined();
+    applyStreamChunk(m, { type: "chunk", content: "second try" }, true);
+    expect(m.content).toBe("second try");
+  });
+
+  it("ends a job cancelled elsewhere as stopped, keeping its text, not as an error", () => {
+    const m = streaming();
+    applyStreamChunk(m, { type: "chunk", content: "partial" }, true);
+    applyStreamChunk(m, { type: "error", content: "cancelled", metadata: { job_state: "cancelled" } }, true);
+    applyStreamChunk(m, { type: "final", metadata: { job_state: "cancelled" }, content: [
+      { type: "text", data: "partial" }, { type: "error", data: "cancelled", metadata: { finish_reason: "cancelled" } },
+    ] }, true);
+    expect(m).toMatchObject({ content: "partial", status: "stopped" });
+    expect(m.error).toBeUndefined();
+  });
+
+  it("ends a failed job as an error with the server's message", () => {
+    const m = streaming();
+    applyStreamChunk(m, { type: "error", content: "the model crashed", metadata: { job_state: "failed" } }, true);
+    applyStreamChunk(m, { type: "final", metadata: { job_state: "failed" }, content: [{ type: "error", data: "the model crashed" }] }, true);
+    expect(m).toMatchObject({ status: "error", error: "the model crashed" });
+  });
+});
+

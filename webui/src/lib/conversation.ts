@@ -1,7 +1,7 @@
 // Conversations as the UI keeps them, and how they become a GenerateRequest's input_data.
 import type { DocumentEntry, Source } from "./documents";
 import type { JobCursor } from "./jobs";
-import type { GenerationType, InputData, OutputData, ParamValue, Usage } from "./types";
+import type { GenerationType, InputData, OutputData, ParamValue, StreamChunk, Usage } from "./types";
 
 /** What a conversation sends with: each conversation keeps its own; new ones start from the user's defaults. */
 export interface ChatSettings {
@@ -216,6 +216,62 @@ export function applyOutputs(message: ChatMessage, outputs: OutputData[], stream
   if (!streamedText && texts.length) message.content = texts.join("\n\n");
   else if (streamedText && texts.length && !message.content) message.content = texts.join("\n\n");
   if (media.length) message.media = [...(message.media ?? []), ...media];
+}
+
+/** What a job's stream says when its runner died and it starts again from the beginning (Redis mode). */
+function isRestart(chunk: StreamChunk): boolean {
+  return chunk.type === "info" && Boolean(chunk.metadata?.job_restarted);
+}
+
+/** A job cancelled by anyone (this page's Stop, another tab, an API call) ends as stopped, not as an error. */
+function isCancelledJob(chunk: StreamChunk): boolean {
+  return chunk.metadata?.job_state === "cancelled";
+}
+
+/**
+ * Fold one StreamChunk (of a streamed generate or of a job's events) into the reply. With `streamedText`
+ * false (the user turned streaming off) the text shows at once from the final event.
+ */
+export function applyStreamChunk(message: ChatMessage, chunk: StreamChunk, streamedText: boolean): void {
+  if (isRestart(chunk)) {
+    // The answer is being written again from the start: what came of the lost attempt goes.
+    message.content = "";
+    message.thoughts = undefined;
+    message.toolCalls = undefined;
+    message.usage = undefined;
+  }
+  switch (chunk.type) {
+    case "chunk":
+      if (!streamedText) break;
+      if (typeof chunk.content === "string") message.content += chunk.content;
+      else if (Array.isArray(chunk.content)) applyOutputs(message, chunk.content as OutputData[], true);
+      if (chunk.thoughts) message.thoughts = (message.thoughts ?? "") + chunk.thoughts;
+      break;
+    case "error":
+      if (isCancelledJob(chunk)) break;
+      message.error = String(chunk.content);
+      message.status = "error";
+      break;
+    case "function_call":
+      applyToolChunk(message, chunk.content);
+      break;
+    case "final": {
+      let outputs = Array.isArray(chunk.content) ? (chunk.content as OutputData[]) : [];
+      const cancelled = isCancelledJob(chunk) || outputs.some((o) => o.metadata?.finish_reason === "cancelled");
+      if (isCancelledJob(chunk)) outputs = outputs.filter((o) => o.type !== "error");
+      const hadThoughts = Boolean(message.thoughts);
+      applyOutputs(message, outputs, streamedText);
+      if (hadThoughts) message.thoughts = message.thoughts?.trim();
+      if (chunk.metadata?.usage) message.usage = chunk.metadata.usage;
+      if (cancelled && message.status === "streaming") message.status = "stopped";
+      break;
+    }
+    case "info":
+      if (typeof chunk.content === "string") message.info = chunk.content;
+      break;
+    default:
+      break;
+  }
 }
 
 /** Fold one `function_call` stream chunk (a call, then its result) into the reply's tool steps. */
