@@ -90,3 +90,27 @@ async def test_bad_requests(http: Any) -> None:
         assert r.json()["error"]["type"] == "invalid_request_error"
     r = await http.post("/v1/responses", json={"model": "echo", "input": "x", "tools": [TOOL], "tool_choice": "none"})
     assert r.status_code == 200
+
+
+async def test_a_stored_response_is_its_key_s_own_and_expires(tmp_path: Path) -> None:
+    """Another API key neither reads, continues nor deletes it (404, as if it did not exist); ttl_seconds forgets it."""
+    import asyncio
+
+    from helpers import API_KEY
+
+    other = "other-key-0123456789"
+    write_config(tmp_path, {"echo": ("dummy_binding", {})}, api_keys=[API_KEY, other],
+                 main={"responses": {"ttl_seconds": 1}})
+    async with api_client(tmp_path) as mine:
+        first = (await mine.post("/v1/responses", json={"model": "echo", "input": "mine"})).json()
+        theirs = {"Authorization": f"Bearer {other}"}
+        assert (await mine.get(f"/v1/responses/{first['id']}")).status_code == 200
+        assert (await mine.get(f"/v1/responses/{first['id']}", headers=theirs)).status_code == 404
+        assert (await mine.delete(f"/v1/responses/{first['id']}", headers=theirs)).status_code == 404
+        cont = await mine.post("/v1/responses", headers=theirs,
+                               json={"model": "echo", "input": "x", "previous_response_id": first["id"]})
+        assert cont.status_code == 404 and cont.json()["error"]["code"] == "previous_response_not_found"
+        again = await mine.post("/v1/responses", json={"model": "echo", "input": "x", "previous_response_id": first["id"]})
+        assert again.status_code == 200, again.text
+        await asyncio.sleep(1.2)
+        assert (await mine.get(f"/v1/responses/{first['id']}")).status_code == 404
