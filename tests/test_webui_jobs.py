@@ -5,6 +5,7 @@ the job on the server (and a job cancelled elsewhere shows as stopped); a job th
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
@@ -178,6 +179,27 @@ def test_a_job_cancelled_elsewhere_shows_as_stopped_not_failed(browser: Any, ser
     assert page.locator("[data-testid=reply-error]").count() == 0
     assert PROMPT.startswith(reply_text(page)) and reply_text(page).startswith("w1 w2 w3")
     page.context.close()
+
+
+def test_an_unfinished_answer_saved_without_a_job_is_marked_interrupted(browser: Any, server: ServerProcess) -> None:
+    """Saved by an older UI, or cut before its job existed: nothing can resume it, so it must not spin."""
+    saved = [{"id": "c1", "title": "Old chat", "createdAt": 1, "updatedAt": 1, "messages": [
+        {"id": "u1", "role": "user", "kind": "ttt", "content": "hello", "createdAt": 1, "parentId": None},
+        {"id": "a1", "role": "assistant", "kind": "ttt", "content": "Hel", "status": "streaming", "createdAt": 2, "parentId": "u1"},
+    ]}]
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(f"""if (!sessionStorage.getItem('seeded')) {{
+      sessionStorage.setItem('seeded', '1');
+      localStorage.setItem('lollms.settings.v1', JSON.stringify({{apiKey: {json.dumps(API_KEY)}}}));
+      localStorage.setItem('lollms.conversations.v1', {json.dumps(json.dumps(saved))});
+    }}""")
+    page = context.new_page()
+    page.goto(server.base_url + "/")
+    assert wait_finished(page) == "interrupted"
+    reply = page.locator("[data-testid=message-assistant]").last
+    assert "interrupted when the page was closed" in reply.locator("[data-testid=reply-error]").inner_text()
+    assert reply_text(page) == "Hel"
+    context.close()
 
 
 class CuttableProxy:

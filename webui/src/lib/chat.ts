@@ -95,7 +95,7 @@ const receiving = new Set<string>();
 
 const GONE_MESSAGE = "This answer was interrupted: the server no longer has its job (it expired, or the server restarted). "
   + "The text above is what arrived before. Regenerate to ask again.";
-const PAGE_CLOSED_MESSAGE = "This answer was interrupted when the page was closed (this server does not keep answers as jobs). "
+const PAGE_CLOSED_MESSAGE = "This answer was interrupted when the page was closed (it was not kept on the server as a job). "
   + "Regenerate to ask again.";
 
 interface StreamTiming {
