@@ -140,6 +140,7 @@ class JobRunner:
             if current is not None and not current.done:
                 return ended_with_error("cancelled", "the job was cancelled", "cancelled", status_code=499)
             return None
+        log.info("job %s started by %s (attempt %d)", ticket.job_id, self.name, record.attempts)
         if ticket.resumed:
             if record.attempts > self.settings.max_attempts:
                 return ended_with_error(
@@ -169,6 +170,9 @@ class JobRunner:
             except LollmsError as exc:
                 message = REDACTOR.redact(exc.message)
                 return ended_with_error("failed", message, type(exc).__name__, status_code=exc.status_code)
+            except (ValueError, TypeError) as exc:  # a stored request that no longer validates (pydantic errors)
+                message = REDACTOR.redact(f"the job's request cannot be planned: {exc}")
+                return ended_with_error("failed", message, "planning_error", status_code=400)
         plan.slot_timeout = SLOT_WAIT_SECONDS  # nobody waits on the line: a long queue is no reason to fail
         progress = _Progress()
         work = asyncio.create_task(self._consume(ticket, plan, progress))
