@@ -196,7 +196,8 @@ async def test_redis_ledger_answers_as_the_sqlite_ledger_for_the_same_records(tm
     ]
     sqlite = SqliteUsageLedger(tmp_path / "usage.sqlite")
     shared = RedisUsageLedger(redis_server.url, prefix=f"parity{rng.randint(0, 10**6)}:usage", max_records=1000)
-    for ledger in (sqlite, shared):
+    small = RedisUsageLedger(redis_server.url, prefix=f"small{rng.randint(0, 10**6)}:usage", max_records=50)
+    for ledger in (sqlite, shared, small):
         await ledger.start()
         for rec in records:
             ledger.record(UsageRecord(**{f: getattr(rec, f) for f in RECORD_COLUMNS}))
@@ -206,6 +207,7 @@ async def test_redis_ledger_answers_as_the_sqlite_ledger_for_the_same_records(tm
     assert shared._write(again) == "written" and shared._write(again) == "written"
     for rec in again:
         sqlite.record(rec)
+        small.record(UsageRecord(**{f: getattr(rec, f) for f in RECORD_COLUMNS}))
     try:
         queries = [UsageQuery(), UsageQuery(since=now - 86400 - 1234.5), UsageQuery(since=now - 2 * 86400, until=now - 3600.25),
                    UsageQuery(since=now - 1800, until=now - 600), UsageQuery(key="user2", status="error"),
@@ -216,9 +218,15 @@ async def test_redis_ledger_answers_as_the_sqlite_ledger_for_the_same_records(tm
                 expected, got = await sqlite.totals(q, groups), await shared.totals(q, groups)
                 assert _same_totals(got, expected), (q, groups, got, expected)
         assert await shared.tokens_since(now - 86400) == await sqlite.tokens_since(now - 86400)
+        # only the newest 50 records are kept one by one; the hourly totals still hold every record
+        assert await small.rows(UsageQuery(limit=1000)) == await sqlite.rows(UsageQuery(limit=50))
+        for groups in ([], ["day", "key"], ["hour", "model"]):
+            q = UsageQuery(limit=1000)
+            assert _same_totals(await small.totals(q, groups), await sqlite.totals(q, groups)), groups
     finally:
         await sqlite.close()
         await shared.close()
+        await small.close()
 
 
 def _metric(base: str, name: str) -> float:
