@@ -57,7 +57,8 @@ class Result:
     redis_cmds: float | None
 
 
-ROUND_TRIPS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_ping", "cmdstat_script|load")  # sent by the replicas
+# sent by the replicas (script calls, pipelines, pings), not the commands the scripts run inside Redis
+ROUND_TRIPS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec", "cmdstat_ping", "cmdstat_script|load")
 
 
 def redis_calls(port: int) -> int:
@@ -104,6 +105,28 @@ def measure(base_url: str, binding: str, concurrency: int, total: int, redis_por
     return Result(len(lat) / elapsed, percentile(ms, .5), percentile(ms, .95), errors, cmds)
 
 
+async def slot_cost(url: str, n: int) -> dict[str, list[float]]:
+    """Take and give back a free slot ``n`` times in this process: memory store vs Redis store (µs each)."""
+    from lollms_server.core.redis_slots import RedisSlotStore
+    from lollms_server.core.resources import MemorySlotStore, SlotStore
+
+    stores: dict[str, SlotStore] = {"memory": MemorySlotStore(GPU_LIMIT, 512),
+                                    "redis": RedisSlotStore(url, GPU_LIMIT, 512, 10, prefix="bench:slots")}
+    out: dict[str, list[float]] = {}
+    for name, store in stores.items():
+        await store.start()
+        times: list[float] = []
+        for i in range(n + 50):
+            t0 = time.perf_counter()
+            assert await store.acquire(f"h{i}", 10) == "granted"
+            await store.release(f"h{i}")
+            if i >= 50:  # warm-up: connection, scripts loaded
+                times.append((time.perf_counter() - t0) * 1e6)
+        await store.close()
+        out[name] = times
+    return out
+
+
 @contextlib.contextmanager
 def topology(name: str, tmp: Path, redis_url: str) -> Iterator[str]:
     """Start the processes of ``name``; yield the URL the load goes to."""
@@ -145,6 +168,9 @@ def main() -> None:
     redis_proc = start_redis(port)
     url = f"redis://127.0.0.1:{port}/0"
     try:
+        costs = asyncio.run(slot_cost(url, max(200, args.requests)))
+        with redis.Redis(host="127.0.0.1", port=port) as r:
+            r.config_resetstat()
         with tempfile.TemporaryDirectory(prefix="lollms-replicas-") as tmp:
             for rnd in range(args.rounds):
                 for name in TOPOLOGIES:
@@ -154,10 +180,19 @@ def main() -> None:
                                 res = measure(base, load, c, args.requests, None if "memory" in name else port)
                                 results.setdefault((name, load, c), []).append(res)
                 print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+        with redis.Redis(host="127.0.0.1", port=port) as r:
+            scripts = r.info("commandstats").get("cmdstat_evalsha", {})
     finally:
         redis_proc.terminate()
         redis_proc.wait()
     report(results, levels, args)
+    print(f"\nRedis' own CPU per script call (commandstats, every replica's scripts): "
+          f"{float(scripts.get('usec_per_call', 0)):.1f} µs over {int(scripts.get('calls', 0))} calls")
+    print("\nA free slot taken and given back in-process (no HTTP), µs:")
+    for name, times in costs.items():
+        print(f"  {name:<7} p50 {percentile(times, .5):8.0f}   p95 {percentile(times, .95):8.0f}")
+    extra = [percentile(costs['redis'], q) - percentile(costs['memory'], q) for q in (.5, .95)]
+    print(f"  Redis adds {extra[0] / 1000:.2f} ms (p50), {extra[1] / 1000:.2f} ms (p95) per request for its slot")
 
 
 def report(results: dict[tuple[str, str, int], list[Result]], levels: list[int], args: argparse.Namespace) -> None:
