@@ -194,8 +194,8 @@ MAIN_SCHEMA: dict[str, Any] = {
                 "over by another runner (and restarted from the beginning).", min_val=1,
             ),
             "stop_grace_s": _s(
-                "int", 10, "On shutdown, seconds running jobs may take to finish before they are stopped and put "
-                "back in the queue (Redis) or marked failed (in-process).", min_val=0,
+                "int", 10, "Redis: on shutdown, seconds running jobs may take to finish before they are stopped and "
+                "put back in the queue (in-process jobs end with the process at once).", min_val=0,
             ),
         },
     },

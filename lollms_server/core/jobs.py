@@ -212,8 +212,8 @@ class JobService:
 
     async def close(self) -> None:
         try:
-            if self.runner is not None:
-                await self.runner.stop(self.settings.stop_grace_s)
+            if self.runner is not None:  # in process, nothing outlives the process: waiting would only delay the stop
+                await self.runner.stop(self.settings.stop_grace_s if self.store.backend != "memory" else 0)
         finally:
             await self.store.close()
 
