@@ -158,6 +158,10 @@ def test_previous_response_id_created_on_a_continues_on_b(pair: Pair) -> None:
     third = on_a.responses.create(model="dummy", input="and now?", previous_response_id=second.id)
     assert third.output_text == "and now?"
     assert on_b.responses.retrieve(first.id).output_text == first.output_text
+    with on_b.responses.create(model="dummy", input="streamed on B", stream=True) as events:
+        done = [e for e in events if e.type == "response.completed"]
+    assert len(done) == 1 and done[0].response.output_text == "streamed on B"
+    assert on_a.responses.retrieve(done[0].response.id).output_text == "streamed on B"
     assert on_a.responses.retrieve(second.id).id == second.id
     with pytest.raises(openai.NotFoundError):  # another key neither reads nor continues it
         bob_b.responses.retrieve(first.id)
