@@ -10,8 +10,6 @@ import os
 import re
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from lollms_server.core.config_schema import MAIN_SCHEMA
 
 REDIS_URL_ENV = "LOLLMS_REDIS_URL"
@@ -42,7 +40,12 @@ def key_prefix(rm: dict[str, Any]) -> str:
 
 
 def connect(url: str) -> Any:
-    """An asyncio Redis client with bounded connect and socket timeouts (it connects lazily)."""
+    """An asyncio Redis client with bounded connect and socket timeouts (it connects lazily).
+
+    redis is the optional ``redis`` extra: imported only when a store is really built.
+    """
+    import redis.asyncio as aioredis
+
     return aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 
