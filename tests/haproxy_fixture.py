@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -45,9 +46,25 @@ class HAProxy:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def admin_socket(self) -> Path:
+        return self.log_path.with_name(f"haproxy-{self.port}.sock")
+
+    def admin(self, command: str) -> str:
+        """One command on the recipe's admin socket (what `socat stdio /run/haproxy/lollms-admin.sock` sends)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.admin_socket))
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
     def env(self) -> dict[str, str]:
         env = {**os.environ, "LOLLMS_LB_BIND": f"127.0.0.1:{self.port}",
-               "LOLLMS_LB_STATS_BIND": f"127.0.0.1:{self.stats_port}", "LOLLMS_LB_CHECK_INTER": self.check_inter}
+               "LOLLMS_LB_STATS_BIND": f"127.0.0.1:{self.stats_port}", "LOLLMS_LB_CHECK_INTER": self.check_inter,
+               "LOLLMS_LB_ADMIN_SOCKET": str(self.admin_socket)}
         for i, address in enumerate(self.replicas, start=1):
             env[f"LOLLMS_REPLICA_{i}"] = address
         return env

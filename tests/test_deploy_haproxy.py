@@ -11,6 +11,7 @@ while requests keep succeeding.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -178,6 +179,44 @@ async def test_a_job_runs_on_the_worker_and_resumes_through_the_balancer(cluster
     assert len(first) == 3 and [e.type for e in events] == ["chunk"] * (len(events) - 1) + ["final"], events
     assert "".join(e.data["content"] for e in events[:-1]) == text  # no gap, no duplicate across the reconnect
     assert final["state"] == "succeeded" and final["attempts"] == 1, final  # only the worker runs jobs here
+
+
+async def test_a_drained_replica_finishes_its_stream_and_takes_no_new_request(cluster: Cluster) -> None:
+    """The rolling-restart step of the README: drain a replica on the admin socket, its open stream ends normally."""
+    lb = cluster.lb
+
+    async def drain(server: str, state: str = "drain") -> None:
+        await asyncio.to_thread(lb.admin, f"set server lollms_replicas/{server} state {state}")
+        await asyncio.to_thread(lb.wait_state, server, "DRAIN" if state == "drain" else "UP", 10)
+
+    await drain("replica1")  # so the stream below goes to replica2
+    text = "one two three four five six seven eight"
+    kinds: list[str] = []
+    first = asyncio.Event()
+    async with httpx.AsyncClient(base_url=lb.base_url, headers=HEADERS, timeout=60) as c:
+        async def follow() -> str:
+            parts = []
+            async with c.stream("POST", "/api/v1/generate", json=_ask("streamer", text, stream=True)) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("data: "):
+                        event = json.loads(line[6:])
+                        kinds.append(event["type"])
+                        if event["type"] == "chunk":
+                            parts.append(event["content"])
+                            first.set()
+            return "".join(parts)
+
+        streaming = asyncio.create_task(follow())
+        await asyncio.wait_for(first.wait(), 10)
+        await drain("replica1", "ready")
+        await drain("replica2")  # mid-stream: replica2 takes nothing new
+        before = (served(cluster.a, "fast"), served(cluster.b, "fast"))
+        codes = [(await c.post("/api/v1/generate", json=_ask("fast", f"d{i}"))).status_code for i in range(6)]
+        after = (served(cluster.a, "fast"), served(cluster.b, "fast"))
+        streamed = await streaming
+    await drain("replica2", "ready")
+    assert streamed == text and kinds[-1] == "final" and "error" not in kinds, kinds
+    assert codes == [200] * 6 and (after[0] - before[0], after[1] - before[1]) == (6, 0), (before, after)
 
 
 def _through_lb(cluster: Cluster, n: int) -> list[int]:

@@ -215,9 +215,9 @@ def check_main_values(path: Path, values: Mapping[str, Any]) -> None:
     workers = (values.get("server") or {}).get("workers", 1)
     if isinstance(workers, int) and workers > 1:
         raise ConfigFileError(
-            path, f"is {workers}, but only 1 worker is supported: loaded models, GPU slots, queues and jobs live in "
-            "one process, and sharing them between workers needs the Redis mode, which is not available yet. Set 1; "
-            "scale with resource_manager.gpu_limit, or run several servers (each with its own models) behind a proxy",
+            path, f"is {workers}, but only 1 worker is supported: a process holds its loaded models and its "
+            "requests. Set 1; to use more cores or machines, run several servers with resource_manager.backend: "
+            "redis (Redis shares slots, queue, jobs, ledger and limits) behind a load balancer (README: Deployment)",
             "server.workers")
     surfaces = (values.get("security") or {}).get("keyless_loopback_surfaces") or []
     for surface in surfaces:

@@ -67,8 +67,8 @@ MAIN_SCHEMA: dict[str, Any] = {
                 min_val=1024,
             ),
             "workers": _s(
-                "int", 1, "Server processes. Only 1 is supported: loaded models, GPU slots and queues live in one "
-                "process, and sharing them across workers needs the Redis mode (not available yet).", min_val=1
+                "int", 1, "Server processes. Only 1 is supported: a process holds its loaded models; for more, run "
+                "several servers with resource_manager.backend redis behind a load balancer.", min_val=1
             ),
         },
     },
