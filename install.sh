@@ -32,6 +32,9 @@ python -m pip install -q --upgrade pip
 
 echo "==> llama.cpp (portable build)"
 PIP="python -m pip" bash scripts/install_llamacpp.sh
+echo "==> llama.cpp's own server (batches concurrent requests; about 7 minutes the first time)"
+PIP="python -m pip" bash scripts/install_llamaserver.sh \
+  || echo "warning: llama-server not built; llama.cpp models run in-process (one request at a time per model)" >&2
 
 echo "==> lollms_server and its extras"
 python -m pip install -q -e ".[all,dev]"

@@ -57,7 +57,8 @@ async def interleave(c: httpx.AsyncClient, instance: str) -> dict[str, dict[str,
 @pytest.fixture
 def cfg(tmp_path: Path) -> Path:
     d = tmp_path / "cfg"
-    common = {"n_ctx": 2048, "preload_default_model": True}
+    # one slot (server engine): the live context holds one conversation, as with the in-process engine
+    common = {"n_ctx": 2048, "preload_default_model": True, "parallel": 1}
     write_config(d, {"cached": ("llamacpp_binding", {**common}),  # prompt_cache_mb: the card's default
                      "plain": ("llamacpp_binding", {**common, "prompt_cache_mb": 0})})
     return d

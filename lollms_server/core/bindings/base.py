@@ -218,6 +218,11 @@ class Binding(ABC):
     async def health_check(self) -> tuple[bool, str]:
         return True, "ok"
 
+    def runtime_info(self) -> dict[str, Any]:
+        """Facts about how this instance runs now (e.g. which engine), shown as ``runtime`` on its entry of
+        /api/v1/list_bindings; empty: nothing to show."""
+        return {}
+
     # ---- models --------------------------------------------------------------------------------
     @abstractmethod
     async def list_available_models(self) -> list[dict[str, Any]]:

@@ -178,6 +178,9 @@ class BindingManager:
             own = btype.card.instance_parameters(rec.values) if with_parameters and btype and rec.values else None
             if own is not None:
                 out[name]["parameters"] = own
+            runtime = rec.binding.runtime_info() if rec.binding is not None else {}
+            if runtime:
+                out[name]["runtime"] = runtime
         return out
 
     def declared_parameters(self, name: str) -> list[GenerationParameter]:

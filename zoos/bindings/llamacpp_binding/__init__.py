@@ -1,4 +1,9 @@
-"""llamacpp_binding: local GGUF models through llama-cpp-python, one worker thread per loaded model."""
+"""llamacpp_binding: local GGUF models through llama.cpp.
+
+Two engines behind one binding (instance setting ``engine``): ``server`` runs each loaded model in its own
+``llama-server`` child process (concurrent requests batched over parallel slots; ``server_engine.py``),
+``inprocess`` runs it in this process with llama-cpp-python, one worker thread per loaded model.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import dataclasses
 import functools
 import importlib.util
 import logging
+import contextlib
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +43,9 @@ from lollms_server.core.resources import RETRY_AFTER_SECONDS
 from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
 from .gguf_meta import GGUFError, read_gguf_header
 from .models import ModelLocator, ModelSource
-from .tool_calls import looks_like_call, parse_calls, setup_for
+from .server_binary import find_llama_server
+from .server_engine import ModelLoadError, ServerModel, ServerPool, ServerSettings
+from .tool_calls import looks_like_call, parse_calls, plain_history, setup_for
 from .worker import LlamaWorker, LoadSettings, PromptTooLongError
 
 log = logging.getLogger("lollms_server.bindings.llamacpp")
@@ -52,6 +60,11 @@ def pool_tokens(vector: Any) -> list[float]:
         norm = sum(x * x for x in mean) ** 0.5 or 1.0
         return [x / norm for x in mean]
     return [float(x) for x in vector]
+
+
+def normalized(vector: list[float]) -> list[float]:
+    norm = sum(x * x for x in vector) ** 0.5 or 1.0
+    return [float(x) / norm for x in vector]
 
 
 def _check_gguf(source: ModelSource) -> None:
@@ -92,6 +105,27 @@ class LlamaCppBinding(Binding):
         self._workers: list[LlamaWorker] = []
         self._idle: list[LlamaWorker] = []  # workers whose model was unloaded explicitly
         self._in_flight = 0  # generations running or queued on the workers (bounded by resource_manager.max_queue)
+        self.engine, self.engine_note, self._pool = self._choose_engine(config)
+
+    def _choose_engine(self, config: dict[str, Any]) -> tuple[str, str, ServerPool | None]:
+        """(engine, words saying which engine runs and why, the server pool or None)."""
+        wanted = str(config.get("engine") or "auto")
+        if wanted == "inprocess":
+            return "inprocess", "in-process llama-cpp-python (engine: inprocess)", None
+        binary, where = find_llama_server(config.get("llama_server_path"))
+        if binary is None:
+            if wanted == "server":
+                raise RuntimeError(f"engine 'server' needs llama-server: {where}")
+            log.warning("llamacpp '%s': engine auto falls back to in-process llama-cpp-python, which runs concurrent "
+                        "requests one after the other: %s", self.instance_name, where)
+            return "inprocess", f"in-process llama-cpp-python (llama-server not available: {where})", None
+        parallel = max(1, int(config.get("parallel") or 4))
+        pool = ServerPool(ServerSettings(binary, parallel, self.settings, config.get("mmproj") or None),
+                          self.max_loaded, self.instance_name)
+        return "server", f"llama-server ({parallel} parallel slots, binary from {where})", pool
+
+    def runtime_info(self) -> dict[str, Any]:
+        return {"engine": self.engine, "engine_detail": self.engine_note}
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -100,7 +134,15 @@ class LlamaCppBinding(Binding):
         if not self.default_model:
             return
         source = self._source(self.default_model)
-        if self.config.get("preload_default_model"):
+        if self.config.get("preload_default_model") and self._pool is not None:
+            await asyncio.to_thread(_check_gguf, source)
+            try:
+                async with self._use(source):
+                    pass
+            except BaseException:
+                await self.unload_model(None)
+                raise
+        elif self.config.get("preload_default_model"):
             try:
                 await self._ready(self._acquire(source))
             except BaseException:
@@ -110,12 +152,20 @@ class LlamaCppBinding(Binding):
             await asyncio.to_thread(_check_gguf, source)
 
     async def shutdown(self) -> None:
-        await self.unload_model(None)
+        await self.unload_model(None)  # server engine: stops every llama-server child
 
     def loaded_models(self) -> list[str]:
-        return [Path(key).name for key in self._loaded]
+        return [Path(key).name for key in self._loaded_keys()]
+
+    def _loaded_keys(self) -> list[str]:
+        return self._pool.loaded_keys() if self._pool is not None else list(self._loaded)
 
     async def unload_model(self, model_name: str | None = None) -> bool:
+        if self._pool is not None:
+            if model_name is None:
+                await self._pool.stop_all()
+                return True
+            return self._pool.unload(str(self._source(model_name).path))
         if model_name is None:
             self._loaded.clear()
             self._idle.clear()
@@ -132,8 +182,23 @@ class LlamaCppBinding(Binding):
         return True
 
     async def load_model(self, model_name: str) -> bool:
+        if self._pool is not None:
+            async with self._use(self._source(model_name)):
+                return True
         await self._ready(self._acquire(self._source(model_name)))
         return True
+
+    @contextlib.asynccontextmanager
+    async def _use(self, source: ModelSource, embedding: bool = False) -> AsyncIterator[ServerModel]:
+        """Server engine: the running llama-server of ``source`` for the duration of a request."""
+        assert self._pool is not None
+        key = str(source.path) + ("#embedding" if embedding else "")
+        try:
+            async with self._pool.use(key, source.path, source.name, embedding) as model:
+                yield model
+        except ModelLoadError as exc:
+            why = exc.message.replace(str(source.path), source.name)  # no server paths in errors
+            raise BadRequestError(f"model '{echo(source.name)}' failed to load in llama.cpp: {why}") from None
 
     # ---- models --------------------------------------------------------------------------------
     def _source(self, name: str) -> ModelSource:
@@ -154,7 +219,7 @@ class LlamaCppBinding(Binding):
     async def check_model(self, model_name: str | None) -> None:
         """404/400 for a missing or unloadable file, before anything is unloaded to make room for it."""
         source = self._source(self._name(model_name))
-        if str(source.path) not in self._loaded:
+        if str(source.path) not in self._loaded_keys():
             await asyncio.to_thread(self.locator.check_loadable, source)
 
     async def context_window(self, model_name: str | None) -> int | None:
@@ -222,7 +287,7 @@ class LlamaCppBinding(Binding):
         return model
 
     async def list_available_models(self) -> list[dict[str, Any]]:
-        loaded = set(self._loaded)
+        loaded = set(self._loaded_keys())
 
         def scan() -> list[dict[str, Any]]:
             out: list[dict[str, Any]] = []
@@ -259,7 +324,9 @@ class LlamaCppBinding(Binding):
                 "n_threads": self.settings.n_threads,
                 "file_size": info.get("size"),
                 "chat_format": self.settings.chat_format or ("model template" if info["details"].get("has_chat_template") else "llama-cpp-python default"),
-                "loaded": str(source.path) in self._loaded,
+                "loaded": str(source.path) in self._loaded_keys(),
+                "engine": self.engine,
+                **({"parallel": self._pool.settings.parallel} if self._pool is not None else {}),
             },
         }
 
@@ -288,8 +355,12 @@ class LlamaCppBinding(Binding):
         contents = [str(m.get("content") or "") for m in self._messages(task)]
         if sum(len(c.encode("utf-8")) for c in contents) + TEMPLATE_ALLOWANCE * (len(contents) + 1) < window:
             return  # a token is at least one byte: it fits for sure, no need to tokenize
-        counted = await self._on_worker(task.model_name, lambda llm: sum(
-            len(llm.tokenize(c.encode("utf-8"), add_bos=False, special=True)) for c in contents))
+        if self._pool is not None:
+            async with self._use(self._source(self._name(task.model_name))) as server:
+                counted = sum([len(await server.tokenize(c, add_special=False)) for c in contents])
+        else:
+            counted = await self._on_worker(task.model_name, lambda llm: sum(
+                len(llm.tokenize(c.encode("utf-8"), add_bos=False, special=True)) for c in contents))
         if counted + 1 >= window:  # the exact count of the formatted prompt is checked again when it runs
             raise PromptTooLongError(counted + 1, window)
 
@@ -300,14 +371,111 @@ class LlamaCppBinding(Binding):
             sampling["seed"] = self.settings.seed if self.settings.seed is not None else random.getrandbits(31)
         return ChatJob(model.key, messages, sampling, task.cancel, stream, setup_for(task))
 
-    def _finished(self, task: GenerationTask, model: LoadedModel, result: ChatResult) -> None:
+    def _finished(self, task: GenerationTask, source: ModelSource, result: ChatResult) -> None:
         task.set_usage(result.prompt_tokens, result.completion_tokens)
         task.set_finish_reason(result.finish_reason)
         log.info("llamacpp '%s' request %s on %s: %d prompt (%s computed) + %d completion tokens, finish=%s",
-                 self.instance_name, task.request_id, model.source.name, result.prompt_tokens,
+                 self.instance_name, task.request_id, source.name, result.prompt_tokens,
                  result.prompt_evaluated, result.completion_tokens, result.finish_reason)
 
+    # ---- generation on the server engine -----------------------------------------------------
+    def _server_job(self, task: GenerationTask, source: ModelSource) -> ChatJob:
+        sampling = sampling_arguments(task.params)
+        if "seed" not in sampling and self.settings.seed is not None:
+            sampling["seed"] = self.settings.seed
+        return ChatJob(str(source.path), self._messages(task), sampling, task.cancel, True, setup_for(task))
+
+    async def _server_pieces(self, server: ServerModel, job: ChatJob) -> AsyncGenerator[str | ChatResult, None]:
+        """Text pieces as llama-server streams them, then the ChatResult; stops at once on cancel."""
+        messages = job.messages if job.tools is not None else plain_history(job.messages)
+        body = await server.completion_request(messages, job.sampling, job.tools)
+        parts: list[str] = []
+        final: dict[str, Any] | None = None
+        events = server.stream(body)
+        try:
+            async for event in events:
+                piece = event.get("content")
+                if piece:
+                    parts.append(piece)
+                    yield piece
+                if event.get("stop"):
+                    final = event
+                    break
+                if job.cancel.cancelled:
+                    break
+        finally:
+            await events.aclose()  # closes the request: llama-server drops the generation
+        if final is None:
+            yield ChatResult("".join(parts), 0, len(parts), "cancelled")
+            return
+        stop_type = final.get("stop_type")
+        predicted = int(final.get("tokens_predicted") or 0) - (1 if stop_type == "eos" else 0)  # the end token
+        timings = final.get("timings") or {}
+        yield ChatResult("".join(parts), int(final.get("tokens_evaluated") or 0), max(0, predicted),
+                         "length" if stop_type == "limit" else "stop", timings.get("prompt_n"))
+
+    async def _server_generate(self, task: GenerationTask) -> BindingResult:
+        source = self._source(self._name(task.model_name))
+        job = self._server_job(task, source)
+        self._in_flight += 1
+        try:
+            async with self._use(source) as server:
+                result: ChatResult | None = None
+                async for item in self._server_pieces(server, job):
+                    if isinstance(item, ChatResult):
+                        result = item
+        finally:
+            self._in_flight -= 1
+        assert result is not None
+        return self._result(task, source, job, result)
+
+    def _result(self, task: GenerationTask, source: ModelSource, job: ChatJob, result: ChatResult) -> BindingResult:
+        self._finished(task, source, result)
+        meta = {"model": source.name, "llama_finish_reason": result.finish_reason,
+                "prompt_tokens_evaluated": result.prompt_evaluated}
+        calls = parse_calls(result.text, job.tools.tools) if job.tools else None
+        if calls:
+            return tool_call_output("", calls, meta)
+        return {"type": "text", "data": result.text, "metadata": meta}
+
+    async def _server_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
+        source = self._source(self._name(task.model_name))
+        job = self._server_job(task, source)
+        meta = {"model": source.name}
+        held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
+        finished = False
+        self._in_flight += 1
+        try:
+            async with self._use(source) as server:
+                pieces = self._server_pieces(server, job)
+                try:
+                    async for item in pieces:
+                        if isinstance(item, ChatResult):
+                            self._finished(task, source, item)
+                            finished = True
+                            continue
+                        if held is not None:
+                            held.append(item)
+                            so_far = "".join(held)
+                            if so_far.strip() and not looks_like_call(so_far):
+                                item, held = so_far, None
+                            else:
+                                continue
+                        yield {"type": "chunk", "content": item, "metadata": meta}
+                finally:
+                    await pieces.aclose()
+            if held is not None and job.tools is not None:
+                for ev in self._held_events("".join(held), job.tools.tools, meta):
+                    yield ev
+        finally:
+            self._in_flight -= 1
+            if not finished:
+                task.cancel.cancel()
+
+    # ---- generation on the in-process engine ---------------------------------------------------
     async def generate(self, task: GenerationTask) -> BindingResult:
+        if self._pool is not None:
+            return await self._server_generate(task)
         model = self._acquire(self._source(self._name(task.model_name)))
         job = self._job(task, model, stream=False)
         fut = model.worker.call(lambda w: run_chat(w, job, None))
@@ -324,18 +492,16 @@ class LlamaCppBinding(Binding):
             raise BackendError(f"llama.cpp generation failed: {type(exc).__name__}: {exc}") from None
         finally:
             self._in_flight -= 1
-        self._finished(task, model, result)
-        meta = {"model": model.source.name, "llama_finish_reason": result.finish_reason,
-                "prompt_tokens_evaluated": result.prompt_evaluated}
-        calls = parse_calls(result.text, job.tools.tools) if job.tools else None
-        if calls:
-            return tool_call_output("", calls, meta)
-        return {"type": "text", "data": result.text, "metadata": meta}
+        return self._result(task, model.source, job, result)
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
+        if self._pool is not None:
+            async for event in self._server_stream(task):
+                yield event
+            return
         model = self._acquire(self._source(self._name(task.model_name)))
         job = self._job(task, model, stream=True)
-        tokens = start_stream(model.worker, job, lambda result: self._finished(task, model, result))
+        tokens = start_stream(model.worker, job, lambda result: self._finished(task, model.source, result))
         meta = {"model": model.source.name}
         finished = False
         held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
@@ -390,6 +556,12 @@ class LlamaCppBinding(Binding):
         empty = next((i for i, text in enumerate(texts) if not text), None)
         if empty is not None:
             raise BadRequestError(f"input[{empty}] is an empty text; there is nothing to embed")
+        if self._pool is not None:
+            source = self._source(self._name(model_name))
+            async with self._use(source, embedding=True) as server:
+                raw, count = await server.embed(texts)
+            vectors = [pool_tokens([normalized(row) for row in v] if v and isinstance(v[0], list) else v) for v in raw]
+            return self._embedding_result(vectors, source.name, count, dimensions)
         model = self._acquire(self._source(self._name(model_name)), embedding=True)
         key = model.key
 
@@ -406,10 +578,14 @@ class LlamaCppBinding(Binding):
         except Exception as exc:  # noqa: BLE001 - reported as BackendError below
             await self._ready(model)
             raise BackendError(f"llama.cpp embedding failed: {type(exc).__name__}: {exc}") from None
+        return self._embedding_result(vectors, model.source.name, count, dimensions)
+
+    @staticmethod
+    def _embedding_result(vectors: list[list[float]], name: str, count: int, dimensions: int | None) -> EmbeddingResult:
         if dimensions is not None and vectors and dimensions != len(vectors[0]):
             raise FeatureNotSupportedError(
-                f"model '{model.source.name}' gives {len(vectors[0])}-dimensional vectors and cannot shorten them")
-        return EmbeddingResult(vectors=vectors, model=model.source.name, prompt_tokens=count)
+                f"model '{name}' gives {len(vectors[0])}-dimensional vectors and cannot shorten them")
+        return EmbeddingResult(vectors=vectors, model=name, prompt_tokens=count)
 
     # ---- tokens --------------------------------------------------------------------------------
     async def _on_worker(self, model_name: str | None, fn: Any) -> Any:
@@ -432,6 +608,16 @@ class LlamaCppBinding(Binding):
 
     async def tokenize(self, text: str, *, add_bos: bool = False, add_eos: bool = False,
                        model_name: str | None = None) -> list[int]:
+        if self._pool is not None:
+            async with self._use(self._source(self._name(model_name))) as server:
+                ids = await server.tokenize(text, add_special=False)
+                assert server.vocab is not None
+                bos, eos = server.vocab.bos_id, server.vocab.eos_id
+            if add_bos and bos >= 0 and (not ids or ids[0] != bos):
+                ids.insert(0, bos)
+            if add_eos and eos >= 0:
+                ids.append(eos)
+            return ids
         def run(llm: Any) -> list[int]:
             ids = list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
             bos, eos = llm.token_bos(), llm.token_eos()
@@ -443,6 +629,9 @@ class LlamaCppBinding(Binding):
         return await self._on_worker(model_name, run)
 
     async def detokenize(self, tokens: list[int], *, model_name: str | None = None) -> str:
+        if self._pool is not None:
+            async with self._use(self._source(self._name(model_name))) as server:
+                return await server.detokenize(tokens)
         def run(llm: Any) -> str:
             n_vocab = llm.n_vocab()
             bad = [t for t in tokens if not 0 <= t < n_vocab]

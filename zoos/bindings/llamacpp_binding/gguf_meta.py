@@ -68,7 +68,8 @@ def _read_string(f: BinaryIO, read: Callable[[str], Any]) -> str:
     return f.read(n).decode("utf-8", errors="replace")
 
 
-def _read_value(f: BinaryIO, read: Callable[[str], Any], vtype: int, key: str, lengths: dict[str, int]) -> Any:
+def _read_value(f: BinaryIO, read: Callable[[str], Any], vtype: int, key: str, lengths: dict[str, int],
+                keep: tuple[str, ...] = ()) -> Any:
     if vtype in _SCALARS:
         return read(_SCALARS[vtype])
     if vtype == _STRING:
@@ -76,6 +77,11 @@ def _read_value(f: BinaryIO, read: Callable[[str], Any], vtype: int, key: str, l
     if vtype == _ARRAY:
         etype, count = read("<I"), read("<Q")
         lengths[key] = count
+        if key in keep and etype == 5:  # int32 array asked for in full (token types): read it at once
+            raw = f.read(4 * count)
+            if len(raw) != 4 * count:
+                raise GGUFError("file ends inside its header")
+            return list(struct.unpack(f"<{count}i", raw))
         if count > MAX_KEEP_ARRAY:
             if etype in _SCALARS:
                 f.seek(struct.calcsize(_SCALARS[etype]) * count, 1)
@@ -89,8 +95,9 @@ def _read_value(f: BinaryIO, read: Callable[[str], Any], vtype: int, key: str, l
     raise GGUFError(f"unknown value type {vtype} for '{key}'")
 
 
-def read_gguf_header(path: Path) -> GGUFHeader:
-    """Metadata key/values (short arrays kept, long ones skipped) and the total parameter count."""
+def read_gguf_header(path: Path, keep_arrays: tuple[str, ...] = ()) -> GGUFHeader:
+    """Metadata key/values (short arrays kept, long ones skipped unless named in ``keep_arrays``: int32
+    arrays only) and the total parameter count."""
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
             raise GGUFError(f"'{path.name}' is not a GGUF file")
@@ -103,7 +110,7 @@ def read_gguf_header(path: Path) -> GGUFHeader:
         lengths: dict[str, int] = {}
         for _ in range(kv_count):
             key = _read_string(f, read)
-            metadata[key] = _read_value(f, read, read("<I"), key, lengths)
+            metadata[key] = _read_value(f, read, read("<I"), key, lengths, keep_arrays)
         params = 0
         last_offset = 0
         for _ in range(tensor_count):

@@ -1,0 +1,349 @@
+"""The server engine: each loaded model is one ``llama-server`` child process (parallel slots, continuous batching).
+
+llama.cpp's own C++ server batches concurrent requests on one model (``parallel`` slots decoded together)
+and keeps each slot's KV cache plus a RAM cache of prompt prefixes; this module starts it, talks to it
+over loopback HTTP (streamed ``/completion``, ``/tokenize``, ``/detokenize``, ``/embeddings``) and restarts it
+when it died: a request in flight then fails with a clear error, the next one starts a new process.
+Closing a streamed request makes llama-server drop that generation at its next token (cancel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lollms_server.core.errors import BackendError, BadRequestError, UnavailableError
+
+from .gguf_meta import read_gguf_header
+from .server_process import LlamaServerProcess, ServerStartError
+from .server_prompt import ModelVocab, PromptFormatter
+from .worker import LoadSettings, PromptTooLongError
+
+log = logging.getLogger("lollms_server.bindings.llamacpp.server")
+
+CONTROL_TOKEN_TYPES = (2, 3)  # GGUF token types UNKNOWN and CONTROL: not rendered by detokenize (special=False)
+
+
+class ModelLoadError(BackendError):
+    """llama-server could not start with this model."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How each llama-server is started (from the instance settings)."""
+
+    binary: Path
+    parallel: int
+    load: LoadSettings
+    mmproj: str | None = None
+
+
+def server_args(model_path: Path, s: ServerSettings, embedding: bool, trained_ctx: int = 0) -> list[str]:
+    """Command-line flags; one slot's context = n_ctx (0: the model's trained context), so the whole
+    context is that times ``parallel``."""
+    load = s.load
+    parallel = 1 if embedding else s.parallel
+    n_ctx = load.n_ctx or trained_ctx
+    args = ["-m", str(model_path), "-np", str(parallel), "-b", str(load.n_batch), "-ngl", str(load.n_gpu_layers),
+            "--no-webui", "--no-slots", "--log-colors", "off",
+            "-fa", "off",  # the in-process engine does not use flash attention: same numbers at temperature 0
+            "--no-warmup"]
+    if n_ctx:
+        args += ["-c", str(n_ctx * parallel)]
+    if load.n_threads:
+        args += ["-t", str(load.n_threads), "-tb", str(load.n_threads)]
+    if load.seed is not None:
+        args += ["-s", str(load.seed)]
+    if embedding:
+        args += ["--embeddings", "-ub", str(min(load.n_batch, n_ctx) if n_ctx else load.n_batch)]
+    else:
+        # prompt prefixes of idle slots saved in RAM (bounded): interleaved conversations keep their history
+        args += ["--cache-ram", str(load.prompt_cache_bytes // (1024 * 1024))]
+        if s.mmproj:
+            args += ["--mmproj", s.mmproj]
+    return args
+
+
+def _trained_ctx(path: Path) -> int:
+    md = read_gguf_header(path).metadata
+    value = md.get(f"{md.get('general.architecture')}.context_length")
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _control_ids(path: Path) -> frozenset[int]:
+    header = read_gguf_header(path, keep_arrays=("tokenizer.ggml.token_type",))
+    types = header.metadata.get("tokenizer.ggml.token_type") or []
+    return frozenset(i for i, t in enumerate(types) if t in CONTROL_TOKEN_TYPES)
+
+
+class ServerModel:
+    """One model served by its own llama-server; started on first use and again after a crash."""
+
+    def __init__(self, key: str, model_path: Path, label: str, settings: ServerSettings, embedding: bool = False) -> None:
+        self.key, self.model_path, self.label, self.embedding = key, model_path, label, embedding
+        self.settings = settings
+        self.process = LlamaServerProcess(settings.binary, server_args(model_path, settings, embedding), label)
+        self._lock = asyncio.Lock()
+        self._client: httpx.AsyncClient | None = None
+        self.formatter: PromptFormatter | None = None
+        self.vocab: ModelVocab | None = None
+        self.n_vocab = 0
+        self.n_ctx_slot = 0
+        self.control_ids: frozenset[int] = frozenset()
+        self.restarts = 0
+        self.closed = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def ready(self) -> ServerModel:
+        """Start the process if it is not running (first use, or after it died)."""
+        if self.closed:
+            raise UnavailableError(f"model '{self.label}' was unloaded before the request ran; retry")
+        if self._client is not None and not self.process.exited:
+            return self
+        async with self._lock:
+            if self.closed:
+                raise UnavailableError(f"model '{self.label}' was unloaded before the request ran; retry")
+            if self._client is None or self.process.exited:
+                if self._client is not None:
+                    self.restarts += 1
+                    log.warning("llama-server for %s had stopped (exit code %s); restarting it",
+                                self.label, self.process.proc.returncode if self.process.proc else None)
+                    await self._client.aclose()
+                    self._client = None
+                if not self.settings.load.n_ctx:
+                    self.process.args = server_args(self.model_path, self.settings, self.embedding,
+                                                    await asyncio.to_thread(_trained_ctx, self.model_path))
+                try:
+                    await self.process.start()
+                except ServerStartError as exc:
+                    raise ModelLoadError(f"llama-server could not load model '{self.label}': {exc}") from None
+                self._client = httpx.AsyncClient(base_url=self.process.url, timeout=httpx.Timeout(None, connect=5.0),
+                                                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+                if self.vocab is None:
+                    await self._read_model()
+        return self
+
+    async def _read_model(self) -> None:
+        props = await self._json("GET", "/props")
+        models = await self._json("GET", "/v1/models")
+        meta = (models.get("data") or [{}])[0].get("meta") or {}
+        self.n_vocab = int(meta.get("n_vocab") or 0)
+        self.n_ctx_slot = int(meta.get("n_ctx") or 0)
+        header = await asyncio.to_thread(read_gguf_header, self.model_path)
+        self.control_ids = await asyncio.to_thread(_control_ids, self.model_path)
+        strings = {k: v for k, v in header.metadata.items() if isinstance(v, str)}
+        eos_text, bos_text = str(props.get("eos_token") or ""), str(props.get("bos_token") or "")
+        eos = await self.tokenize(eos_text, add_special=False) if eos_text else []
+        bos = await self.tokenize(bos_text, add_special=False) if bos_text else []
+        leading = await self.tokenize("", add_special=True)
+        self.vocab = ModelVocab(strings, bos_text, eos_text, eos[0] if len(eos) == 1 else -1,
+                                bos[0] if len(bos) == 1 else -1, bool(leading))
+        if not self.embedding:
+            self.formatter = PromptFormatter(self.vocab, self.settings.load.chat_format)
+
+    async def stop(self) -> None:
+        self.closed = True
+        async with self._lock:
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
+            await self.process.stop()
+
+    # ---- HTTP --------------------------------------------------------------------------------
+    def _gone(self, exc: Exception) -> BackendError:
+        if self.process.exited and not self.process.stopping:
+            code = self.process.proc.returncode if self.process.proc else None
+            return BackendError(f"llama-server for model '{self.label}' stopped (exit code {code}) during the request; "
+                                f"it restarts with the next request: {self.process.last_lines(3)}")
+        return BackendError(f"llama-server for model '{self.label}' failed: {type(exc).__name__}: {exc}")
+
+    async def _recover(self) -> bool:
+        """After a refused connection: if the process died, start a new one (the request never reached the
+        old one, so it can be sent again). False when the process is still running."""
+        for _ in range(40):
+            if self.process.exited:
+                break
+            await asyncio.sleep(0.05)
+        if not self.process.exited or self.process.stopping or self.closed:
+            return False
+        await self.ready()
+        return True
+
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        for attempt in (0, 1):
+            assert self._client is not None
+            try:
+                r = await self._client.request(method, path, json=body)
+                break
+            except httpx.ConnectError as exc:
+                if attempt or not await self._recover():
+                    raise self._gone(exc) from None
+            except httpx.HTTPError as exc:
+                raise self._gone(exc) from None
+        if r.status_code != 200:
+            raise self._error(r.status_code, r.text)
+        return r.json()
+
+    def _error(self, status: int, text: str) -> Exception:
+        try:
+            err = json.loads(text).get("error") or {}
+            message = str(err.get("message") or text)
+        except (ValueError, AttributeError):
+            message = text
+        if status == 400:
+            return BadRequestError(f"llama.cpp refused the request: {message[:500]}")
+        return BackendError(f"llama-server answered {status}: {message[:500]}")
+
+    # ---- tokens ------------------------------------------------------------------------------
+    async def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        data = await self._json("POST", "/tokenize", {"content": text, "add_special": add_special, "parse_special": True})
+        return [int(t) for t in data["tokens"]]
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        bad = [t for t in tokens if not 0 <= t < self.n_vocab]
+        if bad:
+            raise BadRequestError(f"token ids {bad[:5]} are outside the model's vocabulary (0..{self.n_vocab - 1})")
+        shown = [t for t in tokens if t not in self.control_ids]  # like llama.cpp's detokenize with special=False
+        data = await self._json("POST", "/detokenize", {"tokens": shown})
+        return str(data["content"])
+
+    # ---- generation --------------------------------------------------------------------------
+    async def completion_request(self, messages: list[dict[str, Any]], sampling: dict[str, Any],
+                                 setup: Any = None) -> dict[str, Any]:
+        """The /completion body for a chat request, formatted as llama-cpp-python formats it."""
+        assert self.formatter is not None and self.vocab is not None
+        if setup is not None:
+            from .server_prompt import CapturingLlama
+
+            stand_in = CapturingLlama(self.formatter.chat_format, self.vocab.metadata)
+            messages, extra, _ = await asyncio.to_thread(setup.prepare, stand_in, messages)
+            sampling = {**{k: v for k, v in sampling.items() if k != "response_format"}, **extra}
+        captured = await asyncio.to_thread(self.formatter.capture, messages, sampling)
+        assert captured.prompt is not None
+        prompt: Any = captured.prompt.text
+        if self.vocab.specials_at_start and not captured.prompt.add_bos:
+            prompt = await self.tokenize(prompt, add_special=False)  # the server would put a BOS first
+        count = len(prompt) if isinstance(prompt, list) else None
+        window = self.n_ctx_slot
+        if window and (count is not None or len(captured.prompt.text.encode("utf-8")) + 1 >= window):
+            count = count if count is not None else len(await self.tokenize(captured.prompt.text, add_special=captured.prompt.add_bos))
+            if count + 1 >= window:
+                raise PromptTooLongError(count + 1, window)
+        return self.formatter.completion_body(captured, prompt)
+
+    async def stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """The server's streamed events; closing this generator closes the request (llama-server cancels)."""
+        for attempt in (0, 1):
+            assert self._client is not None
+            try:
+                async with self._client.stream("POST", "/completion", json=body) as r:
+                    if r.status_code != 200:
+                        raise self._error(r.status_code, (await r.aread()).decode("utf-8", errors="replace"))
+                    async for line in r.aiter_lines():
+                        if not line.startswith("data: "):
+                            continue
+                        event = json.loads(line[6:])
+                        if "error" in event:
+                            raise self._error(int(event["error"].get("code") or 500), json.dumps(event))
+                        yield event
+                return
+            except httpx.ConnectError as exc:  # raised before anything was sent: safe to send again
+                if attempt or not await self._recover():
+                    raise self._gone(exc) from None
+            except httpx.HTTPError as exc:
+                raise self._gone(exc) from None
+
+    # ---- embeddings --------------------------------------------------------------------------
+    async def embed(self, texts: list[str]) -> tuple[list[list[Any]], int]:
+        """Raw vectors per text (one per token when the model has no pooling) and the token count."""
+        data = await self._json("POST", "/embeddings", {"content": texts, "embd_normalize": 2})
+        items = sorted(data, key=lambda d: d.get("index", 0)) if isinstance(data, list) else [data]
+        vectors = [item["embedding"] for item in items]
+        count = 0
+        for text, v in zip(texts, vectors):
+            count += len(v) if v and isinstance(v[0], list) and len(v) > 1 else len(await self.tokenize(text, add_special=True))
+        return vectors, count
+
+
+class ServerPool:
+    """The llama-server processes of one instance, least recently used first, at most ``max_loaded``.
+
+    A request leases its model for its whole duration: a model pushed out of the pool (LRU) is stopped
+    only once its last request ended, so a request never sees its model switched under it.
+    """
+
+    def __init__(self, settings: ServerSettings, max_loaded: int, instance_name: str) -> None:
+        self.settings, self.max_loaded, self.instance_name = settings, max_loaded, instance_name
+        self.models: OrderedDict[str, ServerModel] = OrderedDict()
+        self._leases: dict[ServerModel, int] = {}
+        self._retired: set[ServerModel] = set()
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def loaded_keys(self) -> list[str]:
+        return list(self.models)
+
+    def _acquire(self, key: str, path: Path, label: str, embedding: bool) -> ServerModel:
+        model = self.models.get(key)
+        if model is None:
+            while len(self.models) >= self.max_loaded:
+                _, evicted = self.models.popitem(last=False)
+                log.info("llamacpp '%s': unloading %s for %s (max_loaded_models=%d)", self.instance_name,
+                         evicted.label, label, self.max_loaded)
+                self._retire(evicted)
+            model = ServerModel(key, path, label, self.settings, embedding)
+            self.models[key] = model
+        self.models.move_to_end(key)
+        return model
+
+    def _retire(self, model: ServerModel) -> None:
+        if self._leases.get(model, 0) > 0:
+            self._retired.add(model)  # stopped when its last request ends
+            return
+        task = asyncio.get_running_loop().create_task(model.stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    @contextlib.asynccontextmanager
+    async def use(self, key: str, path: Path, label: str, embedding: bool = False) -> AsyncIterator[ServerModel]:
+        model = self._acquire(key, path, label, embedding)
+        self._leases[model] = self._leases.get(model, 0) + 1
+        try:
+            try:
+                await model.ready()
+            except (BackendError, UnavailableError):
+                if self.models.get(key) is model and model.vocab is None:
+                    del self.models[key]  # never started: the next request tries again from scratch
+                raise
+            yield model
+        finally:
+            self._leases[model] -= 1
+            if not self._leases[model]:
+                del self._leases[model]
+                if model in self._retired:
+                    self._retired.discard(model)
+                    self._retire(model)
+
+    def unload(self, key: str) -> bool:
+        model = self.models.pop(key, None)
+        if model is None:
+            return False
+        self._retire(model)
+        return True
+
+    async def stop_all(self) -> None:
+        models = list(self.models.values()) + list(self._retired)
+        self.models.clear()
+        self._retired.clear()
+        await asyncio.gather(*(m.stop() for m in models), *list(self._stopping), return_exceptions=True)
+
+    def pids(self) -> list[int]:
+        return [m.process.pid for m in self.models.values() if m.process.pid is not None and not m.process.exited]
