@@ -125,7 +125,8 @@ POSIX_ONLY = {"fcntl", "resource", "termios", "pwd", "grp", "pty"}
 POSIX_CALLS = {"os.chmod", "os.chown", "os.setsid", "os.killpg", "os.fork", "os.getuid", "os.geteuid", "os.setuid",
                "signal.SIGKILL", "signal.SIGHUP", "signal.SIGUSR1", "signal.SIGALRM", "signal.alarm"}
 GUARDED = {"lollms_server/core/sandbox.py",  # refuses to run unless os.name == "posix"
-           "lollms_server/core/file_modes.py"}  # chmod only when os.name == "posix"
+           "lollms_server/core/file_modes.py",  # chmod only when os.name == "posix"
+           "zoos/bindings/llamacpp_binding/server_process.py"}  # preexec_fn (PR_SET_PDEATHSIG) only on Linux
 
 
 def _python_files() -> list[Path]:
@@ -152,6 +153,7 @@ def test_no_posix_only_calls_outside_the_guarded_sandbox() -> None:
     sandbox = _text("lollms_server/core/sandbox.py")
     assert 'if os.name != "posix":' in sandbox and "raise SandboxUnavailable" in sandbox
     assert 'if os.name == "posix":\n        os.chmod(' in _text("lollms_server/core/file_modes.py")
+    assert 'if not sys.platform.startswith("linux"):\n        return None' in _text("zoos/bindings/llamacpp_binding/server_process.py")
 
 
 def test_no_hard_coded_path_separators_in_paths() -> None:

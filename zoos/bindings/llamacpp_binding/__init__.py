@@ -444,6 +444,7 @@ class LlamaCppBinding(Binding):
         meta = {"model": source.name}
         held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
         finished = False
+        received: list[str] = []
         self._in_flight += 1
         try:
             async with self._use(source) as server:
@@ -454,6 +455,7 @@ class LlamaCppBinding(Binding):
                             self._finished(task, source, item)
                             finished = True
                             continue
+                        received.append(item)
                         if held is not None:
                             held.append(item)
                             so_far = "".join(held)
@@ -469,8 +471,9 @@ class LlamaCppBinding(Binding):
                     yield ev
         finally:
             self._in_flight -= 1
-            if not finished:
+            if not finished:  # client gone or error: the request to llama-server is closed, which stops it
                 task.cancel.cancel()
+                self._finished(task, source, ChatResult("".join(received), 0, len(received), "cancelled"))
 
     # ---- generation on the in-process engine ---------------------------------------------------
     async def generate(self, task: GenerationTask) -> BindingResult:
