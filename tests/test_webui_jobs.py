@@ -71,6 +71,19 @@ def open_ui(browser: Any, url: str) -> Any:
     return page
 
 
+def seeded_context(browser: Any, conversations: list[dict[str, Any]]) -> Any:
+    """A browser context whose first page load finds these conversations (and the API key) saved."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(30_000)
+    context.add_init_script(WATCH_REPLY)
+    context.add_init_script(f"""if (!sessionStorage.getItem('seeded')) {{
+      sessionStorage.setItem('seeded', '1');
+      localStorage.setItem('lollms.settings.v1', JSON.stringify({{apiKey: {json.dumps(API_KEY)}}}));
+      localStorage.setItem('lollms.conversations.v1', {json.dumps(json.dumps(conversations))});
+    }}""")
+    return context
+
+
 def start_answer(page: Any) -> str:
     """Send PROMPT; the job id once the answer is on screen up to w3."""
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/api/v1/jobs")) as created:
@@ -187,18 +200,43 @@ def test_an_unfinished_answer_saved_without_a_job_is_marked_interrupted(browser:
         {"id": "u1", "role": "user", "kind": "ttt", "content": "hello", "createdAt": 1, "parentId": None},
         {"id": "a1", "role": "assistant", "kind": "ttt", "content": "Hel", "status": "streaming", "createdAt": 2, "parentId": "u1"},
     ]}]
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(f"""if (!sessionStorage.getItem('seeded')) {{
-      sessionStorage.setItem('seeded', '1');
-      localStorage.setItem('lollms.settings.v1', JSON.stringify({{apiKey: {json.dumps(API_KEY)}}}));
-      localStorage.setItem('lollms.conversations.v1', {json.dumps(json.dumps(saved))});
-    }}""")
+    context = seeded_context(browser, saved)
     page = context.new_page()
     page.goto(server.base_url + "/")
     assert wait_finished(page) == "interrupted"
     reply = page.locator("[data-testid=message-assistant]").last
     assert "interrupted when the page was closed" in reply.locator("[data-testid=reply-error]").inner_text()
     assert reply_text(page) == "Hel"
+    context.close()
+
+
+def test_an_answer_cut_off_by_a_lost_connection_is_picked_up_on_the_next_load(browser: Any, server: ServerProcess) -> None:
+    """After the reconnection attempts ran out, the answer says so and keeps its job: the next load resumes it."""
+    text, last_id = "", ""
+    with api(server) as client:
+        job_id = client.post("/api/v1/jobs", json={"input_data": [{"type": "text", "role": "user_prompt", "data": PROMPT}],
+                                                   "generation_type": "ttt", "stream": True}).json()["job_id"]
+        with client.stream("GET", f"/api/v1/jobs/{job_id}/events") as events:  # what the page had shown
+            for line in events.iter_lines():
+                if line.startswith("id:"):
+                    last_id = line[3:].strip()
+                elif line.startswith("data:") and (chunk := json.loads(line[5:]))["type"] == "chunk":
+                    text += chunk["content"]
+                    if "w2 " in text:
+                        break
+    saved = [{"id": "c1", "title": "Cut off", "createdAt": 1, "updatedAt": 1, "messages": [
+        {"id": "u1", "role": "user", "kind": "ttt", "content": PROMPT, "createdAt": 1, "parentId": None},
+        {"id": "a1", "role": "assistant", "kind": "ttt", "content": text, "status": "interrupted", "createdAt": 2, "parentId": "u1",
+         "error": "Lost the connection to the server and could not reconnect (7 attempts).",
+         "job": {"id": job_id, "lastEventId": last_id, "streamed": True}},
+    ]}]
+    context = seeded_context(browser, saved)
+    page = context.new_page()
+    page.goto(server.base_url + "/")
+    assert wait_finished(page) == "done"
+    assert reply_text(page) == PROMPT
+    assert_grew_without_repeats(page)
+    assert page.locator("[data-testid=reply-error]").count() == 0
     context.close()
 
 

@@ -162,9 +162,13 @@ async function failed(client: Client, reply: ChatMessage, err: unknown, signal: 
   } else if (err instanceof JobGoneError) {
     reply.status = "interrupted";
     reply.error = GONE_MESSAGE;
+    reply.job = undefined;
+  } else if (err instanceof ConnectionLostError) {
+    reply.status = "interrupted"; // the job may well still run: its cursor is kept, the next load resumes it
+    reply.error = `${err.message} The answer may still be running on the server: reload the page to pick it up.`;
   } else {
     reply.status = "error";
-    reply.error = err instanceof ApiError || err instanceof ConnectionLostError ? err.message : `Request failed: ${String(err)}`;
+    reply.error = err instanceof ApiError ? err.message : `Request failed: ${String(err)}`;
   }
 }
 
@@ -180,7 +184,7 @@ function finish(conv: Conversation, reply: ChatMessage, timing: StreamTiming): v
     ?? tokensPerSecond(reply.usage, reply.durationS);
   reply.info = undefined;
   if (reply.error) reply.error = humanError(reply.error, reply.kind);
-  if (reply.status !== "streaming") reply.job = undefined;
+  if (reply.status !== "streaming" && reply.status !== "interrupted") reply.job = undefined;
   receiving.delete(reply.id);
   conv.updatedAt = Date.now();
   saveConversations();
@@ -248,8 +252,9 @@ async function resumeReply(client: Client, conv: Conversation, reply: ChatMessag
 }
 
 /**
- * After (re)connecting: every answer saved as still on its way is picked up — resumed from its job, or,
- * when it had none (a server without jobs), marked interrupted instead of spinning forever.
+ * After (re)connecting: every answer saved as still on its way (or cut off by a lost connection) is picked
+ * up — resumed from its job, or, when it had none (a server without jobs), marked interrupted instead of
+ * spinning forever.
  */
 export async function resumeUnfinished(): Promise<void> {
   const client = catalog.client;
@@ -257,9 +262,13 @@ export async function resumeUnfinished(): Promise<void> {
   const pending: [Conversation, ChatMessage][] = [];
   for (const conv of conversations) {
     for (const m of conv.messages) {
-      if (m.role !== "assistant" || m.status !== "streaming" || receiving.has(m.id)) continue;
-      if (m.job?.id) pending.push([conv, m]);
-      else {
+      const lostConnection = m.status === "interrupted" && Boolean(m.job?.id);
+      if (m.role !== "assistant" || (m.status !== "streaming" && !lostConnection) || receiving.has(m.id)) continue;
+      if (m.job?.id) {
+        m.status = "streaming";
+        m.error = undefined;
+        pending.push([conv, m]);
+      } else {
         m.status = "interrupted";
         m.error = PAGE_CLOSED_MESSAGE;
         m.info = undefined;
