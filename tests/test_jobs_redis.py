@@ -10,6 +10,7 @@ taken over by another worker and restarted from the beginning (with a note in th
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,7 @@ async def test_a_killed_worker_s_job_is_taken_over_and_restarted_by_another(
 
 
 async def test_sigterm_puts_a_running_job_back_in_the_queue_for_another_worker(
-        cluster: Cluster, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+        cluster: Cluster, clients: tuple[httpx.AsyncClient, httpx.AsyncClient], redis_server: RedisServer) -> None:
     a, b = clients
     if len(_live(cluster)) < 2:
         third = WorkerProcess(cluster.config_dir, name="worker3")
@@ -216,6 +217,11 @@ async def test_sigterm_puts_a_running_job_back_in_the_queue_for_another_worker(
     notes = [e for e in events if e.type == "info" and e.data["metadata"].get("requeued")]
     assert len(notes) == 1 and notes[0].data["metadata"]["job_restarted"] is True, [e.data for e in events]
     assert "stopped" in running_worker.log()
+    name = re.search(r"lollms-server worker (\S+): running jobs", running_worker.log())
+    assert name is not None
+    with redis_server.client() as r:
+        consumers = [c["name"].decode() for c in r.xinfo_consumers("lollms:jobs:queue", "runners")]
+    assert name.group(1) not in consumers and consumers, consumers  # it left the group; the live ones are there
 
 
 def test_the_worker_refuses_to_start_without_redis(tmp_path: Path) -> None:

@@ -86,6 +86,7 @@ class JobRunner:
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        await self.store.leave(self.name)
 
     async def _loop(self) -> None:
         while not self._stopping:

@@ -188,6 +188,10 @@ class JobStore(Protocol):
         """The runner is done with ``ticket`` (Redis: acknowledge and drop the queue entry)."""
         ...
 
+    async def leave(self, consumer: str) -> None:
+        """A runner that stopped cleanly (nothing claimed any more) leaves the shared queue's list of runners."""
+        ...
+
     async def requeue(self, ticket: JobTicket, note: str) -> None:
         """Put a job this process can no longer run back in the queue (in-process: it cannot, so it fails)."""
         ...

@@ -185,6 +185,9 @@ class MemoryJobStore:
     async def release(self, ticket: JobTicket) -> None:
         return None
 
+    async def leave(self, consumer: str) -> None:
+        return None
+
     async def requeue(self, ticket: JobTicket, note: str) -> None:
         """Nothing outlives this process: the job fails, saying why."""
         await self.finish(ticket.job_id, ended_with_error("failed", note, "server_stopped", status_code=503))

@@ -327,6 +327,14 @@ class RedisJobStore:
     async def release(self, ticket: JobTicket) -> None:
         await self._ack(ticket.entry)
 
+    async def leave(self, consumer: str) -> None:
+        try:
+            pending = await self._client.xpending_range(self.queue, GROUP, "-", "+", 1, consumername=consumer)
+            if not pending:
+                await self._client.xgroup_delconsumer(self.queue, GROUP, consumer)
+        except RedisError as exc:
+            log.warning("jobs: %s could not leave the runners' group: %s", consumer, REDACTOR.mask_secrets(str(exc)))
+
     async def requeue(self, ticket: JobTicket, note: str) -> None:
         info = StreamChunk(type="info", content=note, metadata={"job_restarted": True, "requeued": True})
         keys = [self.queue, self._job(ticket.job_id), self._events(ticket.job_id)]
