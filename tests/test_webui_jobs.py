@@ -1,14 +1,13 @@
 """Chat answers run as server jobs, in real Chromium against a real lollms-server process: a page reload
 mid-answer resumes the stream after the last event shown (Last-Event-ID) and the answer ends up whole, exactly
 once; an answer that ended while the page was closed is fetched; a dropped connection reconnects; Stop cancels
-the job on the server (and a job cancelled elsewhere shows as stopped); a job the server no longer has (restarted) is marked interrupted, never left spinning."""
+the job on the server (and a job cancelled elsewhere shows as stopped); a job the server no longer has (restarted) is marked interrupted, never left spinning.
+On a scale-out cluster (two replicas and two workers sharing jobs through a real Redis), an answer moves from one
+replica to the other and survives a reload and a worker killed mid-answer."""
 
 from __future__ import annotations
 
 import json
-import socket
-import struct
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +16,9 @@ import httpx
 import pytest
 
 from helpers import API_KEY, ServerProcess, free_port, write_config
-from webui_support import ensure_built, launched_chromium
+from jobs_support import WorkerProcess
+from redis_fixture import RedisServer, redis_server_fixture  # noqa: F401  (the `redis_server` fixture)
+from webui_support import TcpRelay, ensure_built, launched_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -240,62 +241,8 @@ def test_an_answer_cut_off_by_a_lost_connection_is_picked_up_on_the_next_load(br
     context.close()
 
 
-class CuttableProxy:
-    """A TCP relay in front of the server whose open connections can be cut, like a network drop."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        self._open: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self._lock:
-                self._open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self) -> None:
-        """Drop every open connection (reset), as a network failure would; new ones go through again."""
-        with self._lock:
-            for s in self._open:
-                try:  # linger 0: closing sends a reset; shutdown first wakes the relay thread blocked on it
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
-                    pass
-            self._open = []
-
-    def close(self) -> None:
-        self._listener.close()
-        self.cut()
-
-
 def test_a_dropped_connection_reconnects_after_the_last_event(browser: Any, server: ServerProcess) -> None:
-    proxy = CuttableProxy(server.port)
+    proxy = TcpRelay(server.port)
     try:
         page = open_ui(browser, proxy.url)
         job_id = start_answer(page)
@@ -331,3 +278,60 @@ def test_a_job_the_restarted_server_no_longer_has_is_marked_interrupted(browser:
         assert reply_text(page).startswith("w1 w2 w3")  # what arrived before stays
         assert page.locator("[data-testid=stop-button]").count() == 0  # not busy any more: a new message can go
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[tuple[ServerProcess, ServerProcess, list[WorkerProcess]]]:
+    """Replicas A and B (they run no jobs themselves) and two `lollms-server worker`s, sharing one Redis."""
+    ensure_built()
+    cfg = tmp_path_factory.mktemp("uijobs-redis") / "cfg"
+    write_config(cfg, {"slow": ("dummy_binding", {"stream_chunk_delay": 0.25})}, defaults={"ttt_binding": "slow"}, main={
+        "webui": {"enable_ui": True},
+        "resource_manager": {"backend": "redis", "redis_url": redis_server.url, "lease_seconds": 2},
+        "jobs": {"run_locally": False, "claim_idle_s": 2, "max_attempts": 2, "stop_grace_s": 0},
+    })
+    a, b = ServerProcess(cfg), ServerProcess(cfg)
+    workers = [WorkerProcess(cfg, name="w1"), WorkerProcess(cfg, name="w2")]
+    try:
+        for process in (a, b, *workers):
+            process.start()
+        yield a, b, workers
+    finally:
+        for w in workers:
+            w.stop()
+        a.stop()
+        b.stop()
+
+
+def test_on_a_cluster_an_answer_moves_to_another_replica_and_survives_a_killed_worker(
+        browser: Any, cluster: tuple[ServerProcess, ServerProcess, list[WorkerProcess]]) -> None:
+    a, b, workers = cluster
+    balancer = TcpRelay(a.port)
+    try:
+        page = open_ui(browser, balancer.url)
+        job_id = start_answer(page)  # created through replica A
+        events: list[Any] = []
+        page.on("request", lambda r: events.append(r) if r.url.split("?")[0].endswith(f"/api/v1/jobs/{job_id}/events") else None)
+        balancer.target_port = b.port  # A leaves the pool; its connections drop
+        balancer.cut()
+        page.wait_for_selector("[data-testid=reply-text]:has-text('w5')")  # followed again, through B
+        assert events and events[0].all_headers().get("last-event-id")
+        page.reload()  # and a reload, through B too
+        page.wait_for_selector("[data-testid=reply-text]:has-text('w6')")
+        deadline = time.monotonic() + 20
+        while not (running := [w for w in workers if f"job {job_id} started" in w.log()]):
+            assert time.monotonic() < deadline, "no worker started the job"
+            time.sleep(0.05)
+        assert running[0].proc is not None
+        running[0].proc.kill()  # kill -9 mid-answer: the other worker takes the job over and starts it again
+        assert wait_finished(page, timeout=90_000) == "done"
+        assert reply_text(page) == PROMPT
+        seen: list[str] = page.evaluate("window.__replyTexts")
+        assert all(PROMPT.startswith(t) for t in seen), seen  # nothing doubled, before or after the restart
+        assert any(len(later) < len(earlier) for earlier, later in zip(seen, seen[1:])), f"the restart did not start the answer again: {seen}"
+        job = job_state(a, job_id)
+        assert job["state"] == "succeeded" and job["attempts"] == 2, job
+        page.context.close()
+    finally:
+        balancer.close()
+

@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
+import struct
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from helpers import free_port
 from lollms_server.core.paths import PROJECT_ROOT
 
 WEBUI_DIR: Path = PROJECT_ROOT / "webui"
@@ -86,3 +90,63 @@ def launched_chromium(extra_args: list[str] | None = None) -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+class TcpRelay:
+    """A TCP relay the browser talks to instead of the server, standing for a network path or a load balancer:
+    its open connections can be cut (a network drop), and new ones can be sent to another port (another replica)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Drop every open connection with a reset, as a network failure would; new ones go through again."""
+        with self._lock:
+            for s in self._open:
+                try:  # linger 0: closing sends a reset; shutdown first wakes the relay thread blocked on it
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self._open = []
+
+    def close(self) -> None:
+        self._listener.close()
+        self.cut()
+
