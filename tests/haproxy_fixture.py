@@ -7,8 +7,10 @@ The recipe reads its addresses from the environment, so the file under test is t
 from __future__ import annotations
 
 import csv
+import grp
 import io
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -64,7 +66,9 @@ class HAProxy:
     def env(self) -> dict[str, str]:
         env = {**os.environ, "LOLLMS_LB_BIND": f"127.0.0.1:{self.port}",
                "LOLLMS_LB_STATS_BIND": f"127.0.0.1:{self.stats_port}", "LOLLMS_LB_CHECK_INTER": self.check_inter,
-               "LOLLMS_LB_ADMIN_SOCKET": str(self.admin_socket)}
+               "LOLLMS_LB_ADMIN_SOCKET": str(self.admin_socket),
+               # the recipe drops to the haproxy account; a test runs it as whoever runs the tests
+               "LOLLMS_LB_USER": pwd.getpwuid(os.getuid()).pw_name, "LOLLMS_LB_GROUP": grp.getgrgid(os.getgid()).gr_name}
         for i, address in enumerate(self.replicas, start=1):
             env[f"LOLLMS_REPLICA_{i}"] = address
         return env
