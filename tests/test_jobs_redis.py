@@ -28,13 +28,14 @@ CLAIM_IDLE = 2
 HEADERS = {"X-API-Key": API_KEY}
 
 
-def _config(d: Path, redis_url: str | None) -> Path:
+def _config(d: Path, redis_url: str | None, gpu_strategy: str = "semaphore") -> Path:
     write_config(
         d,
         {"quick": ("dummy_binding", {"stream_chunk_delay": 0.02}),
          "slow": ("dummy_binding", {"stream_chunk_delay": 0.25, "requires_gpu": True})},
         api_keys=[API_KEY, OTHER_KEY],
-        main={"resource_manager": {"backend": "redis", "redis_url": redis_url, "gpu_limit": 1, "lease_seconds": 2},
+        main={"resource_manager": {"backend": "redis", "redis_url": redis_url, "gpu_limit": 1, "lease_seconds": 2,
+                                   "gpu_strategy": gpu_strategy},
               "jobs": {"run_locally": False, "claim_idle_s": CLAIM_IDLE, "max_attempts": 2, "stop_grace_s": 0,
                        "concurrency": 2},
               "server": {"keepalive_interval": 1.0}},
@@ -243,12 +244,15 @@ def test_a_worker_stops_cleanly_on_sigterm(tmp_path: Path, redis_server: RedisSe
 
 async def test_unreachable_redis_answers_503_for_jobs_and_keeps_the_password_secret(tmp_path: Path) -> None:
     password = "pw-Jobs-s3cret-5521"
-    d = _config(tmp_path / "cfg", f"redis://:{password}@127.0.0.1:{free_port()}/0")
+    # no compute slots (gpu_strategy none): the job store itself must say that Redis is gone
+    d = _config(tmp_path / "cfg", f"redis://:{password}@127.0.0.1:{free_port()}/0", gpu_strategy="none")
     with ServerProcess(d) as s:
         async with httpx.AsyncClient(base_url=s.base_url, headers=HEADERS, timeout=30) as c:
             created = await c.post("/api/v1/jobs", json=ask("hi", "quick"))
             got = await c.get("/api/v1/jobs/0123456789abcdef0123456789abcdef")
+            ready = await c.get("/health/ready")
         log = s.log()
+    assert ready.status_code == 503 and "Redis" in ready.text and password not in ready.text, ready.text
     for r in (created, got):
         assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0, r.text
         assert "resource_manager.redis_url" in r.text and password not in r.text

@@ -58,7 +58,8 @@ async def readiness(services: Services = Depends(current_services)) -> Readiness
 
     Models load on first use; an instance that failed is listed, not fatal.
     """
-    problem = await services.resources.problem() or await services.telemetry.problem()
+    problem = (await services.resources.problem() or await services.telemetry.problem()
+               or (await services.jobs.store.problem() if services.jobs is not None else None))
     if problem:
         raise UnavailableError(problem)
     states: dict[str, Literal["ready", "failed"]] = {
