@@ -32,11 +32,14 @@ def sse_frame(data: str) -> bytes:
 
 
 class SSEResponse(Response):
-    """``text/event-stream`` of the texts of ``events``; the iterator is closed when the response ends."""
+    """``text/event-stream`` of the texts of ``events``; the iterator is closed when the response ends.
+
+    An item may also be a list of texts: events that are ready together go out in one write.
+    """
 
     media_type = "text/event-stream; charset=utf-8"
 
-    def __init__(self, events: AsyncIterator[str], *, keepalive: float = 15.0, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, events: AsyncIterator[str | list[str]], *, keepalive: float = 15.0, headers: Mapping[str, str] | None = None) -> None:
         self.status_code = 200
         self.background = None
         self.init_headers({**STREAM_HEADERS, **(headers or {})})  # no body: no Content-Length
@@ -51,7 +54,8 @@ class SSEResponse(Response):
         watcher = loop.create_task(self._watch_safely(receive, send, pump, gone))
         try:
             async for data in self.events:
-                await send({"type": "http.response.body", "body": sse_frame(data), "more_body": True})
+                body = sse_frame(data) if isinstance(data, str) else b"".join(sse_frame(d) for d in data)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
         except asyncio.CancelledError:
             if not gone.is_set():
                 raise

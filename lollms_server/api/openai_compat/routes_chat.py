@@ -56,17 +56,22 @@ def _usage(usage: dict[str, int] | None) -> dict[str, int]:
 
 def _sse(events: AsyncIterator[TextEvent], make: ChunkMaker, usage_chunk: Callable[[dict[str, int]], dict[str, Any]] | None,
          keepalive: float) -> SSEResponse:
-    async def frames() -> AsyncIterator[str]:
+    async def frames() -> AsyncIterator[list[str]]:
+        """Events ready together (the finish chunk, the usage chunk and [DONE]) go out in one write."""
         try:
             async for event in events:
                 if isinstance(event, Failure):
-                    yield json.dumps(OpenAIError(event.status, event.message).body())
-                    break
-                for chunk in make(event):
-                    yield json.dumps(chunk)
-                if isinstance(event, Finish) and usage_chunk is not None:
-                    yield json.dumps(usage_chunk(_usage(event.usage)))
-            yield "[DONE]"
+                    yield [json.dumps(OpenAIError(event.status, event.message).body()), "[DONE]"]
+                    return
+                batch = [json.dumps(chunk) for chunk in make(event)]
+                if isinstance(event, Finish):  # the last event of stream_text
+                    if usage_chunk is not None:
+                        batch.append(json.dumps(usage_chunk(_usage(event.usage))))
+                    yield [*batch, "[DONE]"]
+                    return
+                if batch:
+                    yield batch
+            yield ["[DONE]"]
         finally:
             close = getattr(events, "aclose", None)
             if close is not None:
