@@ -211,7 +211,7 @@ class FilterManager:
             return spec.user_valves_model()
 
     def scope(self, name: str) -> dict[str, Any]:
-        entry = self.settings.entry("filters", name)
+        entry = self.settings.view("filters", name)
         return {
             "enabled": bool(entry.get("enabled", False)),
             "global": bool(entry.get("global", True)),

@@ -19,7 +19,7 @@ import asyncio
 import copy
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from lollms_server.core.guarded_config import load_guarded, looks_encrypted, save_guarded_atomic
 
@@ -59,6 +59,11 @@ class PluginSettings:
 
     def entry(self, section: str, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.data[section].get(name) or {})
+
+    def view(self, section: str, name: str) -> Mapping[str, Any]:
+        """The stored entry itself, for reading only: ``update`` replaces ``data`` and never changes it in place,
+        so the per-request path reads it without a deep copy."""
+        return self.data[section].get(name) or {}
 
     async def update(self, section: str, name: str, entry: dict[str, Any]) -> None:
         async with self._lock:
