@@ -59,7 +59,6 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
             if services.extensions is not None else []
         # what start-up built (routes, schemas, plugins) lives as long as the server: keep the garbage
         # collector from walking it again on every full collection during requests
-        gc.collect()
         gc.freeze()
         try:
             yield

@@ -72,9 +72,12 @@ class BindingCard(BaseModel):
         return data
 
 
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: every card is read at start-up
+
+
 def load_card(path: Path) -> BindingCard:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except (OSError, yaml.YAMLError) as exc:
         raise CardError(f"{path}: cannot be read: {exc}") from exc
     if not isinstance(raw, dict):

@@ -8,10 +8,9 @@ credentials uses them for that request only, over the same connection pool.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lollms_server.core.bindings.base import BindingResult, GenerationTask, StreamEvent
-from lollms_server.core.bindings.http_api import HTTPAPI, new_session
 from lollms_server.core.bindings.remote import (
     Connection,
     RemoteBinding,
@@ -23,6 +22,9 @@ from lollms_server.core.bindings.remote import (
 from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.errors import LollmsError, NotFoundError
 from lollms_server.core.tools import ToolCall, call_event, decode_arguments, new_call_id, tool_call_output
+
+if TYPE_CHECKING:
+    from lollms_server.core.bindings.http_api import HTTPAPI
 
 DIRECT_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 EXTRA_SAMPLING = ("top_k", "min_p", "repeat_penalty")
@@ -53,6 +55,8 @@ class OpenAIBinding(RemoteBinding):
 
     # ---- the HTTP connection ---------------------------------------------------------------------
     async def startup(self) -> None:
+        from lollms_server.core.bindings.http_api import new_session  # aiohttp: only when an instance starts
+
         self._session = new_session(self.timeout)
         await super().startup()
 
@@ -61,7 +65,9 @@ class OpenAIBinding(RemoteBinding):
             await self._session.close()
             self._session = None
 
-    def _make_client(self, conn: Connection) -> HTTPAPI:
+    def _make_client(self, conn: Connection) -> "HTTPAPI":
+        from lollms_server.core.bindings.http_api import HTTPAPI
+
         headers = {"Accept": "application/json"}
         if conn.api_key:
             headers["Authorization"] = f"Bearer {conn.api_key}"
