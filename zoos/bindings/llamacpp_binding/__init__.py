@@ -343,7 +343,8 @@ class LlamaCppBinding(Binding):
     async def check_task(self, task: GenerationTask) -> None:
         """503 when too many requests wait for this instance's models; 400 when the prompt cannot fit."""
         max_queue = self.resource_manager.max_queue
-        if self._in_flight >= max_queue + self.max_loaded:
+        running = self.max_loaded * (self._pool.settings.parallel if self._pool is not None else 1)
+        if self._in_flight >= max_queue + running:
             raise QueueFullError(
                 f"server busy: {self._in_flight} requests are running or waiting on llama.cpp instance "
                 f"'{self.instance_name}' (resource_manager.max_queue={max_queue}); retry in {RETRY_AFTER_SECONDS}s",

@@ -101,18 +101,22 @@ class ServerModel:
         self.control_ids: frozenset[int] = frozenset()
         self.restarts = 0
         self.closed = False
+        self._running = False
+        self._starter: asyncio.Task[Any] | None = None  # the request starting the process (it must not wait for itself)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def ready(self) -> ServerModel:
         """Start the process if it is not running (first use, or after it died)."""
         if self.closed:
             raise UnavailableError(f"model '{self.label}' was unloaded before the request ran; retry")
-        if self._client is not None and not self.process.exited:
+        if self._running and not self.process.exited:
             return self
         async with self._lock:
             if self.closed:
                 raise UnavailableError(f"model '{self.label}' was unloaded before the request ran; retry")
-            if self._client is None or self.process.exited:
+            if not self._running or self.process.exited:
+                self._running = False
+                self._starter = asyncio.current_task()
                 if self._client is not None:
                     self.restarts += 1
                     log.warning("llama-server for %s had stopped (exit code %s); restarting it",
@@ -130,6 +134,8 @@ class ServerModel:
                                                  limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
                 if self.vocab is None:
                     await self._read_model()
+                self._running = True  # only now: concurrent requests wait on the lock until the model is read
+                self._starter = None
         return self
 
     async def _read_model(self) -> None:
@@ -153,13 +159,19 @@ class ServerModel:
     async def stop(self) -> None:
         self.closed = True
         async with self._lock:
+            self._running = False
             if self._client is not None:
                 await self._client.aclose()
                 self._client = None
             await self.process.stop()
 
     # ---- HTTP --------------------------------------------------------------------------------
-    def _gone(self, exc: Exception) -> BackendError:
+    async def _gone(self, exc: Exception) -> BackendError:
+        """The error for a failed exchange; when the process died, says so (after giving it a second to be reaped)."""
+        for _ in range(20):
+            if self.process.exited:
+                break
+            await asyncio.sleep(0.05)
         if self.process.exited and not self.process.stopping:
             code = self.process.proc.returncode if self.process.proc else None
             return BackendError(f"llama-server for model '{self.label}' stopped (exit code {code}) during the request; "
@@ -173,7 +185,7 @@ class ServerModel:
             if self.process.exited:
                 break
             await asyncio.sleep(0.05)
-        if not self.process.exited or self.process.stopping or self.closed:
+        if not self.process.exited or self.process.stopping or self.closed or self._starter is asyncio.current_task():
             return False
         await self.ready()
         return True
@@ -186,9 +198,9 @@ class ServerModel:
                 break
             except httpx.ConnectError as exc:
                 if attempt or not await self._recover():
-                    raise self._gone(exc) from None
+                    raise await self._gone(exc) from None
             except httpx.HTTPError as exc:
-                raise self._gone(exc) from None
+                raise await self._gone(exc) from None
         if r.status_code != 200:
             raise self._error(r.status_code, r.text)
         return r.json()
@@ -258,9 +270,9 @@ class ServerModel:
                 return
             except httpx.ConnectError as exc:  # raised before anything was sent: safe to send again
                 if attempt or not await self._recover():
-                    raise self._gone(exc) from None
+                    raise await self._gone(exc) from None
             except httpx.HTTPError as exc:
-                raise self._gone(exc) from None
+                raise await self._gone(exc) from None
 
     # ---- embeddings --------------------------------------------------------------------------
     async def embed(self, texts: list[str]) -> tuple[list[list[Any]], int]:
