@@ -156,13 +156,17 @@ class HTTPAPI:
     async def event_stream(self, path: str, body: Any) -> AsyncIterator[AsyncIterator[Any]]:
         """The decoded JSON ``data`` of each event of a Server-Sent Events answer; ``[DONE]`` ends it.
 
-        Leaving the block closes the connection (the server stops generating when the client went away).
+        Leaving the block early closes the connection (the server stops generating when the client went away);
+        a stream read to its end leaves the connection open for the next request.
         """
         resp = await self._open("POST", path, body)
         try:
             yield self._events(resp)
         finally:
-            resp.close()
+            if resp.content.at_eof():
+                resp.release()  # read to its end: the connection goes back to the pool
+            else:
+                resp.close()  # left early: closing the connection tells the server to stop
 
     async def _events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[Any]:
         data: list[bytes] = []
