@@ -432,10 +432,11 @@ def cache_section(args: argparse.Namespace, res: Results) -> None:
             if server is not None:
                 targets["llama-server"] = lambda m: openai_stream(server.url, "m", m, sampling, extra={"cache_prompt": True})
             last: dict[str, list[float]] = {k: [] for k in targets}
-            for name, ask in targets.items():
-                convos = {c: [{"role": "system", "content": system}] for c in ("a", "b")}
-                for turn in range(turns):
-                    for c, msgs in convos.items():
+            convos = {name: {c: [{"role": "system", "content": system}] for c in ("a", "b")} for name in targets}
+            for turn in range(turns):  # interleaved: each turn goes to every server back to back
+                for c in ("a", "b"):
+                    for name, ask in targets.items():
+                        msgs = convos[name][c]
                         msgs.append({"role": "user", "content": f"Question {turn + 1} of conversation {c}: tell me more."})
                         s = ask(msgs)
                         msgs.append({"role": "assistant", "content": s.text or "Yes."})
