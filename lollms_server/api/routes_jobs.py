@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from lollms_server.api import byok
-from lollms_server.api.deps import get_services
+from lollms_server.api.deps import current_services
 from lollms_server.api.pipeline import plan_request
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.contract import GenerateRequest, GenerateResponse, StreamChunk
@@ -93,7 +93,7 @@ def _owner(request: Request) -> str:
     "once with the job id; follow it at `events_url` or poll `GET /api/v1/jobs/{job_id}`.",
 )
 async def create_job(request: Request, body: GenerateRequest = Body(...),
-                     services: Services = Depends(get_services)) -> JSONResponse:
+                     services: Services = Depends(current_services)) -> JSONResponse:
     jobs = _jobs(services)
     if jobs.backend != "memory" and byok.credentials_from_headers(request.headers):
         raise BadRequestError(f"{byok.KEY_HEADER} and {byok.BASE_URL_HEADER} cannot be used with jobs when jobs are "
@@ -111,20 +111,20 @@ async def create_job(request: Request, body: GenerateRequest = Body(...),
 
 
 @router.get("/jobs", response_model=JobList, summary="The caller's recent jobs")
-async def list_jobs(request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def list_jobs(request: Request, services: Services = Depends(current_services)) -> dict[str, Any]:
     records = await _jobs(services).recent(_owner(request))
     return {"jobs": [{**r.public(), "result": None} for r in records]}
 
 
 @router.get("/jobs/{job_id}", response_model=JobObject, responses=_NOT_FOUND, summary="A job's state and result")
-async def get_job(job_id: str, request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def get_job(job_id: str, request: Request, services: Services = Depends(current_services)) -> dict[str, Any]:
     return (await _jobs(services).get(job_id, _owner(request))).public()
 
 
 @router.delete("/jobs/{job_id}", response_model=JobObject, responses=_NOT_FOUND, summary="Cancel a job",
                description="Stops the generation wherever it runs. Answers with the job: `cancelled`, or its own "
                "terminal state when it had already ended.")
-async def cancel_job(job_id: str, request: Request, services: Services = Depends(get_services)) -> dict[str, Any]:
+async def cancel_job(job_id: str, request: Request, services: Services = Depends(current_services)) -> dict[str, Any]:
     return (await _jobs(services).cancel(job_id, _owner(request))).public()
 
 
@@ -136,7 +136,7 @@ async def job_events(
     last_event_id_query: Optional[str] = Query(default=None, alias="last_event_id", max_length=64,
                                                description="Resume after this event id (when a header cannot be set)."),
     last_event_id: Optional[str] = Header(default=None, max_length=64, description="Resume after this event id."),
-    services: Services = Depends(get_services),
+    services: Services = Depends(current_services),
 ) -> EventSourceResponse:
     jobs = _jobs(services)
     await jobs.get(job_id, _owner(request))  # 404 before the stream starts
