@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from .worker import LoadSettings, PromptTooLongError
 
 log = logging.getLogger("lollms_server.bindings.llamacpp.server")
 
+REAP_SECONDS = 5.0  # how long a failed exchange waits to learn whether llama-server died (busy machines reap late)
 CONTROL_TOKEN_TYPES = (2, 3)  # GGUF token types UNKNOWN and CONTROL: not rendered by detokenize (special=False)
 
 
@@ -166,12 +168,15 @@ class ServerModel:
             await self.process.stop()
 
     # ---- HTTP --------------------------------------------------------------------------------
+    async def _reaped(self) -> None:
+        """Give a process that may have died up to REAP_SECONDS to be reaped (the child watcher is slow under load)."""
+        deadline = time.monotonic() + REAP_SECONDS
+        while not self.process.exited and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
     async def _gone(self, exc: Exception) -> BackendError:
         """The error for a failed exchange; when the process died, says so (after giving it a second to be reaped)."""
-        for _ in range(20):
-            if self.process.exited:
-                break
-            await asyncio.sleep(0.05)
+        await self._reaped()
         if self.process.exited and not self.process.stopping:
             code = self.process.proc.returncode if self.process.proc else None
             return BackendError(f"llama-server for model '{self.label}' stopped (exit code {code}) during the request; "
@@ -181,10 +186,7 @@ class ServerModel:
     async def _recover(self) -> bool:
         """After a refused connection: if the process died, start a new one (the request never reached the
         old one, so it can be sent again). False when the process is still running."""
-        for _ in range(40):
-            if self.process.exited:
-                break
-            await asyncio.sleep(0.05)
+        await self._reaped()
         if not self.process.exited or self.process.stopping or self.closed or self._starter is asyncio.current_task():
             return False
         await self.ready()
