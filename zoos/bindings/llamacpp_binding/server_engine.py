@@ -27,6 +27,7 @@ from lollms_server.core.errors import BackendError, BadRequestError, Unavailable
 from .gguf_meta import read_gguf_header
 from .server_process import LlamaServerProcess, ServerStartError
 from .server_prompt import ModelVocab, PromptFormatter
+from .slot_affinity import SlotAffinity
 from .worker import LoadSettings, PromptTooLongError
 
 log = logging.getLogger("lollms_server.bindings.llamacpp.server")
@@ -105,6 +106,7 @@ class ServerModel:
         self.closed = False
         self._running = False
         self._starter: asyncio.Task[Any] | None = None  # the request starting the process (it must not wait for itself)
+        self.slots = SlotAffinity(1 if embedding else settings.parallel)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def ready(self) -> ServerModel:
@@ -121,6 +123,7 @@ class ServerModel:
                 self._starter = asyncio.current_task()
                 if self._client is not None:
                     self.restarts += 1
+                    self.slots.forget()
                     log.warning("llama-server for %s had stopped (exit code %s); restarting it",
                                 self.label, self.process.proc.returncode if self.process.proc else None)
                     await self._client.aclose()
@@ -255,7 +258,20 @@ class ServerModel:
         return self.formatter.completion_body(captured, prompt)
 
     async def stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        """The server's streamed events; closing this generator closes the request (llama-server cancels)."""
+        """The server's streamed events; closing this generator closes the request (llama-server cancels).
+
+        The request is pinned to the idle slot whose KV cache it continues (see slot_affinity)."""
+        slot = self.slots.take(body["prompt"])
+        if slot is not None:
+            body = {**body, "id_slot": slot}
+        try:
+            async for event in self._stream(body):
+                yield event
+        finally:
+            if slot is not None:
+                self.slots.release(slot, body["prompt"])
+
+    async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         for attempt in (0, 1):
             assert self._client is not None
             try:
