@@ -60,7 +60,9 @@ def cfg(tmp_path: Path) -> Path:
     # one slot (server engine): the live context holds one conversation, as with the in-process engine
     common = {"n_ctx": 2048, "preload_default_model": True, "parallel": 1}
     write_config(d, {"cached": ("llamacpp_binding", {**common}),  # prompt_cache_mb: the card's default
-                     "plain": ("llamacpp_binding", {**common, "prompt_cache_mb": 0})})
+                     "plain": ("llamacpp_binding", {**common, "prompt_cache_mb": 0}),
+                     # two slots, no RAM cache: each conversation must keep its own slot (slot affinity)
+                     "slots": ("llamacpp_binding", {**common, "parallel": 2, "prompt_cache_mb": 0})})
     return d
 
 
@@ -83,3 +85,13 @@ async def test_interleaved_conversations_each_keep_their_prefix(cfg: Path) -> No
         assert 0 < cached[k]["metadata"]["prompt_tokens_evaluated"] < 40
         # restoring a snapshot changes nothing in the answer: same text as the conversation run on its own
         assert cached[k]["data"] == alone[k]
+
+
+async def test_interleaved_conversations_keep_their_own_slot(cfg: Path) -> None:
+    """llama-server alone would put both conversations (alike: same long system prompt) on one slot, so each
+    second turn would recompute its history; pinned to its own slot, only the new tokens are computed."""
+    async with api_client(cfg) as c:
+        slots = await interleave(c, "slots")
+    for k in HISTORY:
+        assert slots[k]["metadata"]["usage"]["prompt_tokens"] > 300
+        assert 0 < slots[k]["metadata"]["prompt_tokens_evaluated"] < 40
