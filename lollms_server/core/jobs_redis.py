@@ -27,8 +27,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from lollms_server.core.contract import StreamChunk, chunk_json
 from lollms_server.core.errors import SharedStateUnavailableError
-from lollms_server.core.jobs import RETRY_AFTER_SECONDS, JobEnd, JobQueueFullError, JobRecord, JobSettings, JobTicket, new_job_id
-from lollms_server.core.redis_conn import KEY_PREFIX, connect
+from lollms_server.core.jobs import JobEnd, JobQueueFullError, JobRecord, JobSettings, JobTicket, new_job_id
+from lollms_server.core.redis_conn import KEY_PREFIX, connect, unreachable
 from lollms_server.core.secrets import REDACTOR
 
 if TYPE_CHECKING:
@@ -162,10 +162,7 @@ class RedisJobStore:
         return f"{self.prefix}:owner:{owner or '-'}"
 
     def _unavailable(self, exc: BaseException) -> SharedStateUnavailableError:
-        reason = REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
-        return SharedStateUnavailableError(
-            f"the shared job store (Redis, resource_manager.redis_url) is unreachable: {reason}; "
-            f"retry in {RETRY_AFTER_SECONDS}s", RETRY_AFTER_SECONDS)
+        return unreachable("job store", exc)
 
     async def _ensure_group(self) -> None:
         try:

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from lollms_server.core.apikeys import ApiKey
 from lollms_server.core.errors import RateLimitedError, SharedStateUnavailableError
-from lollms_server.core.redis_conn import connect
+from lollms_server.core.redis_conn import connect, unreachable
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.usage import UsageLedger
 
@@ -90,11 +90,7 @@ class RedisKeyLimiter:
 
     @staticmethod
     def _unavailable(exc: BaseException) -> SharedStateUnavailableError:
-        reason = REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
-        return SharedStateUnavailableError(
-            f"the shared per-key limit store (Redis, resource_manager.redis_url) is unreachable: {reason}; a limited "
-            f"API key cannot be admitted without it; retry in {RETRY_AFTER_SECONDS}s", RETRY_AFTER_SECONDS,
-        )
+        return unreachable("per-key limit store", exc, "a limited API key cannot be admitted without it; ")
 
     async def start(self, ledger: UsageLedger) -> None:
         """The day's tokens already live in Redis: nothing to seed; start the background sender."""

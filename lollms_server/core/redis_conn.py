@@ -11,8 +11,11 @@ import re
 from typing import Any
 
 from lollms_server.core.config_schema import MAIN_SCHEMA
+from lollms_server.core.errors import SharedStateUnavailableError
+from lollms_server.core.secrets import REDACTOR
 
 REDIS_URL_ENV = "LOLLMS_REDIS_URL"
+RETRY_AFTER_SECONDS = 5  # Retry-After of the 503 a shared store answers while Redis is unreachable
 KEY_PREFIX: str = MAIN_SCHEMA["resource_manager"]["schema"]["redis_prefix"]["default"]
 _PREFIX_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
 
@@ -54,3 +57,16 @@ def connect_sync(url: str) -> Any:
     import redis
 
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What went wrong talking to Redis, with any secret (the URL's password) masked."""
+    return REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
+
+
+def unreachable(store: str, exc: BaseException, consequence: str = "") -> SharedStateUnavailableError:
+    """The 503 of a shared store (``store``: e.g. "job store") whose Redis does not answer."""
+    return SharedStateUnavailableError(
+        f"the shared {store} (Redis, resource_manager.redis_url) is unreachable: {failure_reason(exc)}; "
+        f"{consequence}retry in {RETRY_AFTER_SECONDS}s", RETRY_AFTER_SECONDS,
+    )

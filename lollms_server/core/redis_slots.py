@@ -29,7 +29,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from lollms_server.core.errors import SharedStateUnavailableError
-from lollms_server.core.redis_conn import KEY_PREFIX, connect
+from lollms_server.core.redis_conn import KEY_PREFIX, connect, unreachable
 from lollms_server.core.resources import Outcome
 from lollms_server.core.secrets import REDACTOR
 
@@ -154,11 +154,7 @@ class RedisSlotStore:
             REDACTOR.add(with_password.password, unquote(with_password.password))
 
     def _unavailable(self, exc: BaseException) -> SharedStateUnavailableError:
-        reason = REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
-        return SharedStateUnavailableError(
-            f"the shared compute-slot store (Redis, resource_manager.redis_url) is unreachable: {reason}; "
-            f"retry in {RETRY_AFTER_SECONDS}s", RETRY_AFTER_SECONDS,
-        )
+        return unreachable("compute-slot store", exc)
 
     async def _run(self, name: str, *args: Any) -> Any:
         try:

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from redis.exceptions import RedisError
 
 from lollms_server.core.errors import SharedStateUnavailableError
-from lollms_server.core.redis_conn import connect_sync
+from lollms_server.core.redis_conn import connect_sync, failure_reason
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.usage import GROUP_FIELDS, RECORD_COLUMNS, UsageQuery, UsageRecord
 from lollms_server.core.usage_queue import QueuedLedger, WriteResult
@@ -218,7 +218,7 @@ class RedisUsageLedger(QueuedLedger):
 
     @staticmethod
     def _reason(exc: BaseException) -> str:
-        return REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
+        return failure_reason(exc)
 
     def _write(self, batch: list[UsageRecord]) -> WriteResult:
         # the batch id comes from its records: a batch retried after a lost reply is recognised and not counted twice

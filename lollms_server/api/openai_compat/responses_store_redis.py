@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from lollms_server.api.openai_compat.responses_store import DEFAULT_LIMIT, DEFAULT_TTL_SECONDS, StoredResponse
 from lollms_server.core.errors import SharedStateUnavailableError
-from lollms_server.core.redis_conn import connect
+from lollms_server.core.redis_conn import connect, unreachable
 from lollms_server.core.secrets import REDACTOR
 
 RETRY_AFTER_SECONDS = 5
@@ -51,11 +51,7 @@ class RedisResponseStore:
 
     @staticmethod
     def _unavailable(exc: BaseException) -> SharedStateUnavailableError:
-        reason = REDACTOR.mask_secrets(str(exc) or type(exc).__name__)
-        return SharedStateUnavailableError(
-            f"the shared response store (Redis, resource_manager.redis_url) is unreachable: {reason}; "
-            f"retry in {RETRY_AFTER_SECONDS}s", RETRY_AFTER_SECONDS,
-        )
+        return unreachable("response store", exc)
 
     async def put(self, entry: StoredResponse) -> None:
         data = json.dumps(entry.to_json(), separators=(",", ":"))
