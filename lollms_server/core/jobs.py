@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, Protocol
 
 from lollms_server.core.contract import OutputData, StreamChunk, chunk_json
 from lollms_server.core.errors import BadRequestError, NotFoundError, UnavailableError
+from lollms_server.core.resources import RETRY_AFTER_SECONDS
 
 if TYPE_CHECKING:
     from lollms_server.core.generation import GenerationPlan
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-RETRY_AFTER_SECONDS = 5
 LIST_LIMIT = 50  # jobs GET /api/v1/jobs shows per key (the most recent)
 CANCEL_WAIT_SECONDS = 1.5  # how long DELETE waits for the runner to stop the generation before it ends the job itself
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")

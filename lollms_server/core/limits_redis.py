@@ -28,7 +28,6 @@ from lollms_server.core.usage import UsageLedger
 
 log = logging.getLogger("lollms_server.limits.redis")
 
-RETRY_AFTER_SECONDS = 5
 _WINDOW_MS = 60_000
 _DAY = 86400
 

@@ -37,7 +37,6 @@ log = logging.getLogger("lollms_server.resources.redis")
 
 POLL_SECONDS = 0.1  # waiters' poll interval while the wake-up listener is not subscribed
 FALLBACK_POLL_SECONDS = 1.0  # with the listener: a poll at least this often (dead holders' leases, missed hints)
-RETRY_AFTER_SECONDS = 5
 
 _PRELUDE = """
 local holders, waiters, order, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

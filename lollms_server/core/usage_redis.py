@@ -30,8 +30,7 @@ from typing import Any, Iterator
 
 from redis.exceptions import RedisError
 
-from lollms_server.core.errors import SharedStateUnavailableError
-from lollms_server.core.redis_conn import connect_sync, failure_reason
+from lollms_server.core.redis_conn import connect_sync, failure_reason, unreachable
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.usage import GROUP_FIELDS, RECORD_COLUMNS, UsageQuery, UsageRecord
 from lollms_server.core.usage_queue import QueuedLedger, WriteResult
@@ -39,7 +38,6 @@ from lollms_server.core.usage_queue import QueuedLedger, WriteResult
 log = logging.getLogger("lollms_server.usage")
 
 DEFAULT_MAX_RECORDS = 100_000
-RETRY_AFTER_SECONDS = 5
 HOUR = 3600
 _PAGE = 1000
 _SEP = "\x1f"
@@ -244,12 +242,6 @@ class RedisUsageLedger(QueuedLedger):
             log.error("usage ledger retention failed: %s", self._reason(exc))
 
     # ---- reading -----------------------------------------------------------------------------------
-    def _unavailable(self, exc: BaseException) -> SharedStateUnavailableError:
-        return SharedStateUnavailableError(
-            f"the shared usage ledger (Redis, resource_manager.redis_url) is unreachable: {self._reason(exc)}; "
-            f"retry in {RETRY_AFTER_SECONDS}s", RETRY_AFTER_SECONDS,
-        )
-
     def _records(self, since: float | None, until: float | None, newest_first: bool) -> Iterator[dict[str, Any]]:
         lo = "-inf" if since is None else repr(float(since))
         hi = "+inf" if until is None else f"({float(until)!r}"
@@ -321,7 +313,7 @@ class RedisUsageLedger(QueuedLedger):
         try:
             return fn(*args)
         except RedisError as exc:
-            raise self._unavailable(exc) from None
+            raise unreachable("usage ledger", exc) from None
 
     async def rows(self, q: UsageQuery) -> list[dict[str, Any]]:
         return list(await asyncio.to_thread(self._guarded, self._rows, q))

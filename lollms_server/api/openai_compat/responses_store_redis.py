@@ -18,7 +18,6 @@ from lollms_server.core.errors import SharedStateUnavailableError
 from lollms_server.core.redis_conn import connect, unreachable
 from lollms_server.core.secrets import REDACTOR
 
-RETRY_AFTER_SECONDS = 5
 
 # KEYS: index; ARGV: entry key prefix, response id, entry JSON, ttl seconds, limit
 _PUT = """
