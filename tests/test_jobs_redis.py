@@ -28,14 +28,16 @@ CLAIM_IDLE = 2
 HEADERS = {"X-API-Key": API_KEY}
 
 
-def _config(d: Path, redis_url: str | None, gpu_strategy: str = "semaphore") -> Path:
+def _config(d: Path, redis_url: str | None, gpu_strategy: str = "semaphore", extensions: dict[str, Any] | None = None,
+            prefix: str = "lollms") -> Path:
     write_config(
         d,
         {"quick": ("dummy_binding", {"stream_chunk_delay": 0.02}),
          "slow": ("dummy_binding", {"stream_chunk_delay": 0.25, "requires_gpu": True})},
         api_keys=[API_KEY, OTHER_KEY],
         main={"resource_manager": {"backend": "redis", "redis_url": redis_url, "gpu_limit": 1, "lease_seconds": 2,
-                                   "gpu_strategy": gpu_strategy},
+                                   "gpu_strategy": gpu_strategy, "redis_prefix": prefix},
+              "extensions": extensions or {},
               "jobs": {"run_locally": False, "claim_idle_s": CLAIM_IDLE, "max_attempts": 2, "stop_grace_s": 0,
                        "concurrency": 2},
               "server": {"keepalive_interval": 1.0}},
@@ -257,3 +259,45 @@ async def test_unreachable_redis_answers_503_for_jobs_and_keeps_the_password_sec
         assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0, r.text
         assert "resource_manager.redis_url" in r.text and password not in r.text
     assert password not in log
+
+
+COUNTING_FILTER = '''
+from pathlib import Path
+
+
+class Filter:
+    name = "inlet_counter"
+
+    def inlet(self, request, ctx):
+        with open(Path(__file__).with_name("inlets.log"), "a", encoding="utf-8") as log:
+            log.write(ctx.request_id + "\\n")
+        if any("refuse me" in str(m.get("content")) for m in request.messages):
+            from lollms_server.core.filters import FilterRejected
+            raise FilterRejected("the counter refuses this prompt")
+        return request
+'''
+
+
+async def test_a_shared_job_runs_the_filters_inlets_once_where_it_runs(tmp_path: Path, redis_server: RedisServer) -> None:
+    filters = tmp_path / "filters"
+    filters.mkdir()
+    (filters / "inlet_counter.py").write_text(COUNTING_FILTER, encoding="utf-8")
+    # its own queue: the module's cluster worker (no such filter) must not take these jobs
+    d = _config(tmp_path / "cfg", redis_server.url, extensions={"filters_folder": str(filters)}, prefix="inlets")
+    (d / "plugin_settings.yaml").write_text("filters:\n  inlet_counter:\n    enabled: true\n", encoding="utf-8")
+    log = filters / "inlets.log"
+    worker = WorkerProcess(d)
+    with ServerProcess(d) as a:
+        worker.start()
+        try:
+            async with httpx.AsyncClient(base_url=a.base_url, headers=HEADERS, timeout=60) as c:
+                created = await _start(c, ask(words(3), "quick"))
+                job = await wait_state(c, f"/api/v1/jobs/{created['job_id']}")
+                refused = await _start(c, ask("please refuse me", "quick"))
+                failed = await wait_state(c, f"/api/v1/jobs/{refused['job_id']}")
+        finally:
+            worker.stop()
+    assert job["state"] == "succeeded", job
+    assert failed["state"] == "failed" and "the counter refuses this prompt" in str(failed["error"]), failed
+    calls = log.read_text(encoding="utf-8").split()
+    assert len(calls) == 2 and len(set(calls)) == 2, calls  # once per job (on the worker), not also at creation

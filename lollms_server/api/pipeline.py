@@ -29,10 +29,12 @@ class Planned:
     credentials: dict[str, str] | None
 
 
-async def plan_request(request: Request, services: Services, body: GenerateRequest, surface: str) -> Planned:
-    """Plan ``body`` for the caller of ``request`` on ``surface`` (api, openai, ollama…)."""
+async def plan_request(request: Request, services: Services, body: GenerateRequest, surface: str, *,
+                       inlet: bool = True) -> Planned:
+    """Plan ``body`` for the caller of ``request`` on ``surface`` (api, openai, ollama…); ``inlet``: see
+    ``GenerationService.plan``."""
     creds = byok.credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)
-    plan = await services.generation.plan(body, credentials=creds, caller=caller_of(request, surface))
+    plan = await services.generation.plan(body, credentials=creds, caller=caller_of(request, surface), inlet=inlet)
     byok.check_allowed(plan.binding, plan.binding_name, creds)
     return Planned(plan, creds)
 

@@ -99,8 +99,9 @@ async def create_job(request: Request, body: GenerateRequest = Body(...),
         raise BadRequestError(f"{byok.KEY_HEADER} and {byok.BASE_URL_HEADER} cannot be used with jobs when jobs are "
                               "shared through Redis (they would have to be stored there); use /api/v1/generate")
     body = body.model_copy(update={"stream": True})
-    planned = await plan_request(request, services, body, "api")
     local = jobs.backend == "memory"  # the plan made here is the one that runs (no second planning)
+    # shared jobs are planned again where they run: the filters' inlets run there, once
+    planned = await plan_request(request, services, body, "api", inlet=local)
     stored = body.model_dump(mode="json", exclude_unset=True, exclude={"stream"})
     record = await jobs.submit(_owner(request), stored, planned.plan.request_id,
                                plan=planned.plan if local else None, credentials=planned.credentials if local else None)

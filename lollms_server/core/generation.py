@@ -123,8 +123,10 @@ class GenerationService:
 
     # ---- planning (all input errors surface here, before any response starts) --------------------
     async def plan(self, req: GenerateRequest, *, credentials: dict[str, str] | None = None,
-                   caller: Caller | None = None, admit: bool = True) -> GenerationPlan:
-        """``admit=False``: the request was already counted against its key's limits (a job planned again where it runs)."""
+                   caller: Caller | None = None, admit: bool = True, inlet: bool = True) -> GenerationPlan:
+        """``admit=False``: the request was already counted against its key's limits (a job planned again where it runs).
+        ``inlet=False``: plan without running the filters' inlets (a job checked where it is created and planned
+        again, inlets included, where it runs: each inlet runs once per generation)."""
         caller = caller or Caller()
         if admit:
             await self.telemetry.admit(caller, req.binding_name)
@@ -176,7 +178,8 @@ class GenerationService:
             if not (personality and personality.is_scripted):
                 await binding.check_task(task)
         plan = GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)
-        await self._inlet(plan)
+        if inlet:
+            await self._inlet(plan)
         return plan
 
     async def _inlet(self, plan: GenerationPlan) -> None:
