@@ -171,7 +171,7 @@ def _live(cluster: Cluster) -> list[WorkerProcess]:
 
 
 async def test_a_killed_worker_s_job_is_taken_over_and_restarted_by_another(
-        cluster: Cluster, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+        cluster: Cluster, clients: tuple[httpx.AsyncClient, httpx.AsyncClient], redis_server: RedisServer) -> None:
     a, b = clients
     second = WorkerProcess(cluster.config_dir, name="worker2")
     cluster.extra.append(second)
@@ -198,6 +198,12 @@ async def test_a_killed_worker_s_job_is_taken_over_and_restarted_by_another(
     assert events[-1].type == "final" and sum(e.type == "final" for e in events) == 1
     assert took < CLAIM_IDLE + 4 + 6, took  # claim idle (2 s) + the 4 s rerun, not stranded
     assert "takes it over" in other.log()
+    consumers = [_name(c["name"]) for c in redis_server.client().xinfo_consumers("lollms:jobs:queue", "runners")]
+    assert consumers and not any(f"-{victim.proc.pid}-" in n for n in consumers), consumers  # the dead one is forgotten
+
+
+def _name(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def test_sigterm_puts_a_running_job_back_in_the_queue_for_another_worker(

@@ -283,8 +283,20 @@ class RedisJobStore:
             return None
         if resumed:
             log.warning("jobs: job %s was left by a runner that stopped; %s takes it over", job_id, consumer)
+            await self._forget_dead_consumers()
         return JobTicket(job_id, h.get("owner", ""), json.loads(h["request"]), h.get("request_id", ""), resumed=resumed,
                          entry=entry, consumer=consumer)
+
+    async def _forget_dead_consumers(self) -> None:
+        """Remove the group's consumers silent for longer than ``claim_idle_s`` that hold nothing (a runner killed
+        without leaving; a live runner asks for work every second, and one removed by mistake is added back by
+        its next read)."""
+        try:
+            for info in await self._client.xinfo_consumers(self.queue, GROUP):
+                if int(info.get("pending", 0)) == 0 and int(info.get("idle", 0)) > self.settings.claim_idle_s * 1000:
+                    await self._client.xgroup_delconsumer(self.queue, GROUP, info["name"])
+        except RedisError as exc:
+            log.warning("jobs: could not prune the runners' group: %s", REDACTOR.mask_secrets(str(exc)))
 
     async def _ack(self, entry: str) -> None:
         async with self._client.pipeline(transaction=True) as pipe:
