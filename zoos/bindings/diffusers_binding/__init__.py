@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
 from lollms_server.core.bindings.base import (
     IMAGE_MIME_TYPES,
-    Binding,
     BindingResult,
     GenerationTask,
 )
-from lollms_server.core.bindings.worker import ModelCache
+from lollms_server.core.bindings.local_models import LocalModelBinding
 from lollms_server.core.errors import BadRequestError, NotFoundError, UnavailableError
 
 from .engine import Pipeline, decode_image, load_pipeline, run_job, to_png_b64
@@ -24,47 +22,32 @@ IMAGE_ROLES = ("input_image", "image")
 MASK_ROLES = ("mask_image", "mask")
 
 
-class DiffusersBinding(Binding):
+class DiffusersBinding(LocalModelBinding[PipelineFolder, Pipeline]):
     binding_type_name: ClassVar[str] = "diffusers_binding"
     accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": IMAGE_MIME_TYPES}
     input_roles: ClassVar[frozenset[str]] = frozenset(
         {"user_prompt", "system_context", "assistant_reply", *IMAGE_ROLES, *MASK_ROLES})
     needs_compute: ClassVar[bool] = True
+    required_packages: ClassVar[dict[str, str]] = {"torch": "torch", "diffusers": "diffusers", "transformers": "transformers"}
+    install_hint: ClassVar[str] = "install the 'diffusers' extra"
+    cache_thread_prefix: ClassVar[str] = "diffusers"
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.model_dir: Path = diffusers_folder(config.get("models_folder"))
-        self.cache: ModelCache[PipelineFolder, Pipeline] = ModelCache(
-            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="diffusers",
-            release=Pipeline.release)
 
-    def _load(self, folder: PipelineFolder) -> Pipeline:
-        return load_pipeline(folder, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
+    def load_files(self, files: PipelineFolder) -> Pipeline:
+        return load_pipeline(files, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
 
-    # ---- lifecycle -----------------------------------------------------------------------------
-    async def startup(self) -> None:
-        def check() -> None:  # find_spec, not import: torch is imported on the first generation only
-            missing = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
-            if missing:
-                raise RuntimeError(f"{', '.join(missing)} not installed; install the 'diffusers' extra")
-            if self.default_model:
-                find_pipeline(self.model_dir, self.default_model)
+    def free_model(self, model: Pipeline) -> None:
+        model.release()
 
-        await asyncio.to_thread(check)
-
-    async def unload_model(self, model_name: str | None = None) -> bool:
-        return self.cache.unload(model_name)
-
-    # ---- models --------------------------------------------------------------------------------
-    def _folder(self, model_name: str | None) -> PipelineFolder:
+    def find_files(self, model_name: str | None) -> PipelineFolder:
         return find_pipeline(self.model_dir, model_name or self.default_model)
-
-    async def check_model(self, model_name: str | None) -> None:
-        await asyncio.to_thread(self._folder, model_name)
 
     async def model_problem(self) -> str | None:
         try:
-            await asyncio.to_thread(self._folder, None)
+            await asyncio.to_thread(self.find_files, None)
         except (UnavailableError, NotFoundError) as exc:
             return (f"{exc.message}. Fix: save a Diffusers pipeline (pipeline.save_pretrained) as a folder in "
                     f"{self.model_dir}, or set default_model to one that is there, then restart")
@@ -82,7 +65,7 @@ class DiffusersBinding(Binding):
         return await asyncio.to_thread(scan)
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        folder = await asyncio.to_thread(self._folder, model_name)
+        folder = await asyncio.to_thread(self.find_files, model_name)
         index = await asyncio.to_thread(folder.read_json, INDEX_FILE)
         loaded = self.cache.get(folder)
         return {
@@ -111,7 +94,7 @@ class DiffusersBinding(Binding):
         mode = "inpaint" if mask_in else ("i2i" if image_in else "tti")
         if mode == "tti" and not job.prompt.strip():
             raise BadRequestError("text to image needs a prompt: send a text input_data item with role user_prompt")
-        folder = await asyncio.to_thread(self._folder, task.model_name)
+        folder = await asyncio.to_thread(self.find_files, task.model_name)
         async with self.cache.use(folder) as loaded:
             image = await loaded.call(decode_image, image_in[1], image_in[0], "RGB") if image_in else None
             mask = await loaded.call(decode_image, mask_in[1], mask_in[0], "L") if mask_in else None

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask
+from lollms_server.core.bindings.base import BindingResult, GenerationTask
+from lollms_server.core.bindings.local_models import LocalModelBinding
 from lollms_server.core.bindings.model_files import (
     ModelFolder,
     find_model_folder,
     list_model_folders,
     models_subfolder,
 )
-from lollms_server.core.bindings.worker import ModelCache
 
 from .encode import MIME_TYPES, encode
 from .engine import VideoPipeline, load_pipeline, run_job
@@ -24,37 +23,23 @@ from .params import read_job
 INDEX_FILE = "model_index.json"
 
 
-class DiffusersVideoBinding(Binding):
+class DiffusersVideoBinding(LocalModelBinding[ModelFolder, VideoPipeline]):
     binding_type_name: ClassVar[str] = "diffusers_video_binding"
     needs_compute: ClassVar[bool] = True
+    required_packages: ClassVar[dict[str, str]] = {"torch": "torch", "diffusers": "diffusers",
+                                                   "transformers": "transformers", "av": "av"}
+    install_hint: ClassVar[str] = "install the 'video' extra"
+    cache_thread_prefix: ClassVar[str] = "ttv"
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.model_dir: Path = models_subfolder(config.get("models_folder"), "ttv")
-        self.cache: ModelCache[ModelFolder, VideoPipeline] = ModelCache(
-            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="ttv")
 
-    def _load(self, folder: ModelFolder) -> VideoPipeline:
-        return load_pipeline(folder, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
+    def load_files(self, files: ModelFolder) -> VideoPipeline:
+        return load_pipeline(files, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
 
-    async def startup(self) -> None:
-        def check() -> None:  # find_spec, not import: torch is imported on the first generation only
-            missing = [n for n in ("torch", "diffusers", "transformers", "av") if importlib.util.find_spec(n) is None]
-            if missing:
-                raise RuntimeError(f"{', '.join(missing)} not installed; install the 'video' extra")
-            if self.default_model:
-                self._folder(self.default_model)
-
-        await asyncio.to_thread(check)
-
-    async def unload_model(self, model_name: str | None = None) -> bool:
-        return self.cache.unload(model_name)
-
-    def _folder(self, model_name: str | None) -> ModelFolder:
+    def find_files(self, model_name: str | None) -> ModelFolder:
         return find_model_folder(self.model_dir, model_name or self.default_model, INDEX_FILE, "video model")
-
-    async def check_model(self, model_name: str | None) -> None:
-        await asyncio.to_thread(self._folder, model_name)
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         def scan() -> list[dict[str, Any]]:
@@ -68,7 +53,7 @@ class DiffusersVideoBinding(Binding):
         return await asyncio.to_thread(scan)
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        folder = await asyncio.to_thread(self._folder, model_name)
+        folder = await asyncio.to_thread(self.find_files, model_name)
         index = await asyncio.to_thread(folder.read_json, INDEX_FILE)
         loaded = self.cache.get(folder)
         return {
@@ -80,7 +65,7 @@ class DiffusersVideoBinding(Binding):
 
     async def generate(self, task: GenerationTask) -> BindingResult:
         job = read_job(task.prompt, task.params, self.config)
-        folder = await asyncio.to_thread(self._folder, task.model_name)
+        folder = await asyncio.to_thread(self.find_files, task.model_name)
         async with self.cache.use(folder) as loaded:
             frames = await loaded.call(run_job, loaded.model, job, task.cancel)
             data, described = await loaded.call(encode, frames, job.fps, job.video_format)

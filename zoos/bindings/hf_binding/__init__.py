@@ -7,8 +7,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any, AsyncIterator, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask, StreamEvent
-from lollms_server.core.bindings.worker import ModelCache
+from lollms_server.core.bindings.base import BindingResult, GenerationTask, StreamEvent
+from lollms_server.core.bindings.local_models import LocalModelBinding
 from lollms_server.core.errors import BackendError, LollmsError
 
 from .engine import LoadOptions, check_device, TextJob, TextModel, TextResult, detokenize, load_model, run_generation, thread_safe_sink, tokenize
@@ -32,40 +32,31 @@ def sampling_of(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class HFBinding(Binding):
+class HFBinding(LocalModelBinding[TextModelFiles, TextModel]):
     binding_type_name: ClassVar[str] = "hf_binding"
+    required_packages: ClassVar[dict[str, str]] = {"torch": "torch", "transformers": "transformers"}
+    install_hint: ClassVar[str] = "install the 'transformers' extra"
+    cache_thread_prefix: ClassVar[str] = "transformers"
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.model_dir: Path = text_models_folder(config.get("models_folder"))
         self.options = LoadOptions(str(config.get("device") or "auto"), str(config.get("torch_dtype") or "auto"),
                                    str(config.get("quantization") or "none"), bool(config.get("trust_remote_code")))
-        self.cache: ModelCache[TextModelFiles, TextModel] = ModelCache(
-            limit=int(config.get("max_loaded_models") or 1), load=lambda f: load_model(f, self.options),
-            thread_prefix="transformers")
 
-    async def startup(self) -> None:
-        def check() -> None:
-            missing = [n for n in ("torch", "transformers") if importlib.util.find_spec(n) is None]
-            if missing:
-                raise RuntimeError(f"{', '.join(missing)} not installed; install the 'transformers' extra")
-            if self.options.device not in ("auto", "cpu") or self.options.quantization != "none":
-                check_device(self.options)  # a missing GPU or bitsandbytes shows as a load error now, not at the first request
-            files = self._files(self.default_model)
-            if files.gguf_file and importlib.util.find_spec("gguf") is None:
-                raise RuntimeError("the gguf package is needed to load GGUF files with Transformers; install the 'transformers' extra")
+    def load_files(self, files: TextModelFiles) -> TextModel:
+        return load_model(files, self.options)
 
-        await asyncio.to_thread(check)
-
-    async def unload_model(self, model_name: str | None = None) -> bool:
-        return self.cache.unload(model_name)
+    def check_install(self) -> None:
+        if self.options.device not in ("auto", "cpu") or self.options.quantization != "none":
+            check_device(self.options)  # a missing GPU or bitsandbytes shows as a load error now, not at the first request
+        files = self.find_files(None)
+        if files.gguf_file and importlib.util.find_spec("gguf") is None:
+            raise RuntimeError("the gguf package is needed to load GGUF files with Transformers; install the 'transformers' extra")
 
     # ---- models --------------------------------------------------------------------------------
-    def _files(self, model_name: str | None) -> TextModelFiles:
+    def find_files(self, model_name: str | None) -> TextModelFiles:
         return find_model(self.model_dir, model_name or self.default_model)
-
-    async def check_model(self, model_name: str | None) -> None:
-        await asyncio.to_thread(self._files, model_name)
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         def scan() -> list[dict[str, Any]]:
@@ -75,7 +66,7 @@ class HFBinding(Binding):
         return await asyncio.to_thread(scan)
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         loaded = self.cache.get(files)
         context = loaded.model.context_size if loaded else None
         has_template = bool(getattr(loaded.model.tokenizer, "chat_template", None)) if loaded else None
@@ -104,7 +95,7 @@ class HFBinding(Binding):
 
     async def generate(self, task: GenerationTask) -> BindingResult:
         job = self._job(task)
-        files = await asyncio.to_thread(self._files, task.model_name)
+        files = await asyncio.to_thread(self.find_files, task.model_name)
         async with self.cache.use(files) as loaded:
             try:
                 result = await loaded.call(run_generation, loaded.model, job, task.cancel, None)
@@ -115,7 +106,7 @@ class HFBinding(Binding):
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
         job = self._job(task)
-        files = await asyncio.to_thread(self._files, task.model_name)
+        files = await asyncio.to_thread(self.find_files, task.model_name)
         async with self.cache.use(files) as loaded:
             pieces: asyncio.Queue[str] = asyncio.Queue()
             sink = thread_safe_sink(asyncio.get_running_loop(), pieces)
@@ -146,12 +137,12 @@ class HFBinding(Binding):
     # ---- tokens --------------------------------------------------------------------------------
     async def tokenize(self, text: str, *, add_bos: bool = False, add_eos: bool = False,
                        model_name: str | None = None) -> list[int]:
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         async with self.cache.use(files) as loaded:
             return await loaded.call(tokenize, loaded.model, text, add_bos, add_eos)
 
     async def detokenize(self, tokens: list[int], *, model_name: str | None = None) -> str:
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         async with self.cache.use(files) as loaded:
             return await loaded.call(detokenize, loaded.model, tokens)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask
+from lollms_server.core.bindings.base import BindingResult, GenerationTask
+from lollms_server.core.bindings.local_models import LocalModelBinding
 from lollms_server.core.bindings.model_files import (
     ModelFolder,
     find_model_folder,
@@ -16,7 +16,6 @@ from lollms_server.core.bindings.model_files import (
 )
 from lollms_server.core.bindings.param_checks import float_in, int_in, seed_of
 from lollms_server.core.bindings.wav import duration_of, wav_b64
-from lollms_server.core.bindings.worker import ModelCache
 from lollms_server.core.errors import BadRequestError
 
 from .engine import MusicJob, MusicModel, generate_pcm, load_model
@@ -24,37 +23,22 @@ from .engine import MusicJob, MusicModel, generate_pcm, load_model
 CONFIG_FILE = "config.json"
 
 
-class MusicgenBinding(Binding):
+class MusicgenBinding(LocalModelBinding[ModelFolder, MusicModel]):
     binding_type_name: ClassVar[str] = "musicgen_binding"
     needs_compute: ClassVar[bool] = True
+    required_packages: ClassVar[dict[str, str]] = {"torch": "torch", "transformers": "transformers"}
+    install_hint: ClassVar[str] = "install the 'transformers' extra"
+    cache_thread_prefix: ClassVar[str] = "musicgen"
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.model_dir: Path = models_subfolder(config.get("models_folder"), "ttm")
-        self.cache: ModelCache[ModelFolder, MusicModel] = ModelCache(
-            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="musicgen")
 
-    def _load(self, folder: ModelFolder) -> MusicModel:
-        return load_model(folder, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
+    def load_files(self, files: ModelFolder) -> MusicModel:
+        return load_model(files, str(self.config.get("device") or "auto"), str(self.config.get("torch_dtype") or "auto"))
 
-    async def startup(self) -> None:
-        def check() -> None:
-            missing = [n for n in ("torch", "transformers") if importlib.util.find_spec(n) is None]
-            if missing:
-                raise RuntimeError(f"{', '.join(missing)} not installed; install the 'transformers' extra")
-            if self.default_model:
-                self._folder(self.default_model)
-
-        await asyncio.to_thread(check)
-
-    async def unload_model(self, model_name: str | None = None) -> bool:
-        return self.cache.unload(model_name)
-
-    def _folder(self, model_name: str | None) -> ModelFolder:
+    def find_files(self, model_name: str | None) -> ModelFolder:
         return find_model_folder(self.model_dir, model_name or self.default_model, CONFIG_FILE, "music model")
-
-    async def check_model(self, model_name: str | None) -> None:
-        await asyncio.to_thread(self._folder, model_name)
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         def scan() -> list[dict[str, Any]]:
@@ -68,7 +52,7 @@ class MusicgenBinding(Binding):
         return await asyncio.to_thread(scan)
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        folder = await asyncio.to_thread(self._folder, model_name)
+        folder = await asyncio.to_thread(self.find_files, model_name)
         cfg = await asyncio.to_thread(folder.read_json, CONFIG_FILE)
         loaded = self.cache.get(folder)
         audio = cfg.get("audio_encoder") or {}
@@ -96,7 +80,7 @@ class MusicgenBinding(Binding):
 
     async def generate(self, task: GenerationTask) -> BindingResult:
         job = self._job(task)
-        folder = await asyncio.to_thread(self._folder, task.model_name)
+        folder = await asyncio.to_thread(self.find_files, task.model_name)
         async with self.cache.use(folder) as loaded:
             pcm, rate = await loaded.call(generate_pcm, loaded.model, job, task.cancel)
             device = loaded.model.device

