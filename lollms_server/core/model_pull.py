@@ -17,10 +17,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
+if TYPE_CHECKING:  # imported by hub_client(): `lollms-server serve` parses its arguments without loading httpx
+    import httpx
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 KINDS: dict[str, str] = {  # kind -> sub-folder of models_folder
@@ -212,6 +213,8 @@ def hub_client(endpoint: str | None = None, token: str | None = None, timeout: f
     base = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
     token = token or os.environ.get("HF_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    import httpx
+
     return httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(timeout, read=timeout))
 
 

@@ -18,9 +18,8 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 
 from lollms_server.core.errors import BackendError, BadRequestError, UnavailableError
 
@@ -29,6 +28,9 @@ from .server_process import LlamaServerProcess, ServerStartError
 from .server_prompt import ModelVocab, PromptFormatter
 from .slot_affinity import SlotAffinity
 from .worker import LoadSettings, PromptTooLongError
+
+if TYPE_CHECKING:  # httpx is imported when the first model starts, not at server start-up
+    import httpx
 
 log = logging.getLogger("lollms_server.bindings.llamacpp.server")
 
@@ -111,6 +113,8 @@ class ServerModel:
     # ---- lifecycle ---------------------------------------------------------------------------
     async def ready(self) -> ServerModel:
         """Start the process if it is not running (first use, or after it died)."""
+        import httpx
+
         if self.closed:
             raise UnavailableError(f"model '{self.label}' was unloaded before the request ran; retry")
         if self._running and not self.process.exited:
@@ -196,6 +200,8 @@ class ServerModel:
         return True
 
     async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        import httpx
+
         for attempt in (0, 1):
             assert self._client is not None
             try:
@@ -272,6 +278,8 @@ class ServerModel:
                 self.slots.release(slot, body["prompt"])
 
     async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        import httpx
+
         for attempt in (0, 1):
             assert self._client is not None
             try:

@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 log = logging.getLogger("lollms_server.bindings.llamacpp.server")
 
 MAX_LINE = 400  # characters of one forwarded log line
@@ -97,6 +95,8 @@ class LlamaServerProcess:
                 raise
 
     async def _start_once(self, timeout: float) -> None:
+        import httpx  # not at server start-up: only once a model starts
+
         self.tail.clear()
         self.stopping = False
         argv = [str(self.binary), *self.args, "--host", "127.0.0.1", "--port", str(self.port)]

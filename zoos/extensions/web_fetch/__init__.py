@@ -9,7 +9,6 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from fastapi import Body
 from pydantic import BaseModel, Field
 
@@ -61,6 +60,8 @@ async def fetch_markdown(url: str, valves: Valves) -> dict[str, Any]:
     if not _host_allowed(parts.hostname, valves):
         raise FetchRefused(f"{parts.hostname} is not in allowed_domains")
     await _check_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), valves)
+    import httpx  # on the first fetch, not when the server starts
+
     async with httpx.AsyncClient(timeout=valves.timeout, follow_redirects=False) as client:
         async with client.stream("GET", url, headers={"Accept": "text/html, text/plain;q=0.9"}) as r:
             if r.status_code >= 400:
@@ -88,6 +89,8 @@ def install(ctx: Any) -> None:
 
     async def fetch(body: FetchBody = Body(...)) -> dict[str, Any]:
         """Fetch a web page and return its title and Markdown text."""
+        import httpx
+
         try:
             return await fetch_markdown(body.url, valves())
         except FetchRefused as exc:
@@ -101,6 +104,8 @@ def install(ctx: Any) -> None:
         Args:
             url: The http or https address of the page.
         """
+        import httpx
+
         try:
             page = await fetch_markdown(url, valves())
         except (FetchRefused, httpx.HTTPError) as exc:
