@@ -20,6 +20,7 @@ os.environ.setdefault("CONFIGMASTER_LOG_LEVEL", "ERROR")
 from configguard import ConfigGuard  # noqa: E402
 from configguard.exceptions import ConfigGuardError  # noqa: E402
 from configguard.handlers import get_handler  # noqa: E402
+from configguard.handlers.base import LoadResult, StorageHandler  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
@@ -121,7 +122,27 @@ def validate_values(
 
 
 def read_raw(path: Path, key: bytes | None = None) -> tuple[str | None, dict[str, Any]]:
-    """Read a config file through ConfigGuard's handler for its extension."""
+    """Read a config file through ConfigGuard's handler for its extension: (file version, values)."""
+    result = _read_file(path, key)
+    version = result.get("version")
+    return (str(version) if version is not None else None), dict(result["values"])
+
+
+class _AlreadyRead(StorageHandler):
+    """Gives ConfigGuard the content ``_read_file`` already parsed, so a load reads and parses the file once."""
+
+    def __init__(self, result: LoadResult) -> None:
+        super().__init__(None)
+        self._result = result
+
+    def load(self, filepath: Path) -> LoadResult:
+        return self._result
+
+    def save(self, filepath: Path, data: dict[str, Any], mode: str = "values") -> None:
+        raise ConfigGuardError("a loaded configuration is not saved through its reader (use save_guarded_atomic)")
+
+
+def _read_file(path: Path, key: bytes | None) -> LoadResult:
     if not path.is_file():
         raise ConfigFileError(path, "file not found")
     if path.stat().st_size == 0:
@@ -133,11 +154,9 @@ def read_raw(path: Path, key: bytes | None = None) -> tuple[str | None, dict[str
         raise ConfigFileError(path, f"cannot be read: {exc}{hint}") from exc
     except Exception as exc:  # parser errors of yaml/toml/json/sqlite surface here
         raise ConfigFileError(path, f"cannot be parsed: {exc}") from exc
-    values = result.get("values")
-    if not isinstance(values, Mapping):
+    if not isinstance(result.get("values"), Mapping):
         raise ConfigFileError(path, "does not hold a mapping of settings")
-    version = result.get("version")
-    return (str(version) if version is not None else None), dict(values)
+    return result
 
 
 def looks_encrypted(path: Path) -> bool:
@@ -165,8 +184,9 @@ def apply_aliases(path: Path, schema: Mapping[str, Any], raw: Mapping[str, Any])
 
 def load_guarded(path: Path, schema: Mapping[str, Any], key: bytes | None = None) -> LoadedConfig:
     """Load and strictly validate ``path`` against ``schema``; migrate older versions in memory."""
-    file_version, raw = read_raw(path, key)
-    raw, renamed = apply_aliases(path, schema, raw)
+    result = _read_file(path, key)
+    file_version = str(result["version"]) if result.get("version") is not None else None
+    raw, renamed = apply_aliases(path, schema, result["values"])
     instance_version = schema_version(schema)
     migrated = False
     if file_version is not None:
@@ -182,12 +202,12 @@ def load_guarded(path: Path, schema: Mapping[str, Any], key: bytes | None = None
         migrated = older
     body = {k: v for k, v in schema.items() if k != "__version__"}
     validate_values(path, body, raw, allow_unknown=migrated)
-    guard = ConfigGuard(dict(schema), encryption_key=key)
+    guard = ConfigGuard(dict(schema), handler=_AlreadyRead(result))
     try:
         if renamed:  # the file's own names differ from the schema's: apply the renamed values
             guard.import_config(raw, ignore_unknown=migrated)
         else:
-            guard.load(path)
+            guard.load(path)  # ConfigGuard's own version handling and migration, on the content read above
     except (ConfigGuardError, FileNotFoundError) as exc:
         raise ConfigFileError(path, str(exc)) from exc
     return LoadedConfig(
