@@ -7,12 +7,11 @@ record per tensor (name, dimensions, type, offset).
 
 from __future__ import annotations
 
-import os
+import mmap
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 _SCALARS: dict[int, str] = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
@@ -51,47 +50,70 @@ class GGUFHeader:
         return None
 
 
-def _reader(f: BinaryIO) -> Callable[[str], Any]:
-    def read(fmt: str) -> Any:
-        size = struct.calcsize(fmt)
-        raw = f.read(size)
-        if len(raw) != size:
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_SCALAR_STRUCTS: dict[int, struct.Struct] = {t: struct.Struct(fmt) for t, fmt in _SCALARS.items()}
+
+
+class _Cursor:
+    """Reads the header from the memory-mapped file: one offset, every read bounds-checked (a cut file is a
+    GGUFError). Skipping a 50,000-string vocabulary costs milliseconds: a model file is checked at start-up."""
+
+    def __init__(self, buf: mmap.mmap, offset: int) -> None:
+        self.buf, self.off, self.size = buf, offset, len(buf)
+
+    def take(self, st: struct.Struct) -> Any:
+        off, end = self.off, self.off + st.size
+        if end > self.size:
             raise GGUFError("file ends inside its header")
-        return struct.unpack(fmt, raw)[0]
-    return read
+        self.off = end
+        return st.unpack_from(self.buf, off)[0]
+
+    def string(self) -> str:
+        n = self.take(_U64)
+        if n > 1 << 26:
+            raise GGUFError("implausible string length in header")
+        start, self.off = self.off, self.off + n
+        if self.off > self.size:
+            raise GGUFError("file ends inside its header")
+        return self.buf[start:self.off].decode("utf-8", errors="replace")
+
+    def skip(self, n_bytes: int) -> None:
+        self.off += n_bytes
+        if self.off > self.size:
+            raise GGUFError("file ends inside its header")
+
+    def skip_strings(self, count: int) -> None:
+        buf, off, length = self.buf, self.off, _U64.unpack_from
+        try:
+            for _ in range(count):
+                off += 8 + length(buf, off)[0]
+        except struct.error:  # a length field past the end of the file
+            raise GGUFError("file ends inside its header") from None
+        self.off = off
+        self.skip(0)
 
 
-def _read_string(f: BinaryIO, read: Callable[[str], Any]) -> str:
-    n = read("<Q")
-    if n > 1 << 26:
-        raise GGUFError("implausible string length in header")
-    return f.read(n).decode("utf-8", errors="replace")
-
-
-def _read_value(f: BinaryIO, read: Callable[[str], Any], vtype: int, key: str, lengths: dict[str, int],
-                keep: tuple[str, ...] = ()) -> Any:
-    if vtype in _SCALARS:
-        return read(_SCALARS[vtype])
+def _read_value(cur: _Cursor, vtype: int, key: str, lengths: dict[str, int], keep: tuple[str, ...] = ()) -> Any:
+    if vtype in _SCALAR_STRUCTS:
+        return cur.take(_SCALAR_STRUCTS[vtype])
     if vtype == _STRING:
-        return _read_string(f, read)
+        return cur.string()
     if vtype == _ARRAY:
-        etype, count = read("<I"), read("<Q")
+        etype, count = cur.take(_U32), cur.take(_U64)
         lengths[key] = count
         if key in keep and etype == 5:  # int32 array asked for in full (token types): read it at once
-            raw = f.read(4 * count)
-            if len(raw) != 4 * count:
-                raise GGUFError("file ends inside its header")
-            return list(struct.unpack(f"<{count}i", raw))
+            start = cur.off
+            cur.skip(4 * count)
+            return list(struct.unpack_from(f"<{count}i", cur.buf, start))
         if count > MAX_KEEP_ARRAY:
-            if etype in _SCALARS:
-                f.seek(struct.calcsize(_SCALARS[etype]) * count, 1)
+            if etype in _SCALAR_STRUCTS:
+                cur.skip(_SCALAR_STRUCTS[etype].size * count)
             elif etype == _STRING:
-                for _ in range(count):
-                    f.seek(read("<Q"), 1)
+                cur.skip_strings(count)
             else:
                 raise GGUFError(f"unsupported nested array in '{key}'")
             return None
-        return [_read_value(f, read, etype, key, lengths) for _ in range(count)]
+        return [_read_value(cur, etype, key, lengths) for _ in range(count)]
     raise GGUFError(f"unknown value type {vtype} for '{key}'")
 
 
@@ -101,34 +123,37 @@ def read_gguf_header(path: Path, keep_arrays: tuple[str, ...] = ()) -> GGUFHeade
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
             raise GGUFError(f"'{path.name}' is not a GGUF file")
-        read = _reader(f)
-        version = read("<I")
-        if version < 2:
-            raise GGUFError(f"'{path.name}' uses GGUF version {version}; only 2 and later are supported")
-        tensor_count, kv_count = read("<Q"), read("<Q")
-        metadata: dict[str, Any] = {}
-        lengths: dict[str, int] = {}
-        for _ in range(kv_count):
-            key = _read_string(f, read)
-            metadata[key] = _read_value(f, read, read("<I"), key, lengths, keep_arrays)
-        params = 0
-        last_offset = 0
-        for _ in range(tensor_count):
-            f.seek(read("<Q"), 1)  # tensor name
-            n_dims = read("<I")
-            if n_dims > 8:
-                raise GGUFError("implausible tensor dimensions in header")
-            count = 1
-            for _ in range(n_dims):
-                count *= read("<Q")
-            read("<I")  # type
-            last_offset = max(last_offset, read("<Q"))
-            params += count
-        align_value = metadata.get("general.alignment")
-        alignment = align_value if isinstance(align_value, int) and align_value > 0 else 32
-        data_start = -(-f.tell() // alignment) * alignment
-        size = os.fstat(f.fileno()).st_size
-    return GGUFHeader(version, metadata, params, tensor_count, lengths, data_start + last_offset, size)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _parse(path, _Cursor(buf, 4), keep_arrays)
+
+
+def _parse(path: Path, cur: _Cursor, keep_arrays: tuple[str, ...]) -> GGUFHeader:
+    version = cur.take(_U32)
+    if version < 2:
+        raise GGUFError(f"'{path.name}' uses GGUF version {version}; only 2 and later are supported")
+    tensor_count, kv_count = cur.take(_U64), cur.take(_U64)
+    metadata: dict[str, Any] = {}
+    lengths: dict[str, int] = {}
+    for _ in range(kv_count):
+        key = cur.string()
+        metadata[key] = _read_value(cur, cur.take(_U32), key, lengths, keep_arrays)
+    params = 0
+    last_offset = 0
+    for _ in range(tensor_count):
+        cur.skip(cur.take(_U64))  # tensor name
+        n_dims = cur.take(_U32)
+        if n_dims > 8:
+            raise GGUFError("implausible tensor dimensions in header")
+        count = 1
+        for _ in range(n_dims):
+            count *= cur.take(_U64)
+        cur.take(_U32)  # type
+        last_offset = max(last_offset, cur.take(_U64))
+        params += count
+    align_value = metadata.get("general.alignment")
+    alignment = align_value if isinstance(align_value, int) and align_value > 0 else 32
+    data_start = -(-cur.off // alignment) * alignment
+    return GGUFHeader(version, metadata, params, tensor_count, lengths, data_start + last_offset, cur.size)
 
 
 def format_parameter_count(n: int) -> str | None:
