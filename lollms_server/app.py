@@ -16,9 +16,9 @@ from lollms_server.api import (
     routes_embed, routes_generate, routes_info, routes_jobs, routes_metrics, routes_plugins, routes_tokens, routes_usage,
 )
 from lollms_server.api.ext_routes import mount_extensions, unmount
+from lollms_server.api.lazy_routes import include_lazily
 from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import ollama, openai_compat
-from lollms_server.api.ollama import routes_models as ollama_models
 from lollms_server.api.deps import api_key_header, check_api_key, get_services
 from lollms_server.api.docs_pages import add_docs_pages
 from lollms_server.api.errors import install_error_handlers
@@ -93,9 +93,9 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     # the key is checked and the body bounded before any route reads a byte of it (CORS and the
     # request-id/metrics middleware, added later, wrap it: refused requests are counted and carry CORS headers)
     limits = cfg.limits
-    # the routes that need no key, as their routers declare them (health, readiness, server_info, Ollama's version)
-    public_paths = frozenset(getattr(r, "path", "") for router in (routes_info.public_router, ollama_models.public_router)
-                             for r in router.routes)
+    # the routes that need no key, as their routers declare them (health, readiness, server_info), and Ollama's
+    # version (its routers are imported on the surface's first request)
+    public_paths = frozenset(getattr(r, "path", "") for r in routes_info.public_router.routes) | ollama.PUBLIC_PATHS
     app.add_middleware(RequestGuard, key_ring=cfg.key_ring, public_paths=public_paths, max_body_bytes=limits.max_body_bytes,
                        max_header_bytes=limits.max_header_bytes, keyless_surfaces=cfg.keyless_loopback_surfaces)
     metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None
@@ -120,10 +120,9 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     if metrics is not None:
         app.include_router(routes_metrics.router)
     ext_insert_at = len(app.router.routes)  # extension routes go here at start-up, before the catch-alls below
-    for openai_router in openai_compat.routers():  # own auth (Bearer or X-API-Key) and OpenAI error shape
-        app.include_router(openai_router)
-    for ollama_router in ollama.routers():  # own auth (Bearer or X-API-Key) and Ollama error shape
-        app.include_router(ollama_router)
+    # own auth (Bearer or X-API-Key) and error shapes; imported on their first request, not at start-up
+    include_lazily(app, openai_compat.PATH_PREFIXES, openai_compat.routers)
+    include_lazily(app, ollama.PATH_PREFIXES, ollama.routers)
     if cfg.section("webui").get("enable_ui", True):
         mount_webui(app, webui_dist or WEBUI_DIST_DIR)
     add_not_found_route(app.router.routes)  # last: unknown paths are JSON 404s for every method

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+# every path of ``routers()`` starts with this (the app imports the routers on the first such request)
+PATH_PREFIXES = ("/api/",)
+PUBLIC_PATHS = frozenset({"/api/version"})  # the routes of routes_models.public_router: no key needed
+
 
 def routers() -> list[APIRouter]:
     """Routers to include as they are: each carries its own auth and Ollama's error shape."""

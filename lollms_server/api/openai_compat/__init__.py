@@ -8,6 +8,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+# every path of ``routers()`` starts with one of these (the app imports the routers on the first such request)
+PATH_PREFIXES = ("/v1", "/lollms/v1/", "/version")
+
 _fallback = APIRouter()
 
 

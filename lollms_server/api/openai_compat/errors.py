@@ -7,14 +7,14 @@ an OpenAI route get this shape, while /api/v1 keeps its own ``{"detail": ...}`` 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable, Coroutine, Optional
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lollms_server.api.openai_compat.models import ErrorBody
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import (
     LollmsError,
@@ -30,6 +30,19 @@ from lollms_server.core.paths import PathEscapeError
 from lollms_server.core.secrets import REDACTOR
 
 log = logging.getLogger("lollms_server.openai")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: Optional[str] = None
+    code: Optional[str] = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every OpenAI-style error (documented in /openapi.json)."""
+
+    error: ErrorDetail
 
 _TYPE_BY_STATUS: dict[int, str] = {
     400: "invalid_request_error",

@@ -1,0 +1,140 @@
+"""What start-up does not do: modules only some requests need are imported on first use, not before ready.
+
+The OpenAI and Ollama surfaces are included lazily (``api/lazy_routes.py``): their first request imports
+them and must be answered exactly as an eagerly built app answers it (auth, 404/405 shapes, public
+routes, the schema). Start-up time itself is a figure of bench/bench_startup.py, not asserted here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from fastapi.routing import APIRoute
+from helpers import API_KEY, api_client, run_cli
+
+from lollms_server.api import ollama, openai_compat
+from lollms_server.api.lazy_routes import LazyRouters
+from lollms_server.app import create_app
+
+# imported by some requests only: never on the way to /health/ready with the default configuration
+NOT_AT_START_UP = (
+    "httpx",  # llama-server's client, web_fetch, `models pull`: on first use
+    "lollms_server.api.openai_compat.routes_chat",
+    "lollms_server.api.openai_compat.models",
+    "lollms_server.api.ollama.routes_chat",
+    "lollms_server.api.ollama.routes_models",
+)
+
+
+@pytest.fixture(scope="module")
+def default_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("lazy") / "cfg"
+    r = run_cli("init", "--config-dir", str(d))
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_start_up_with_the_default_config_imports_none_of_the_first_use_modules(default_config: Path) -> None:
+    """The path `lollms-server serve` takes: parse the command line, load the config, build the app, run
+    its start-up (every default instance), answer /health/ready; then one OpenAI request loads its surface."""
+    code = textwrap.dedent(f"""
+        import asyncio, sys
+        from pathlib import Path
+        from lollms_server.cli.main import build_parser
+        from lollms_server.app import create_app
+        from lollms_server.core.config import load_server_config
+
+        build_parser().parse_args(["serve"])
+        app = create_app(config=load_server_config(Path({str(default_config)!r})))
+
+        async def start_and_ask() -> None:
+            sent = []
+            async def receive():
+                return {{"type": "http.request", "body": b"", "more_body": False}}
+            async def send(message):
+                sent.append(message)
+            async def get(path, headers=()):
+                sent.clear()
+                scope = {{"type": "http", "asgi": {{"version": "3.0"}}, "http_version": "1.1", "method": "GET",
+                          "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+                          "root_path": "", "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 1),
+                          "server": ("127.0.0.1", 80)}}
+                await app(scope, receive, send)
+                return sent[0]["status"]
+            async with app.router.lifespan_context(app):
+                assert await get("/health/ready") == 200
+                print(sorted(m for m in {NOT_AT_START_UP!r} if m in sys.modules))
+                assert await get("/v1/models", [(b"x-api-key", {_key(default_config).encode()!r})]) == 200
+                print(sorted(m for m in {NOT_AT_START_UP!r} if m in sys.modules))
+
+        asyncio.run(start_and_ask())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    at_ready, after_openai = out.stdout.strip().splitlines()[-2:]
+    assert at_ready == "[]", f"imported before ready: {at_ready}"
+    assert "lollms_server.api.openai_compat.routes_chat" in after_openai  # the check above can see an import
+
+
+def _key(config_dir: Path) -> str:
+    return str(yaml.safe_load((config_dir / "main_config.yaml").read_text())["security"]["allowed_api_keys"][0])
+
+
+def _paths(routers: list) -> set[str]:  # type: ignore[type-arg]
+    return {r.path for router in routers for r in router.routes}
+
+
+@pytest.mark.parametrize("surface", [openai_compat, ollama], ids=["openai", "ollama"])
+def test_the_declared_prefixes_cover_every_route_of_a_lazy_surface(surface) -> None:  # type: ignore[no-untyped-def]
+    paths = _paths(surface.routers())
+    assert paths
+    outside = sorted(p for p in paths if not p.startswith(surface.PATH_PREFIXES))
+    assert not outside, f"never reached before the surface is loaded: {outside}"
+
+
+def test_ollama_public_paths_are_those_of_its_public_router() -> None:
+    from lollms_server.api.ollama import routes_models
+
+    assert ollama.PUBLIC_PATHS == _paths([routes_models.public_router])
+
+
+async def test_a_surfaces_first_request_is_answered_as_every_later_one(config_dir: Path) -> None:
+    """Each request below is the first of its surface in a new app: public route, 405, 404, key checks."""
+    firsts = [
+        ("GET", "/api/version", None, 200, "version"),  # Ollama's public route: no key needed
+        ("GET", "/api/chat", API_KEY, 405, "detail"),  # a path served with other methods
+        ("GET", "/v1/chat/completions", API_KEY, 404, "error"),  # OpenAI's catch-all matches before the 405
+        ("POST", "/v1/no/such/route", API_KEY, 404, "error"),  # OpenAI's 404 shape
+        ("GET", "/v1/models", "wrong", 401, "error"),
+        ("GET", "/v1/models", API_KEY, 200, "data"),
+        ("POST", "/api/show", API_KEY, 400, "error"),  # Ollama's error shape for a bad body
+        ("GET", "/api/tags", API_KEY, 200, "models"),
+    ]
+    for method, path, key, status, field in firsts:
+        async with api_client(config_dir, api_key=key) as c:
+            r = await c.request(method, path, json={} if method == "POST" else None)
+            assert r.status_code == status, (path, r.text)
+            assert field in r.json(), (path, r.text)
+            again = await c.request(method, path, json={} if method == "POST" else None)
+            assert (again.status_code, again.json().keys()) == (r.status_code, r.json().keys())
+
+
+async def test_the_schema_lists_lazy_routes_before_any_request_and_the_route_order_is_kept(config_dir: Path) -> None:
+    app = create_app(config_dir)
+    placeholders = [i for i, r in enumerate(app.router.routes) if isinstance(r, LazyRouters)]
+    assert len(placeholders) == 2
+    tail = app.router.routes[placeholders[-1] + 1:]  # web UI and the JSON 404 catch-all stay last
+    schema = app.openapi()
+    assert "/v1/chat/completions" in schema["paths"] and "/api/chat" in schema["paths"]
+    assert not any(isinstance(r, LazyRouters) for r in app.router.routes)
+    assert app.router.routes[-len(tail):] == tail
+    eager = {f"{m} {re.sub(r':[a-z]+}', '}', r.path)}" for router in openai_compat.routers() + ollama.routers() for r in router.routes
+             if isinstance(r, APIRoute) and r.include_in_schema for m in r.methods}
+    listed = {f"{m.upper()} {p}" for p, ops in schema["paths"].items() for m in ops}
+    assert eager <= listed
