@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lollms_server.core import plugins
@@ -189,6 +188,10 @@ def missing_dependencies(requirements: list[str], installed: dict[str, str] | No
     """Requirements (pip syntax) that are not installed. Nothing is ever installed at run time.
 
     ``installed`` (see installed_versions) answers quickly; without it each name is looked up."""
+    if not requirements:
+        return []
+    from packaging.requirements import InvalidRequirement, Requirement  # only personalities that declare some
+
     missing: list[str] = []
     for text in requirements:
         try:
