@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import AsyncIterator
 
+import lollms_server.api  # noqa: F401 - before FastAPI: it imports FastAPI without email-validator (see there)
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 

@@ -25,6 +25,7 @@ from lollms_server.app import create_app
 # imported by some requests only: never on the way to /health/ready with the default configuration
 NOT_AT_START_UP = (
     "httpx",  # llama-server's client, web_fetch, `models pull`: on first use
+    "email_validator",  # installed beside some dev tools; FastAPI's import skips it (lollms_server/api/__init__.py)
     "lollms_server.api.openai_compat.routes_chat",
     "lollms_server.api.openai_compat.models",
     "lollms_server.api.ollama.routes_chat",
