@@ -458,8 +458,9 @@ def cache_section(args: argparse.Namespace, res: Results) -> None:
 # ==== start-up (goal 3) ==========================================================================
 def startup_section(args: argparse.Namespace, res: Results) -> None:
     import yaml
-    from bench_startup import one_run
+    from bench_startup import compile_bytecode, one_run
 
+    compile_bytecode()
     runs = 1 if args.quick else 3
     print(f"\n== startup: default configuration, {runs} run(s)")
     with tempfile.TemporaryDirectory(prefix="lollms-peers-start-") as tmp:

@@ -55,6 +55,12 @@ def wait_for(url: str, deadline: float) -> float:
     raise TimeoutError(url)
 
 
+def compile_bytecode() -> None:
+    """What the installers do: without it every start compiles the sources (PYTHONDONTWRITEBYTECODE, read-only folder)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "lollms_server", "zoos"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def one_run(config_dir: Path, key: str) -> dict[str, float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -86,8 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "lollms_server", "zoos"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    compile_bytecode()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "cfg"
         subprocess.run([sys.executable, "-m", "lollms_server", "init", "--config-dir", str(cfg)], check=True,
