@@ -15,6 +15,7 @@ USER_ROLES = {"user_prompt", "user", "prompt"}
 ASSISTANT_ROLES = {"assistant_reply", "assistant", "assistant_response"}
 SYSTEM_ROLES = {"system_context", "system", "system_prompt"}
 TOOL_ROLES = {"tool_result", "tool"}  # metadata: {"tool_call_id": ..., "name": ...}
+IMAGE_ROLES = USER_ROLES | {"input_image", "image"}  # an image with one of these roles joins the user's turn
 
 
 def normalise_binary(items: list[InputData], limits: RequestLimits) -> list[InputData]:
@@ -53,7 +54,7 @@ def build_conversation(items: list[InputData], conditioning: str | None) -> tupl
                 turns.append(Message("user", item.data))
             else:
                 turns[-1].content = f"{turns[-1].content}\n\n{item.data}"
-        elif item.type == "image" and item.role in USER_ROLES | {"input_image", "image"}:
+        elif item.type == "image" and item.role in IMAGE_ROLES:
             if not turns or turns[-1].role != "user":
                 turns.append(Message("user", ""))
             turns[-1].images.append(item)
@@ -71,8 +72,10 @@ def check_inputs_for(binding: Binding, items: list[InputData], model_name: str |
             continue
         label = f"binding '{binding.instance_name}'" + (f" with model '{model_name}'" if model_name else "")
         if item.type not in accepted_types:
+            hint = binding.input_hint(item.type, model_name)
             raise BadRequestError(
                 f"input_data[{i}]: {label} does not accept {item.type} input (accepts: {', '.join(accepted_types)})"
+                + (f"; {hint}" if hint else "")
             )
         if not binding.supports_input_role(item.type, item.role, model_name):
             raise BadRequestError(f"input_data[{i}]: {label} does not accept a {item.type} with role '{echo(item.role)}'")

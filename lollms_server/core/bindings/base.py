@@ -231,6 +231,11 @@ class Binding(ABC):
     def get_supported_input_modalities(self, model_name: str | None = None) -> list[str]:
         return sorted(self.input_modalities)
 
+    def input_hint(self, input_type: str, model_name: str | None = None) -> str | None:
+        """Why this model does not take ``input_type`` and what to change, when a setting decides it (added to
+        the 400 that refuses such an input); None: nothing to say."""
+        return None
+
     def get_supported_output_modalities(self, model_name: str | None = None) -> list[str]:
         return sorted(self.output_modalities)
 

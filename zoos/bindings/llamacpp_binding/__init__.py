@@ -38,9 +38,12 @@ from lollms_server.core.errors import (
     UnavailableError,
     echo,
 )
+from lollms_server.core.inputs import IMAGE_ROLES
+from lollms_server.core.paths import PathEscapeError, resolve_inside
 from lollms_server.core.resources import RETRY_AFTER_SECONDS
 
 from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
+from . import media
 from .gguf_meta import GGUFError, read_gguf_header
 from .models import ModelLocator, ModelSource
 from .server_binary import find_llama_server
@@ -89,6 +92,7 @@ class LoadedModel:
 class LlamaCppBinding(Binding):
     binding_type_name: ClassVar[str] = "llamacpp_binding"
     input_roles: ClassVar[frozenset[str]] = frozenset({"user_prompt", "system_context", "assistant_reply"})
+    accepted_mime_types: ClassVar[dict[str, tuple[str, ...]]] = {"image": media.ACCEPTED_MIME_TYPES}
 
     def __init__(self, config: dict[str, Any], resource_manager: Any) -> None:
         super().__init__(config, resource_manager)
@@ -105,7 +109,29 @@ class LlamaCppBinding(Binding):
         self._workers: list[LlamaWorker] = []
         self._idle: list[LlamaWorker] = []  # workers whose model was unloaded explicitly
         self._in_flight = 0  # generations running or queued on the workers (bounded by resource_manager.max_queue)
+        self.mmproj = self._mmproj_path(config.get("mmproj"))
+        self.image_limits = media.ImageLimits(int(config.get("max_images") or 4),
+                                              int(config.get("max_image_mb") or 16) * 1024 * 1024)
         self.engine, self.engine_note, self._pool = self._choose_engine(config)
+
+    def _mmproj_path(self, value: Any) -> Path | None:
+        """The configured projector file: an absolute path, or a file name inside <models_folder>/gguf/."""
+        if not value:
+            return None
+        path = Path(str(value)).expanduser()
+        if path.is_absolute():
+            return path
+        try:
+            return resolve_inside(self.locator.gguf_dir, str(value))
+        except PathEscapeError as exc:
+            raise RuntimeError(f"mmproj '{value}' leaves the models folder ({exc}); give an absolute path") from None
+
+    def _mmproj_model(self) -> Path | None:
+        """The file of default_model (the model the projector belongs to), None when it cannot be resolved."""
+        try:
+            return self._source(self.default_model).path if self.default_model else None
+        except LollmsError:
+            return None
 
     def _choose_engine(self, config: dict[str, Any]) -> tuple[str, str, ServerPool | None]:
         """(engine, words saying which engine runs and why, the server pool or None)."""
@@ -120,17 +146,76 @@ class LlamaCppBinding(Binding):
                         "requests one after the other: %s", self.instance_name, where)
             return "inprocess", f"in-process llama-cpp-python (llama-server not available: {where})", None
         parallel = max(1, int(config.get("parallel") or 4))
-        pool = ServerPool(ServerSettings(binary, parallel, self.settings, config.get("mmproj") or None),
-                          self.max_loaded, self.instance_name)
+        pool = ServerPool(ServerSettings(binary, parallel, self.settings, str(self.mmproj) if self.mmproj else None,
+                                         self._mmproj_model()), self.max_loaded, self.instance_name)
         return "server", f"llama-server ({parallel} parallel slots, binary from {where})", pool
 
     def runtime_info(self) -> dict[str, Any]:
-        return {"engine": self.engine, "engine_detail": self.engine_note}
+        return {"engine": self.engine, "engine_detail": self.engine_note,
+                "images": self._vision_problem(None) or f"accepted with model '{self.default_model}'"}
+
+    # ---- images (a multimodal projector on the server engine) ----------------------------------
+    def _vision_problem(self, model_name: str | None) -> str | None:
+        """None when ``model_name`` takes images, else why not and what to change."""
+        if self.mmproj is None:
+            return (f"set the mmproj setting of instance '{self.instance_name}' to the model's multimodal projector "
+                    "(mmproj GGUF) to send images (engine server)")
+        if self._pool is None:
+            return (f"instance '{self.instance_name}' runs the in-process engine, which sends no images to the "
+                    "projector; use engine: server (llama-server) with mmproj")
+        if model_name and model_name != self.default_model:
+            try:
+                other = self._source(model_name).path != self._pool.settings.mmproj_model
+            except LollmsError:
+                return None  # an unknown model: the 404 comes from check_model
+            if other:
+                return (f"the mmproj of instance '{self.instance_name}' belongs to its default_model "
+                        f"'{self.default_model}'; images are accepted with that model only")
+        return None
+
+    def get_supported_input_modalities(self, model_name: str | None = None) -> list[str]:
+        return ["image", "text"] if self._vision_problem(model_name) is None else ["text"]
+
+    def input_hint(self, input_type: str, model_name: str | None = None) -> str | None:
+        return self._vision_problem(model_name) if input_type == "image" else None
+
+    def supports_input_role(self, input_type: str, role: str, model_name: str | None = None) -> bool:
+        if input_type == "image":  # an image is part of a user turn
+            return role in IMAGE_ROLES and self._vision_problem(model_name) is None
+        return super().supports_input_role(input_type, role, model_name)
+
+    async def _check_mmproj(self) -> None:
+        """Start-up: the configured projector must be a readable mmproj GGUF, for a default model."""
+        if self.mmproj is None:
+            return
+        if not self.default_model:
+            raise RuntimeError("mmproj is set but default_model is not: the projector belongs to default_model; set it")
+        if self._pool is None:
+            log.warning("llamacpp '%s': mmproj is ignored by the in-process engine (images need engine: server)",
+                        self.instance_name)
+            return
+        try:
+            header = await asyncio.to_thread(read_gguf_header, self.mmproj)
+        except (GGUFError, OSError, EOFError) as exc:
+            raise RuntimeError(f"mmproj '{self.mmproj.name}' cannot be read as GGUF: {exc}") from None
+        if header.metadata.get("general.architecture") != "clip":
+            raise RuntimeError(f"mmproj '{self.mmproj.name}' is not a multimodal projector (its GGUF architecture is "
+                               f"'{header.metadata.get('general.architecture')}', not 'clip')")
+
+    def _images(self, task: GenerationTask) -> list[list[Any]]:
+        """The images of each chat message (the order of ``_messages``); refused when this model takes none."""
+        per_message = [list(m.images) for m in task.messages]
+        if any(per_message):
+            problem = self._vision_problem(task.model_name)
+            if problem is not None:
+                raise BadRequestError(f"model '{echo(task.model_name or '')}' takes no images here: {problem}")
+        return per_message
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise RuntimeError("llama-cpp-python is not installed (run scripts/install_llamacpp.sh)")
+        await self._check_mmproj()
         if not self.default_model:
             return
         source = self._source(self.default_model)
@@ -311,7 +396,7 @@ class LlamaCppBinding(Binding):
             "model_type": "ttt",
             "context_size": window,
             "max_output_tokens": window,
-            "supports_vision": False,
+            "supports_vision": self._vision_problem(name) is None,
             "supports_audio": False,
             "details": {
                 **info["details"],
@@ -341,7 +426,11 @@ class LlamaCppBinding(Binding):
         return messages
 
     async def check_task(self, task: GenerationTask) -> None:
-        """503 when too many requests wait for this instance's models; 400 when the prompt cannot fit."""
+        """503 when too many requests wait for this instance's models; 400 when the prompt cannot fit or an
+        image is refused (count, bytes, format)."""
+        images = [i for per_message in self._images(task) for i in per_message]
+        if images:
+            await asyncio.to_thread(media.check_images, images, self.image_limits)
         max_queue = self.resource_manager.max_queue
         running = self.max_loaded * (self._pool.settings.parallel if self._pool is not None else 1)
         if self._in_flight >= max_queue + running:
@@ -366,6 +455,7 @@ class LlamaCppBinding(Binding):
             raise PromptTooLongError(counted + 1, window)
 
     def _job(self, task: GenerationTask, model: LoadedModel, stream: bool) -> ChatJob:
+        self._images(task)  # the in-process engine sends no images: refused, never dropped
         messages = self._messages(task)
         sampling = sampling_arguments(task.params)
         if "seed" not in sampling:  # else llama-cpp-python derives it from the previous request's seed
@@ -380,11 +470,15 @@ class LlamaCppBinding(Binding):
                  result.prompt_evaluated, result.completion_tokens, result.finish_reason)
 
     # ---- generation on the server engine -----------------------------------------------------
-    def _server_job(self, task: GenerationTask, source: ModelSource) -> ChatJob:
+    async def _server_job(self, task: GenerationTask, source: ModelSource) -> ChatJob:
         sampling = sampling_arguments(task.params)
         if "seed" not in sampling and self.settings.seed is not None:
             sampling["seed"] = self.settings.seed
-        return ChatJob(str(source.path), self._messages(task), sampling, task.cancel, True, setup_for(task))
+        messages = self._messages(task)
+        images = self._images(task)
+        if any(images):  # the messages came from task.messages, one for one
+            messages = await asyncio.to_thread(media.attach, messages, images)
+        return ChatJob(str(source.path), messages, sampling, task.cancel, True, setup_for(task))
 
     async def _server_pieces(self, server: ServerModel, job: ChatJob) -> AsyncGenerator[str | ChatResult, None]:
         """Text pieces as llama-server streams them, then the ChatResult; stops at once on cancel."""
@@ -417,7 +511,7 @@ class LlamaCppBinding(Binding):
 
     async def _server_generate(self, task: GenerationTask) -> BindingResult:
         source = self._source(self._name(task.model_name))
-        job = self._server_job(task, source)
+        job = await self._server_job(task, source)
         self._in_flight += 1
         try:
             async with self._use(source) as server:
@@ -441,7 +535,7 @@ class LlamaCppBinding(Binding):
 
     async def _server_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
         source = self._source(self._name(task.model_name))
-        job = self._server_job(task, source)
+        job = await self._server_job(task, source)
         meta = {"model": source.name}
         held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
         finished = False

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lollms_server.core.errors import BackendError, BadRequestError, UnavailableError
 
 from .gguf_meta import read_gguf_header
+from .media import MEDIA_KEY, place_markers
 from .server_process import LlamaServerProcess, ServerStartError
 from .server_prompt import ModelVocab, PromptFormatter
 from .slot_affinity import SlotAffinity
@@ -49,7 +50,8 @@ class ServerSettings:
     binary: Path
     parallel: int
     load: LoadSettings
-    mmproj: str | None = None
+    mmproj: str | None = None  # multimodal projector (mmproj GGUF) ...
+    mmproj_model: Path | None = None  # ... of this model only (None: of every model)
 
 
 def server_args(model_path: Path, s: ServerSettings, embedding: bool, trained_ctx: int = 0) -> list[str]:
@@ -73,7 +75,7 @@ def server_args(model_path: Path, s: ServerSettings, embedding: bool, trained_ct
     else:
         # prompt prefixes of idle slots saved in RAM (bounded): interleaved conversations keep their history
         args += ["--cache-ram", str(load.prompt_cache_bytes // (1024 * 1024))]
-        if s.mmproj:
+        if s.mmproj and (s.mmproj_model is None or model_path == s.mmproj_model):
             args += ["--mmproj", s.mmproj]
     return args
 
@@ -104,6 +106,7 @@ class ServerModel:
         self.n_vocab = 0
         self.n_ctx_slot = 0
         self.control_ids: frozenset[int] = frozenset()
+        self.media_marker = ""  # where an image goes in a prompt; empty: started without a projector
         self.restarts = 0
         self.closed = False
         self._running = False
@@ -149,6 +152,8 @@ class ServerModel:
 
     async def _read_model(self) -> None:
         props = await self._json("GET", "/props")
+        if (props.get("modalities") or {}).get("vision"):
+            self.media_marker = str(props.get("media_marker") or "")
         models = await self._json("GET", "/v1/models")
         meta = (models.get("data") or [{}])[0].get("meta") or {}
         self.n_vocab = int(meta.get("n_vocab") or 0)
@@ -242,8 +247,16 @@ class ServerModel:
     # ---- generation --------------------------------------------------------------------------
     async def completion_request(self, messages: list[dict[str, Any]], sampling: dict[str, Any],
                                  setup: Any = None) -> dict[str, Any]:
-        """The /completion body for a chat request, formatted as llama-cpp-python formats it."""
+        """The /completion body for a chat request, formatted as llama-cpp-python formats it.
+
+        Images (under media.MEDIA_KEY of a message) become media markers in the text; the prompt is then
+        llama-server's multimodal form {prompt_string, multimodal_data}."""
         assert self.formatter is not None and self.vocab is not None
+        media: list[str] = []
+        if any(MEDIA_KEY in m for m in messages):
+            if not self.media_marker:
+                raise BadRequestError(f"model '{self.label}' runs without a multimodal projector: it takes no images")
+            messages, media = place_markers(messages, self.media_marker)
         if setup is not None:
             from .server_prompt import CapturingLlama
 
@@ -252,6 +265,8 @@ class ServerModel:
             sampling = {**{k: v for k, v in sampling.items() if k != "response_format"}, **extra}
         captured = await asyncio.to_thread(self.formatter.capture, messages, sampling)
         assert captured.prompt is not None
+        if media:
+            return self.formatter.completion_body(captured, self._media_prompt(captured.prompt, media))
         prompt: Any = captured.prompt.text
         if self.vocab.specials_at_start and not captured.prompt.add_bos:
             prompt = await self.tokenize(prompt, add_special=False)  # the server would put a BOS first
@@ -262,6 +277,18 @@ class ServerModel:
             if count + 1 >= window:
                 raise PromptTooLongError(count + 1, window)
         return self.formatter.completion_body(captured, prompt)
+
+    def _media_prompt(self, prompt: Any, media: list[str]) -> dict[str, Any]:
+        """llama-server's multimodal prompt; mtmd adds the model's BOS itself (when the model wants one)."""
+        assert self.vocab is not None
+        text: str = prompt.text
+        if text.count(self.media_marker) != len(media):
+            raise BadRequestError(f"the chat template of model '{self.label}' kept {text.count(self.media_marker)} of "
+                                  f"{len(media)} images; send the images in user messages")
+        bos = self.vocab.bos_text
+        if self.vocab.specials_at_start and not prompt.add_bos and bos and text.startswith(bos):
+            text = text[len(bos):]  # the template wrote the BOS: mtmd would add a second one
+        return {"prompt_string": text, "multimodal_data": media}
 
     async def stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The server's streamed events; closing this generator closes the request (llama-server cancels).

@@ -17,6 +17,11 @@ from typing import Any
 Prompt = str | list[int]
 
 
+def _held(prompt: Any) -> Prompt:
+    """What a slot is known to hold: the prompt, or the text of a multimodal prompt (markers for the images)."""
+    return str(prompt.get("prompt_string") or "") if isinstance(prompt, dict) else prompt
+
+
 def shared_prefix(a: Prompt, b: Prompt) -> int:
     """Length of the common prefix of two prompts of the same kind (text or token ids); 0 across kinds."""
     if isinstance(a, str) and isinstance(b, str):
@@ -51,8 +56,9 @@ class SlotAffinity:
     def __init__(self, slots: int) -> None:
         self._slots = [_Slot() for _ in range(slots)]
 
-    def take(self, prompt: Prompt) -> int | None:
+    def take(self, prompt: Prompt | dict[str, Any]) -> int | None:
         """The slot to pin this prompt to (marked busy), or None when every slot is busy."""
+        prompt = _held(prompt)
         best: tuple[Any, ...] | None = None
         chosen: int | None = None
         for i, slot in enumerate(self._slots):
@@ -68,10 +74,10 @@ class SlotAffinity:
             self._slots[chosen].busy = True
         return chosen
 
-    def release(self, index: int, prompt: Prompt) -> None:
+    def release(self, index: int, prompt: Prompt | dict[str, Any]) -> None:
         """The request on ``index`` ended; the slot now holds ``prompt`` (and what was generated after it)."""
         slot = self._slots[index]
-        slot.busy, slot.prompt, slot.used = False, prompt, time.monotonic()
+        slot.busy, slot.prompt, slot.used = False, _held(prompt), time.monotonic()
 
     def forget(self) -> None:
         """The server restarted: its slots are empty."""
