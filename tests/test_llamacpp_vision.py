@@ -130,14 +130,20 @@ async def test_openai_and_ollama_clients_send_images(vision_cfg: Path) -> None:
         ollama_two = await c.post("/api/chat", json={
             "model": "vis", "stream": False, "options": {"num_predict": 4, "temperature": 0},
             "messages": [{"role": "user", "content": "Describe it.", "images": [red, red]}]})
+        generate_one = await c.post("/api/generate", json={
+            "model": "vis", "stream": False, "prompt": "Describe it.", "images": [red],
+            "options": {"num_predict": 4, "temperature": 0}})
+        generate_none = await c.post("/api/generate", json={
+            "model": "vis", "stream": False, "prompt": "Describe it.", "options": {"num_predict": 4, "temperature": 0}})
         show = await c.post("/api/show", json={"model": "vis"})
         step = await per_image(c)
-    for r in (plain, one, two, ollama_one, ollama_two):
+    for r in (plain, one, two, ollama_one, ollama_two, generate_one, generate_none):
         assert r.status_code == 200, r.text
     usage = [r.json()["usage"]["prompt_tokens"] for r in (plain, one, two)]
     assert usage[1] - usage[0] == step and usage[2] - usage[1] == step
     assert ollama_one.json()["prompt_eval_count"] == usage[1]
     assert ollama_two.json()["prompt_eval_count"] - ollama_one.json()["prompt_eval_count"] == step
+    assert generate_one.json()["prompt_eval_count"] - generate_none.json()["prompt_eval_count"] == step
     assert remote.status_code == 400 and "data: URL" in remote.json()["error"]["message"]
     assert "vision" in show.json()["capabilities"]
 
