@@ -14,7 +14,9 @@ import base64
 import importlib.util
 import io
 import os
+import struct
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,16 @@ def picture(fmt: str = "PNG", size: tuple[int, int] = (40, 30), colour: tuple[in
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def huge_png_header(width: int, height: int) -> str:
+    """The start of a PNG claiming ``width`` x ``height`` pixels (a few bytes that would decode to gigabytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    raw = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return base64.b64encode(raw).decode()
+
+
 def image_item(data: str, mime: str = "image/png") -> dict[str, Any]:
     return {"type": "image", "role": "user_prompt", "data": data, "mime_type": mime}
 
@@ -60,11 +72,12 @@ def generate(binding: str, images: list[dict[str, Any]], text: str = "What is in
 @pytest.fixture(scope="module")
 def vision_cfg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("vision")
-    mmproj = write_tiny_mmproj(root / "tiny-mmproj.gguf")
+    (root / "models" / "gguf").mkdir(parents=True)
+    mmproj = write_tiny_mmproj(root / "models" / "gguf" / "tiny-mmproj.gguf")
     d = root / "cfg"
-    write_config(d, {
-        "vis": ("llamacpp_binding", {**COMMON, "engine": "server", "mmproj": str(mmproj), "max_images": 3,
-                                     "max_image_mb": 1}),
+    write_config(d, {  # "vis" names its projector inside its models folder, the others by absolute path
+        "vis": ("llamacpp_binding", {**COMMON, "engine": "server", "models_folder": str(root / "models"),
+                                     "mmproj": "tiny-mmproj.gguf", "max_images": 3, "max_image_mb": 1}),
         "txt": ("llamacpp_binding", {**COMMON, "engine": "server"}),
         "inp": ("llamacpp_binding", {**COMMON, "engine": "inprocess", "mmproj": str(mmproj)}),
     })
@@ -95,6 +108,7 @@ async def test_each_image_adds_its_embeddings_to_the_prompt(vision_cfg: Path) ->
             image_item(f"data:image/png;base64,{red}", "image/png")]))
         streamed = await c.post("/api/v1/generate", json=generate("vis", [image_item(red)], stream=True))
         info = (await c.get("/api/v1/get_model_info/vis")).json()
+        models = (await c.get("/api/v1/list_available_models/vis")).json()["models"]
         listing = (await c.get("/api/v1/list_bindings")).json()["binding_instances"]
         step = await per_image(c)
     assert counts[1] - counts[0] == step and counts[2] - counts[1] == step
@@ -104,6 +118,7 @@ async def test_each_image_adds_its_embeddings_to_the_prompt(vision_cfg: Path) ->
     assert events[-1]["type"] == "final" and not [e for e in events if e["type"] == "error"]
     assert events[-1]["content"][-1]["metadata"]["usage"]["prompt_tokens"] == counts[1]
     assert info["supports_vision"] is True
+    assert [(m["name"], m["supports_vision"]) for m in models] == [("SmolLM2-135M-Instruct.Q4_1.gguf", True)]
     assert "accepted" in listing["vis"]["runtime"]["images"] and "mmproj" in listing["txt"]["runtime"]["images"]
 
 
@@ -165,6 +180,10 @@ async def test_images_are_refused_with_the_fix(vision_cfg: Path) -> None:
         too_many = await c.post("/api/v1/generate", json=generate("vis", [image_item(red)] * 4))
         big = picture("BMP", (700, 700))  # ~1.4 MB: over max_image_mb = 1
         too_big = await c.post("/api/v1/generate", json=generate("vis", [image_item(big, "image/bmp")], stream=True))
+        damaged = await c.post("/api/v1/generate", json=generate("vis", [
+            image_item(base64.b64encode(base64.b64decode(picture(size=(64, 64)))[:60]).decode())]))
+        huge = await c.post("/api/v1/generate", json=generate("vis", [image_item(huge_png_header(9000, 9000))]))
+        enormous = await c.post("/api/v1/generate", json=generate("vis", [image_item(huge_png_header(10**5, 10**5))]))
         tiff = await c.post("/api/v1/generate", json=generate("vis", [image_item(picture("TIFF"), "image/tiff")]))
         system_image = await c.post("/api/v1/generate", json=generate("vis", [
             {**image_item(red), "role": "system_context"}]))
@@ -177,6 +196,9 @@ async def test_images_are_refused_with_the_fix(vision_cfg: Path) -> None:
     assert not_image.status_code == 400 and "not an image" in not_image.json()["detail"]
     assert too_many.status_code == 400 and "max_images" in too_many.json()["detail"]
     assert too_big.status_code == 400 and "max_image_mb" in too_big.json()["detail"]
+    assert damaged.status_code == 400 and "damaged" in damaged.json()["detail"]
+    assert huge.status_code == 400 and "9000x9000 pixels, more than 40 million" in huge.json()["detail"]
+    assert enormous.status_code == 400 and "more than 40 million pixels" in enormous.json()["detail"]
     assert tiff.status_code == 400 and "image/tiff" in tiff.json()["detail"]
     assert system_image.status_code == 400 and "role 'system_context'" in system_image.json()["detail"]
     assert still_fine.status_code == 200, still_fine.text

@@ -373,15 +373,19 @@ class LlamaCppBinding(Binding):
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         loaded = set(self._loaded_keys())
+        vision = self._pool.settings.mmproj_model if self._pool is not None and self.mmproj is not None else None
 
         def scan() -> list[dict[str, Any]]:
             out: list[dict[str, Any]] = []
             for source in self.locator.available():
+                if source.path == self.mmproj:
+                    continue  # the projector is no model of its own
                 try:
                     out.append(self.locator.describe(source))
                 except LollmsError as exc:
                     out.append({"name": source.name, "format": "gguf", "details": {"error": exc.message}})
                 out[-1]["details"]["loaded"] = str(source.path) in loaded
+                out[-1]["supports_vision"] = vision is not None and source.path == vision
             return out
         return await asyncio.to_thread(scan)
 
@@ -477,7 +481,7 @@ class LlamaCppBinding(Binding):
         messages = self._messages(task)
         images = self._images(task)
         if any(images):  # the messages came from task.messages, one for one
-            messages = await asyncio.to_thread(media.attach, messages, images)
+            messages = await asyncio.to_thread(media.attach, messages, images, self.image_limits)
         return ChatJob(str(source.path), messages, sampling, task.cancel, True, setup_for(task))
 
     async def _server_pieces(self, server: ServerModel, job: ChatJob) -> AsyncGenerator[str | ChatResult, None]:

@@ -46,28 +46,38 @@ def _decoded(item: InputData, where: str) -> bytes:
         raise BadRequestError(f"{where}: the image data must be base64 (or a data: URL)") from None
 
 
-def _open(raw: bytes, where: str) -> Any:
+def _open(raw: bytes, where: str, decode: bool = False) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
         image = Image.open(io.BytesIO(raw))  # reads the header only
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # far over MAX_PIXELS
+        raise BadRequestError(f"{where}: the image has more than {MAX_PIXELS // 1_000_000} million pixels; "
+                              "scale it down") from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise BadRequestError(f"{where}: the data is not an image this model reads (PNG, JPEG, GIF, BMP or WEBP)") from None
     if image.format not in SENT_AS_IS | CONVERTED:
         raise BadRequestError(f"{where}: {image.format} images are not accepted; send PNG, JPEG, GIF, BMP or WEBP")
     width, height = image.size
     if width < 1 or height < 1 or width * height > MAX_PIXELS:
-        raise BadRequestError(f"{where}: the image is {width}x{height} pixels; at most {MAX_PIXELS // 1_000_000} "
-                              "million pixels are accepted (scale it down)")
+        raise BadRequestError(f"{where}: the image is {width}x{height} pixels, more than {MAX_PIXELS // 1_000_000} "
+                              "million pixels; scale it down")
+    if decode:
+        try:
+            image.load()
+        except (OSError, ValueError, SyntaxError):
+            raise BadRequestError(f"{where}: the {image.format} data is damaged and cannot be decoded") from None
     return image
 
 
-def check_images(images: list[InputData], limits: ImageLimits) -> None:
-    """400 when the request carries too many images, too many bytes of them, or data that is no usable image."""
+def _checked(images: list[InputData], limits: ImageLimits, decode: bool = False) -> list[tuple[InputData, Any]]:
+    """Each image with its opened header (decoded too with ``decode``); 400 for too many images, too many
+    bytes, or data that is no image."""
     if len(images) > limits.count:
         raise BadRequestError(f"the request carries {len(images)} images; this instance accepts at most "
                               f"{limits.count} per request (instance setting max_images)")
     total = 0
+    out = []
     for n, item in enumerate(images):
         where = f"image {n + 1}"
         raw = _decoded(item, where)
@@ -75,13 +85,18 @@ def check_images(images: list[InputData], limits: ImageLimits) -> None:
         if total > limits.total_bytes:
             raise BadRequestError(f"the request's images add up to more than {size_text(limits.total_bytes)}; "
                                   "send fewer or smaller images (instance setting max_image_mb)")
-        _open(raw, where)
+        out.append((item, _open(raw, where, decode)))
+    return out
 
 
-def payload(item: InputData, where: str) -> str:
+def check_images(images: list[InputData], limits: ImageLimits) -> None:
+    """400 when the request carries too many images, too many bytes of them, or data that is no usable image
+    (decoded, so a damaged file is refused before a stream starts rather than by llama-server)."""
+    _checked(images, limits, decode=True)
+
+
+def _payload(item: InputData, image: Any, where: str) -> str:
     """The base64 llama-server receives for one image (WEBP decoded and sent as PNG)."""
-    raw = _decoded(item, where)
-    image = _open(raw, where)
     if image.format in SENT_AS_IS:
         return item.data
     out = io.BytesIO()
@@ -92,16 +107,19 @@ def payload(item: InputData, where: str) -> str:
     return base64.b64encode(out.getvalue()).decode("ascii")
 
 
-def attach(messages: list[dict[str, Any]], images_per_message: list[list[InputData]]) -> list[dict[str, Any]]:
-    """Chat message dicts with each one's images (as sent to llama-server) under MEDIA_KEY; blocking."""
+def attach(messages: list[dict[str, Any]], images_per_message: list[list[InputData]],
+           limits: ImageLimits) -> list[dict[str, Any]]:
+    """Chat message dicts with each one's images (checked, as sent to llama-server) under MEDIA_KEY; blocking."""
+    checked = iter(_checked([i for images in images_per_message for i in images], limits))
     out: list[dict[str, Any]] = []
     n = 0
     for message, images in zip(messages, images_per_message):
         if images:
             sent = []
-            for item in images:
+            for _ in images:
+                item, image = next(checked)
                 n += 1
-                sent.append(payload(item, f"image {n}"))
+                sent.append(_payload(item, image, f"image {n}"))
             message = {**message, MEDIA_KEY: sent}
         out.append(message)
     return out
