@@ -216,3 +216,40 @@ async def test_a_broken_mmproj_is_reported_at_start(tmp_path: Path) -> None:
         listing = (await c.get("/api/v1/list_bindings")).json()
     errors = str(listing)
     assert "not a multimodal projector" in errors and "missing.gguf" in errors
+
+
+def test_openai_and_ollama_libraries_against_a_server_process(vision_cfg: Path, tmp_path: Path) -> None:
+    """The client libraries as their docs show them, against a real lollms-server process."""
+    import ollama
+    import openai
+    from helpers import API_KEY, server
+
+    png = tmp_path / "red.png"
+    png.write_bytes(base64.b64decode(picture()))
+    with server(vision_cfg) as srv:
+        oa = openai.OpenAI(base_url=f"{srv.base_url}/v1", api_key=API_KEY, max_retries=0, timeout=120)
+
+        def ask(*urls: str) -> int:
+            content: list[Any] = [{"type": "text", "text": "What is in this image?"}]
+            content += [{"type": "image_url", "image_url": {"url": u}} for u in urls]
+            done = oa.chat.completions.create(model="vis", messages=[{"role": "user", "content": content}],
+                                              max_tokens=4, temperature=0)
+            assert done.usage is not None
+            return done.usage.prompt_tokens
+
+        uri = f"data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}"
+        none, one, two = ask(), ask(uri), ask(uri, uri)
+        with pytest.raises(openai.BadRequestError) as remote:
+            ask("https://example.com/cat.png")
+        with pytest.raises(openai.BadRequestError) as no_projector:
+            oa.chat.completions.create(model="txt", max_tokens=4, messages=[{"role": "user", "content": [
+                {"type": "text", "text": "Hi"}, {"type": "image_url", "image_url": {"url": uri}}]}])
+        ol = ollama.Client(host=srv.base_url, headers={"Authorization": f"Bearer {API_KEY}"})
+        by_path = ol.chat(model="vis", messages=[{"role": "user", "content": "What is in this image?", "images": [png]}],
+                          options={"num_predict": 4, "temperature": 0}, stream=False)
+        with pytest.raises(ollama.ResponseError) as ollama_refused:
+            ol.chat(model="inp", messages=[{"role": "user", "content": "Hi", "images": [png]}], stream=False)
+    assert two - one == one - none > IMAGE_TOKENS
+    assert "data: URL" in str(remote.value) and "mmproj" in str(no_projector.value)
+    assert by_path.prompt_eval_count == one
+    assert ollama_refused.value.status_code == 400 and "engine: server" in ollama_refused.value.error
