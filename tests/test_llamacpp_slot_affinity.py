@@ -59,3 +59,17 @@ def test_restart_forgets_what_slots_held() -> None:
     slots.forget()
     j = slots.take(turn(SYSTEM, "one") + "more")
     assert j is not None and j != i  # nothing is continued any more: the slot it last held is not preferred
+
+
+def test_multimodal_prompts_are_matched_by_their_text() -> None:
+    """An image prompt ({prompt_string, multimodal_data}) is remembered by its text (markers for the images)."""
+    slots = SlotAffinity(2)
+    text = turn(SYSTEM, "<__media__>\nWhat is it?")
+    first = {"prompt_string": text, "multimodal_data": ["aGVsbG8="]}
+    slots.take("unrelated")  # slot 0 busy
+    chosen = slots.take(first)
+    assert chosen == 1
+    slots.release(chosen, first)
+    slots.release(0, "unrelated")
+    follow_up = turn(text + "A dot.<|im_end|>\n", "And its colour?")
+    assert slots.take({"prompt_string": follow_up, "multimodal_data": ["aGVsbG8="]}) == 1
