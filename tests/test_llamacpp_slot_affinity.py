@@ -69,7 +69,7 @@ def test_multimodal_prompts_are_matched_by_their_text() -> None:
     slots.take("unrelated")  # slot 0 busy
     chosen = slots.take(first)
     assert chosen == 1
-    slots.release(chosen, first)
     slots.release(0, "unrelated")
+    slots.release(chosen, first)  # the most recently used: only its text makes it the choice below
     follow_up = turn(text + "A dot.<|im_end|>\n", "And its colour?")
     assert slots.take({"prompt_string": follow_up, "multimodal_data": ["aGVsbG8="]}) == 1
