@@ -17,6 +17,7 @@ from lollms_server.api import (
     routes_embed, routes_generate, routes_info, routes_jobs, routes_metrics, routes_plugins, routes_tokens, routes_usage,
 )
 from lollms_server.api.ext_routes import mount_extensions, unmount
+from lollms_server.api.hot_lane import HotLane
 from lollms_server.api.lazy_routes import include_lazily
 from lollms_server.api.middleware import RequestContextMiddleware
 from lollms_server.api import ollama, openai_compat
@@ -25,7 +26,6 @@ from lollms_server.api.docs_pages import add_docs_pages
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.not_found import add_not_found_route
 from lollms_server.api.request_guard import RequestGuard
-from lollms_server.api.security_headers import SecurityHeadersMiddleware
 from lollms_server.api.webui import mount_webui
 from lollms_server.core.config import ServerConfig, load_server_config
 from lollms_server.core.metrics import Metrics
@@ -97,6 +97,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     # the routes that need no key, as their routers declare them (health, readiness, server_info), and Ollama's
     # version (its routers are imported on the surface's first request)
     public_paths = frozenset(getattr(r, "path", "") for r in routes_info.public_router.routes) | ollama.PUBLIC_PATHS
+    app.add_middleware(HotLane, fastapi_app=app)  # innermost: the lean routes without FastAPI's routing
     app.add_middleware(RequestGuard, key_ring=cfg.key_ring, public_paths=public_paths, max_body_bytes=limits.max_body_bytes,
                        max_header_bytes=limits.max_header_bytes, keyless_surfaces=cfg.keyless_loopback_surfaces)
     metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None
@@ -105,8 +106,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
         app.add_middleware(
             CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"], allow_credentials=False
         )
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: every response has an X-Request-ID
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)  # outermost: request id, timing, security headers
     install_error_handlers(app)
     add_docs_pages(app)
     auth = [Depends(require_api_key)]

@@ -14,19 +14,31 @@ class ClientGone(Exception):
     pass
 
 
-async def run_until_disconnect(request: Request, work: Awaitable[T], poll: float = 0.25) -> T:
-    """Await ``work``; if the client disconnects first, cancel it and raise ClientGone."""
-    task = asyncio.ensure_future(work)
+async def run_until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work`` in this task; if the client disconnects first, cancel it and raise ClientGone.
+
+    The request body must have been read: a small watcher task waits for the server's ``http.disconnect``
+    message and cancels this task the moment it comes (no polling, and the work needs no task of its own).
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=poll)
-            if done:
-                return task.result()
-            if await request.is_disconnected():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                raise ClientGone()
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        if hasattr(task, "uncancel"):  # Python 3.11+: the cancel was ours, and is handled here
+            task.uncancel()
+        raise ClientGone() from None
     finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        watcher.cancel()

@@ -1,20 +1,26 @@
-"""Request id, processing time and HTTP metrics for every response (a plain ASGI middleware).
+"""Request id, processing time, security headers and HTTP metrics for every response: one ASGI layer.
 
 ``X-Request-ID``: taken from the client when it is 1-128 characters of ``[A-Za-z0-9._:-]``, else a new
 one; the pipeline uses it as the generation's request id, so logs, the usage ledger and the client agree.
-``X-Process-Time`` (seconds) and ``Server-Timing: app;dur=<ms>`` give the time until the response
-headers were sent (for a stream: until it started).
+``X-Process-Time`` (seconds) and ``Server-Timing: app;dur=<ms>`` give the time from the moment this layer
+received the request until the response headers were sent (for a stream: until it started).
+The browser security headers of ``security_headers`` are added in the same pass: one ``send`` wrapper per
+request for all of them (each extra ASGI layer costs a coroutine frame on every message of a response).
+When CORS is configured, a request without an ``Origin`` header (every non-browser client) skips the CORS
+layer: all it would do is add ``Vary: Origin``, which this layer adds itself.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lollms_server.api.security_headers import add_default_headers
 from lollms_server.core.metrics import Metrics
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -31,7 +37,20 @@ def request_id_from(scope: Scope) -> str:
             if _VALID_ID.match(text):
                 return text
             break
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
+
+
+def _has_origin(scope: Scope) -> bool:
+    return any(name == b"origin" for name, _ in scope.get("headers") or [])
+
+
+def _add_vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """What the CORS middleware does to a response of a request without Origin: one Vary header ending in Origin."""
+    vary = [value for name, value in headers if name.lower() == b"vary"]
+    if vary:
+        headers = [(name, value) for name, value in headers if name.lower() != b"vary"]
+    headers.append((b"vary", b", ".join([*vary, b"Origin"])))
+    return headers
 
 
 def _route_template(scope: Scope) -> str:
@@ -43,6 +62,8 @@ def _route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        # the app behind the CORS layer, for requests that carry no Origin header
+        self.past_cors: ASGIApp | None = app.app if isinstance(app, CORSMiddleware) else None
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,24 +73,29 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id = request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
+        app = self.app
+        vary_origin = False
+        if self.past_cors is not None and not _has_origin(scope):
+            app, vary_origin = self.past_cors, True
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = int(message["status"])
                 elapsed = time.perf_counter() - started
                 headers = list(message.get("headers") or [])
+                if vary_origin:
+                    headers = _add_vary_origin(headers)
+                add_default_headers(headers)
                 headers += [
                     (b"x-request-id", request_id.encode()),
                     (b"x-process-time", f"{elapsed:.6f}".encode()),
                     (b"server-timing", f"app;dur={elapsed * 1000:.3f}".encode()),
                 ]
                 message = {**message, "headers": headers}
-                if self.metrics is not None:
-                    route = _route_template(scope)
-                    self.metrics.http.labels(scope.get("method", ""), route, str(status)).inc()
-                    self.metrics.http_latency.labels(scope.get("method", ""), route).observe(elapsed)
+                m = self.metrics
+                if m is not None:
+                    method, route = scope.get("method", ""), _route_template(scope)
+                    m.child(m.http, method, route, str(message["status"])).inc()
+                    m.child(m.http_latency, method, route).observe(elapsed)
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        await app(scope, receive, send_wrapper)

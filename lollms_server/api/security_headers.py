@@ -1,5 +1,7 @@
 """Browser security headers: one policy per kind of page, and a default for everything else.
 
+Added by ``middleware.RequestContextMiddleware`` (one layer for every per-response header).
+
 Every response gets ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and
 ``X-Frame-Options: DENY``. A Content-Security-Policy is set by the page that knows what it loads (the web
 UI, the docs pages); any response that set none (JSON, SSE, files) gets the strictest one, which forbids
@@ -12,8 +14,6 @@ import base64
 import hashlib
 import re
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = "Content-Security-Policy"
 COMMON_HEADERS: dict[str, str] = {
@@ -51,23 +51,12 @@ def docs_csp(html: str) -> str:
     )
 
 
-class SecurityHeadersMiddleware:
-    """Pure ASGI middleware (keeps streaming responses streaming) adding the headers above."""
+DEFAULT_RAW_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in {**COMMON_HEADERS, CSP: API_CSP}.items()
+)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in COMMON_HEADERS.items():
-                    headers.setdefault(name, value)
-                headers.setdefault(CSP, API_CSP)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def add_default_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    """Append each header above that the response did not set itself (raw ASGI headers, in place)."""
+    present = {name.lower() for name, _ in headers}
+    headers.extend(h for h in DEFAULT_RAW_HEADERS if h[0] not in present)

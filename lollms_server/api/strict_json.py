@@ -8,12 +8,12 @@ refused here, at parsing, for every route built with ``StrictJSONRoute``.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Coroutine
+from typing import Any
 
-from fastapi import Request, Response
-from fastapi.routing import APIRoute
+from fastapi import Request
 from starlette.exceptions import HTTPException
 
+from lollms_server.api.lean_route import LeanRoute
 from lollms_server.core.errors import echo
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -55,13 +55,7 @@ class StrictJSONRequest(Request):
         return self._json
 
 
-class StrictJSONRoute(APIRoute):
-    """An APIRoute whose JSON body is parsed by ``StrictJSONRequest``."""
+class StrictJSONRoute(LeanRoute):
+    """An APIRoute whose JSON body is parsed by ``StrictJSONRequest`` (lean: see ``lean_route``)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            return await handler(StrictJSONRequest(request.scope, request.receive))
-
-        return handle
+    request_class = StrictJSONRequest

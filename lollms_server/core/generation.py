@@ -90,14 +90,15 @@ def _error_meta(exc: BaseException) -> dict[str, Any]:
     return meta
 
 
-def _mask_output(out: OutputData) -> OutputData:
-    """Generated text never carries a secret the server knows (a model may repeat one it was shown)."""
+def _masked(out: OutputData) -> dict[str, Any]:
+    """The fields to update so that generated text carries no secret the server knows (a model may repeat one
+    it was shown)."""
     update: dict[str, Any] = {}
     if isinstance(out.data, str) and out.type in ("text", "json", "error", "info"):
         update["data"] = REDACTOR.mask_secrets(out.data)
     if out.thoughts:
         update["thoughts"] = REDACTOR.mask_secrets(out.thoughts)
-    return out.model_copy(update=update) if update else out
+    return update
 
 
 def _error_message(exc: BaseException) -> str:
@@ -264,7 +265,7 @@ class GenerationService:
                 meta["tool_calls"] = records
             if plan.task.usage and i == 0:
                 meta.setdefault("usage", plan.task.usage)
-            outputs[i] = _mask_output(out).model_copy(update={"metadata": meta})
+            outputs[i] = out.model_copy(update={**_masked(out), "metadata": meta})
         return outputs
 
     async def run(self, plan: GenerationPlan) -> list[OutputData]:

@@ -9,7 +9,7 @@ the usage ledger's write queue and losses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -81,9 +81,12 @@ class _StateCollector(Collector):
 
 
 class Metrics:
+    MAX_CACHED_CHILDREN = 4096  # label sets kept at hand (an HTTP method is chosen by the client: bounded here)
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._state: _StateCollector | None = None
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         r = self.registry
         self.generations = Counter("lollms_generations", "Generations by outcome.", ["surface", "binding", "status"], registry=r)
         self.latency = Histogram("lollms_generation_duration_seconds", "Generation duration.", ["surface", "binding"],
@@ -97,6 +100,17 @@ class Metrics:
                             registry=r)
         self.http_latency = Histogram("lollms_http_request_duration_seconds", "Time to the response headers.", ["method", "route"],
                                       buckets=_LATENCY_BUCKETS, registry=r)
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set (prometheus_client's lookup costs a lock
+        and label checks on every call; this is called several times per request)."""
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*labels)
+            if len(self._children) < self.MAX_CACHED_CHILDREN:
+                self._children[key] = child
+        return child
 
     def watch(self, services: "Services") -> None:
         """Read gauges from ``services`` at each scrape (replaces the services of an earlier start)."""

@@ -29,6 +29,7 @@ class SecretRedactor:
         self._scoped: dict[str, int] = {}  # values known only while a request runs (reference counted)
         self._roots: dict[str, str] = {}  # absolute folder of this host -> how clients see it
         self._lock = threading.Lock()
+        self._known: list[str] | None = []  # known_secrets(), kept until a value is added or forgotten
 
     def add_path_root(self, folder: Path, shown_as: str) -> None:
         """Show ``folder`` (and what is below it) as ``shown_as`` in client-facing text; "" = relative."""
@@ -44,14 +45,19 @@ class SecretRedactor:
                     self._values.update(str(x) for x in v if x and len(str(x)) >= 4)
                 elif v and len(str(v)) >= 4:
                     self._values.add(str(v))
+            self._known = None
 
     @contextlib.contextmanager
     def scoped(self, *values: Any) -> Iterator[None]:
         """Mask ``values`` while the block runs (e.g. a key a request brought), then forget them."""
         kept = [str(v) for v in values if v and len(str(v)) >= 4]
+        if not kept:  # the usual request: it brought no key of its own
+            yield
+            return
         with self._lock:
             for v in kept:
                 self._scoped[v] = self._scoped.get(v, 0) + 1
+            self._known = None
         try:
             yield
         finally:
@@ -62,10 +68,15 @@ class SecretRedactor:
                         self._scoped.pop(v, None)
                     else:
                         self._scoped[v] = left
+                self._known = None
 
     def known_secrets(self) -> list[str]:
-        with self._lock:
-            return sorted(self._values | set(self._scoped), key=len, reverse=True)
+        """Every value to mask, longest first (do not modify the list)."""
+        known = self._known
+        if known is None:
+            with self._lock:
+                known = self._known = sorted(self._values | set(self._scoped), key=len, reverse=True)
+        return known
 
     def mask_secrets(self, text: str) -> str:
         """Mask every known secret and every partial quote of one (for logs and clients)."""

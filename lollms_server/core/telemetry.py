@@ -114,7 +114,7 @@ class Telemetry:
 
     def count_error(self, surface: str, binding: str | None, kind: str) -> None:
         if self.metrics is not None:
-            self.metrics.errors.labels(surface, binding or "", kind).inc()
+            self.metrics.child(self.metrics.errors, surface, binding or "", kind).inc()
 
     def trace(self, caller: Caller, request_id: str, generation_type: str, binding: str | None, model: str | None,
               personality: str | None, streamed: bool) -> Trace:
@@ -129,16 +129,16 @@ class Telemetry:
         if m is None:
             return
         surface, binding = rec.surface, rec.binding or ""
-        m.generations.labels(surface, binding, rec.status).inc()
-        m.latency.labels(surface, binding).observe(rec.duration_ms / 1000)
+        m.child(m.generations, surface, binding, rec.status).inc()
+        m.child(m.latency, surface, binding).observe(rec.duration_ms / 1000)
         if rec.ttft_ms is not None:
-            m.ttft.labels(surface, binding).observe(rec.ttft_ms / 1000)
+            m.child(m.ttft, surface, binding).observe(rec.ttft_ms / 1000)
         if rec.prompt_tokens:
-            m.tokens.labels(surface, binding, "prompt").inc(rec.prompt_tokens)
+            m.child(m.tokens, surface, binding, "prompt").inc(rec.prompt_tokens)
         if rec.completion_tokens:
-            m.tokens.labels(surface, binding, "completion").inc(rec.completion_tokens)
+            m.child(m.tokens, surface, binding, "completion").inc(rec.completion_tokens)
         if rec.status == "error":
-            m.errors.labels(surface, binding, rec.error or "error").inc()
+            m.child(m.errors, surface, binding, rec.error or "error").inc()
 
 def build_telemetry(config: "ServerConfig", metrics: Metrics | None = None) -> Telemetry:
     """The ledger, metrics and limiter the configuration asks for (in Redis with ``resource_manager.backend: redis``)."""

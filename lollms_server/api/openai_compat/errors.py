@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lollms_server.api.lean_route import NotLean
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import (
     LollmsError,
@@ -130,12 +131,14 @@ def to_openai_error(exc: Exception) -> OpenAIError:
 class OpenAIRoute(StrictJSONRoute):
     """An APIRoute whose errors come out in OpenAI's shape (and whose JSON body must be valid Unicode)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def wrap_handler(self, handler: Callable[[Request], Coroutine[Any, Any, Response]]) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().wrap_handler(handler)
 
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
+            except NotLean:
+                raise  # the hot lane hands the request to FastAPI's router, which comes back here
             except Exception as exc:
                 err = to_openai_error(exc)
                 level = logging.ERROR if err.status >= 500 else logging.INFO

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Literal, Union
@@ -42,17 +41,23 @@ AUDIO_MIME_TYPES: tuple[str, ...] = (
 
 
 class CancelToken:
-    """Set when the client went away; blocking backends check it between tokens."""
+    """Set when the client went away; blocking backends check it between tokens (from any thread).
+
+    A plain flag: setting and reading one attribute is atomic in Python, and nothing waits on it (a
+    threading.Event would cost a lock and a condition per request).
+    """
+
+    __slots__ = ("_set",)
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._set = False
 
     def cancel(self) -> None:
-        self._event.set()
+        self._set = True
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._set
 
 
 @dataclass

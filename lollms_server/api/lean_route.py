@@ -1,0 +1,263 @@
+"""A FastAPI route that handles simple requests without FastAPI's per-request machinery, same answers.
+
+FastAPI solves a route's dependency graph on every request (cache keys, scope checks, parameter
+extraction for each parameter kind) and validates a returned pydantic model a second time before it
+serialises it. For a route whose needs are simple — its dependencies are ``async`` functions of the
+``Request`` alone (auth checks, ``current_services``, ``APIKeyHeader``), its body is one pydantic model,
+it takes no path, query, header or cookie parameter — ``LeanRoute`` does the same work directly:
+the dependency graph is compiled once when the route is built, the body is validated by the same
+FastAPI field, and a returned instance of the response model is serialised once, by the same serializer.
+
+Anything unusual goes to FastAPI's own handler, which then answers exactly as it always does: a body
+that is missing, not JSON, of another content type or invalid (its 422 details are FastAPI's), a
+response that is not an instance of the response model, dependency overrides (tests), any route the
+compiler does not understand. The route is registered like any APIRoute, so /openapi.json documents
+it unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Coroutine, Optional, cast
+
+from fastapi import Request, Response
+from fastapi._compat import ModelField
+from fastapi.dependencies.models import Dependant
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.routing import APIRoute, _effective_route_context_var
+from fastapi.utils import is_body_allowed_for_status_code
+from pydantic import BaseModel
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+@dataclass(frozen=True)
+class _Dep:
+    """One dependency, compiled: ``call(**{request_param: request, sub.name: value of sub, ...})``."""
+
+    name: str | None
+    call: Callable[..., Any]
+    request_params: tuple[str, ...]  # its parameters typed Request or HTTPConnection
+    subs: tuple["_Dep", ...]
+
+
+def _is_async(call: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(call):
+        return True
+    dunder = getattr(call, "__call__", None)  # noqa: B004 - an instance with an async __call__ (APIKeyHeader)
+    return not inspect.isclass(call) and dunder is not None and inspect.iscoroutinefunction(dunder)
+
+
+def _simple(dep: Dependant) -> bool:
+    """No parameter but the request (as Request or HTTPConnection) and sub-dependencies."""
+    return not (dep.path_params or dep.query_params or dep.header_params or dep.cookie_params or dep.body_params
+                or dep.websocket_param_name or dep.response_param_name or dep.background_tasks_param_name
+                or dep.security_scopes_param_name or dep.own_oauth_scopes)
+
+
+def _request_params(dep: Dependant) -> tuple[str, ...]:
+    return tuple(n for n in (dep.request_param_name, dep.http_connection_param_name) if n)
+
+
+def _compile(dep: Dependant) -> Optional[_Dep]:
+    """The dependency as a _Dep, or None when it is not an async function of the request alone."""
+    if dep.call is None or not _simple(dep) or not _is_async(dep.call):
+        return None
+    subs = tuple(_compile(d) for d in dep.dependencies)
+    if any(s is None for s in subs):
+        return None
+    return _Dep(dep.name, dep.call, _request_params(dep), cast(tuple[_Dep, ...], subs))
+
+
+async def _solve(dep: _Dep, request: Request, cache: dict[Any, Any]) -> Any:
+    kwargs: dict[str, Any] = {name: request for name in dep.request_params}
+    for sub in dep.subs:
+        value = await _solve(sub, request, cache)
+        if sub.name:
+            kwargs[sub.name] = value
+    key = dep.call
+    if key in cache:  # FastAPI's use_cache default: one call per request
+        return cache[key]
+    value = cache[key] = await dep.call(**kwargs)
+    return value
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the fast path needs of a route (the effective one: with the prefix and dependencies of its router)."""
+
+    endpoint: Callable[..., Coroutine[Any, Any, Any]]
+    request_params: tuple[str, ...]
+    deps: tuple[_Dep, ...]
+    body_name: str | None
+    body_field: ModelField | None
+    response_model: type[BaseModel] | None
+    response_field: ModelField | None
+    status_code: int | None
+    overrides: Any
+
+
+def _model_of(field: ModelField | None) -> type[BaseModel] | None:
+    annotation = getattr(getattr(field, "field_info", None), "annotation", None)
+    return annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
+
+
+def _plan(route: Any) -> Optional[_Plan]:
+    dependant: Dependant = route.dependant
+    if (dependant.call is None or not inspect.iscoroutinefunction(dependant.call) or not _simple_endpoint(dependant)
+            or getattr(route, "is_sse_stream", False) or getattr(route, "is_json_stream", False)
+            or getattr(route, "stream_item_field", None) is not None or route._embed_body_fields
+            or not isinstance(route.response_class, DefaultPlaceholder)
+            or route.response_model_include is not None or route.response_model_exclude is not None
+            or not route.response_model_by_alias or route.response_model_exclude_unset
+            or route.response_model_exclude_defaults or route.response_model_exclude_none):
+        return None
+    deps = tuple(_compile(d) for d in dependant.dependencies)
+    if any(d is None for d in deps):
+        return None
+    body_field: ModelField | None = route.body_field
+    if dependant.body_params and (len(dependant.body_params) != 1 or _model_of(body_field) is None):
+        return None
+    if route.response_field is not None and _model_of(route.response_field) is None:
+        return None
+    return _Plan(dependant.call, _request_params(dependant), cast(tuple[_Dep, ...], deps),
+                 dependant.body_params[0].name if dependant.body_params else None, body_field,
+                 _model_of(route.response_field), route.response_field, route.status_code,
+                 route.dependency_overrides_provider)
+
+
+def _simple_endpoint(dep: Dependant) -> bool:
+    return not (dep.path_params or dep.query_params or dep.header_params or dep.cookie_params
+                or dep.websocket_param_name or dep.response_param_name
+                or dep.background_tasks_param_name or dep.security_scopes_param_name)
+
+
+def _json_content(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return content_type.partition(";")[0].strip().lower() == "application/json"
+
+
+LANE_SCOPE_KEY = "lollms.lean_lane"  # set by hot_lane.HotLane: it calls the handler without FastAPI's router
+
+
+class NotLean(Exception):
+    """In the hot lane: this request needs FastAPI's own handler. ``body``: what was read of it (None: nothing)."""
+
+    def __init__(self, body: bytes | None) -> None:
+        super().__init__("not lean")
+        self.body = body
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A route's complete handler (with its route class's wrappers) and where FastAPI serves it."""
+
+    route: "LeanRoute"
+    path: str
+    methods: frozenset[str]
+    handler: Handler
+
+
+class LeanRoute(APIRoute):
+    """An APIRoute with the direct handler described above (and FastAPI's as the fallback).
+
+    Subclasses set ``request_class`` and wrap the handler in ``wrap_handler`` (not ``get_route_handler``),
+    so the complete handler is known here: ``hot_lane`` serves it without FastAPI's routing.
+    """
+
+    fast_path_enabled = True  # a test can switch it off to compare both handlers' answers
+    request_class: type[Request] = Request
+
+    def wrap_handler(self, handler: Handler) -> Handler:
+        return handler
+
+    def get_route_handler(self) -> Handler:
+        slow = super().get_route_handler()
+        context = _effective_route_context_var.get()  # set while FastAPI builds an included route's handler
+        effective = context if context is not None and context.original_route is self else None
+        route = effective if effective is not None else self
+        plan = _plan(route)
+        handler = self.wrap_handler(self._lean_handler(plan, slow) if plan is not None else self._as_own_request(slow))
+        lanes: dict[int | None, Lane] = self.__dict__.setdefault("lanes", {})
+        if plan is not None:
+            lanes[id(effective) if effective is not None else None] = Lane(self, route.path, frozenset(route.methods or ()), handler)
+        return handler
+
+    def _request(self, request: Request) -> Request:
+        cls = self.request_class
+        return request if type(request) is cls else cls(request.scope, request.receive)
+
+    def _as_own_request(self, handler: Handler) -> Handler:
+        if self.request_class is Request:
+            return handler
+
+        async def handle(request: Request) -> Response:
+            return await handler(self._request(request))
+
+        return handle
+
+    def _lean_handler(self, plan: _Plan, slow: Handler) -> Handler:
+        async def fall_back(request: Request, body: bytes | None) -> Response:
+            if request.scope.get(LANE_SCOPE_KEY):
+                raise NotLean(body)
+            return await slow(request)
+
+        async def handle(request: Request) -> Response:
+            request = self._request(request)
+            if not type(self).fast_path_enabled or getattr(plan.overrides, "dependency_overrides", None):
+                return await fall_back(request, None)
+            body: Any = None
+            raw: bytes | None = None
+            if plan.body_field is not None:
+                if not _json_content(request):
+                    return await fall_back(request, None)
+                raw = await request.body()
+                if not raw:
+                    return await fall_back(request, raw)
+                try:
+                    body = await request.json()
+                except ValueError:  # not JSON (or not UTF-8): FastAPI's handler says so in its own words
+                    return await fall_back(request, raw)
+            values: dict[str, Any] = {}
+            cache: dict[Any, Any] = {}
+            for dep in plan.deps:
+                value = await _solve(dep, request, cache)
+                if dep.name:
+                    values[dep.name] = value
+            if plan.body_field is not None and plan.body_name is not None:
+                model, errors = plan.body_field.validate(body, {}, loc=("body",))
+                if errors:
+                    return await fall_back(request, raw)  # its RequestValidationError, as always
+                values[plan.body_name] = model
+            for name in plan.request_params:
+                values[name] = request
+            result = await plan.endpoint(**values)
+            if isinstance(result, Response):
+                return result
+            return self._serialise(plan, result)
+
+        return handle
+
+    def _serialise(self, plan: _Plan, result: Any) -> Response:
+        field = plan.response_field
+        if field is None or plan.response_model is None:
+            from fastapi.encoders import jsonable_encoder
+            from fastapi.responses import JSONResponse
+
+            return JSONResponse(jsonable_encoder(result), **self._status(plan))
+        if type(result) is not plan.response_model:  # a dict, a subclass…: validate it as FastAPI does
+            value, errors = field.validate(result, {}, loc=("response",))
+            if errors:
+                from fastapi.exceptions import ResponseValidationError
+
+                raise ResponseValidationError(errors=errors, body=result)
+            result = value
+        response = Response(content=field.serialize_json(result), media_type="application/json", **self._status(plan))
+        if not is_body_allowed_for_status_code(response.status_code):
+            response.body = b""
+        return response
+
+    @staticmethod
+    def _status(plan: _Plan) -> dict[str, Any]:
+        return {"status_code": plan.status_code} if plan.status_code else {}
