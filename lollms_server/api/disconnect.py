@@ -19,10 +19,14 @@ async def run_until_disconnect(request: Request, work: Awaitable[T]) -> T:
 
     The request body must have been read: a small watcher task waits for the server's ``http.disconnect``
     message and cancels this task the moment it comes (no polling, and the work needs no task of its own).
+    The watcher starts when the work first waits for something: work that finishes without waiting (an
+    answer at hand) costs no task at all.
     """
     task = asyncio.current_task()
     assert task is not None
+    loop = asyncio.get_running_loop()
     gone = False
+    watcher: asyncio.Task[None] | None = None
 
     async def watch() -> None:
         nonlocal gone
@@ -31,7 +35,11 @@ async def run_until_disconnect(request: Request, work: Awaitable[T]) -> T:
         gone = True
         task.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    def start() -> None:
+        nonlocal watcher
+        watcher = loop.create_task(watch())
+
+    starting = loop.call_soon(start)  # runs at the loop's next turn: only if the work let it run
     try:
         return await work
     except asyncio.CancelledError:
@@ -41,4 +49,6 @@ async def run_until_disconnect(request: Request, work: Awaitable[T]) -> T:
             task.uncancel()
         raise ClientGone() from None
     finally:
-        watcher.cancel()
+        starting.cancel()
+        if watcher is not None:
+            watcher.cancel()

@@ -43,35 +43,37 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _lane_of(route: LeanRoute, included: bool) -> Lane | None:
-    """The lane FastAPI serves: the route's own handler, or (included router) the one with its router's dependencies."""
-    lanes: dict[int | None, Lane] = getattr(route, "lanes", {})
-    if not included:
-        return lanes.get(None)
-    own = [lane for key, lane in lanes.items() if key is not None]
-    return own[0] if len(own) == 1 else None  # included more than once: which one is ambiguous
-
-
-def _in_order(routes: list[Any], included: bool = False) -> Iterator[tuple[Any, Lane | None]]:
+def _in_order(routes: list[Any]) -> Iterator[tuple[Any, Lane | None]]:
     """The routes in the order FastAPI tries them (included routers flattened), with the lane of each lean one.
 
-    ``(None, None)`` stands for a route this cannot see through: nothing after it may take the lane.
+    Each item is (what has the ``path_regex`` FastAPI matches with, the lane or None); ``(None, None)``
+    stands for a route this cannot see through: nothing after it may take a lane.
     """
     for route in routes:
-        inner = getattr(route, "original_router", None)  # FastAPI >= 0.1xx keeps an included router whole
-        if inner is not None:
-            prefix = getattr(getattr(route, "include_context", None), "prefix", "")
-            if prefix:
-                yield None, None
-                return
-            build = getattr(route, "effective_candidates", None)
-            if callable(build):
-                build()  # FastAPI builds an included route's handler (with the router's dependencies) on first use
-            yield from _in_order(list(inner.routes), True)
+        contexts = getattr(route, "effective_candidates", None)  # FastAPI >= 0.1xx keeps an included router whole
+        if callable(contexts) and getattr(route, "original_router", None) is not None:
+            yield from _included(contexts())
         elif isinstance(route, LeanRoute):
-            yield route, _lane_of(route, included)
+            yield route, route.lanes.get(None)  # a route of the app itself (older FastAPI copies included routes)
         else:
             yield route, None
+
+
+def _included(contexts: list[Any]) -> Iterator[tuple[Any, Lane | None]]:
+    """An included router's routes as FastAPI serves them (its "effective" routes: prefix and dependencies added)."""
+    for ctx in contexts:
+        nested = getattr(ctx, "effective_candidates", None)
+        original = getattr(ctx, "original_route", None)
+        if callable(nested):
+            yield from _included(nested())
+        elif isinstance(original, LeanRoute):
+            yield ctx, original.lanes.get(id(ctx))
+        elif getattr(ctx, "starlette_route", None) is not None:
+            yield ctx.starlette_route, None
+        elif getattr(ctx, "path_regex", None) is not None:
+            yield ctx, None
+        else:
+            yield None, None
 
 
 def build_index(app: FastAPI) -> dict[tuple[str, str], Lane]:

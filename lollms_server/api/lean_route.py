@@ -168,6 +168,11 @@ class LeanRoute(APIRoute):
 
     fast_path_enabled = True  # a test can switch it off to compare both handlers' answers
     request_class: type[Request] = Request
+    lanes: dict[int | None, Lane]
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        self.lanes = {}
+        super().__init__(path, endpoint, **kwargs)
 
     def wrap_handler(self, handler: Handler) -> Handler:
         return handler
@@ -179,9 +184,9 @@ class LeanRoute(APIRoute):
         route = effective if effective is not None else self
         plan = _plan(route)
         handler = self.wrap_handler(self._lean_handler(plan, slow) if plan is not None else self._as_own_request(slow))
-        lanes: dict[int | None, Lane] = self.__dict__.setdefault("lanes", {})
-        if plan is not None:
-            lanes[id(effective) if effective is not None else None] = Lane(self, route.path, frozenset(route.methods or ()), handler)
+        if plan is not None:  # by the id of the included route's context (one per inclusion), or None: the route itself
+            self.lanes[id(effective) if effective is not None else None] = Lane(
+                self, route.path, frozenset(route.methods or ()), handler)
         return handler
 
     def _request(self, request: Request) -> Request:

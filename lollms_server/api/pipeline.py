@@ -46,5 +46,7 @@ async def run_planned(request: Request, services: Services, planned: Planned) ->
 
 
 def stream_planned(services: Services, planned: Planned) -> AsyncGenerator[StreamChunk, None]:
-    stream = byok.masked_stream(planned.credentials, services.generation.stream(planned.plan))
+    stream = services.generation.stream(planned.plan)
+    if planned.credentials:  # a key the request brought stays masked until its stream ends
+        stream = byok.masked_stream(planned.credentials, stream)
     return cast(AsyncGenerator[StreamChunk, None], stream)  # an async generator: closable

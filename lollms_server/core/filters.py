@@ -220,12 +220,13 @@ class FilterManager:
         }
 
     def applies(self, name: str, personality: str | None, binding: str | None) -> bool:
-        sc = self.scope(name)
-        if not sc["enabled"]:
+        entry = self.settings.view("filters", name)  # (read in place: this runs for every filter of every request)
+        if not entry.get("enabled", False):
             return False
-        if sc["global"]:
+        if entry.get("global", True):
             return True
-        return (personality is not None and personality in sc["personalities"]) or (binding is not None and binding in sc["bindings"])
+        return (personality is not None and personality in (str(p) for p in entry.get("personalities") or [])) or (
+            binding is not None and binding in (str(b) for b in entry.get("bindings") or []))
 
     # ---- one request -----------------------------------------------------------------------------
     def for_request(self, caller: "Caller", request_id: str, personality: str | None, binding: str | None) -> list[ActiveFilter]:

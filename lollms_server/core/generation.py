@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, cast
 
 from lollms_server.core.contract import GenerateRequest, InputData, OutputData, StreamChunk
 from lollms_server.core.bindings.base import Binding, GenerationTask
@@ -153,7 +154,8 @@ class GenerationService:
                         f"binding '{binding_name}' cannot do '{gen_type}' (it does: {', '.join(sorted(binding.generation_types))})"
                     )
                 check_inputs_for(binding, items, model_name)
-                check_parameters(self.bindings.declared_parameters(binding_name or ""), req.parameters or {}, gen_type)
+                if req.parameters:  # (no parameter: nothing to check against the declarations)
+                    check_parameters(self.bindings.declared_parameters(binding_name or ""), req.parameters, gen_type)
                 await binding.check_model(model_name)
         defaults = self.config.defaults
         base = {"max_tokens": defaults.get("default_max_output_tokens")} if gen_type == "ttt" else {}
@@ -321,6 +323,11 @@ class GenerationService:
         return final
 
     def _source(self, plan: GenerationPlan) -> AsyncIterator[Any]:
+        if (plan.binding is not None and not (plan.personality and plan.personality.workflow) and not plan.runs_tool_loop
+                and inspect.isasyncgenfunction(plan.binding.generate_stream)):
+            # the binding's own generator (calling it runs nothing yet): one wrapper less on every event
+            return cast(AsyncIterator[Any], plan.binding.generate_stream(plan.task))
+
         async def gen() -> AsyncIterator[Any]:
             if plan.personality and plan.personality.workflow:
                 async for ev in workflow_events(plan.personality, plan.task, self._workflow_context(plan)):
