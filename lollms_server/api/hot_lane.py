@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lollms_server.api.lazy_routes import LazyRouters
 from lollms_server.api.lean_route import LANE_SCOPE_KEY, Lane, LeanRoute, NotLean
 
 _EXACT = re.compile(r"^/[^{}]*$")  # a path without parameters
@@ -77,7 +78,11 @@ def _included(contexts: list[Any]) -> Iterator[tuple[Any, Lane | None]]:
 
 
 def build_index(app: FastAPI) -> dict[tuple[str, str], Lane]:
-    """``(method, path) -> lane`` for the exact-path lean routes no earlier route can shadow."""
+    """``(method, path) -> lane`` for the exact-path lean routes no earlier route can shadow.
+
+    (A placeholder of routers imported on their first request, ``lazy_routes``, is opaque: the routes after
+    it, its own included, get a lane once it has been replaced by them.)
+    """
     entries = list(_in_order(list(app.router.routes)))
     wanted = {lane.path for _, lane in entries if lane is not None and _EXACT.match(lane.path)}
     index: dict[tuple[str, str], Lane] = {}
@@ -103,11 +108,13 @@ class HotLane:
         self.fastapi_app = fastapi_app
         self._index: dict[tuple[str, str], Lane] = {}
         self._built_for = -1  # the number of routes the index was built for (extensions are mounted at start-up)
+        self._placeholders: list[Any] = []  # routers still to be imported when it was built (lazy_routes)
 
     def index(self) -> dict[tuple[str, str], Lane]:
         routes = self.fastapi_app.router.routes
-        if len(routes) != self._built_for:
+        if len(routes) != self._built_for or any(p.included is not None for p in self._placeholders):
             self._index, self._built_for = build_index(self.fastapi_app), len(routes)
+            self._placeholders = [r for r in routes if isinstance(r, LazyRouters) and r.included is None]
         return self._index
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
