@@ -26,6 +26,7 @@ from lollms_server.api.docs_pages import add_docs_pages
 from lollms_server.api.errors import install_error_handlers
 from lollms_server.api.not_found import add_not_found_route
 from lollms_server.api.request_guard import RequestGuard
+from lollms_server.api.surface_auth import guard_match
 from lollms_server.api.webui import mount_webui
 from lollms_server.core.config import ServerConfig, load_server_config
 from lollms_server.core.metrics import Metrics
@@ -41,7 +42,8 @@ Authenticate with the `X-API-Key` header (403 when missing, 401 when wrong). Sta
 
 
 async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
-    request.state.api_key = check_api_key(get_services(request), key)
+    services = get_services(request)
+    request.state.api_key = guard_match(request, "api", services.config.key_ring) or check_api_key(services, key)
 
 
 def create_app(config_dir: Path | None = None, config: ServerConfig | None = None, *, webui_dist: Path | None = None) -> FastAPI:

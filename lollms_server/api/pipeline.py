@@ -41,8 +41,11 @@ async def plan_request(request: Request, services: Services, body: GenerateReque
 
 async def run_planned(request: Request, services: Services, planned: Planned) -> list[OutputData]:
     """The outputs; raises ClientGone (after cancelling the work) when the client goes away first."""
-    with byok.masked(planned.credentials):
-        return await run_until_disconnect(request, services.generation.run(planned.plan))
+    work = services.generation.run(planned.plan)
+    if not planned.credentials:
+        return await run_until_disconnect(request, work)
+    with byok.masked(planned.credentials):  # a key the request brought stays masked while it runs
+        return await run_until_disconnect(request, work)
 
 
 def stream_planned(services: Services, planned: Planned) -> AsyncGenerator[StreamChunk, None]:

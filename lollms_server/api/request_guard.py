@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lollms_server.api.deps import API_MISSING_KEY, API_WRONG_KEY
 from lollms_server.api.ollama import auth as ollama_auth
 from lollms_server.api.openai_compat.auth import MISSING_KEY, WRONG_KEY
-from lollms_server.api.surface_auth import keyless_allowed, presented_key
+from lollms_server.api.surface_auth import GUARD_MATCH, keyless_allowed, presented_key
 from lollms_server.api.openai_compat.errors import OpenAIError
 from lollms_server.core.apikeys import KeyRing
 from lollms_server.core.request_limits import size_text
@@ -66,14 +66,22 @@ class RequestGuard:
         surface = surface_of(path)
         headers = Headers(scope=scope)
         client = scope.get("client")
-        refusal = (self._head_refusal(surface, scope) or self._auth_refusal(surface, path, headers, client[0] if client else None)
+        refusal = (self._head_refusal(surface, scope)
+                   or self._auth_refusal(scope, surface, path, headers, client[0] if client else None)
                    or self._length_refusal(surface, headers))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         await self.app(scope, self._bounded(receive, surface), send)
 
-    def _auth_refusal(self, surface: Surface, path: str, headers: Headers, client_host: str | None) -> JSONResponse | None:
+    def _matched(self, scope: Scope, surface: Surface, key: str) -> bool:
+        found = self.key_ring.match(key)
+        if found is not None:  # the route's auth dependency reads it instead of comparing again (surface_auth)
+            scope.setdefault("state", {})[GUARD_MATCH] = (surface, self.key_ring, found)
+        return found is not None
+
+    def _auth_refusal(self, scope: Scope, surface: Surface, path: str, headers: Headers,
+                      client_host: str | None) -> JSONResponse | None:
         if not self.key_ring.enabled or surface == "other" or path in self.public_paths:
             return None
         if surface in ("openai", "ollama"):
@@ -83,13 +91,13 @@ class RequestGuard:
             key = presented_key(headers)
             if not key:
                 return error_response(surface, 401, MISSING_KEY if openai else ollama_auth.MISSING_KEY, code="missing_api_key")
-            if self.key_ring.match(key):
+            if self._matched(scope, surface, key):
                 return None
             return error_response(surface, 401, WRONG_KEY if openai else ollama_auth.WRONG_KEY, code="invalid_api_key")
         key = headers.get("x-api-key")
         if not key:
             return error_response(surface, 403, API_MISSING_KEY)
-        return None if self.key_ring.match(key) else error_response(surface, 401, API_WRONG_KEY)
+        return None if self._matched(scope, surface, key) else error_response(surface, 401, API_WRONG_KEY)
 
     def _head_refusal(self, surface: Surface, scope: Scope) -> JSONResponse | None:
         """431 when the request line and headers are longer than ``server.max_header_bytes``.

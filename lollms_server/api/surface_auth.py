@@ -14,8 +14,12 @@ from fastapi import Request
 from starlette.datastructures import Headers
 
 from lollms_server.api.deps import get_services
+from lollms_server.core.apikeys import ApiKey, KeyRing
 
 Surface = Literal["openai", "ollama"]
+# scope["state"] entry RequestGuard leaves when a request's key matched: (surface, the KeyRing, the ApiKey),
+# so the route's own auth dependency need not parse the headers and compare the key a second time
+GUARD_MATCH = "lollms.guard_match"
 SURFACES: tuple[str, ...] = ("openai", "ollama")
 LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
 _FORWARDING_HEADERS: tuple[str, ...] = ("forwarded", "x-forwarded-for", "x-real-ip")
@@ -39,11 +43,21 @@ def keyless_allowed(surface: str, keyless_surfaces: list[str], client_host: str 
     return surface in keyless_surfaces and presented_key(headers) is None and from_this_machine(client_host, headers)
 
 
+def guard_match(request: Request, surface: str, ring: KeyRing) -> ApiKey | None:
+    """The key RequestGuard matched for this request on ``surface`` with ``ring`` (None: it matched none)."""
+    found = (request.scope.get("state") or {}).get(GUARD_MATCH)
+    return found[2] if found is not None and found[0] == surface and found[1] is ring else None
+
+
 def key_problem(request: Request, surface: Surface) -> Literal["missing", "invalid"] | None:
     """None when the request may pass (the matched key is kept in ``request.state.api_key``); else why not."""
     config = get_services(request).config
     ring = config.key_ring
     if not ring.enabled:
+        return None
+    matched = guard_match(request, surface, ring)
+    if matched is not None:
+        request.state.api_key = matched
         return None
     client = request.client.host if request.client else None
     if keyless_allowed(surface, config.keyless_loopback_surfaces, client, request.headers):
