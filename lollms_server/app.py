@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 from pathlib import Path
 from typing import AsyncIterator
@@ -28,6 +27,7 @@ from lollms_server.api.not_found import add_not_found_route
 from lollms_server.api.request_guard import RequestGuard
 from lollms_server.api.surface_auth import guard_match
 from lollms_server.api.webui import mount_webui
+from lollms_server.core import start_up_gc
 from lollms_server.core.config import ServerConfig, load_server_config
 from lollms_server.core.metrics import Metrics
 from lollms_server.core.paths import WEBUI_DIST_DIR
@@ -62,7 +62,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
             if services.extensions is not None else []
         # what start-up built (routes, schemas, plugins) lives as long as the server: keep the garbage
         # collector from walking it again on every full collection during requests
-        gc.freeze()
+        start_up_gc.settle()
         try:
             yield
         finally:

@@ -42,6 +42,9 @@ def web_ui_link(config: "ServerConfig", host: str, port: int, show_key: bool) ->
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from lollms_server.core import start_up_gc
+
+    start_up_gc.relax()  # until the app's start-up is done (its lifespan settles it)
     import uvicorn
 
     from lollms_server.api.h11_protocol import BoundedHeadH11Protocol
