@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import logging
 from pathlib import Path
 from typing import AsyncIterator
 
 import lollms_server.api  # noqa: F401 - before FastAPI: it imports FastAPI without email-validator (see there)
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 
 from lollms_server import __version__
-from lollms_server.api import (
-    routes_embed, routes_generate, routes_info, routes_jobs, routes_metrics, routes_plugins, routes_tokens, routes_usage,
-)
+from lollms_server.api import routes_generate, routes_info, routes_metrics
 from lollms_server.api.ext_routes import mount_extensions, unmount
 from lollms_server.api.hot_lane import HotLane
 from lollms_server.api.lazy_routes import include_lazily
@@ -35,6 +35,16 @@ from lollms_server.core.services import Services, build_services, close_services
 
 log = logging.getLogger("lollms_server")
 
+# routers of /api/v1 that only some requests need: imported on the first request to their paths
+# (api/lazy_routes.py; tests/test_startup_lazy.py checks that the prefixes cover every route)
+LAZY_ROUTERS: dict[str, tuple[str, ...]] = {
+    "routes_jobs": ("/api/v1/jobs",),
+    "routes_embed": ("/api/v1/embed",),
+    "routes_tokens": ("/api/v1/tokenize", "/api/v1/detokenize", "/api/v1/count_tokens"),
+    "routes_usage": ("/api/v1/usage",),
+    "routes_plugins": ("/api/v1/list_filters", "/api/v1/filters/", "/api/v1/list_extensions", "/api/v1/extensions/"),
+}
+
 DESCRIPTION = """One API to many generation backends (text, image, speech in and out).
 
 Authenticate with the `X-API-Key` header (403 when missing, 401 when wrong). Start with
@@ -44,6 +54,10 @@ Authenticate with the `X-API-Key` header (403 when missing, 401 when wrong). Sta
 async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
     services = get_services(request)
     request.state.api_key = guard_match(request, "api", services.config.key_ring) or check_api_key(services, key)
+
+
+def _router_of(module: str) -> list[APIRouter]:
+    return [importlib.import_module(f"lollms_server.api.{module}").router]
 
 
 def create_app(config_dir: Path | None = None, config: ServerConfig | None = None, *, webui_dist: Path | None = None) -> FastAPI:
@@ -115,11 +129,8 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app.include_router(routes_info.public_router)
     app.include_router(routes_info.router, dependencies=auth)
     app.include_router(routes_generate.router, dependencies=auth)
-    app.include_router(routes_jobs.router, dependencies=auth)
-    app.include_router(routes_embed.router, dependencies=auth)
-    app.include_router(routes_tokens.router, dependencies=auth)
-    app.include_router(routes_usage.router, dependencies=auth)
-    app.include_router(routes_plugins.router, dependencies=auth)
+    for module, prefixes in LAZY_ROUTERS.items():
+        include_lazily(app, prefixes, functools.partial(_router_of, module), dependencies=auth)
     if metrics is not None:
         app.include_router(routes_metrics.router)
     ext_insert_at = len(app.router.routes)  # extension routes go here at start-up, before the catch-alls below

@@ -7,6 +7,7 @@ routes, the schema). Start-up time itself is a figure of bench/bench_startup.py,
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from helpers import API_KEY, api_client, run_cli
 
 from lollms_server.api import ollama, openai_compat
 from lollms_server.api.lazy_routes import LazyRouters
-from lollms_server.app import create_app
+from lollms_server.app import LAZY_ROUTERS, create_app
 
 # imported by some requests only: never on the way to /health/ready with the default configuration
 NOT_AT_START_UP = (
@@ -30,6 +31,9 @@ NOT_AT_START_UP = (
     "lollms_server.api.openai_compat.models",
     "lollms_server.api.ollama.routes_chat",
     "lollms_server.api.ollama.routes_models",
+    "lollms_server.api.routes_jobs",
+    "lollms_server.api.routes_plugins",
+    "lollms_server.api.routes_usage",
 )
 
 
@@ -99,6 +103,14 @@ def test_the_declared_prefixes_cover_every_route_of_a_lazy_surface(surface) -> N
     assert not outside, f"never reached before the surface is loaded: {outside}"
 
 
+@pytest.mark.parametrize("module", sorted(LAZY_ROUTERS))
+def test_the_declared_prefixes_cover_every_route_of_a_lazy_api_router(module: str) -> None:
+    paths = _paths([importlib.import_module(f"lollms_server.api.{module}").router])
+    assert paths
+    outside = sorted(p for p in paths if not p.startswith(LAZY_ROUTERS[module]))
+    assert not outside, f"never reached before {module} is loaded: {outside}"
+
+
 def test_ollama_public_paths_are_those_of_its_public_router() -> None:
     from lollms_server.api.ollama import routes_models
 
@@ -116,6 +128,13 @@ async def test_a_surfaces_first_request_is_answered_as_every_later_one(config_di
         ("GET", "/v1/models", API_KEY, 200, "data"),
         ("POST", "/api/show", API_KEY, 400, "error"),  # Ollama's error shape for a bad body
         ("GET", "/api/tags", API_KEY, 200, "models"),
+        ("GET", "/api/v1/jobs", None, 403, "detail"),  # lollms' own surface: key checked before any import
+        ("GET", "/api/v1/jobs", API_KEY, 200, "jobs"),
+        ("GET", "/api/v1/jobs/nope", API_KEY, 404, "detail"),
+        ("DELETE", "/api/v1/usage", API_KEY, 405, "detail"),
+        ("POST", "/api/v1/count_tokens", API_KEY, 422, "detail"),
+        ("GET", "/api/v1/list_filters", API_KEY, 200, "filters"),
+        ("POST", "/api/v1/embed", API_KEY, 422, "detail"),
     ]
     for method, path, key, status, field in firsts:
         async with api_client(config_dir, api_key=key) as c:
@@ -129,13 +148,15 @@ async def test_a_surfaces_first_request_is_answered_as_every_later_one(config_di
 async def test_the_schema_lists_lazy_routes_before_any_request_and_the_route_order_is_kept(config_dir: Path) -> None:
     app = create_app(config_dir)
     placeholders = [i for i, r in enumerate(app.router.routes) if isinstance(r, LazyRouters)]
-    assert len(placeholders) == 2
+    assert len(placeholders) == len(LAZY_ROUTERS) + 2
     tail = app.router.routes[placeholders[-1] + 1:]  # web UI and the JSON 404 catch-all stay last
     schema = app.openapi()
     assert "/v1/chat/completions" in schema["paths"] and "/api/chat" in schema["paths"]
     assert not any(isinstance(r, LazyRouters) for r in app.router.routes)
     assert app.router.routes[-len(tail):] == tail
-    eager = {f"{m} {re.sub(r':[a-z]+}', '}', r.path)}" for router in openai_compat.routers() + ollama.routers() for r in router.routes
+    native = [importlib.import_module(f"lollms_server.api.{module}").router for module in LAZY_ROUTERS]
+    eager = {f"{m} {re.sub(r':[a-z]+}', '}', r.path)}" for router in openai_compat.routers() + ollama.routers() + native
+             for r in router.routes
              if isinstance(r, APIRoute) and r.include_in_schema for m in r.methods}
     listed = {f"{m.upper()} {p}" for p, ops in schema["paths"].items() for m in ops}
     assert eager <= listed

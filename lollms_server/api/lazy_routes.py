@@ -1,12 +1,13 @@
-"""Routers imported on their first request instead of at start-up (the OpenAI and Ollama surfaces).
+"""Routers imported on their first request instead of at start-up (the OpenAI and Ollama surfaces, jobs,
+usage, embeddings, tokens, filters and extensions).
 
-A surface is a dozen modules of routes and wire models: importing them and building their routes is a
-good part of the server's start-up time, and many servers never see a request on a given surface.
-``include_lazily(app, prefixes, load)`` puts a ``LazyRouters`` placeholder where the routers would be
+A surface is modules of routes and wire models: importing them and building their routes is a good part of
+the server's start-up time, and many servers never see a request on a given surface.
+``include_lazily(app, prefixes, load, **include)`` puts a ``LazyRouters`` placeholder where the routers would be
 included. The first request whose path starts with one of ``prefixes`` (or the first build of
 /openapi.json) calls ``load()``, includes the routers it returns in place of the placeholder and matches
 that request against them: from then on the app's route list is exactly what an eager
-``app.include_router`` gives, in the same order, so routing, 404/405 answers and the schema are unchanged.
+``app.include_router(router, **include)`` gives, in the same order, so routing, 404/405 answers and the schema are unchanged.
 That one request waits for the import (tens of milliseconds, once), as the first generation waits for
 its model.
 
@@ -28,10 +29,12 @@ _CHOSEN = "lollms.lazy_route"  # scope key: the real route the placeholder match
 
 
 class LazyRouters(BaseRoute):
-    def __init__(self, app: FastAPI, prefixes: Sequence[str], load: Callable[[], list[APIRouter]]) -> None:
+    def __init__(self, app: FastAPI, prefixes: Sequence[str], load: Callable[[], list[APIRouter]],
+                 include: dict[str, Any]) -> None:
         self.app = app
         self.prefixes = tuple(prefixes)
         self.load = load
+        self.include = include  # include_router() arguments (e.g. the API key dependency)
         self.included: list[BaseRoute] | None = None  # the routes that replaced the placeholder
 
     def materialise(self) -> list[BaseRoute]:
@@ -40,7 +43,7 @@ class LazyRouters(BaseRoute):
             routes = self.app.router.routes
             before = len(routes)
             for router in self.load():
-                self.app.include_router(router)  # appended at the end: moved into the placeholder's place below
+                self.app.include_router(router, **self.include)  # appended at the end: moved into the placeholder's place below
             added = routes[before:]
             del routes[before:]
             if self in routes:
@@ -70,9 +73,9 @@ class LazyRouters(BaseRoute):
         return f"LazyRouters(prefixes={self.prefixes!r}, loaded={self.included is not None})"
 
 
-def include_lazily(app: FastAPI, prefixes: Sequence[str], load: Callable[[], list[APIRouter]]) -> LazyRouters:
+def include_lazily(app: FastAPI, prefixes: Sequence[str], load: Callable[[], list[APIRouter]], **include: Any) -> LazyRouters:
     """Append a placeholder for ``load()``'s routers; /openapi.json includes them before it is built."""
-    lazy = LazyRouters(app, prefixes, load)
+    lazy = LazyRouters(app, prefixes, load, include)
     app.router.routes.append(lazy)
     build: Callable[[], dict[str, Any]] = app.openapi
 

@@ -40,9 +40,7 @@ class ErrorDetail(BaseModel):
     code: Optional[str] = None
 
 
-class ErrorBody(BaseModel):
-    """The body of every OpenAI-style error (documented in /openapi.json)."""
-
+class ErrorBody(BaseModel):  # the body of every OpenAI-style error (documented in /openapi.json)
     error: ErrorDetail
 
 _TYPE_BY_STATUS: dict[int, str] = {
