@@ -80,8 +80,8 @@ def _included(contexts: list[Any]) -> Iterator[tuple[Any, Lane | None]]:
 def build_index(app: FastAPI) -> dict[tuple[str, str], Lane]:
     """``(method, path) -> lane`` for the exact-path lean routes no earlier route can shadow.
 
-    (A placeholder of routers imported on their first request, ``lazy_routes``, is opaque: the routes after
-    it, its own included, get a lane once it has been replaced by them.)
+    (A placeholder of routers imported on their first request, ``lazy_routes``, may hold any route under its
+    path prefixes: it shadows those paths, and its own routes get a lane once they have replaced it.)
     """
     entries = list(_in_order(list(app.router.routes)))
     wanted = {lane.path for _, lane in entries if lane is not None and _EXACT.match(lane.path)}
@@ -93,6 +93,9 @@ def build_index(app: FastAPI) -> dict[tuple[str, str], Lane]:
         if lane is not None and lane.path in wanted and lane.path not in shadowed:
             for method in lane.methods:
                 index.setdefault((method, lane.path), lane)
+        if isinstance(route, LazyRouters):
+            shadowed.update(p for p in wanted if p.startswith(route.prefixes))
+            continue
         regex = getattr(route, "path_regex", None)
         if regex is None:  # a kind of route whose paths are unknown (a host route…): stop here
             break
