@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import psutil
@@ -135,10 +135,12 @@ def cases(stream: bool) -> list[Case]:
     ]
 
 
-async def load(url: str, case: Case, total: int, concurrency: int) -> tuple[float, list[float], int]:
+async def load(url: str, case: Case, total: int, concurrency: int,
+               warmed: Callable[[], None] | None = None) -> tuple[float, list[float], int]:
     """``total`` requests over ``concurrency`` keep-alive connections. The load generator is aiohttp: it shares
     the machine's cores with the servers, and costs about a third of httpx's CPU per request, so it disturbs
-    the servers less (and the same for every peer)."""
+    the servers less (and the same for every peer). ``warmed`` is called after the warm-up requests (a
+    server's one-time work, such as importing a surface on its first request, is not measured)."""
     import aiohttp
 
     latencies: list[float] = []
@@ -151,6 +153,8 @@ async def load(url: str, case: Case, total: int, concurrency: int) -> tuple[floa
         for _ in range(10):
             async with client.post(case.path, json=case.body) as r:
                 await r.read()
+        if warmed is not None:
+            warmed()
 
         async def worker() -> None:
             nonlocal remaining, errors
@@ -225,11 +229,15 @@ def main() -> None:
             for _ in range(args.rounds):
                 for case in all_cases:
                     p = procs[case.base]
-                    c0 = cpu(p)
-                    elapsed, lat, errors = asyncio.run(load(urls[case.base], case, args.requests, args.concurrency))
+                    c0 = [0.0]
+
+                    def warmed(p: psutil.Process = p, c0: list[float] = c0) -> None:
+                        c0[0] = cpu(p)  # from the end of the warm-up
+
+                    elapsed, lat, errors = asyncio.run(load(urls[case.base], case, args.requests, args.concurrency, warmed))
                     if errors:
                         raise SystemExit(f"{case.name}: {errors} failed requests")
-                    per[case.name].append((cpu(p) - c0) / len(lat) * 1000)
+                    per[case.name].append((cpu(p) - c0[0]) / len(lat) * 1000)
                     rps[case.name].append(len(lat) / elapsed)
                     p50[case.name].append(statistics.median(lat) * 1000)
             if spy is not None:
