@@ -21,6 +21,7 @@ from configguard import ConfigGuard  # noqa: E402
 from configguard.exceptions import ConfigGuardError  # noqa: E402
 from configguard.handlers import get_handler  # noqa: E402
 from configguard.handlers.base import LoadResult, StorageHandler  # noqa: E402
+from configguard.handlers.yaml_handler import YamlHandler  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
@@ -148,7 +149,8 @@ def _read_file(path: Path, key: bytes | None) -> LoadResult:
     if path.stat().st_size == 0:
         raise ConfigFileError(path, "the file is empty (0 bytes); restore it from a backup or recreate it")
     try:
-        result = get_handler(path, fernet=Fernet(key) if key else None).load(path)
+        handler = get_handler(path, fernet=Fernet(key) if key else None)
+        result = (_read_yaml_values(path, key) if isinstance(handler, YamlHandler) else None) or handler.load(path)
     except ConfigGuardError as exc:
         hint = " (is it encrypted? set LOLLMS_ENCRYPTION_KEY)" if key is None and looks_encrypted(path) else ""
         raise ConfigFileError(path, f"cannot be read: {exc}{hint}") from exc
@@ -157,6 +159,28 @@ def _read_file(path: Path, key: bytes | None) -> LoadResult:
     if not isinstance(result.get("values"), Mapping):
         raise ConfigFileError(path, "does not hold a mapping of settings")
     return result
+
+
+_FULL_FORMATS = (("__version__", "__schema__", "__settings__"), ("version", "schema", "values"))
+
+
+def _read_yaml_values(path: Path, key: bytes | None) -> LoadResult | None:
+    """A YAML file in the values format (``__version__`` + settings, as every save writes it) parsed with
+    libyaml: the same result as ConfigGuard's handler, which parses in pure Python (a tenth of a start-up
+    went into the main config and instance files). None for anything else — another layout, a file that does
+    not parse or decrypt —, which ConfigGuard's handler then reads and reports as always."""
+    import yaml
+
+    try:
+        raw = path.read_bytes()
+        data = yaml.load((Fernet(key).decrypt(raw) if key else raw).decode("utf-8"), Loader=yaml.CSafeLoader)
+    except Exception:  # noqa: BLE001 - the handler reads it again and says what is wrong
+        return None
+    if not isinstance(data, dict) or any(all(k in data for k in keys) for keys in _FULL_FORMATS):
+        return None
+    version = data.get("__version__")
+    return {"version": None if version is None else str(version), "schema": None,
+            "values": {k: v for k, v in data.items() if k != "__version__"}}
 
 
 def looks_encrypted(path: Path) -> bool:
