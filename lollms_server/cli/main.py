@@ -70,9 +70,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     link = web_ui_link(config, host, port, show_key=sys.stdout.isatty() and not args.no_key_link)
     if link:
         print(f"lollms-server: web UI: {link}", flush=True)
-    # ws="none": no route speaks WebSocket, and loading a WebSocket library costs start-up time
     uvicorn.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5,
-                http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=config.limits.max_header_bytes, ws="none")
+                http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=config.limits.max_header_bytes)
     return 0
 
 
