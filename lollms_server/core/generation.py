@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, cast
+from typing import Any, AsyncGenerator, AsyncIterator, cast
 
 from lollms_server.core.contract import GenerateRequest, InputData, OutputData, StreamChunk
 from lollms_server.core.bindings.base import Binding, GenerationTask
@@ -346,8 +346,11 @@ class GenerationService:
         started = time.perf_counter()
         trace = plan.open_trace(self.telemetry)
         try:
-            async with self._slot(plan):
-                async for chunk in self._normalise(plan, self._source(plan), started, end_trace=True):
+            normalised = self._normalise(plan, self._source(plan), started, end_trace=True)
+            # a consumer that stops at the final event closes this generator: the inner one is closed here, not
+            # left to the event loop's async-generator finalizer (a task per stream)
+            async with self._slot(plan), contextlib.aclosing(normalised) as chunks:
+                async for chunk in chunks:
                     yield chunk
         except asyncio.CancelledError:
             plan.task.cancel.cancel()
@@ -370,7 +373,7 @@ class GenerationService:
         return str(event.get("content") or ""), str(event.get("thoughts") or "")
 
     async def _normalise(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float,
-                         *, end_trace: bool = False) -> AsyncIterator[StreamChunk]:
+                         *, end_trace: bool = False) -> AsyncGenerator[StreamChunk, None]:
         splitter = ThinkSplitter()
         recorder = CallRecorder()
         answer_mask, thought_mask = StreamMasker(REDACTOR), StreamMasker(REDACTOR)
