@@ -485,33 +485,35 @@ class LlamaCppBinding(Binding):
         return ChatJob(str(source.path), messages, sampling, task.cancel, True, setup_for(task))
 
     async def _server_pieces(self, server: ServerModel, job: ChatJob) -> AsyncGenerator[str | ChatResult, None]:
-        """Text pieces as llama-server streams them, then the ChatResult; stops at once on cancel."""
+        """Text pieces as llama-server streams them (the tokens that arrived together as one piece), then the
+        ChatResult; stops at once on cancel."""
         messages = job.messages if job.tools is not None else plain_history(job.messages)
         body = await server.completion_request(messages, job.sampling, job.tools)
         parts: list[str] = []
         final: dict[str, Any] | None = None
+        last: dict[str, Any] = {}
         events = server.stream(body)
         try:
-            async for event in events:
-                piece = event.get("content")
+            async for batch in events:
+                last = batch[-1]
+                piece = batch[0].get("content") or "" if len(batch) == 1 else "".join(e.get("content") or "" for e in batch)
                 if piece:
                     parts.append(piece)
                     yield piece
-                if event.get("stop"):
-                    final = event
+                if last.get("stop"):  # the final event is the last one llama-server sends
+                    final = last
                     break
                 if job.cancel.cancelled:
                     break
         finally:
             await events.aclose()  # closes the request: llama-server drops the generation
         if final is None:
-            yield ChatResult("".join(parts), 0, len(parts), "cancelled")
+            yield ChatResult("".join(parts), 0, int(last.get("tokens_predicted") or 0), "cancelled")
             return
         stop_type = final.get("stop_type")
         predicted = int(final.get("tokens_predicted") or 0) - (1 if stop_type == "eos" else 0)  # the end token
-        timings = final.get("timings") or {}
         yield ChatResult("".join(parts), int(final.get("tokens_evaluated") or 0), max(0, predicted),
-                         "length" if stop_type == "limit" else "stop", timings.get("prompt_n"))
+                         "length" if stop_type == "limit" else "stop", final.get("timings/prompt_n"))
 
     async def _server_generate(self, task: GenerationTask) -> BindingResult:
         source = self._source(self._name(task.model_name))

@@ -5,6 +5,11 @@ and keeps each slot's KV cache plus a RAM cache of prompt prefixes; this module 
 over loopback HTTP (streamed ``/completion``, ``/tokenize``, ``/detokenize``, ``/embeddings``) and restarts it
 when it died: a request in flight then fails with a clear error, the next one starts a new process.
 Closing a streamed request makes llama-server drop that generation at its next token (cancel).
+
+The stream is per-token work in this process while llama-server's threads decode on the same cores, so it
+is read lean: aiohttp (C HTTP parser) instead of httpx's layered line iterator, and every event that
+arrived in one read is handed on as one batch (one chunk downstream instead of one per token when this
+process falls behind). ``bench/bench_token_cpu.py`` measures the CPU both processes spend per token.
 """
 
 from __future__ import annotations
@@ -30,11 +35,12 @@ from .server_prompt import ModelVocab, PromptFormatter
 from .slot_affinity import SlotAffinity
 from .worker import LoadSettings, PromptTooLongError
 
-if TYPE_CHECKING:  # httpx is imported when the first model starts, not at server start-up
-    import httpx
+if TYPE_CHECKING:  # aiohttp is imported when the first model starts, not at server start-up
+    import aiohttp
 
 log = logging.getLogger("lollms_server.bindings.llamacpp.server")
 
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # one event of llama-server's stream (the final one holds the answer's text)
 REAP_SECONDS = 5.0  # how long a failed exchange waits to learn whether llama-server died (busy machines reap late)
 CONTROL_TOKEN_TYPES = (2, 3)  # GGUF token types UNKNOWN and CONTROL: not rendered by detokenize (special=False)
 
@@ -100,7 +106,7 @@ class ServerModel:
         self.settings = settings
         self.process = LlamaServerProcess(settings.binary, server_args(model_path, settings, embedding), label)
         self._lock = asyncio.Lock()
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self.formatter: PromptFormatter | None = None
         self.vocab: ModelVocab | None = None
         self.n_vocab = 0
@@ -116,7 +122,7 @@ class ServerModel:
     # ---- lifecycle ---------------------------------------------------------------------------
     async def ready(self) -> ServerModel:
         """Start the process if it is not running (first use, or after it died)."""
-        import httpx
+        import aiohttp
 
         if self.closed:
             raise UnavailableError(f"model '{self.label}' was unloaded before the request ran; retry")
@@ -133,7 +139,7 @@ class ServerModel:
                     self.slots.forget()
                     log.warning("llama-server for %s had stopped (exit code %s); restarting it",
                                 self.label, self.process.proc.returncode if self.process.proc else None)
-                    await self._client.aclose()
+                    await self._client.close()
                     self._client = None
                 if not self.settings.load.n_ctx:
                     self.process.args = server_args(self.model_path, self.settings, self.embedding,
@@ -142,8 +148,9 @@ class ServerModel:
                     await self.process.start()
                 except ServerStartError as exc:
                     raise ModelLoadError(f"llama-server could not load model '{self.label}': {exc}") from None
-                self._client = httpx.AsyncClient(base_url=self.process.url, timeout=httpx.Timeout(None, connect=5.0),
-                                                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+                self._client = aiohttp.ClientSession(
+                    base_url=self.process.url, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0),
+                    connector=aiohttp.TCPConnector(limit=0), auto_decompress=False, trust_env=False)
                 if self.vocab is None:
                     await self._read_model()
                 self._running = True  # only now: concurrent requests wait on the lock until the model is read
@@ -175,7 +182,7 @@ class ServerModel:
         async with self._lock:
             self._running = False
             if self._client is not None:
-                await self._client.aclose()
+                await self._client.close()
                 self._client = None
             await self.process.stop()
 
@@ -205,21 +212,22 @@ class ServerModel:
         return True
 
     async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        import httpx
+        import aiohttp
 
         for attempt in (0, 1):
             assert self._client is not None
             try:
-                r = await self._client.request(method, path, json=body)
+                async with self._client.request(method, path, json=body) as r:
+                    status, raw = r.status, await r.read()
                 break
-            except httpx.ConnectError as exc:
+            except aiohttp.ClientConnectorError as exc:  # nothing was sent: safe to send again
                 if attempt or not await self._recover():
                     raise await self._gone(exc) from None
-            except httpx.HTTPError as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise await self._gone(exc) from None
-        if r.status_code != 200:
-            raise self._error(r.status_code, r.text)
-        return r.json()
+        if status != 200:
+            raise self._error(status, raw.decode("utf-8", errors="replace"))
+        return json.loads(raw)
 
     def _error(self, status: int, text: str) -> Exception:
         try:
@@ -290,42 +298,68 @@ class ServerModel:
             text = text[len(bos):]  # the template wrote the BOS: mtmd would add a second one
         return {"prompt_string": text, "multimodal_data": media}
 
-    async def stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        """The server's streamed events; closing this generator closes the request (llama-server cancels).
+    async def stream(self, body: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The server's streamed events, in batches (the events that arrived together); closing this generator
+        closes the request (llama-server cancels).
 
         The request is pinned to the idle slot whose KV cache it continues (see slot_affinity)."""
         slot = self.slots.take(body["prompt"])
         if slot is not None:
             body = {**body, "id_slot": slot}
         try:
-            async for event in self._stream(body):
-                yield event
+            async for batch in self._stream(body):
+                yield batch
         finally:
             if slot is not None:
                 self.slots.release(slot, body["prompt"])
 
-    async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
-        import httpx
+    async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
+        import aiohttp
 
         for attempt in (0, 1):
             assert self._client is not None
             try:
-                async with self._client.stream("POST", "/completion", json=body) as r:
-                    if r.status_code != 200:
-                        raise self._error(r.status_code, (await r.aread()).decode("utf-8", errors="replace"))
-                    async for line in r.aiter_lines():
-                        if not line.startswith("data: "):
-                            continue
-                        event = json.loads(line[6:])
-                        if "error" in event:
-                            raise self._error(int(event["error"].get("code") or 500), json.dumps(event))
-                        yield event
-                return
-            except httpx.ConnectError as exc:  # raised before anything was sent: safe to send again
+                r = await self._client.post("/completion", json=body)
+            except aiohttp.ClientConnectorError as exc:  # raised before anything was sent: safe to send again
                 if attempt or not await self._recover():
                     raise await self._gone(exc) from None
-            except httpx.HTTPError as exc:
+                continue
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise await self._gone(exc) from None
+            try:
+                if r.status != 200:
+                    raise self._error(r.status, (await r.read()).decode("utf-8", errors="replace"))
+                async for batch in self._batches(r.content):
+                    yield batch
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                raise await self._gone(exc) from None
+            finally:
+                if r.content.at_eof():
+                    r.release()  # read to its end: the connection is kept for the next request
+                else:
+                    r.close()  # left early: closing the connection makes llama-server drop the generation
+            return
+
+    async def _batches(self, content: aiohttp.StreamReader) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """The ``data:`` events of the bytes read so far, whole events only, one list per read."""
+        pending = b""
+        async for data in content.iter_any():
+            pending = pending + data if pending else data
+            end = pending.rfind(b"\n\n")
+            if end < 0:
+                if len(pending) > MAX_EVENT_BYTES:
+                    raise BackendError(f"llama-server for model '{self.label}' sent an event of more than {MAX_EVENT_BYTES} bytes")
+                continue
+            complete, pending = pending[:end], pending[end + 2:]
+            batch = []
+            for raw in complete.split(b"\n\n"):
+                if raw.startswith(b"data: "):
+                    event = json.loads(raw[6:])
+                    if "error" in event:
+                        raise self._error(int(event["error"].get("code") or 500), json.dumps(event))
+                    batch.append(event)
+            if batch:
+                yield batch
 
     # ---- embeddings --------------------------------------------------------------------------
     async def embed(self, texts: list[str]) -> tuple[list[list[Any]], int]:

@@ -62,6 +62,10 @@ class CapturingLlama:
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
 
+# what the binding reads of the final event (the rest - settings, the prompt's text - is not sent)
+FINAL_FIELDS = ["content", "stop", "stop_type", "tokens_predicted", "tokens_evaluated", "timings/prompt_n"]
+
+
 class PromptFormatter:
     """The chat handler the in-process engine would pick for this model and ``chat_format`` setting."""
 
@@ -103,6 +107,7 @@ class PromptFormatter:
             "n_predict": kw["max_tokens"] if kw.get("max_tokens") else -1,
             "stop": [s for s in (kw.get("stop") or []) if s],
             "return_tokens": False,
+            "response_fields": FINAL_FIELDS,
         }
         seed = kw.get("seed")
         if seed is not None:

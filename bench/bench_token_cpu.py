@@ -1,0 +1,231 @@
+"""CPU time per streamed token: lollms-server (llamacpp_binding, llama-server engine) and its llama-server child.
+
+    python bench/bench_token_cpu.py                       # 20 streams of 64 tokens on /v1/chat/completions
+    python bench/bench_token_cpu.py --requests 40 --route generate
+    python bench/bench_token_cpu.py --options '{"parallel": 1}' --alone
+
+CPU time (user + system, from the kernel) is robust on a shared machine where wall-clock speeds are not:
+it says what each process spends per token, whatever else runs. ``--alone`` also drives a llama-server
+started by hand with the same flags (no lollms-server in front) over its own ``/completion`` route,
+to see what llama-server itself spends per token. The client's own CPU is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))
+sys.path.insert(0, str(BENCH))
+from helpers import API_KEY, ServerProcess, write_config  # noqa: E402
+
+PROMPTS = [
+    "Write a long story about a dragon who learns to cook.",
+    "Explain in detail how a bicycle works, part by part.",
+    "Describe a walk through a busy market in a large city.",
+    "List the planets of the solar system and say one thing about each.",
+]
+
+
+def cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def sys_cpu(proc: psutil.Process) -> float:
+    return float(proc.cpu_times().system)
+
+
+def stream_chat(client: httpx.Client, prompt: str, max_tokens: int) -> tuple[int, float]:
+    body = {"model": "llm", "messages": [{"role": "user", "content": prompt}], "stream": True,
+            "stream_options": {"include_usage": True}, "temperature": 0.0, "repeat_penalty": 1.0,
+            "max_tokens": max_tokens, "seed": 1}
+    tokens, t0, first = 0, time.perf_counter(), 0.0
+    with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line.startswith("data: ") and line[6:] != "[DONE]":
+                ev = json.loads(line[6:])
+                if ev.get("choices") and ev["choices"][0]["delta"].get("content") and not first:
+                    first = time.perf_counter() - t0
+                if ev.get("usage"):
+                    tokens = int(ev["usage"]["completion_tokens"])
+    return tokens, first
+
+
+def stream_generate(client: httpx.Client, prompt: str, max_tokens: int) -> tuple[int, float]:
+    body = {"input_data": [{"type": "text", "role": "user_prompt", "data": prompt}], "binding_name": "llm",
+            "stream": True, "parameters": {"temperature": 0.0, "repeat_penalty": 1.0, "max_tokens": max_tokens, "seed": 1}}
+    chunks, t0, first = 0, time.perf_counter(), 0.0
+    with client.stream("POST", "/api/v1/generate", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                ev = json.loads(line[6:])
+                if ev.get("type") == "chunk":
+                    chunks += 1
+                    first = first or time.perf_counter() - t0
+    return chunks, first
+
+
+def stream_completion(client: httpx.Client, prompt: str, max_tokens: int) -> tuple[int, float]:
+    chatml = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"  # SmolLM2's template
+    body = {"prompt": chatml, "n_predict": max_tokens, "temperature": 0.0, "repeat_penalty": 1.0, "seed": 1,
+            "stream": True, "cache_prompt": True}
+    tokens, t0, first = 0, time.perf_counter(), 0.0
+    with client.stream("POST", "/completion", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                ev = json.loads(line[6:])
+                if ev.get("content") and not first:
+                    first = time.perf_counter() - t0
+                if ev.get("stop"):
+                    tokens = int(ev.get("tokens_predicted") or 0)
+    return tokens, first
+
+
+def idle_rate(proc: psutil.Process, seconds: float = 3.0) -> float:
+    """CPU seconds per second the process spends with no request (timers: the server's ticks, pings)."""
+    before, t0 = cpu(proc), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu(proc) - before) / (time.perf_counter() - t0)
+
+
+def measure(procs: dict[str, psutil.Process], run: Any, requests: int, idle: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU ms per token of each process; ``idle`` (CPU s/s with no request) is taken off, so a slow run on a
+    busy machine does not count the server's timers as per-token work."""
+    idle = idle or {}
+    before = {k: cpu(p) for k, p in procs.items()}
+    before_sys = {k: sys_cpu(p) for k, p in procs.items()}
+    t0 = time.perf_counter()
+    tokens = 0
+    ttfts = []
+    for i in range(requests):
+        n, first = run(PROMPTS[i % len(PROMPTS)])
+        tokens += n
+        ttfts.append(first)
+    wall = time.perf_counter() - t0
+    out = {f"{k} ms/token": (cpu(p) - before[k] - idle.get(k, 0.0) * wall) * 1000 / max(tokens, 1) for k, p in procs.items()}
+    out.update({f"{k} sys ms/token": (sys_cpu(p) - before_sys[k]) * 1000 / max(tokens, 1) for k, p in procs.items()})
+    out["tokens"] = tokens
+    out["tok/s (wall)"] = tokens / wall
+    out["TTFT p50 ms"] = sorted(ttfts)[len(ttfts) // 2] * 1000
+    return out
+
+
+PROFILER = """
+import cProfile, runpy, signal, sys, time
+prof = cProfile.Profile(time.thread_time)  # CPU time of the event loop's thread, not wall time
+signal.signal(signal.SIGUSR1, lambda *a: prof.enable())
+mod, out = sys.argv[1], sys.argv[2]
+signal.signal(signal.SIGUSR2, lambda *a: (prof.disable(), prof.dump_stats(out)))
+sys.argv = [mod, *sys.argv[3:]]
+runpy.run_module(mod, run_name="__main__", alter_sys=True)
+"""
+
+
+def _profiled_start(server: ServerProcess, out: str) -> Any:
+    """ServerProcess.start with lollms-server under a CPU-time cProfile switched on by SIGUSR1, dumped by SIGUSR2."""
+    real = sys.executable
+
+    def start(timeout: float = 60.0) -> ServerProcess:
+        folder = Path(tempfile.mkdtemp())
+        (folder / "prof.py").write_text(PROFILER)
+        wrapper = folder / "python"
+        # python -m lollms_server ... -> python prof.py lollms_server OUT serve ...
+        wrapper.write_text(f"#!/bin/sh\nshift\nmod=$1\nshift\nexec {real} {folder / 'prof.py'} $mod {out} \"$@\"\n")
+        wrapper.chmod(0o755)
+        sys.executable = str(wrapper)
+        try:
+            return ServerProcess.start(server, timeout)
+        finally:
+            sys.executable = real
+    return start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--route", choices=("chat", "generate"), default="chat")
+    ap.add_argument("--options", default="", help="JSON of llamacpp_binding instance options")
+    ap.add_argument("--alone", action="store_true", help="also drive a llama-server with the same flags directly")
+    ap.add_argument("--profile", default="", help="py-spy record lollms-server during the run into this file (.txt: collapsed)")
+    ap.add_argument("--strace", default="", help="count lollms-server's system calls during the run into this file")
+    ap.add_argument("--perf", default="", help="perf record lollms-server during the run into this file")
+    ap.add_argument("--cprofile", default="", help="run lollms-server under cProfile, stats into this file")
+    ap.add_argument("--keep", action="store_true", help="print the server URL and pid, wait for Enter before stopping")
+    args = ap.parse_args()
+    options = json.loads(args.options) if args.options else {}
+    with tempfile.TemporaryDirectory(prefix="lollms-token-cpu-") as tmp:
+        cfg = Path(tmp) / "cfg"
+        write_config(cfg, {"llm": ("llamacpp_binding", {"n_ctx": 2048, **options})},
+                     main={"logging": {"log_level": "WARNING", "level": 30}})
+        server = ServerProcess(cfg)
+        if args.cprofile:  # the server's main thread (the event loop) under cProfile, written when it stops
+            server.start = _profiled_start(server, args.cprofile)  # type: ignore[method-assign]
+        server.start(timeout=180)
+        try:
+            client = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {API_KEY}",
+                                                                     "X-API-Key": API_KEY}, timeout=600)
+            run = (lambda p: stream_chat(client, p, args.max_tokens)) if args.route == "chat" else \
+                (lambda p: stream_generate(client, p, args.max_tokens))
+            run("Hello!")  # starts llama-server
+            assert server.proc is not None
+            ours = psutil.Process(server.proc.pid)
+            children = [c for c in ours.children(recursive=True) if "llama-server" in c.name()]
+            procs = {"ours": ours, **({"llama-server": children[0]} if children else {})}
+            for _ in range(2):
+                run(PROMPTS[0])
+            idle = {"ours": idle_rate(ours)}
+            spy = None
+            if args.profile:
+                fmt = "raw" if args.profile.endswith(".txt") else "flamegraph"
+                spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(ours.pid), "-r", "200",
+                                        "-f", fmt, "-o", args.profile, "--nonblocking"])
+                time.sleep(1.0)
+            if args.perf:
+                spy = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", str(ours.pid), "-o", args.perf],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1.0)
+            if args.strace:
+                spy = subprocess.Popen(["strace", "-c", "-f", "-p", str(ours.pid), "-o", args.strace])
+                time.sleep(1.0)
+            if args.cprofile:
+                ours.send_signal(signal.SIGUSR1)
+                time.sleep(0.5)
+            print(f"ours via {args.route} ({options or 'defaults'}):", json.dumps({**measure(procs, run, args.requests, idle), "ours idle ms/s": idle["ours"] * 1000}))
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait()
+            if args.cprofile:
+                ours.send_signal(signal.SIGUSR2)
+                time.sleep(2.0)
+            if args.keep:
+                print(server.base_url, ours.pid, flush=True)
+                input("Enter to stop")
+            if args.alone and children:
+                argv = children[0].cmdline()
+                url = "http://127.0.0.1:" + argv[argv.index("--port") + 1]
+                direct = httpx.Client(base_url=url, timeout=600)
+                alone = lambda p: stream_completion(direct, p, args.max_tokens)  # noqa: E731
+                print("llama-server /completion (same process, no lollms in front):",
+                      json.dumps(measure({"llama-server": children[0]}, alone, args.requests)))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
