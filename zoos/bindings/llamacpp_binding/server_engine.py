@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # aiohttp is imported when the first model starts, not at ser
 log = logging.getLogger("lollms_server.bindings.llamacpp.server")
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # one event of llama-server's stream (the final one holds the answer's text)
+KEEPALIVE_SECONDS = 2.0  # idle connections kept; llama-server closes its own after 5 s
+SEND_ATTEMPTS = 3  # a request that failed before any answer is sent again (see _may_resend)
 REAP_SECONDS = 5.0  # how long a failed exchange waits to learn whether llama-server died (busy machines reap late)
 CONTROL_TOKEN_TYPES = (2, 3)  # GGUF token types UNKNOWN and CONTROL: not rendered by detokenize (special=False)
 
@@ -150,7 +152,8 @@ class ServerModel:
                     raise ModelLoadError(f"llama-server could not load model '{self.label}': {exc}") from None
                 self._client = aiohttp.ClientSession(
                     base_url=self.process.url, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0),
-                    connector=aiohttp.TCPConnector(limit=0), auto_decompress=False, trust_env=False)
+                    connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_SECONDS),
+                    auto_decompress=False, trust_env=False)
                 if self.vocab is None:
                     await self._read_model()
                 self._running = True  # only now: concurrent requests wait on the lock until the model is read
@@ -211,20 +214,29 @@ class ServerModel:
         await self.ready()
         return True
 
+    async def _may_resend(self, exc: Exception, attempt: int) -> bool:
+        """Whether a request that failed before any answer may be sent again: when llama-server had closed the
+        pooled connection (it closes idle ones after 5 s), or refused it because it died (it is restarted)."""
+        import aiohttp
+
+        if attempt + 1 >= SEND_ATTEMPTS or not isinstance(exc, aiohttp.ClientConnectionError):
+            return False
+        if isinstance(exc, aiohttp.ClientConnectorError):  # refused: nothing listens on the port any more
+            return await self._recover()
+        return not self.process.exited
+
     async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         import aiohttp
 
-        for attempt in (0, 1):
+        for attempt in range(SEND_ATTEMPTS):
             assert self._client is not None
             try:
                 async with self._client.request(method, path, json=body) as r:
                     status, raw = r.status, await r.read()
                 break
-            except aiohttp.ClientConnectorError as exc:  # nothing was sent: safe to send again
-                if attempt or not await self._recover():
-                    raise await self._gone(exc) from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise await self._gone(exc) from None
+                if not await self._may_resend(exc, attempt):  # all llama-server's JSON routes are idempotent
+                    raise await self._gone(exc) from None
         if status != 200:
             raise self._error(status, raw.decode("utf-8", errors="replace"))
         return json.loads(raw)
@@ -316,15 +328,13 @@ class ServerModel:
     async def _stream(self, body: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]], None]:
         import aiohttp
 
-        for attempt in (0, 1):
+        for attempt in range(SEND_ATTEMPTS):
             assert self._client is not None
             try:
                 r = await self._client.post("/completion", json=body)
-            except aiohttp.ClientConnectorError as exc:  # raised before anything was sent: safe to send again
-                if attempt or not await self._recover():
-                    raise await self._gone(exc) from None
-                continue
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if await self._may_resend(exc, attempt):  # llama-server never started this request
+                    continue
                 raise await self._gone(exc) from None
             try:
                 if r.status != 200:
