@@ -13,8 +13,11 @@ to see what llama-server itself spends per token. The client's own CPU is not co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,8 +42,17 @@ PROMPTS = [
 
 
 def cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
+    """CPU seconds of all the process's threads, in nanoseconds from the scheduler (``cpu_times`` counts 10 ms
+    ticks: too coarse for one request); falls back to ``cpu_times`` elsewhere than Linux."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                total += int((task / "schedstat").read_text().split()[0])
+    except OSError:
+        t = proc.cpu_times()
+        return float(t.user + t.system)
+    return total / 1e9
 
 
 def sys_cpu(proc: psutil.Process) -> float:
@@ -96,6 +108,34 @@ def stream_completion(client: httpx.Client, prompt: str, max_tokens: int) -> tup
     return tokens, first
 
 
+def decode_rate(n: int, first: float, total: float) -> float:
+    return (n - 1) / (total - first) if n > 1 and total > first else 0.0
+
+
+def pairs(run: Any, llama: psutil.Process, max_tokens: int, count: int) -> dict[str, float]:
+    """Ours, then llama-server alone (same process, its /completion), prompt after prompt: decode tok/s of
+    each (after the first token) and the median of ours / alone over the pairs (neighbours in time share
+    the machine's background load)."""
+    argv = llama.cmdline()
+    direct = httpx.Client(base_url="http://127.0.0.1:" + argv[argv.index("--port") + 1], timeout=600)
+    ratios, ours_rates, alone_rates = [], [], []
+    for i in range(count):
+        prompt = PROMPTS[i % len(PROMPTS)]
+        t0 = time.perf_counter()
+        n, first = run(prompt)
+        a = decode_rate(n, first, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        m, first = stream_completion(direct, prompt, max_tokens)
+        b = decode_rate(m, first, time.perf_counter() - t0)
+        if a and b:
+            ratios.append(a / b)
+            ours_rates.append(a)
+            alone_rates.append(b)
+    return {"ours decode tok/s": statistics.median(ours_rates), "alone decode tok/s": statistics.median(alone_rates),
+            "ours/alone median": statistics.median(ratios), "ratio p25": statistics.quantiles(ratios, n=4)[0],
+            "ratio p75": statistics.quantiles(ratios, n=4)[2]}
+
+
 def idle_rate(proc: psutil.Process, seconds: float = 3.0) -> float:
     """CPU seconds per second the process spends with no request (timers: the server's ticks, pings)."""
     before, t0 = cpu(proc), time.perf_counter()
@@ -104,25 +144,35 @@ def idle_rate(proc: psutil.Process, seconds: float = 3.0) -> float:
 
 
 def measure(procs: dict[str, psutil.Process], run: Any, requests: int, idle: dict[str, float] | None = None) -> dict[str, float]:
-    """CPU ms per token of each process; ``idle`` (CPU s/s with no request) is taken off, so a slow run on a
-    busy machine does not count the server's timers as per-token work."""
+    """CPU ms per token of each process, over the whole run and the lower quartile of the requests (a busy
+    machine inflates CPU time through cache misses and preemption: the quartile is closer to the cost on a
+    quiet one). ``idle`` (CPU s/s with no request) is taken off, so that a slow run does not count the
+    server's timers as per-token work."""
     idle = idle or {}
-    before = {k: cpu(p) for k, p in procs.items()}
-    before_sys = {k: sys_cpu(p) for k, p in procs.items()}
+    start = {k: cpu(p) for k, p in procs.items()}
+    start_sys = {k: sys_cpu(p) for k, p in procs.items()}
+    per_request: dict[str, list[float]] = {k: [] for k in procs}
     t0 = time.perf_counter()
     tokens = 0
     ttfts = []
     for i in range(requests):
+        before, t1 = {k: cpu(p) for k, p in procs.items()}, time.perf_counter()
         n, first = run(PROMPTS[i % len(PROMPTS)])
+        spent = time.perf_counter() - t1
+        for k, p in procs.items():
+            per_request[k].append((cpu(p) - before[k] - idle.get(k, 0.0) * spent) * 1000 / max(n, 1))
         tokens += n
         ttfts.append(first)
     wall = time.perf_counter() - t0
-    out = {f"{k} ms/token": (cpu(p) - before[k] - idle.get(k, 0.0) * wall) * 1000 / max(tokens, 1) for k, p in procs.items()}
-    out.update({f"{k} sys ms/token": (sys_cpu(p) - before_sys[k]) * 1000 / max(tokens, 1) for k, p in procs.items()})
+    out: dict[str, float] = {}
+    for k, p in procs.items():
+        out[f"{k} ms/token"] = (cpu(p) - start[k] - idle.get(k, 0.0) * wall) * 1000 / max(tokens, 1)
+        out[f"{k} ms/token p25"] = statistics.quantiles(per_request[k], n=4)[0] if len(per_request[k]) > 1 else per_request[k][0]
+        out[f"{k} sys ms/token"] = (sys_cpu(p) - start_sys[k]) * 1000 / max(tokens, 1)
     out["tokens"] = tokens
     out["tok/s (wall)"] = tokens / wall
     out["TTFT p50 ms"] = sorted(ttfts)[len(ttfts) // 2] * 1000
-    return out
+    return {k: round(v, 3) for k, v in out.items()}
 
 
 PROFILER = """
@@ -166,6 +216,9 @@ def main() -> None:
     ap.add_argument("--strace", default="", help="count lollms-server's system calls during the run into this file")
     ap.add_argument("--perf", default="", help="perf record lollms-server during the run into this file")
     ap.add_argument("--cprofile", default="", help="run lollms-server under cProfile, stats into this file")
+    ap.add_argument("--pairs", type=int, default=0,
+                    help="then N interleaved pairs (ours, then the same llama-server driven directly): median decode-speed ratio")
+    ap.add_argument("--renice", type=int, default=0, help="nice value for lollms-server's event loop thread (llama-server keeps its own)")
     ap.add_argument("--keep", action="store_true", help="print the server URL and pid, wait for Enter before stopping")
     args = ap.parse_args()
     options = json.loads(args.options) if args.options else {}
@@ -189,6 +242,8 @@ def main() -> None:
             procs = {"ours": ours, **({"llama-server": children[0]} if children else {})}
             for _ in range(2):
                 run(PROMPTS[0])
+            if args.renice:
+                os.setpriority(os.PRIO_PROCESS, ours.pid, args.renice)
             idle = {"ours": idle_rate(ours)}
             spy = None
             if args.profile:
@@ -216,6 +271,8 @@ def main() -> None:
             if args.keep:
                 print(server.base_url, ours.pid, flush=True)
                 input("Enter to stop")
+            if args.pairs and children:
+                print("pairs:", json.dumps(pairs(run, children[0], args.max_tokens, args.pairs)))
             if args.alone and children:
                 argv = children[0].cmdline()
                 url = "http://127.0.0.1:" + argv[argv.index("--port") + 1]

@@ -406,7 +406,11 @@ class GenerationService:
                             plan.trace.first_token()
                         text_parts.append(answer)
                         thought_parts.append(thought)
-                        yield StreamChunk(type="chunk", content=answer, thoughts=thought or None, metadata=ev.get("metadata") or {})
+                        meta = ev.get("metadata") or {}
+                        if isinstance(meta, dict):  # per-token path: the fields are known to be valid, skip validation
+                            yield StreamChunk.model_construct(type="chunk", content=answer, thoughts=thought or None, metadata=meta)
+                        else:
+                            yield StreamChunk(type="chunk", content=answer, thoughts=thought or None, metadata=meta)
                 elif etype == "chunk":
                     piece = standardize_result(ev.get("content"))
                     extra_outputs.extend(piece)
