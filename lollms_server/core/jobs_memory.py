@@ -39,7 +39,13 @@ class _Job:
     events: collections.deque[tuple[int, str, str]]
     next_event: int = 1
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    # set (then replaced by a fresh one) on every new event or end; an Event, not a Condition: a follower
+    # cancelled while waiting (its client went away) cannot leave a shared lock in a wrong state
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
 
 
 class MemoryJobStore:
@@ -55,8 +61,7 @@ class MemoryJobStore:
 
     async def close(self) -> None:
         for job in list(self._jobs.values()):  # wake followers: their job is gone
-            async with job.changed:
-                job.changed.notify_all()
+            job.notify()
         self._jobs.clear()
 
     async def problem(self) -> str | None:
@@ -108,14 +113,17 @@ class MemoryJobStore:
             job = self._jobs.get(job_id)
             if job is None:
                 return
-            async with job.changed:
-                fresh = [e for e in job.events if e[0] > cursor]
-                if not fresh and not job.record.done:
-                    try:
-                        await asyncio.wait_for(job.changed.wait(), FOLLOW_POLL_SECONDS)
-                    except asyncio.TimeoutError:
-                        pass
-                    continue
+            changed = job.changed  # taken before looking: an event added after the look sets it
+            fresh = [e for e in job.events if e[0] > cursor]
+            if not fresh and not job.record.done:
+                # asyncio.wait, not wait_for: wait_for (before Python 3.12) swallows a cancel that arrives
+                # as the event is set, and the follower of a client that went away would run on
+                waiter = asyncio.ensure_future(changed.wait())
+                try:
+                    await asyncio.wait({waiter}, timeout=FOLLOW_POLL_SECONDS)
+                finally:
+                    waiter.cancel()
+                continue
             for number, chunk_type, data in fresh:
                 yield str(number), data
                 cursor = number
@@ -157,8 +165,7 @@ class MemoryJobStore:
         if job is None:
             return ""
         number = await self._add(job, chunk_type, data)
-        async with job.changed:
-            job.changed.notify_all()
+        job.notify()
         return number
 
     async def finish(self, job_id: str, end: JobEnd) -> bool:
@@ -171,8 +178,7 @@ class MemoryJobStore:
         job.record.result, job.record.error = end.result, end.error
         job.record.finished_at = time.time()
         job.plan = job.credentials = None
-        async with job.changed:
-            job.changed.notify_all()
+        job.notify()
         return True
 
     async def cancel_requested(self, job_id: str) -> bool:
