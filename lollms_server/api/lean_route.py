@@ -19,15 +19,23 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine, Optional, cast
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, cast
 
 from fastapi import Request, Response
-from fastapi._compat import ModelField
+from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.datastructures import DefaultPlaceholder
-from fastapi.routing import APIRoute, _effective_route_context_var
+from fastapi.routing import APIRoute
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from fastapi._compat import ModelField
+
+# FastAPI >= 0.16x builds an included route's handler with its router's prefix and dependencies while this is
+# set; older versions copy the route instead (then the route itself is the effective one)
+_EFFECTIVE: ContextVar[Any] | None = getattr(fastapi_routing, "_effective_route_context_var", None)
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -107,7 +115,7 @@ def _plan(route: Any) -> Optional[_Plan]:
     dependant: Dependant = route.dependant
     if (dependant.call is None or not inspect.iscoroutinefunction(dependant.call) or not _simple_endpoint(dependant)
             or getattr(route, "is_sse_stream", False) or getattr(route, "is_json_stream", False)
-            or getattr(route, "stream_item_field", None) is not None or route._embed_body_fields
+            or getattr(route, "stream_item_field", None) is not None or getattr(route, "_embed_body_fields", True)
             or not isinstance(route.response_class, DefaultPlaceholder)
             or route.response_model_include is not None or route.response_model_exclude is not None
             or not route.response_model_by_alias or route.response_model_exclude_unset
@@ -179,7 +187,7 @@ class LeanRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         slow = super().get_route_handler()
-        context = _effective_route_context_var.get()  # set while FastAPI builds an included route's handler
+        context = _EFFECTIVE.get() if _EFFECTIVE is not None else None  # see _EFFECTIVE
         effective = context if context is not None and context.original_route is self else None
         route = effective if effective is not None else self
         plan = _plan(route)
