@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import write_config  # noqa: E402
+from helpers import run_cli, write_config  # noqa: E402
 
 
 @pytest.fixture
@@ -16,6 +16,15 @@ def config_dir(tmp_path: Path) -> Path:
     """A config folder with one dummy instance as the ttt default."""
     d = tmp_path / "cfg"
     write_config(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def default_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The config folder `lollms-server init` writes (the default preset), once per module."""
+    d = tmp_path_factory.mktemp("defaults") / "cfg"
+    r = run_cli("init", "--config-dir", str(d))
+    assert r.returncode == 0, r.stderr
     return d
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from helpers import run_cli, server
+from helpers import server
 
 from lollms_server.core.machine import physical_cores
 
@@ -24,14 +24,6 @@ HEAVY_BACKENDS = ("llama_cpp", "faster_whisper", "ctranslate2", "piper", "onnxru
 def _key(config_dir: Path) -> str:
     main = yaml.safe_load((config_dir / "main_config.yaml").read_text())
     return str(main["security"]["allowed_api_keys"][0])
-
-
-@pytest.fixture(scope="module")
-def default_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("defaults") / "cfg"
-    r = run_cli("init", "--config-dir", str(d))
-    assert r.returncode == 0, r.stderr
-    return d
 
 
 def test_default_model_loads_on_first_request_with_one_thread_per_core(default_config: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.routing import APIRoute
-from helpers import API_KEY, api_client, run_cli
+from helpers import API_KEY, api_client
 
 from lollms_server.api import ollama, openai_compat
 from lollms_server.api.lazy_routes import LazyRouters
@@ -35,14 +35,6 @@ NOT_AT_START_UP = (
     "lollms_server.api.routes_plugins",
     "lollms_server.api.routes_usage",
 )
-
-
-@pytest.fixture(scope="module")
-def default_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("lazy") / "cfg"
-    r = run_cli("init", "--config-dir", str(d))
-    assert r.returncode == 0, r.stderr
-    return d
 
 
 def test_start_up_with_the_default_config_imports_none_of_the_first_use_modules(default_config: Path) -> None:
