@@ -23,6 +23,8 @@ from lollms_server.core.jobs import (
     new_job_id,
 )
 
+from lollms_server.core.wakeups import wait_set
+
 if TYPE_CHECKING:
     from lollms_server.core.generation import GenerationPlan
 
@@ -116,13 +118,7 @@ class MemoryJobStore:
             changed = job.changed  # taken before looking: an event added after the look sets it
             fresh = [e for e in job.events if e[0] > cursor]
             if not fresh and not job.record.done:
-                # asyncio.wait, not wait_for: wait_for (before Python 3.12) swallows a cancel that arrives
-                # as the event is set, and the follower of a client that went away would run on
-                waiter = asyncio.ensure_future(changed.wait())
-                try:
-                    await asyncio.wait({waiter}, timeout=FOLLOW_POLL_SECONDS)
-                finally:
-                    waiter.cancel()
+                await wait_set(changed, FOLLOW_POLL_SECONDS)
                 continue
             for number, chunk_type, data in fresh:
                 yield str(number), data

@@ -32,6 +32,7 @@ from lollms_server.core.errors import SharedStateUnavailableError
 from lollms_server.core.redis_conn import KEY_PREFIX, connect, unreachable
 from lollms_server.core.resources import Outcome
 from lollms_server.core.secrets import REDACTOR
+from lollms_server.core.wakeups import wait_set
 
 log = logging.getLogger("lollms_server.resources.redis")
 
@@ -245,8 +246,7 @@ class RedisSlotStore:
                 return False
             if now >= next_poll:
                 return True
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), min(next_poll, deadline) - now)
+            await wait_set(self._wakeup, min(next_poll, deadline) - now)
 
     def _wake_waiters(self, released: int) -> None:
         self._released += released
