@@ -25,6 +25,16 @@ def browser() -> Iterator[Any]:
         yield b
 
 
+SENTENCE_WORDS = frozenset({"quick", "brown", "fox", "jumps", "over", "lazy", "dog"})
+
+
+def heard_the_sentence(text: str) -> bool:
+    """Whisper tiny on a synthetic voice sometimes hears one word wrong ("quit" for "quick"): the pipeline
+    works when at least 5 of the sentence's 7 content words come back; silence or a wrong clip fails."""
+    words = set("".join(c.lower() if c.isalnum() else " " for c in text).split())
+    return len(SENTENCE_WORDS & words) >= 5
+
+
 def connected_page(browser: Any, srv: ServerProcess) -> Any:
     context = browser.new_context(viewport={"width": 1280, "height": 820})
     context.set_default_timeout(120_000)
@@ -99,8 +109,7 @@ def test_speak_with_piper_then_transcribe_the_audio_with_whisper(browser: Any, t
         transcript = page.locator("[data-testid=message-assistant]").last.inner_text()
         page.screenshot(path=artifact("speech-roundtrip.png"))
         page.context.close()
-    words = "".join(c.lower() if c.isalnum() else " " for c in transcript).split()
-    assert {"quick", "brown", "fox", "lazy", "dog"} <= set(words), transcript
+    assert heard_the_sentence(transcript), transcript
 
 
 # The fake microphone loops the ~3 s sentence from wherever it is when recording starts: 6.5 s always holds
@@ -161,5 +170,4 @@ def test_microphone_dictation_and_push_to_talk_with_the_answer_spoken_back(brows
         finally:
             mic_browser.close()
     for text in (dictated, said, replied):
-        words = "".join(c.lower() if c.isalnum() else " " for c in text).split()
-        assert {"quick", "brown", "fox"} <= set(words), text
+        assert heard_the_sentence(text), text
