@@ -325,8 +325,8 @@ class LlamaCppPythonServer:
 
 
 class OursLlama:
-    def __init__(self, n_ctx: int, workdir: Path, options: dict[str, Any]) -> None:
-        cfg = workdir / "ours_llama_cfg"
+    def __init__(self, n_ctx: int, workdir: Path, options: dict[str, Any], name: str = "ours_llama_cfg") -> None:
+        cfg = workdir / name
         write_config(cfg, {"llm": ("llamacpp_binding", {"n_ctx": n_ctx, **options})},
                      main={"logging": {"log_level": "WARNING", "level": 30}})
         self.server = ServerProcess(cfg).start(timeout=180)
@@ -334,6 +334,14 @@ class OursLlama:
 
     def close(self) -> None:
         self.server.stop()
+
+
+def default_parallel() -> int:
+    """llamacpp_binding's default number of parallel slots, read from its card (the one declaration)."""
+    import yaml
+
+    card = yaml.safe_load((ROOT / "zoos" / "bindings" / "llamacpp_binding" / "binding_card.yaml").read_text())
+    return int(card["instance_schema"]["parallel"]["default"])
 
 
 def user(prompt: str) -> list[dict[str, str]]:
@@ -399,12 +407,27 @@ def llama_section(args: argparse.Namespace, res: Results) -> None:
             res.goal("llama", "one user: ours tok/s / direct", median(ratio["ours"]), ">= 0.97", median(ratio["ours"]) >= 0.97)
             gap = median(ttft_gap) * 1000
             res.goal("llama", "one user: ours TTFT - direct TTFT (ms)", gap, "<= 5", gap <= 5)
+            ours_slots = int(options.get("parallel") or default_parallel())
             for n in levels:
                 prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
-                ours_rate, ours_s = concurrent(runners["ours"], prompts)
+                # The goal compares equal slot counts: more streams than ours' default slots run on an
+                # instance configured with that many (as a user serving n streams would set `parallel`).
+                extra = None if n <= ours_slots else OursLlama(args.n_ctx, work, {**options, "parallel": n}, f"ours_llama_np{n}")
+                try:
+                    ours_url = extra.url if extra else ours.url
+                    ours_run: Callable[[str], Sample] = lambda p, u=ours_url: openai_stream(u, "llm", user(p), sampling, hdr)  # type: ignore[misc]
+                    if extra and n in servers:
+                        for warm in WARM_UP:  # the new instance and its llama-server peer warmed alike
+                            ours_run(warm)
+                            openai_stream(servers[n].url, "m", user(warm), sampling)
+                    ours_rate, ours_s = concurrent(ours_run, prompts)
+                finally:
+                    if extra:
+                        extra.close()
+                slots = max(n, ours_slots) if extra else ours_slots
                 ours_ttft = median([(s.ttft or 0) for s in ours_s]) * 1000
                 same = sum(1 for s, p in zip(ours_s, prompts) if s.text == reference[p])
-                res.row(f"{n} concurrent streams, ours", f"{ours_rate:.1f} tok/s in total, TTFT p50 {ours_ttft:.0f} ms, "
+                res.row(f"{n} concurrent streams, ours ({slots} slots)", f"{ours_rate:.1f} tok/s in total, TTFT p50 {ours_ttft:.0f} ms, "
                         f"same text as direct {same}/{n}")
                 if n not in servers:
                     res.goal("llama", f"{n} streams: ours tok/s / llama-server", None, ">= 0.9", None)
