@@ -7,13 +7,13 @@ thing on every surface; only the body's shape differs.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Coroutine
+from typing import Any
 
-from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from lollms_server.api.openai_compat.errors import to_openai_error
+from lollms_server.api.surface_errors import ErrorShape, Handler
 from lollms_server.core.secrets import REDACTOR
 
 log = logging.getLogger("lollms_server.ollama")
@@ -38,22 +38,14 @@ def to_ollama_error(exc: Exception) -> OllamaError:
     return OllamaError(err.status, err.message)
 
 
+OLLAMA_ERRORS = ErrorShape(to_ollama_error, log)
+
+
 class OllamaRoute(APIRoute):
     """Route class turning every error raised while handling an Ollama route into Ollama's shape."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                err = to_ollama_error(exc)
-                level = logging.ERROR if err.status >= 500 else logging.INFO
-                log.log(level, "%s %s -> %d %s", request.method, request.url.path, err.status, err.message)
-                return err.response()
-
-        return handle
+    def get_route_handler(self) -> Handler:
+        return OLLAMA_ERRORS.wrap(super().get_route_handler())
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

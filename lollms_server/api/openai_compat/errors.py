@@ -7,16 +7,15 @@ an OpenAI route get this shape, while /api/v1 keeps its own ``{"detail": ...}`` 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Coroutine, Optional
+from typing import Any, Optional
 
-from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lollms_server.api.lean_route import NotLean
 from lollms_server.api.strict_json import StrictJSONRoute
+from lollms_server.api.surface_errors import ErrorShape, Handler
 from lollms_server.core.errors import (
     LollmsError,
     NotFoundError,
@@ -126,24 +125,14 @@ def to_openai_error(exc: Exception) -> OpenAIError:
     return OpenAIError(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
+OPENAI_ERRORS = ErrorShape(to_openai_error, log)
+
+
 class OpenAIRoute(StrictJSONRoute):
     """An APIRoute whose errors come out in OpenAI's shape (and whose JSON body must be valid Unicode)."""
 
-    def wrap_handler(self, handler: Callable[[Request], Coroutine[Any, Any, Response]]) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().wrap_handler(handler)
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except NotLean:
-                raise  # the hot lane hands the request to FastAPI's router, which comes back here
-            except Exception as exc:
-                err = to_openai_error(exc)
-                level = logging.ERROR if err.status >= 500 else logging.INFO
-                log.log(level, "%s %s -> %d %s", request.method, request.url.path, err.status, err.message)
-                return err.response()
-
-        return handle
+    def wrap_handler(self, handler: Handler) -> Handler:
+        return OPENAI_ERRORS.wrap(super().wrap_handler(handler))
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
