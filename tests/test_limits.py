@@ -300,3 +300,17 @@ def test_a_head_that_keeps_coming_is_cut_at_the_cap_with_431(guarded: ServerProc
                 break
         head = _head(sock)
     assert head.startswith("HTTP/1.1 431"), head
+
+
+@pytest.mark.e2e
+def test_a_websocket_upgrade_is_answered_as_plain_http(guarded: ServerProcess) -> None:
+    """No route is a WebSocket: an upgrade request gets the route's plain answer, the key is still checked,
+    and the server's log does not take two warnings per such request."""
+    upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    answers = {}
+    for path in ("/health", "/api/v1/list_bindings"):
+        with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{upgrade}\r\n".encode())
+            answers[path] = _head(sock).split("\r\n", 1)[0]
+    assert answers == {"/health": "HTTP/1.1 200 OK", "/api/v1/list_bindings": "HTTP/1.1 403 Forbidden"}
+    assert "Unsupported upgrade request" not in guarded.log()

@@ -95,6 +95,11 @@ class BoundedHeadH11Protocol(H11Protocol):
         super().connection_made(transport)
         self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # served with ws="none" (no WebSocket route): the request is answered as plain HTTP; uvicorn's two
+        # warnings per such request would let any client fill the log
+        self.logger.debug("upgrade request (%s) answered as plain HTTP", self._get_upgrade())
+
     def send_400_response(self, msg: str) -> None:
         status = getattr(self.conn, "error_status", 400)
         if status != HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:

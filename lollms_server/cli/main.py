@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 from lollms_server import __version__
@@ -70,8 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     link = web_ui_link(config, host, port, show_key=sys.stdout.isatty() and not args.no_key_link)
     if link:
         print(f"lollms-server: web UI: {link}", flush=True)
+    # ws="none": no route of this server is a WebSocket (uvicorn would import a WebSocket library at start-up);
+    # an upgrade request is answered as the plain HTTP request it also is
     uvicorn.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5,
-                http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=config.limits.max_header_bytes)
+                http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=config.limits.max_header_bytes, ws="none")
     return 0
 
 
@@ -116,12 +118,7 @@ def cmd_menu(args: argparse.Namespace) -> int:
     return int(run_menu(args) or 0)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lollms-server", description="lollms_server: one API to many generation backends.")
-    parser.add_argument("--version", action="version", version=f"lollms_server {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config-dir", help="Folder with main_config.* (env LOLLMS_CONFIG_DIR; default lollms_configs/).")
-    sub = parser.add_subparsers(dest="command")
+def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
     serve = sub.add_parser("serve", parents=[common], help="Run the server (default).")
     serve.add_argument("--host", help="Listen address (env LOLLMS_HOST; default from config).")
     serve.add_argument("--port", type=int, help="Port (env LOLLMS_PORT; default from config).")
@@ -129,32 +126,70 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-key-link", action="store_true",
                        help="Do not print the web UI link with ?key= (it is only printed on an interactive terminal).")
     serve.set_defaults(func=cmd_serve)
+
+
+def _add_init(sub: Any, common: argparse.ArgumentParser) -> None:
     init = sub.add_parser("init", parents=[common], help="Write a default configuration if none exists (non-interactive).")
     init.add_argument("--preset", default="offline_local", help="Preset to apply (see --list-presets).")
     init.add_argument("--format", default="yaml", choices=["yaml", "json", "toml", "db"], help="Main config file format.")
     init.add_argument("--list-presets", action="store_true", help="List presets and exit.")
     init.set_defaults(func=cmd_init)
+
+
+def _add_wizard(sub: Any, common: argparse.ArgumentParser) -> None:
     wizard = sub.add_parser("wizard", parents=[common], help="Interactive configuration wizard.", add_help=False)
     wizard.set_defaults(func=cmd_wizard)
-    from lollms_server.cli.worker import add_parser as add_worker_parser
 
-    add_worker_parser(sub, common)
-    from lollms_server.cli.usage import add_parser as add_usage_parser
 
-    add_usage_parser(sub, common)
-    from lollms_server.cli.models import add_parser as add_models_parser
+def _add_worker(sub: Any, common: argparse.ArgumentParser) -> None:
+    from lollms_server.cli.worker import add_parser
 
-    add_models_parser(sub, common)
+    add_parser(sub, common)
+
+
+def _add_usage(sub: Any, common: argparse.ArgumentParser) -> None:
+    from lollms_server.cli.usage import add_parser
+
+    add_parser(sub, common)
+
+
+def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
+    from lollms_server.cli.models import add_parser
+
+    add_parser(sub, common)
+
+
+def _add_menu(sub: Any, common: argparse.ArgumentParser) -> None:
     menu = sub.add_parser("menu", parents=[common], help="Installer menu: wizard, optional dependencies, instances.", add_help=False)
     menu.set_defaults(func=cmd_menu)
+
+
+# the sub-commands, in the order --help lists them
+COMMANDS: dict[str, Callable[[Any, argparse.ArgumentParser], None]] = {
+    "serve": _add_serve, "init": _add_init, "wizard": _add_wizard, "worker": _add_worker, "usage": _add_usage,
+    "models": _add_models, "menu": _add_menu,
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``command``, only that sub-command's parser (the modules of the others, e.g. the
+    usage ledger's, are not imported to start the server)."""
+    parser = argparse.ArgumentParser(prog="lollms-server", description="lollms_server: one API to many generation backends.")
+    parser.add_argument("--version", action="version", version=f"lollms_server {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-dir", help="Folder with main_config.* (env LOLLMS_CONFIG_DIR; default lollms_configs/).")
+    sub = parser.add_subparsers(dest="command")
+    for name, add in COMMANDS.items():
+        if command is None or name == command:
+            add(sub, common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["serve", *argv]
+    parser = build_parser(argv[0] if argv[0] in COMMANDS else None)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("wizard", "menu"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

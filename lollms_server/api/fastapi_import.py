@@ -1,0 +1,67 @@
+"""FastAPI imported without the work this server never needs at start-up (bench/bench_startup.py).
+
+Importing FastAPI is the largest part of the server's start-up. Three parts of it serve features this
+server does not use before its first /openapi.json, and are skipped or put off here:
+
+- email-validator: FastAPI's OpenAPI models import it when it is installed, only to type the optional
+  ``info.contact.email`` of a schema; this server sets no contact. It is hidden for the length of FastAPI's
+  own import only (FastAPI then types that field as a string); whoever imports it later gets the real package.
+- The OpenAPI document's own pydantic models (``fastapi.openapi.models``: Schema, Operation, PathItem…) are
+  created with pydantic's ``defer_build``: each builds its validator on first use (the first /openapi.json,
+  or the API key header's security model when the app is built) instead of all of them at import.
+- FastAPI checks every route parameter against ``pydantic.v1`` models, importing ``pydantic.v1`` to do so.
+  No such model can exist before ``pydantic.v1`` is imported, so the check answers False until then and
+  runs FastAPI's own test afterwards.
+
+Each step is skipped when the FastAPI or pydantic release lacks what it relies on: the import is then
+FastAPI's usual one. ``tests/test_startup_lazy.py`` checks what start-up imports; the schema tests check
+that /openapi.json is unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def import_fastapi() -> None:
+    """Import FastAPI (once, before anything else of this server imports it)."""
+    if "fastapi" in sys.modules:
+        return
+    import pydantic
+
+    hide_email = "email_validator" not in sys.modules
+    if hide_email:
+        sys.modules["email_validator"] = None  # type: ignore[assignment]  # `import email_validator` fails
+    base_config: dict[str, Any] = pydantic.BaseModel.model_config  # type: ignore[assignment]
+    defer = "defer_build" not in base_config
+    if defer:
+        base_config["defer_build"] = True  # the models created meanwhile build on first use
+    try:
+        import fastapi.openapi.models  # noqa: F401 - imports FastAPI itself first
+    finally:
+        if defer:
+            del base_config["defer_build"]
+        if hide_email:
+            del sys.modules["email_validator"]
+    _check_pydantic_v1_only_once_imported()
+
+
+def _check_pydantic_v1_only_once_imported() -> None:
+    try:
+        from fastapi._compat import shared
+    except ImportError:
+        return
+    for name in ("is_pydantic_v1_model_class", "is_pydantic_v1_model_instance"):
+        check: Callable[[Any], bool] | None = getattr(shared, name, None)
+        if check is not None:
+            setattr(shared, name, _once_v1_imported(check))
+
+
+def _once_v1_imported(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def checked(obj: Any) -> bool:
+        return "pydantic.v1" in sys.modules and check(obj)
+
+    checked.__doc__ = check.__doc__
+    return checked
