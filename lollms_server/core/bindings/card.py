@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from lollms_server.core.bindings.parameters import GenerationParameter, parse_declarations
+from lollms_server.core.file_cache import FileCache
 from lollms_server.core.secrets import secret_keys
 
 
@@ -73,11 +74,16 @@ class BindingCard(BaseModel):
 
 
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: every card is read at start-up
+_PARSED = FileCache("binding_cards")  # the YAML of unchanged cards, parsed once (core/file_cache.py)
+
+
+def _parse(path: Path) -> Any:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
 
 
 def load_card(path: Path) -> BindingCard:
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        raw = _PARSED.get(path, lambda: _parse(path))
     except (OSError, yaml.YAMLError) as exc:
         raise CardError(f"{path}: cannot be read: {exc}") from exc
     if not isinstance(raw, dict):

@@ -29,6 +29,7 @@ from lollms_server.core.bindings.base import (
 from lollms_server.core.tools import call_event, tool_call_output
 from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.machine import physical_cores
+from lollms_server.core.file_cache import FileCache
 from lollms_server.core.errors import (
     BackendError,
     BadRequestError,
@@ -70,10 +71,14 @@ def normalized(vector: list[float]) -> list[float]:
     return [float(x) / norm for x in vector]
 
 
+_SOUND_GGUF = FileCache("gguf_headers_checked")  # unchanged files whose header was read whole once
+
+
 def _check_gguf(source: ModelSource) -> None:
-    """Read the file's GGUF header without loading the model (cheap, no llama.cpp call)."""
+    """Read the file's GGUF header without loading the model (cheap, no llama.cpp call; once per file
+    while it is unchanged, core/file_cache.py)."""
     try:
-        read_gguf_header(source.path)
+        _SOUND_GGUF.get(source.path, lambda: read_gguf_header(source.path) is not None)
     except (GGUFError, OSError, EOFError) as exc:
         raise BackendError(f"model '{source.name}' failed to load: {exc}") from None
 
