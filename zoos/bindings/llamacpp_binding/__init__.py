@@ -26,7 +26,7 @@ from lollms_server.core.bindings.base import (
     GenerationTask,
     StreamEvent,
 )
-from lollms_server.core.tools import call_event, tool_call_output
+from lollms_server.core.tools import tool_call_output
 from lollms_server.core.embeddings import EmbeddingResult
 from lollms_server.core.machine import physical_cores
 from lollms_server.core.file_cache import FileCache
@@ -40,16 +40,16 @@ from lollms_server.core.errors import (
     echo,
 )
 from lollms_server.core.inputs import IMAGE_ROLES
-from lollms_server.core.paths import PathEscapeError, resolve_inside
 from lollms_server.core.resources import RETRY_AFTER_SECONDS
 
+from . import media, server_generation
 from .chat import END, ChatJob, ChatResult, run_chat, sampling_arguments, start_stream
-from . import media
 from .gguf_meta import GGUFError, read_gguf_header
 from .models import ModelLocator, ModelSource
+from .projector import Projector, image_limits, projector_path
 from .server_binary import find_llama_server
 from .server_engine import ModelLoadError, ServerModel, ServerPool, ServerSettings
-from .tool_calls import looks_like_call, parse_calls, plain_history, setup_for
+from .tool_calls import HeldText, parse_calls, setup_for
 from .worker import LlamaWorker, LoadSettings, PromptTooLongError
 
 log = logging.getLogger("lollms_server.bindings.llamacpp")
@@ -114,22 +114,11 @@ class LlamaCppBinding(Binding):
         self._workers: list[LlamaWorker] = []
         self._idle: list[LlamaWorker] = []  # workers whose model was unloaded explicitly
         self._in_flight = 0  # generations running or queued on the workers (bounded by resource_manager.max_queue)
-        self.mmproj = self._mmproj_path(config.get("mmproj"))
-        self.image_limits = media.ImageLimits(int(config.get("max_images") or 4),
-                                              int(config.get("max_image_mb") or 16) * 1024 * 1024)
-        self.engine, self.engine_note, self._pool = self._choose_engine(config)
-
-    def _mmproj_path(self, value: Any) -> Path | None:
-        """The configured projector file: an absolute path, or a file name inside <models_folder>/gguf/."""
-        if not value:
-            return None
-        path = Path(str(value)).expanduser()
-        if path.is_absolute():
-            return path
-        try:
-            return resolve_inside(self.locator.gguf_dir, str(value))
-        except PathEscapeError as exc:
-            raise RuntimeError(f"mmproj '{value}' leaves the models folder ({exc}); give an absolute path") from None
+        mmproj = projector_path(config.get("mmproj"), self.locator.gguf_dir)
+        limits = image_limits(config)
+        self.engine, self.engine_note, self._pool = self._choose_engine(config, mmproj)
+        self.projector = Projector(self.instance_name, self.default_model, mmproj, self._pool is not None,
+                                   self._pool.settings.mmproj_model if self._pool is not None else None, limits)
 
     def _mmproj_model(self) -> Path | None:
         """The file of default_model (the model the projector belongs to), None when it cannot be resolved."""
@@ -138,7 +127,7 @@ class LlamaCppBinding(Binding):
         except LollmsError:
             return None
 
-    def _choose_engine(self, config: dict[str, Any]) -> tuple[str, str, ServerPool | None]:
+    def _choose_engine(self, config: dict[str, Any], mmproj: Path | None) -> tuple[str, str, ServerPool | None]:
         """(engine, words saying which engine runs and why, the server pool or None)."""
         wanted = str(config.get("engine") or "auto")
         if wanted == "inprocess":
@@ -151,7 +140,7 @@ class LlamaCppBinding(Binding):
                         "requests one after the other: %s", self.instance_name, where)
             return "inprocess", f"in-process llama-cpp-python (llama-server not available: {where})", None
         parallel = max(1, int(config.get("parallel") or 4))
-        pool = ServerPool(ServerSettings(binary, parallel, self.settings, str(self.mmproj) if self.mmproj else None,
+        pool = ServerPool(ServerSettings(binary, parallel, self.settings, str(mmproj) if mmproj else None,
                                          self._mmproj_model()), self.max_loaded, self.instance_name)
         return "server", f"llama-server ({parallel} parallel slots, binary from {where})", pool
 
@@ -159,24 +148,12 @@ class LlamaCppBinding(Binding):
         return {"engine": self.engine, "engine_detail": self.engine_note,
                 "images": self._vision_problem(None) or f"accepted with model '{self.default_model}'"}
 
-    # ---- images (a multimodal projector on the server engine) ----------------------------------
+    # ---- images (a multimodal projector on the server engine: projector.py, media.py) ------------
+    def _model_file(self, name: str) -> Path:
+        return self._source(name).path
+
     def _vision_problem(self, model_name: str | None) -> str | None:
-        """None when ``model_name`` takes images, else why not and what to change."""
-        if self.mmproj is None:
-            return (f"set the mmproj setting of instance '{self.instance_name}' to the model's multimodal projector "
-                    "(mmproj GGUF) to send images (engine server)")
-        if self._pool is None:
-            return (f"instance '{self.instance_name}' runs the in-process engine, which sends no images to the "
-                    "projector; use engine: server (llama-server) with mmproj")
-        if model_name and model_name != self.default_model:
-            try:
-                other = self._source(model_name).path != self._pool.settings.mmproj_model
-            except LollmsError:
-                return None  # an unknown model: the 404 comes from check_model
-            if other:
-                return (f"the mmproj of instance '{self.instance_name}' belongs to its default_model "
-                        f"'{self.default_model}'; images are accepted with that model only")
-        return None
+        return self.projector.problem(model_name, self._model_file)
 
     def get_supported_input_modalities(self, model_name: str | None = None) -> list[str]:
         return ["image", "text"] if self._vision_problem(model_name) is None else ["text"]
@@ -189,38 +166,15 @@ class LlamaCppBinding(Binding):
             return role in IMAGE_ROLES and self._vision_problem(model_name) is None
         return super().supports_input_role(input_type, role, model_name)
 
-    async def _check_mmproj(self) -> None:
-        """Start-up: the configured projector must be a readable mmproj GGUF, for a default model."""
-        if self.mmproj is None:
-            return
-        if not self.default_model:
-            raise RuntimeError("mmproj is set but default_model is not: the projector belongs to default_model; set it")
-        if self._pool is None:
-            log.warning("llamacpp '%s': mmproj is ignored by the in-process engine (images need engine: server)",
-                        self.instance_name)
-            return
-        try:
-            header = await asyncio.to_thread(read_gguf_header, self.mmproj)
-        except (GGUFError, OSError, EOFError) as exc:
-            raise RuntimeError(f"mmproj '{self.mmproj.name}' cannot be read as GGUF: {exc}") from None
-        if header.metadata.get("general.architecture") != "clip":
-            raise RuntimeError(f"mmproj '{self.mmproj.name}' is not a multimodal projector (its GGUF architecture is "
-                               f"'{header.metadata.get('general.architecture')}', not 'clip')")
-
     def _images(self, task: GenerationTask) -> list[list[Any]]:
         """The images of each chat message (the order of ``_messages``); refused when this model takes none."""
-        per_message = [list(m.images) for m in task.messages]
-        if any(per_message):
-            problem = self._vision_problem(task.model_name)
-            if problem is not None:
-                raise BadRequestError(f"model '{echo(task.model_name or '')}' takes no images here: {problem}")
-        return per_message
+        return self.projector.images(task, self._model_file)
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def startup(self) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise RuntimeError("llama-cpp-python is not installed (run scripts/install_llamacpp.sh)")
-        await self._check_mmproj()
+        await self.projector.check_file()
         if not self.default_model:
             return
         source = self._source(self.default_model)
@@ -378,12 +332,13 @@ class LlamaCppBinding(Binding):
 
     async def list_available_models(self) -> list[dict[str, Any]]:
         loaded = set(self._loaded_keys())
-        vision = self._pool.settings.mmproj_model if self._pool is not None and self.mmproj is not None else None
+        mmproj = self.projector.path
+        vision = self._pool.settings.mmproj_model if self._pool is not None and mmproj is not None else None
 
         def scan() -> list[dict[str, Any]]:
             out: list[dict[str, Any]] = []
             for source in self.locator.available():
-                if source.path == self.mmproj:
+                if source.path == mmproj:
                     continue  # the projector is no model of its own
                 try:
                     out.append(self.locator.describe(source))
@@ -439,7 +394,7 @@ class LlamaCppBinding(Binding):
         image is refused (count, bytes, format)."""
         images = [i for per_message in self._images(task) for i in per_message]
         if images:
-            await asyncio.to_thread(media.check_images, images, self.image_limits)
+            await asyncio.to_thread(media.check_images, images, self.projector.limits)
         max_queue = self.resource_manager.max_queue
         running = self.max_loaded * (self._pool.settings.parallel if self._pool is not None else 1)
         if self._in_flight >= max_queue + running:
@@ -478,47 +433,10 @@ class LlamaCppBinding(Binding):
                  self.instance_name, task.request_id, source.name, result.prompt_tokens,
                  result.prompt_evaluated, result.completion_tokens, result.finish_reason)
 
-    # ---- generation on the server engine -----------------------------------------------------
+    # ---- generation on the server engine (server_generation.py) ----------------------------------
     async def _server_job(self, task: GenerationTask, source: ModelSource) -> ChatJob:
-        sampling = sampling_arguments(task.params)
-        if "seed" not in sampling and self.settings.seed is not None:
-            sampling["seed"] = self.settings.seed
-        messages = self._messages(task)
-        images = self._images(task)
-        if any(images):  # the messages came from task.messages, one for one
-            messages = await asyncio.to_thread(media.attach, messages, images, self.image_limits)
-        return ChatJob(str(source.path), messages, sampling, task.cancel, True, setup_for(task))
-
-    async def _server_pieces(self, server: ServerModel, job: ChatJob) -> AsyncGenerator[str | ChatResult, None]:
-        """Text pieces as llama-server streams them (the tokens that arrived together as one piece), then the
-        ChatResult; stops at once on cancel."""
-        messages = job.messages if job.tools is not None else plain_history(job.messages)
-        body = await server.completion_request(messages, job.sampling, job.tools)
-        parts: list[str] = []
-        final: dict[str, Any] | None = None
-        last: dict[str, Any] = {}
-        events = server.stream(body)
-        try:
-            async for batch in events:
-                last = batch[-1]
-                piece = batch[0].get("content") or "" if len(batch) == 1 else "".join(e.get("content") or "" for e in batch)
-                if piece:
-                    parts.append(piece)
-                    yield piece
-                if last.get("stop"):  # the final event is the last one llama-server sends
-                    final = last
-                    break
-                if job.cancel.cancelled:
-                    break
-        finally:
-            await events.aclose()  # closes the request: llama-server drops the generation
-        if final is None:
-            yield ChatResult("".join(parts), 0, int(last.get("tokens_predicted") or 0), "cancelled")
-            return
-        stop_type = final.get("stop_type")
-        predicted = int(final.get("tokens_predicted") or 0) - (1 if stop_type == "eos" else 0)  # the end token
-        yield ChatResult("".join(parts), int(final.get("tokens_evaluated") or 0), max(0, predicted),
-                         "length" if stop_type == "limit" else "stop", final.get("timings/prompt_n"))
+        return await server_generation.job_for(task, str(source.path), self._messages(task), self.projector,
+                                               self._model_file, self.settings.seed)
 
     async def _server_generate(self, task: GenerationTask) -> BindingResult:
         source = self._source(self._name(task.model_name))
@@ -526,13 +444,9 @@ class LlamaCppBinding(Binding):
         self._in_flight += 1
         try:
             async with self._use(source) as server:
-                result: ChatResult | None = None
-                async for item in self._server_pieces(server, job):
-                    if isinstance(item, ChatResult):
-                        result = item
+                result = await server_generation.complete(server, job)
         finally:
             self._in_flight -= 1
-        assert result is not None
         return self._result(task, source, job, result)
 
     def _result(self, task: GenerationTask, source: ModelSource, job: ChatJob, result: ChatResult) -> BindingResult:
@@ -544,42 +458,18 @@ class LlamaCppBinding(Binding):
             return tool_call_output("", calls, meta)
         return {"type": "text", "data": result.text, "metadata": meta}
 
-    async def _server_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
+    async def _server_stream(self, task: GenerationTask) -> AsyncGenerator[StreamEvent, None]:
         source = self._source(self._name(task.model_name))
         job = await self._server_job(task, source)
-        meta = {"model": source.name}
-        held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
-        finished = False
-        received: list[str] = []
+        events = server_generation.stream(self._use(source), job, {"model": source.name},
+                                          functools.partial(self._finished, task, source))
         self._in_flight += 1
         try:
-            async with self._use(source) as server:
-                pieces = self._server_pieces(server, job)
-                try:
-                    async for item in pieces:
-                        if isinstance(item, ChatResult):
-                            self._finished(task, source, item)
-                            finished = True
-                            continue
-                        received.append(item)
-                        if held is not None:
-                            held.append(item)
-                            so_far = "".join(held)
-                            if so_far.strip() and not looks_like_call(so_far):
-                                item, held = so_far, None
-                            else:
-                                continue
-                        yield {"type": "chunk", "content": item, "metadata": meta}
-                finally:
-                    await pieces.aclose()
-            if held is not None and job.tools is not None:
-                for ev in self._held_events("".join(held), job.tools.tools, meta):
-                    yield ev
+            async with contextlib.aclosing(events):  # closed now, not when collected: the slot frees at once
+                async for event in events:
+                    yield event
         finally:
             self._in_flight -= 1
-            if not finished:  # client gone or error: the request to llama-server is closed, which stops it
-                task.cancel.cancel()
-                self._finished(task, source, ChatResult("".join(received), 0, len(received), "cancelled"))
 
     # ---- generation on the in-process engine ---------------------------------------------------
     async def generate(self, task: GenerationTask) -> BindingResult:
@@ -605,15 +495,16 @@ class LlamaCppBinding(Binding):
 
     async def generate_stream(self, task: GenerationTask) -> AsyncIterator[StreamEvent]:
         if self._pool is not None:
-            async for event in self._server_stream(task):
-                yield event
+            async with contextlib.aclosing(self._server_stream(task)) as events:
+                async for event in events:
+                    yield event
             return
         model = self._acquire(self._source(self._name(task.model_name)))
         job = self._job(task, model, stream=True)
         tokens = start_stream(model.worker, job, lambda result: self._finished(task, model.source, result))
         meta = {"model": model.source.name}
         finished = False
-        held: list[str] | None = [] if job.tools else None  # tools offered: hold text until it is clearly not a call
+        held = HeldText(job.tools)  # tools offered: text is held until it is clearly not a call
         self._in_flight += 1
         try:
             await self._ready(model)
@@ -623,23 +514,16 @@ class LlamaCppBinding(Binding):
                     batch.append(tokens.get_nowait())  # pieces that arrived together go out as one chunk
                 text = ""
                 for item in batch:
-                    if isinstance(item, str) and held is not None:
-                        held.append(item)
-                        so_far = "".join(held)
-                        if so_far.strip() and not looks_like_call(so_far):
-                            text, held = text + so_far, None
-                        continue
                     if isinstance(item, str):
-                        text += item
+                        text += held.feed(item)
                         continue
                     if text:
                         yield {"type": "chunk", "content": text, "metadata": meta}
                         text = ""
                     if item is END:
                         finished = True
-                        if held is not None and job.tools is not None:
-                            for ev in self._held_events("".join(held), job.tools.tools, meta):
-                                yield ev
+                        for ev in held.events(meta):
+                            yield ev
                     elif isinstance(item, LollmsError):
                         raise item
                     elif isinstance(item, BaseException):
@@ -650,13 +534,6 @@ class LlamaCppBinding(Binding):
             self._in_flight -= 1
             if not finished:
                 task.cancel.cancel()  # client gone or error: the worker stops at the next token
-
-    @staticmethod
-    def _held_events(text: str, tools: Any, meta: dict[str, Any]) -> list[StreamEvent]:
-        calls = parse_calls(text, tools)
-        if calls:
-            return [call_event(c) for c in calls]
-        return [{"type": "chunk", "content": text, "metadata": meta}] if text else []
 
     # ---- embeddings --------------------------------------------------------------------------
     async def embed(self, texts: list[str], *, model_name: str | None = None, dimensions: int | None = None,

@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lollms_server.core.bindings.base import GenerationTask
-from lollms_server.core.tools import ToolCall, ToolSpec
+from lollms_server.core.bindings.base import GenerationTask, StreamEvent
+from lollms_server.core.tools import ToolCall, ToolSpec, call_event
 
 MAX_STRING_CHARS = 512  # grammar bound on strings the schema leaves unbounded (small models loop inside strings)
 _TAG_OPEN, _TAG_CLOSE = "<tool_call>", "</tool_call>"
@@ -173,3 +173,34 @@ def parse_calls(text: str, tools: list[ToolSpec]) -> list[ToolCall] | None:
             return None
         calls.append(ToolCall(name=str(item["name"]), arguments=dict(item.get("arguments") or {})))
     return calls or None
+
+
+class HeldText:
+    """Streamed text held back while it may still become a tool call (only when tools are offered), so a call
+    never goes out as text chunks; at the end it is the call events, or the text after all."""
+
+    def __init__(self, setup: ToolSetup | None) -> None:
+        self.setup = setup
+        self.held: list[str] | None = [] if setup else None
+
+    def feed(self, piece: str) -> str:
+        """What can go out now: the piece, nothing while the text may still be a call, or all the text held
+        once it clearly is none."""
+        if self.held is None:
+            return piece
+        self.held.append(piece)
+        so_far = "".join(self.held)
+        if so_far.strip() and not looks_like_call(so_far):
+            self.held = None
+            return so_far
+        return ""
+
+    def events(self, meta: dict[str, Any]) -> list[StreamEvent]:
+        """At the end of the stream: the calls in the held text, or the text itself as a chunk."""
+        if self.held is None or self.setup is None:
+            return []
+        text = "".join(self.held)
+        calls = parse_calls(text, self.setup.tools)
+        if calls:
+            return [call_event(c) for c in calls]
+        return [{"type": "chunk", "content": text, "metadata": meta}] if text else []
