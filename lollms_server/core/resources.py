@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Literal, Protocol
 
 from lollms_server.core.errors import QueueFullError, QueueTimeoutError
+from lollms_server.core.wakeups import acquire_within
 
 log = logging.getLogger("lollms_server.resources")
 
@@ -82,9 +83,8 @@ class MemorySlotStore:
             return "full"
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._sem.acquire(), timeout=timeout)
-        except asyncio.TimeoutError:
-            return "timeout"
+            if not await acquire_within(self._sem, timeout):  # not wait_for: it can swallow a cancel (wakeups.py)
+                return "timeout"
         finally:
             self._waiting -= 1
         self._active += 1
