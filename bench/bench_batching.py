@@ -40,9 +40,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "zoos" / "bindings"))
-from bench_llamacpp import model_path, percentile  # noqa: E402
+from bench_llamacpp import model_path  # noqa: E402
 from helpers import API_KEY, ServerProcess, free_port, write_config  # noqa: E402
 from llamacpp_binding.server_binary import find_llama_server  # noqa: E402
+from loadgen import Turns, percentile  # noqa: E402
 
 from lollms_server.core.machine import physical_cores  # noqa: E402
 
@@ -203,16 +204,14 @@ async def http_burst(backend: Any, client: httpx.AsyncClient, prompts: list[str]
 
 async def run(backends: list[Any], levels: list[int], rounds: int) -> dict[tuple[str, int], list[Burst]]:
     results: dict[tuple[str, int], list[Burst]] = defaultdict(list)
-    step = 0
+    turns = Turns(backends)
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=64)) as client:
         for b in backends:  # warm-up, not measured
             await (b.burst(PROMPTS[:1]) if isinstance(b, Direct) else http_burst(b, client, PROMPTS[:1]))
         for r in range(rounds):
             for n in levels:
                 prompts = [PROMPTS[(r + i) % len(PROMPTS)] for i in range(n)]
-                order = backends[step % len(backends):] + backends[: step % len(backends)]
-                step += 1
-                for b in order:
+                for b in turns.next():
                     burst = await (b.burst(prompts) if isinstance(b, Direct) else http_burst(b, client, prompts))
                     results[(b.name, n)].append(burst)
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)

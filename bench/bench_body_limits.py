@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import ServerProcess, write_config
+from helpers import ServerProcess, write_config  # noqa: E402
 
 CHUNK = b" " * (1 << 20)
 

@@ -38,6 +38,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import API_KEY, ServerProcess, free_port, write_config  # noqa: E402
+from loadgen import LoadResult, closed_loop  # noqa: E402
 
 PROMPT = "hello gateway benchmark"
 
@@ -136,16 +137,13 @@ def cases(stream: bool) -> list[Case]:
 
 
 async def load(url: str, case: Case, total: int, concurrency: int,
-               warmed: Callable[[], None] | None = None) -> tuple[float, list[float], int]:
+               warmed: Callable[[], None] | None = None) -> LoadResult:
     """``total`` requests over ``concurrency`` keep-alive connections. The load generator is aiohttp: it shares
     the machine's cores with the servers, and costs about a third of httpx's CPU per request, so it disturbs
     the servers less (and the same for every peer). ``warmed`` is called after the warm-up requests (a
     server's one-time work, such as importing a surface on its first request, is not measured)."""
     import aiohttp
 
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
     headers = {"X-API-Key": API_KEY, "Authorization": f"Bearer {API_KEY}"}
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(base_url=url, headers=headers, connector=connector,
@@ -156,20 +154,12 @@ async def load(url: str, case: Case, total: int, concurrency: int,
         if warmed is not None:
             warmed()
 
-        async def worker() -> None:
-            nonlocal remaining, errors
-            while remaining > 0:
-                remaining -= 1
-                t0 = time.perf_counter()
-                async with client.post(case.path, json=case.body) as r:
-                    body = await r.read()
-                latencies.append(time.perf_counter() - t0)
-                if r.status != 200 or b"hello" not in body:
-                    errors += 1
+        async def send() -> bool:
+            async with client.post(case.path, json=case.body) as r:
+                body = await r.read()
+            return r.status == 200 and b"hello" in body
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started, latencies, errors
+        return await closed_loop(send, total, concurrency)
 
 
 def py_spy() -> str:

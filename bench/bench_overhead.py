@@ -15,47 +15,18 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import API_KEY, ServerProcess, write_config
+from helpers import API_KEY, ServerProcess, write_config  # noqa: E402
+from loadgen import LoadResult, httpx_load, percentile  # noqa: E402
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-async def level(base_url: str, concurrency: int, total: int, stream: bool) -> tuple[float, list[float], int]:
+async def level(base_url: str, concurrency: int, total: int, stream: bool) -> LoadResult:
     body = {"input_data": [{"type": "text", "role": "user_prompt", "data": "hello overhead benchmark"}], "stream": stream}
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": API_KEY}, limits=limits, timeout=30) as client:
-        for _ in range(min(20, total)):  # warm-up: connections open, code paths hot
-            await client.post("/api/v1/generate", json=body)
-
-        async def worker() -> None:
-            nonlocal remaining, errors
-            while remaining > 0:
-                remaining -= 1
-                t0 = time.perf_counter()
-                r = await client.post("/api/v1/generate", json=body)
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return elapsed, latencies, errors
+    return await httpx_load(base_url, "/api/v1/generate", body, {"X-API-Key": API_KEY}, total, concurrency,
+                            warm_up=min(20, total), timeout=30)
 
 
 def main() -> None:

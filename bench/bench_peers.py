@@ -415,7 +415,10 @@ def llama_section(args: argparse.Namespace, res: Results) -> None:
                 extra = None if n <= ours_slots else OursLlama(args.n_ctx, work, {**options, "parallel": n}, f"ours_llama_np{n}")
                 try:
                     ours_url = extra.url if extra else ours.url
-                    ours_run: Callable[[str], Sample] = lambda p, u=ours_url: openai_stream(u, "llm", user(p), sampling, hdr)  # type: ignore[misc]
+
+                    def ours_run(p: str, u: str = ours_url) -> Sample:
+                        return openai_stream(u, "llm", user(p), sampling, hdr)
+
                     if extra and n in servers:
                         for warm in WARM_UP:  # the new instance and its llama-server peer warmed alike
                             ours_run(warm)

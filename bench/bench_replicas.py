@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,17 +34,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from haproxy_fixture import HAProxy  # noqa: E402
 from helpers import API_KEY, ServerProcess, free_port, write_config  # noqa: E402
 from redis_fixture import start_redis  # noqa: E402
+from loadgen import LoadResult, httpx_load, percentile  # noqa: E402
 
 DELAY = 0.02
 GPU_LIMIT = 2
 TOPOLOGIES = ("1 replica, memory", "1 replica, redis", "1 replica + haproxy", "2 replicas + haproxy")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 @dataclass
@@ -68,30 +61,10 @@ def redis_calls(port: int) -> int:
     return sum(int(v["calls"]) for k, v in stats.items() if k in ROUND_TRIPS)
 
 
-async def run_load(base_url: str, binding: str, concurrency: int, total: int) -> tuple[float, list[float], int]:
+async def run_load(base_url: str, binding: str, concurrency: int, total: int) -> LoadResult:
     body = {"input_data": [{"type": "text", "role": "user_prompt", "data": "hello replicas"}], "binding_name": binding}
-    latencies: list[float] = []
-    errors = 0
-    remaining = total
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": API_KEY}, limits=limits, timeout=60) as client:
-        for _ in range(min(10, total)):  # warm-up
-            await client.post("/api/v1/generate", json=body)
-
-        async def worker() -> None:
-            nonlocal remaining, errors
-            while remaining > 0:
-                remaining -= 1
-                t0 = time.perf_counter()
-                r = await client.post("/api/v1/generate", json=body)
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return elapsed, latencies, errors
+    return await httpx_load(base_url, "/api/v1/generate", body, {"X-API-Key": API_KEY}, total, concurrency,
+                            warm_up=min(10, total), timeout=60)
 
 
 def measure(base_url: str, binding: str, concurrency: int, total: int, redis_port: int | None) -> Result:

@@ -26,7 +26,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT.parent / "tests"))
-from bench_overhead import level, percentile  # noqa: E402
+from bench_overhead import level  # noqa: E402
+from loadgen import percentile  # noqa: E402
 from helpers import API_KEY, ServerProcess, write_config  # noqa: E402
 
 

@@ -32,6 +32,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH))
 from helpers import API_KEY, ServerProcess, write_config  # noqa: E402
+from sse_read import LLAMA_COMPLETION, LOLLMS_GENERATE, OPENAI_CHAT, timed_stream  # noqa: E402
 
 PROMPTS = [
     "Write a long story about a dragon who learns to cook.",
@@ -63,49 +64,20 @@ def stream_chat(client: httpx.Client, prompt: str, max_tokens: int) -> tuple[int
     body = {"model": "llm", "messages": [{"role": "user", "content": prompt}], "stream": True,
             "stream_options": {"include_usage": True}, "temperature": 0.0, "repeat_penalty": 1.0,
             "max_tokens": max_tokens, "seed": 1}
-    tokens, t0, first = 0, time.perf_counter(), 0.0
-    with client.stream("POST", "/v1/chat/completions", json=body) as r:
-        r.raise_for_status()
-        for line in r.iter_lines():
-            if line.startswith("data: ") and line[6:] != "[DONE]":
-                ev = json.loads(line[6:])
-                if ev.get("choices") and ev["choices"][0]["delta"].get("content") and not first:
-                    first = time.perf_counter() - t0
-                if ev.get("usage"):
-                    tokens = int(ev["usage"]["completion_tokens"])
-    return tokens, first
+    return timed_stream(client, "/v1/chat/completions", body, OPENAI_CHAT)
 
 
 def stream_generate(client: httpx.Client, prompt: str, max_tokens: int) -> tuple[int, float]:
     body = {"input_data": [{"type": "text", "role": "user_prompt", "data": prompt}], "binding_name": "llm",
             "stream": True, "parameters": {"temperature": 0.0, "repeat_penalty": 1.0, "max_tokens": max_tokens, "seed": 1}}
-    chunks, t0, first = 0, time.perf_counter(), 0.0
-    with client.stream("POST", "/api/v1/generate", json=body) as r:
-        r.raise_for_status()
-        for line in r.iter_lines():
-            if line.startswith("data: "):
-                ev = json.loads(line[6:])
-                if ev.get("type") == "chunk":
-                    chunks += 1
-                    first = first or time.perf_counter() - t0
-    return chunks, first
+    return timed_stream(client, "/api/v1/generate", body, LOLLMS_GENERATE)
 
 
 def stream_completion(client: httpx.Client, prompt: str, max_tokens: int) -> tuple[int, float]:
     chatml = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"  # SmolLM2's template
     body = {"prompt": chatml, "n_predict": max_tokens, "temperature": 0.0, "repeat_penalty": 1.0, "seed": 1,
             "stream": True, "cache_prompt": True}
-    tokens, t0, first = 0, time.perf_counter(), 0.0
-    with client.stream("POST", "/completion", json=body) as r:
-        r.raise_for_status()
-        for line in r.iter_lines():
-            if line.startswith("data: "):
-                ev = json.loads(line[6:])
-                if ev.get("content") and not first:
-                    first = time.perf_counter() - t0
-                if ev.get("stop"):
-                    tokens = int(ev.get("tokens_predicted") or 0)
-    return tokens, first
+    return timed_stream(client, "/completion", body, LLAMA_COMPLETION)
 
 
 def decode_rate(n: int, first: float, total: float) -> float:
