@@ -113,7 +113,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     # the routes that need no key, as their routers declare them (health, readiness, server_info), and Ollama's
     # version (its routers are imported on the surface's first request)
     public_paths = frozenset(getattr(r, "path", "") for r in routes_info.public_router.routes) | ollama.PUBLIC_PATHS
-    app.add_middleware(HotLane, fastapi_app=app)  # innermost: the lean routes without FastAPI's routing
+    app.add_middleware(HotLane, fastapi_app=app, bypass=public_paths)  # innermost: the lean routes without FastAPI's routing
     app.add_middleware(RequestGuard, key_ring=cfg.key_ring, public_paths=public_paths, max_body_bytes=limits.max_body_bytes,
                        max_header_bytes=limits.max_header_bytes, keyless_surfaces=cfg.keyless_loopback_surfaces)
     metrics = Metrics() if cfg.section("metrics").get("enabled", True) else None

@@ -16,7 +16,7 @@ import pytest
 from helpers import API_KEY, api_client, write_config
 
 from lollms_server.api.h11_protocol import CoalescingTransport
-from lollms_server.api.hot_lane import build_index
+from lollms_server.api.hot_lane import HotLane, build_index
 from lollms_server.api.lazy_routes import LazyRouters
 from lollms_server.api.lean_route import LeanRoute
 from lollms_server.app import create_app
@@ -121,6 +121,24 @@ def test_hot_lane_takes_the_generation_routes_and_only_unshadowed_exact_paths(cf
 
     app.router.routes.insert(0, app.router.routes.pop())
     assert ("POST", GEN) not in build_index(app)
+
+
+async def test_health_probes_go_straight_to_fastapi_and_leave_the_index_to_the_first_other_request(cfg: Path) -> None:
+    """The index builds every included route: a load balancer's probes answer without it (same answers)."""
+    app = create_app(cfg)
+    async with app.router.lifespan_context(app):
+        import httpx
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                     headers={"X-API-Key": API_KEY}) as c:
+            for path in ("/health", "/health/ready", "/api/v1/health", "/api/v1/health/ready"):
+                assert (await c.get(path)).status_code == 200, path
+            lane: Any = app.middleware_stack
+            while not isinstance(lane, HotLane):
+                lane = lane.app
+            assert lane._built_for == -1
+            assert (await c.post(GEN, json={"input_data": [_text("x")]})).status_code == 200
+            assert ("POST", GEN) in lane._index
 
 
 async def test_coalescing_transport_sends_one_turns_writes_at_once() -> None:

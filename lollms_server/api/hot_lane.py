@@ -106,9 +106,12 @@ def build_index(app: FastAPI) -> dict[tuple[str, str], Lane]:
 class HotLane:
     """Innermost ASGI middleware (after authentication and the body bound): see the module's docstring."""
 
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, bypass: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
+        # paths sent straight to FastAPI (the health checks): the index, which builds every included route, is
+        # made by the first request that may take a lane, not by a load balancer's first probe
+        self.bypass = bypass
         self._index: dict[tuple[str, str], Lane] = {}
         self._built_for = -1  # the number of routes the index was built for (extensions are mounted at start-up)
         self._placeholders: list[Any] = []  # routers still to be imported when it was built (lazy_routes)
@@ -122,7 +125,7 @@ class HotLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = self.index().get((scope["method"], scope["path"])) \
-            if scope["type"] == "http" and not scope.get("root_path") else None
+            if scope["type"] == "http" and not scope.get("root_path") and scope["path"] not in self.bypass else None
         if lane is None:
             await self.app(scope, receive, send)
             return
