@@ -80,6 +80,13 @@ def stream_completion(client: httpx.Client, prompt: str, max_tokens: int) -> tup
     return timed_stream(client, "/completion", body, LLAMA_COMPLETION)
 
 
+def llama_client(url: str) -> httpx.Client:
+    """A client of llama-server itself: a new connection per request (llama-server may close a kept-alive one
+    after a stream while the client sends the next request on it: "Server disconnected without sending a
+    response")."""
+    return httpx.Client(base_url=url, timeout=600, limits=httpx.Limits(max_keepalive_connections=0))
+
+
 def decode_rate(n: int, first: float, total: float) -> float:
     return (n - 1) / (total - first) if n > 1 and total > first else 0.0
 
@@ -89,7 +96,7 @@ def pairs(run: Any, llama: psutil.Process, max_tokens: int, count: int) -> dict[
     each (after the first token) and the median of ours / alone over the pairs (neighbours in time share
     the machine's background load)."""
     argv = llama.cmdline()
-    direct = httpx.Client(base_url="http://127.0.0.1:" + argv[argv.index("--port") + 1], timeout=600)
+    direct = llama_client("http://127.0.0.1:" + argv[argv.index("--port") + 1])
     ratios, ours_rates, alone_rates = [], [], []
     for i in range(count):
         prompt = PROMPTS[i % len(PROMPTS)]
@@ -248,7 +255,7 @@ def main() -> None:
             if args.alone and children:
                 argv = children[0].cmdline()
                 url = "http://127.0.0.1:" + argv[argv.index("--port") + 1]
-                direct = httpx.Client(base_url=url, timeout=600)
+                direct = llama_client(url)
                 alone = lambda p: stream_completion(direct, p, args.max_tokens)  # noqa: E731
                 print("llama-server /completion (same process, no lollms in front):",
                       json.dumps(measure({"llama-server": children[0]}, alone, args.requests)))
