@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from lollms_server.core.contract import StreamChunk, chunk_json
 
-__all__ = ["SSEResponse", "chunk_json", "sse_frame", "stream_chunks"]
+__all__ = ["Final", "Last", "SSEResponse", "chunk_json", "sse_frame", "stream_chunks"]
 
 SEP = "\r\n"
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
@@ -31,23 +31,39 @@ def sse_frame(data: str) -> bytes:
     return f"data: {data}{SEP}{SEP}".encode()
 
 
+class Last(list[str]):
+    """What ``encode`` returns for the last events of a stream: they are sent, then the iterator is closed."""
+
+    drain = False
+
+
+class Final(Last):
+    """Last events after which the iterator ends by itself: it is read out (without encoding) rather than closed
+    (letting a generator chain finish costs less than throwing GeneratorExit through it)."""
+
+    drain = True
+
+
 class SSEResponse(Response):
     """``text/event-stream`` of the texts of ``events``; the iterator is closed when the response ends.
 
-    An item may also be a list of texts: events that are ready together go out in one write. With ``encode``,
-    the items are objects and ``encode`` makes their text (one generator less per event than a mapping one).
+    An item may also be a list of texts: events that are ready together go out in one write (an empty list:
+    nothing). With ``encode``, the items are objects and ``encode`` makes their text (one generator less per
+    event than a mapping one); when it returns a ``Last`` list, the stream ends after it, and ``tail`` is sent
+    when the iterator ends before that.
     """
 
     media_type = "text/event-stream; charset=utf-8"
 
     def __init__(self, events: AsyncIterator[Any], *, keepalive: float = 15.0, headers: Mapping[str, str] | None = None,
-                 encode: Callable[[Any], str | list[str]] | None = None) -> None:
+                 encode: Callable[[Any], str | list[str]] | None = None, tail: list[str] | None = None) -> None:
         self.status_code = 200
         self.background = None
         self.init_headers({**STREAM_HEADERS, **(headers or {})})  # no body: no Content-Length
         self.events = events
         self.keepalive = keepalive
         self.encode = encode
+        self.tail = tail
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -57,10 +73,22 @@ class SSEResponse(Response):
         watcher = loop.create_task(self._watch_safely(receive, send, pump, gone))
         encode = self.encode
         try:
+            ended = False
             async for item in self.events:
+                if ended:  # draining after a Last
+                    continue
                 data = encode(item) if encode is not None else item
-                body = sse_frame(data) if isinstance(data, str) else b"".join(sse_frame(d) for d in data)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                if isinstance(data, str):
+                    await send({"type": "http.response.body", "body": sse_frame(data), "more_body": True})
+                    continue
+                if data:
+                    await send({"type": "http.response.body", "body": b"".join(sse_frame(d) for d in data), "more_body": True})
+                if isinstance(data, Last):
+                    ended = True
+                    if not data.drain:
+                        break
+            if not ended and self.tail:
+                await send({"type": "http.response.body", "body": b"".join(sse_frame(d) for d in self.tail), "more_body": True})
         except asyncio.CancelledError:
             if not gone.is_set():
                 raise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import AsyncGenerator, AsyncIterator, Union
+from typing import Any, AsyncGenerator, AsyncIterator, Union
 
 from lollms_server.api.models import OutputData, StreamChunk
 from lollms_server.core.generation import GenerationPlan
@@ -83,7 +83,7 @@ TextEvent = Union[Delta, Failure, Finish, ToolCallEvent]
 
 
 def tool_calls_of(outputs: list[OutputData]) -> list[ToolCall]:
-    return [c for o in outputs if o.type == "text" for c in calls_of_metadata(o.metadata)]
+    return [c for o in outputs if o.type == "text" and o.metadata for c in calls_of_metadata(o.metadata)]
 
 
 def _finish_reason(raw: str | None, stopped: bool) -> str:
@@ -107,46 +107,106 @@ def _text_and_thoughts(outputs: list[OutputData]) -> tuple[str, str]:
     return text, thoughts
 
 
+def _raw_finish_reason(outputs: list[OutputData]) -> Any:
+    return (outputs[0].metadata or {}).get("finish_reason") if outputs else None
+
+
 def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str]) -> TextResult:
     text, thoughts = _text_and_thoughts(outputs)
-    scanner = StopScanner(stops)
-    kept, stopped = scanner.feed(text)
-    kept += scanner.flush()
+    kept, stopped = text, False
+    if any(stops):
+        scanner = StopScanner(stops)
+        kept, stopped = scanner.feed(text)
+        kept += scanner.flush()
     usage = _usage_of(outputs)
-    raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
     extras = [o for o in outputs if o.type != "text"]
     calls = tool_calls_of(outputs)
-    reason = "tool_calls" if calls else _finish_reason(raw, stopped)
+    reason = "tool_calls" if calls else _finish_reason(_raw_finish_reason(outputs), stopped)
     return TextResult(kept, thoughts or None, reason, usage, extras, calls)
+
+
+class TextEvents:
+    """The pipeline's StreamChunks as TextEvents, one chunk at a time: Deltas, then a Finish or a Failure.
+
+    ``done`` is then set. ``early``: it ended before the stream's final event (a stop sequence was seen): the
+    caller stops reading, which closes the stream and cancels the work; after the final event nothing follows.
+    """
+
+    def __init__(self, plan: GenerationPlan, stops: list[str]) -> None:
+        self.plan = plan
+        self.scanner = StopScanner(stops)
+        self.streamed = False
+        self.failure: str | None = None
+        self.n_calls = 0
+        self.done = False
+        self.early = False
+
+    def plain_text(self, chunk: StreamChunk) -> str | None:
+        """The text of an answer chunk without thoughts while no stop sequence is watched (the common event,
+        which ``feed`` would turn into one Delta of that text, or nothing when it is empty); else None."""
+        if chunk.type != "chunk" or chunk.thoughts or self.scanner.stops or type(chunk.content) is not str:
+            return None
+        if chunk.content:
+            self.streamed = True
+        return chunk.content
+
+    def feed(self, chunk: StreamChunk) -> list[TextEvent]:
+        ctype, content = chunk.type, chunk.content
+        if ctype == "chunk" and isinstance(content, str):
+            text, stopped = self.scanner.feed(content) if self.scanner.stops else (content, False)
+            events: list[TextEvent] = []
+            if text or chunk.thoughts:
+                self.streamed = True
+                events.append(Delta(text, chunk.thoughts or ""))
+            if stopped:
+                self.done = self.early = True
+                events.append(Finish("stop", self.plan.task.usage))
+            return events
+        if ctype == "function_call" and isinstance(content, dict) and content.get("status", "call") == "call":
+            self.n_calls += 1
+            return [ToolCallEvent(self.n_calls - 1, ToolCall.from_record(content))]
+        if ctype == "error":
+            self.failure = str(content)
+        elif ctype == "final":
+            self.done = True
+            if self.failure is not None:
+                return [Failure(self.failure, _status_of(chunk))]
+            return self._final_events(chunk)
+        return []
+
+    def _final_events(self, chunk: StreamChunk) -> list[TextEvent]:
+        outputs = [OutputData.model_validate(o) for o in (chunk.content or [])]
+        usage = (chunk.metadata or {}).get("usage") or _usage_of(outputs)
+        events: list[TextEvent] = []
+        scanner = self.scanner
+        if not self.streamed:  # a backend that does not stream gave everything in the final event
+            text, thoughts = _text_and_thoughts(outputs)
+            kept, _ = scanner.feed(text)
+            if kept or thoughts:
+                events.append(Delta(kept, thoughts))
+        tail = scanner.flush()
+        if tail:
+            events.append(Delta(tail, ""))
+        n_calls = self.n_calls
+        if n_calls == 0:  # calls a non-streaming backend put in its final output
+            for i, call in enumerate(tool_calls_of(outputs)):
+                n_calls += 1
+                events.append(ToolCallEvent(i, call))
+        reason = "tool_calls" if n_calls else _finish_reason(_raw_finish_reason(outputs), scanner.stopped)
+        events.append(Finish(reason, usage))
+        return events
 
 
 async def stream_text(chunks: AsyncGenerator[StreamChunk, None], plan: GenerationPlan, stops: list[str]) -> AsyncIterator[TextEvent]:
     """Deltas, then a Finish or a Failure. Closing this generator closes ``chunks``, which cancels the work."""
-    scanner = StopScanner(stops)
-    streamed = False
-    failure: str | None = None
-    n_calls = 0
+    events = TextEvents(plan, stops)
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
-            if chunk.type == "function_call" and isinstance(chunk.content, dict) and chunk.content.get("status", "call") == "call":
-                yield ToolCallEvent(n_calls, ToolCall.from_record(chunk.content))
-                n_calls += 1
-            elif chunk.type == "chunk" and isinstance(chunk.content, str):
-                text, stopped = scanner.feed(chunk.content)
-                if text or chunk.thoughts:
-                    streamed = True
-                    yield Delta(text, chunk.thoughts or "")
-                if stopped:
-                    yield Finish("stop", plan.task.usage)
-                    return
-            elif chunk.type == "error":
-                failure = str(chunk.content)
-            elif chunk.type == "final":
-                if failure is not None:
-                    yield Failure(failure, _status_of(chunk))
-                    return
-                async for event in _final_events(chunk, scanner, streamed, plan, n_calls):
-                    yield event
+            if events.done:  # after the final event: the stream ends by itself
+                continue
+            for event in events.feed(chunk):
+                yield event
+            if events.early:
                 return
 
 
@@ -157,24 +217,3 @@ def _status_of(final: StreamChunk) -> int:
         if out.get("type") == "error" and isinstance(status, int):
             return status
     return 500
-
-
-async def _final_events(chunk: StreamChunk, scanner: StopScanner, streamed: bool, plan: GenerationPlan,
-                        n_calls: int) -> AsyncIterator[TextEvent]:
-    outputs = [OutputData.model_validate(o) for o in (chunk.content or [])]
-    usage = (chunk.metadata or {}).get("usage") or _usage_of(outputs)
-    if not streamed:  # a backend that does not stream gave everything in the final event
-        text, thoughts = _text_and_thoughts(outputs)
-        kept, _ = scanner.feed(text)
-        if kept or thoughts:
-            yield Delta(kept, thoughts)
-    tail = scanner.flush()
-    if tail:
-        yield Delta(tail, "")
-    if n_calls == 0:  # calls a non-streaming backend put in its final output
-        for i, call in enumerate(c for c in tool_calls_of(outputs)):
-            n_calls += 1
-            yield ToolCallEvent(i, call)
-    raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
-    reason = "tool_calls" if n_calls else _finish_reason(raw, scanner.stopped)
-    yield Finish(reason, usage)
