@@ -41,8 +41,23 @@ def web_ui_link(config: "ServerConfig", host: str, port: int, show_key: bool) ->
     return url
 
 
+# Pydantic loads every installed package that declares a "pydantic" entry point and lets it watch the
+# validation of every model: here, every request body. A server process runs no such third-party hook unless
+# the operator asks for it (PYDANTIC_DISABLE_PLUGINS set, even empty: pydantic's own rules then apply); it
+# also spares start-up pydantic's scan of every installed package's entry points.
+SERVER_ENVIRONMENT = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
+
+def server_environment() -> None:
+    """Defaults of the server processes (serve, worker), before their first import of pydantic."""
+    for name, value in SERVER_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from lollms_server.core import start_up_gc
+
+    server_environment()
 
     start_up_gc.relax()  # until the app's start-up is done (its lifespan settles it)
     import uvicorn

@@ -28,7 +28,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from lollms_server.cli.main import _config_dir, _setup_logging
+    from lollms_server.cli.main import _config_dir, _setup_logging, server_environment
+
+    server_environment()
     from lollms_server.core.config import load_server_config
     from lollms_server.core.guarded_config import ConfigFileError
     from lollms_server.core.redis_conn import redis_url, shared_state_enabled
