@@ -114,13 +114,13 @@ class HotLane:
         self.bypass = bypass
         self._index: dict[tuple[str, str], Lane] = {}
         self._built_for = -1  # the number of routes the index was built for (extensions are mounted at start-up)
-        self._placeholders: list[Any] = []  # routers still to be imported when it was built (lazy_routes)
+        self._stamp = -1  # LazyRouters.materialised when it was built (routers imported on a first request)
 
     def index(self) -> dict[tuple[str, str], Lane]:
         routes = self.fastapi_app.router.routes
-        if len(routes) != self._built_for or any(p.included is not None for p in self._placeholders):
+        if len(routes) != self._built_for or LazyRouters.materialised != self._stamp:
+            self._stamp = LazyRouters.materialised
             self._index, self._built_for = build_index(self.fastapi_app), len(routes)
-            self._placeholders = [r for r in routes if isinstance(r, LazyRouters) and r.included is None]
         return self._index
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

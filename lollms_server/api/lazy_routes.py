@@ -29,6 +29,8 @@ _CHOSEN = "lollms.lazy_route"  # scope key: the real route the placeholder match
 
 
 class LazyRouters(BaseRoute):
+    materialised = 0  # how many placeholders (of any app) have been replaced so far: a change stamp for hot_lane
+
     def __init__(self, app: FastAPI, prefixes: Sequence[str], load: Callable[[], list[APIRouter]],
                  include: dict[str, Any]) -> None:
         self.app = app
@@ -50,6 +52,7 @@ class LazyRouters(BaseRoute):
                 at = routes.index(self)
                 routes[at:at + 1] = added
             self.included = added
+            LazyRouters.materialised += 1
         return self.included
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:

@@ -100,6 +100,7 @@ class _Plan:
     deps: tuple[_Dep, ...]
     body_name: str | None
     body_field: ModelField | None
+    body_model: type[BaseModel] | None  # the body's model, when the field is that model and nothing more
     response_model: type[BaseModel] | None
     response_field: ModelField | None
     status_code: int | None
@@ -109,6 +110,18 @@ class _Plan:
 def _model_of(field: ModelField | None) -> type[BaseModel] | None:
     annotation = getattr(getattr(field, "field_info", None), "annotation", None)
     return annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
+
+
+def _plain_model(field: ModelField | None) -> type[BaseModel] | None:
+    """The field's model when validating the field is validating that model (no constraint or validator of the
+    field's own): then ``Model.model_validate_json(raw)`` gives what ``json.loads`` + ``field.validate`` give
+    (a body that ``json.loads`` would read differently — another encoding, a BOM — fails it and takes the usual
+    steps). (The alias of a body field is its parameter's name: it plays no part in validating the value.)"""
+    model = _model_of(field)
+    info = getattr(field, "field_info", None)
+    if model is None or info is None or getattr(info, "metadata", None) or getattr(info, "discriminator", None) is not None:
+        return None
+    return model
 
 
 def _plan(route: Any) -> Optional[_Plan]:
@@ -130,7 +143,7 @@ def _plan(route: Any) -> Optional[_Plan]:
     if route.response_field is not None and _model_of(route.response_field) is None:
         return None
     return _Plan(dependant.call, _request_params(dependant), cast(tuple[_Dep, ...], deps),
-                 dependant.body_params[0].name if dependant.body_params else None, body_field,
+                 dependant.body_params[0].name if dependant.body_params else None, body_field, _plain_model(body_field),
                  _model_of(route.response_field), route.response_field, route.status_code,
                  route.dependency_overrides_provider)
 
@@ -185,6 +198,11 @@ class LeanRoute(APIRoute):
     def wrap_handler(self, handler: Handler) -> Handler:
         return handler
 
+    def raw_json_ok(self, raw: bytes) -> bool:
+        """Whether the raw body may be validated without the request class's own ``json()`` (a subclass whose
+        ``json()`` checks more says no when that check could fail)."""
+        return self.request_class is Request
+
     def get_route_handler(self) -> Handler:
         slow = super().get_route_handler()
         context = _EFFECTIVE.get() if _EFFECTIVE is not None else None  # see _EFFECTIVE
@@ -222,16 +240,23 @@ class LeanRoute(APIRoute):
                 return await fall_back(request, None)
             body: Any = None
             raw: bytes | None = None
+            model: Any = None
             if plan.body_field is not None:
                 if not _json_content(request):
                     return await fall_back(request, None)
                 raw = await request.body()
                 if not raw:
                     return await fall_back(request, raw)
-                try:
-                    body = await request.json()
-                except ValueError:  # not JSON (or not UTF-8): FastAPI's handler says so in its own words
-                    return await fall_back(request, raw)
+                if plan.body_model is not None and self.raw_json_ok(raw):
+                    try:  # parsed and validated in one pass; what it refuses takes the steps below, as always
+                        model = plan.body_model.model_validate_json(raw)
+                    except ValueError:
+                        model = None
+                if model is None:
+                    try:
+                        body = await request.json()
+                    except ValueError:  # not JSON (or not UTF-8): FastAPI's handler says so in its own words
+                        return await fall_back(request, raw)
             values: dict[str, Any] = {}
             cache: dict[Any, Any] = {}
             for dep in plan.deps:
@@ -239,9 +264,10 @@ class LeanRoute(APIRoute):
                 if dep.name:
                     values[dep.name] = value
             if plan.body_field is not None and plan.body_name is not None:
-                model, errors = plan.body_field.validate(body, {}, loc=("body",))
-                if errors:
-                    return await fall_back(request, raw)  # its RequestValidationError, as always
+                if model is None:
+                    model, errors = plan.body_field.validate(body, {}, loc=("body",))
+                    if errors:
+                        return await fall_back(request, raw)  # its RequestValidationError, as always
                 values[plan.body_name] = model
             for name in plan.request_params:
                 values[name] = request

@@ -8,6 +8,7 @@ answer goes out at once; what the client still sends is discarded by the HTTP la
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Literal
 
 from starlette.datastructures import Headers
@@ -32,7 +33,10 @@ KEYED_PREFIXES: dict[str, Surface] = {"/api/v1/": "api", "/v1/": "openai", "/lol
 
 def surface_of(path: str) -> Surface:
     """Which error format a path answers in: /api/v1 {"detail"}, OpenAI-style or Ollama-style {"error"}, or other."""
-    return next((s for prefix, s in KEYED_PREFIXES.items() if path.startswith(prefix)), "other")
+    for prefix, surface in KEYED_PREFIXES.items():
+        if path.startswith(prefix):
+            return surface
+    return "other"
 
 
 def error_response(surface: Surface, status: int, message: str, *, code: str | None = None) -> JSONResponse:
@@ -64,11 +68,12 @@ class RequestGuard:
             return
         path: str = scope["path"]
         surface = surface_of(path)
-        headers = Headers(scope=scope)
+        raw = scope.get("headers") or []
+        first = dict(reversed(raw))  # name -> value of its first occurrence (what Headers.get answers)
         client = scope.get("client")
-        refusal = (self._head_refusal(surface, scope)
-                   or self._auth_refusal(scope, surface, path, headers, client[0] if client else None)
-                   or self._length_refusal(surface, headers))
+        refusal = (self._head_refusal(surface, scope, raw)
+                   or self._auth_refusal(scope, surface, path, first, client[0] if client else None)
+                   or self._length_refusal(surface, first))
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -80,11 +85,12 @@ class RequestGuard:
             scope.setdefault("state", {})[GUARD_MATCH] = (surface, self.key_ring, found)
         return found is not None
 
-    def _auth_refusal(self, scope: Scope, surface: Surface, path: str, headers: Headers,
+    def _auth_refusal(self, scope: Scope, surface: Surface, path: str, first: dict[bytes, bytes],
                       client_host: str | None) -> JSONResponse | None:
         if not self.key_ring.enabled or surface == "other" or path in self.public_paths:
             return None
         if surface in ("openai", "ollama"):
+            headers = Headers(scope=scope)
             if keyless_allowed(surface, self.keyless_surfaces, client_host, headers):
                 return None
             openai = surface == "openai"
@@ -94,18 +100,19 @@ class RequestGuard:
             if self._matched(scope, surface, key):
                 return None
             return error_response(surface, 401, WRONG_KEY if openai else ollama_auth.WRONG_KEY, code="invalid_api_key")
-        key = headers.get("x-api-key")
+        value = first.get(b"x-api-key")
+        key = value.decode("latin-1") if value is not None else None
         if not key:
             return error_response(surface, 403, API_MISSING_KEY)
         return None if self._matched(scope, surface, key) else error_response(surface, 401, API_WRONG_KEY)
 
-    def _head_refusal(self, surface: Surface, scope: Scope) -> JSONResponse | None:
+    def _head_refusal(self, surface: Surface, scope: Scope, raw: list[tuple[bytes, bytes]]) -> JSONResponse | None:
         """431 when the request line and headers are longer than ``server.max_header_bytes``.
 
         (The HTTP layer also stops reading a head that keeps coming beyond that size: see h11_protocol.)
         """
         size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
-            len(k) + len(v) + 4 for k, v in scope.get("headers") or [])
+            map(len, chain.from_iterable(raw))) + 4 * len(raw)
         if size <= self.max_header_bytes:
             return None
         return error_response(surface, 431, f"the request line and headers are {size} bytes; at most "
@@ -114,8 +121,8 @@ class RequestGuard:
     def _too_large(self) -> str:
         return f"the request body is larger than {size_text(self.max_body_bytes)} (server.max_body_bytes)"
 
-    def _length_refusal(self, surface: Surface, headers: Headers) -> JSONResponse | None:
-        declared = headers.get("content-length")
+    def _length_refusal(self, surface: Surface, first: dict[bytes, bytes]) -> JSONResponse | None:
+        declared = first.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return error_response(surface, 413, self._too_large(), code="request_too_large")
         return None

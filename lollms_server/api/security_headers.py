@@ -56,7 +56,13 @@ DEFAULT_RAW_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
 )
 
 
+_DEFAULT_NAMES = frozenset(name for name, _ in DEFAULT_RAW_HEADERS)
+
+
 def add_default_headers(headers: list[tuple[bytes, bytes]]) -> None:
     """Append each header above that the response did not set itself (raw ASGI headers, in place)."""
     present = {name.lower() for name, _ in headers}
-    headers.extend(h for h in DEFAULT_RAW_HEADERS if h[0] not in present)
+    if present.isdisjoint(_DEFAULT_NAMES):  # the usual case: all of them
+        headers.extend(DEFAULT_RAW_HEADERS)
+    else:
+        headers.extend(h for h in DEFAULT_RAW_HEADERS if h[0] not in present)

@@ -59,3 +59,6 @@ class StrictJSONRoute(LeanRoute):
     """An APIRoute whose JSON body is parsed by ``StrictJSONRequest`` (lean: see ``lean_route``)."""
 
     request_class = StrictJSONRequest
+
+    def raw_json_ok(self, raw: bytes) -> bool:
+        return not _MAYBE_SURROGATE.search(raw)  # no surrogate can be in there: nothing for StrictJSONRequest to refuse

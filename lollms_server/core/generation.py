@@ -42,6 +42,7 @@ from lollms_server.core.workflows import (
 )
 
 log = logging.getLogger("lollms_server.generation")
+_NO_SLOT: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()  # reusable: holds nothing
 
 
 @dataclass
@@ -225,13 +226,11 @@ class GenerationService:
             raise
 
     # ---- running -------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _slot(self, plan: GenerationPlan) -> AsyncIterator[None]:
+    def _slot(self, plan: GenerationPlan) -> contextlib.AbstractAsyncContextManager[None]:
+        """A compute slot for the duration of the block, when the binding needs one (else nothing to hold)."""
         if plan.binding is not None and plan.binding.needs_resource(plan.task):
-            async with self.resources.acquire_gpu_resource(f"{plan.binding_name}:{plan.request_id}", plan.slot_timeout):
-                yield
-        else:
-            yield
+            return self.resources.acquire_gpu_resource(f"{plan.binding_name}:{plan.request_id}", plan.slot_timeout)
+        return _NO_SLOT
 
     def _workflow_context(self, plan: GenerationPlan) -> WorkflowContext:
         services = WorkflowServices(self.config, self.bindings, self.functions, self.resources)

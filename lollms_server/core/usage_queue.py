@@ -1,7 +1,9 @@
 """The write path every stored usage ledger shares: a bounded queue drained in batches by one writer thread.
 
-``record`` never blocks the request: a full queue drops the record (counted and logged). The writer gathers
-what arrived within ``LINGER`` seconds (at most ``BATCH`` records) and hands it to the store's ``_write``.
+``record`` never blocks the request: a full queue drops the record (counted and logged). The queue is a
+``queue.SimpleQueue`` (its ``put`` takes no lock in Python code) that ``record`` keeps within ``max_queue``.
+The writer gathers what arrived within ``LINGER`` seconds (at most ``BATCH`` records) and hands it to the
+store's ``_write``.
 A store whose target is unreachable (``_write`` returns False) keeps that batch and retries it every
 ``RETRY_SECONDS``; meanwhile records wait in the queue, so an outage loses at most what does not fit in it.
 """
@@ -38,7 +40,7 @@ class QueuedLedger:
         self.store_text = store_text
         self.retention_days = retention_days
         self.max_queue = max_queue
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()  # bounded by record()
         self._thread: threading.Thread | None = None
         self._held: list[UsageRecord] = []  # a batch the target refused for now, retried first
         self._closing = threading.Event()
@@ -70,10 +72,7 @@ class QueuedLedger:
         if self._thread is None:
             return
         self._closing.set()
-        try:
-            await asyncio.to_thread(self._queue.put, None, True, 10)
-        except queue.Full:
-            log.error("usage ledger: the queue stayed full at shutdown; %d queued records are lost", self._queue.qsize())
+        self._queue.put(None)
         await asyncio.to_thread(self._thread.join, 10)
         self._thread = None
 
@@ -85,9 +84,9 @@ class QueuedLedger:
     def record(self, rec: UsageRecord) -> None:
         if not self.store_text:
             rec.prompt_text = rec.answer_text = None
-        try:
-            self._queue.put_nowait(rec)
-        except queue.Full:
+        if self._queue.qsize() < self.max_queue:
+            self._queue.put(rec)
+        else:
             self.dropped += 1
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
                 log.warning("usage ledger queue full (%d records): %d records dropped so far", self.max_queue, self.dropped)
@@ -167,8 +166,5 @@ class QueuedLedger:
         if self._thread is None or self._held:
             return  # nothing to wait for while the store is unreachable
         done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout)
-        except queue.Full:
-            return
+        self._queue.put(done)
         done.wait(timeout)
