@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import inspect
 import logging
+import os
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import lollms_server.api  # noqa: F401 - before FastAPI: it imports FastAPI without email-validator (see there)
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
@@ -56,6 +58,18 @@ async def require_api_key(request: Request, key: str | None = Security(api_key_h
     request.state.api_key = guard_match(request, "api", services.config.key_ring) or check_api_key(services, key)
 
 
+def fastapi_telemetry() -> dict[str, Any]:
+    """``FastAPI(**fastapi_telemetry())``: FastAPI's own OpenTelemetry instrumentation (FastAPI >= 0.16x) stays as
+    FastAPI sets it when the environment configures OpenTelemetry (an ``OTEL_*`` variable, or
+    ``FASTAPI_OTEL_AUTO_CONFIGURE``); otherwise it is off, because FastAPI asks on every request whether a provider
+    has been configured since (three provider look-ups through ``os.environ``: several microseconds per request)."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    if any(name.startswith("OTEL_") or name == "FASTAPI_OTEL_AUTO_CONFIGURE" for name in os.environ):
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def _router_of(module: str) -> list[APIRouter]:
     return [importlib.import_module(f"lollms_server.api.{module}").router]
 
@@ -91,6 +105,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     app = FastAPI(
         title="lollms_server", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, redoc_url=None,  # served by add_docs_pages, with their own Content-Security-Policy
+        **fastapi_telemetry(),
         openapi_tags=[
             {"name": "generate", "description": "Generation (JSON or SSE)."},
             {"name": "jobs", "description": "Durable generations: start, poll, follow (resumable SSE) and cancel."},

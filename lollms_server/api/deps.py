@@ -25,11 +25,18 @@ async def current_services(request: Request) -> Services:
     return get_services(request)
 
 
+_SERVICES_KEY = "lollms.services"  # scope entry: the Services a request found (several dependencies ask for them)
+
+
 def get_services(request: Request) -> Services:
     """The running Services (503 while starting); callable from plain code."""
-    services: Services | None = getattr(request.app.state, "services", None)
+    scope = request.scope
+    services: Services | None = scope.get(_SERVICES_KEY)
     if services is None:
-        raise HTTPException(status_code=503, detail="server is starting or failed to start; try again shortly")
+        services = getattr(request.app.state, "services", None)
+        if services is None:
+            raise HTTPException(status_code=503, detail="server is starting or failed to start; try again shortly")
+        scope[_SERVICES_KEY] = services
     return services
 
 

@@ -120,8 +120,8 @@ class RequestContextMiddleware:
                 m = self.metrics
                 if m is not None:
                     method, route = scope.get("method", ""), _route_template(scope)
-                    m.child(m.http, method, route, str(message["status"])).inc()
-                    m.child(m.http_latency, method, route).observe(elapsed)
+                    m.inc(m.http, (method, route, str(message["status"])))
+                    m.observe(m.http_latency, (method, route), elapsed)
             await send(message)
 
         await app(scope, receive, send_wrapper)

@@ -9,6 +9,8 @@ the usage ledger's write queue and losses.
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -80,6 +82,33 @@ class _StateCollector(Collector):
         yield from (waiting, dropped, failures)
 
 
+def _has_buckets(child: Any) -> bool:
+    """prometheus_client's histogram child keeps a value per bucket and one for the sum (flush() adds to them)."""
+    return isinstance(getattr(child, "_buckets", None), list) and hasattr(getattr(child, "_sum", None), "inc")
+
+
+class _Observed:
+    """Observations of one histogram child not yet flushed: their sum and how many fell in each bucket."""
+
+    __slots__ = ("bounds", "counts", "total", "seen")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.total = 0.0
+        self.seen = False
+
+    def add(self, value: float) -> None:
+        self.total += value
+        self.counts[bisect_left(self.bounds, value)] += 1  # the first bucket whose bound is >= value, as prometheus_client
+        self.seen = True
+
+    def reset(self) -> None:
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+        self.seen = False
+
+
 class Metrics:
     MAX_CACHED_CHILDREN = 4096  # label sets kept at hand (an HTTP method is chosen by the client: bounded here)
 
@@ -87,6 +116,11 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._state: _StateCollector | None = None
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        # counts and observations of the thread that built this (the event loop's), not yet in the metrics below:
+        # a plain addition per request instead of a lock and a few calls; flush() moves them before each scrape
+        self._owner = threading.get_ident()
+        self._counts: dict[tuple[Counter, tuple[str, ...]], list[float]] = {}
+        self._observed: dict[tuple[Histogram, tuple[str, ...]], _Observed] = {}
         r = self.registry
         self.generations = Counter("lollms_generations", "Generations by outcome.", ["surface", "binding", "status"], registry=r)
         self.latency = Histogram("lollms_generation_duration_seconds", "Generation duration.", ["surface", "binding"],
@@ -100,6 +134,48 @@ class Metrics:
                             registry=r)
         self.http_latency = Histogram("lollms_http_request_duration_seconds", "Time to the response headers.", ["method", "route"],
                                       buckets=_LATENCY_BUCKETS, registry=r)
+
+    def inc(self, metric: Counter, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        """``metric.labels(*labels).inc(amount)``: added to a plain number now, to the counter at the next scrape."""
+        pending = self._counts.get((metric, labels))
+        if pending is not None and amount >= 0 and threading.get_ident() == self._owner:
+            pending[0] += amount
+            return
+        child = self.child(metric, *labels)  # (a label set prometheus_client refuses fails here, as it always did)
+        if amount < 0 or threading.get_ident() != self._owner or len(self._counts) >= self.MAX_CACHED_CHILDREN:
+            child.inc(amount)  # (a negative amount raises, here, as it always did)
+            return
+        self._counts[(metric, labels)] = [amount]
+
+    def observe(self, metric: Histogram, labels: tuple[str, ...], value: float) -> None:
+        """``metric.labels(*labels).observe(value)``: counted in plain numbers now, in the histogram at the next scrape."""
+        pending = self._observed.get((metric, labels))
+        if pending is not None and value == value and threading.get_ident() == self._owner:  # (NaN: see below)
+            pending.add(value)
+            return
+        child = self.child(metric, *labels)
+        bounds = getattr(child, "_upper_bounds", None)
+        if (value != value or threading.get_ident() != self._owner or len(self._observed) >= self.MAX_CACHED_CHILDREN
+                or bounds is None or not _has_buckets(child)):
+            child.observe(value)  # NaN falls in no bucket there: it goes straight to prometheus_client
+            return
+        pending = self._observed[(metric, labels)] = _Observed(tuple(bounds))
+        pending.add(value)
+
+    def flush(self) -> None:
+        """Move what ``inc`` and ``observe`` gathered into the prometheus_client metrics (before each scrape)."""
+        for (counter, labels), pending in self._counts.items():
+            if pending[0]:
+                amount, pending[0] = pending[0], 0.0
+                self.child(counter, *labels).inc(amount)
+        for (histogram, hlabels), observed in self._observed.items():
+            if observed.seen:
+                child = self.child(histogram, *hlabels)
+                child._sum.inc(observed.total)
+                for i, n in enumerate(observed.counts):
+                    if n:
+                        child._buckets[i].inc(n)
+                observed.reset()
 
     def child(self, metric: Counter | Histogram, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once per label set (prometheus_client's lookup costs a lock
@@ -123,4 +199,5 @@ class Metrics:
         """The text format, with the cluster's slot numbers read just before."""
         if self._state is not None:
             await self._state.refresh_cluster()
+        self.flush()
         return generate_latest(self.registry)

@@ -26,17 +26,35 @@ class KnownParameters(BaseModel):
     height: Optional[int] = Field(default=None, ge=1)
 
 
+_SCALARS = (int, float, str, bool, type(None))
+_VALID: dict[tuple[tuple[str, type, Any], ...], None] = {}  # small sets of plain values already found valid
+_VALID_MAX = 1024
+
+
 def merge_parameters(*layers: dict[str, Any] | None) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for layer in layers:
         if layer:
             merged.update({k: v for k, v in layer.items() if v is not None})
+    _check_known(merged)
+    if isinstance(merged.get("stop"), str):
+        merged["stop"] = [merged["stop"]]
+    return merged
+
+
+def _check_known(merged: dict[str, Any]) -> None:
+    """400 when a well-known parameter has a wrong type or range. A set of plain values (the same names, types and
+    values: the defaults and a personality's, mostly) that passed once is not validated again."""
+    key: tuple[tuple[str, type, Any], ...] | None = None
+    if len(merged) <= 16 and all(type(v) in _SCALARS and (type(v) is not str or len(v) <= 64) for v in merged.values()):
+        key = tuple((k, type(v), v) for k, v in merged.items())
+        if key in _VALID:
+            return
     try:
         KnownParameters.model_validate(merged)
     except ValidationError as exc:
         e = exc.errors()[0]
         where = ".".join(map(str, e["loc"]))
         raise BadRequestError(f"parameters.{where}: {e['msg']} (got {e.get('input')!r})") from exc
-    if isinstance(merged.get("stop"), str):
-        merged["stop"] = [merged["stop"]]
-    return merged
+    if key is not None and len(_VALID) < _VALID_MAX:
+        _VALID[key] = None

@@ -114,7 +114,7 @@ class Telemetry:
 
     def count_error(self, surface: str, binding: str | None, kind: str) -> None:
         if self.metrics is not None:
-            self.metrics.child(self.metrics.errors, surface, binding or "", kind).inc()
+            self.metrics.inc(self.metrics.errors, (surface, binding or "", kind))
 
     def trace(self, caller: Caller, request_id: str, generation_type: str, binding: str | None, model: str | None,
               personality: str | None, streamed: bool) -> Trace:
@@ -129,16 +129,16 @@ class Telemetry:
         if m is None:
             return
         surface, binding = rec.surface, rec.binding or ""
-        m.child(m.generations, surface, binding, rec.status).inc()
-        m.child(m.latency, surface, binding).observe(rec.duration_ms / 1000)
+        m.inc(m.generations, (surface, binding, rec.status))
+        m.observe(m.latency, (surface, binding), rec.duration_ms / 1000)
         if rec.ttft_ms is not None:
-            m.child(m.ttft, surface, binding).observe(rec.ttft_ms / 1000)
+            m.observe(m.ttft, (surface, binding), rec.ttft_ms / 1000)
         if rec.prompt_tokens:
-            m.child(m.tokens, surface, binding, "prompt").inc(rec.prompt_tokens)
+            m.inc(m.tokens, (surface, binding, "prompt"), rec.prompt_tokens)
         if rec.completion_tokens:
-            m.child(m.tokens, surface, binding, "completion").inc(rec.completion_tokens)
+            m.inc(m.tokens, (surface, binding, "completion"), rec.completion_tokens)
         if rec.status == "error":
-            m.child(m.errors, surface, binding, rec.error or "error").inc()
+            m.inc(m.errors, (surface, binding, rec.error or "error"))
 
 def build_telemetry(config: "ServerConfig", metrics: Metrics | None = None) -> Telemetry:
     """The ledger, metrics and limiter the configuration asks for (in Redis with ``resource_manager.backend: redis``)."""
