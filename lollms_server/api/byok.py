@@ -11,6 +11,7 @@ import contextlib
 from typing import Any, AsyncIterator, Iterator, Mapping, TypeVar
 
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 
 from lollms_server.core.bindings.base import Binding
 from lollms_server.core.errors import BadRequestError
@@ -19,6 +20,17 @@ from lollms_server.core.secrets import REDACTOR
 KEY_HEADER = "X-Provider-Api-Key"
 BASE_URL_HEADER = "X-Provider-Base-Url"
 T = TypeVar("T")
+
+
+_PREFIX = b"x-provider-"  # both headers below, lower-cased as ASGI gives header names
+
+
+def credentials_of(request: HTTPConnection) -> dict[str, str] | None:
+    """``credentials_from_headers(request.headers)``; a request without any provider header (most of them) is
+    answered from the raw header names, without building its ``Headers``."""
+    if not any(name.startswith(_PREFIX) for name, _ in request.scope.get("headers") or ()):
+        return None
+    return credentials_from_headers(request.headers)
 
 
 def credentials_from_headers(headers: Headers) -> dict[str, str] | None:

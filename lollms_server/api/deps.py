@@ -63,8 +63,8 @@ def check_api_key(services: Services, presented: str | None) -> ApiKey | None:
 
 def caller_of(request: Request, surface: str) -> Caller:
     """Who is asking (set by the auth dependency and the request-id middleware) for the pipeline."""
-    return Caller(surface=surface, key=getattr(request.state, "api_key", None),
-                  request_id=getattr(request.state, "request_id", None))
+    state = request.scope.get("state") or {}  # (what request.state reads and writes)
+    return Caller(surface=surface, key=state.get("api_key"), request_id=state.get("request_id"))
 
 
 async def require_admin(request: Request) -> None:

@@ -103,6 +103,7 @@ class _Plan:
     body_model: type[BaseModel] | None  # the body's model, when the field is that model and nothing more
     response_model: type[BaseModel] | None
     response_field: ModelField | None
+    response_serializer: Any  # the response model's own serializer when the field adds nothing to it (_plain_model)
     status_code: int | None
     overrides: Any
 
@@ -122,6 +123,13 @@ def _plain_model(field: ModelField | None) -> type[BaseModel] | None:
     if model is None or info is None or getattr(info, "metadata", None) or getattr(info, "discriminator", None) is not None:
         return None
     return model
+
+
+def _serializer_of(field: ModelField | None) -> Any:
+    """What ``field.serialize_json`` amounts to for a plain model field (by alias, nothing included or excluded):
+    the model's serializer, called directly."""
+    model = _plain_model(field)
+    return model.__pydantic_serializer__ if model is not None else None
 
 
 def _plan(route: Any) -> Optional[_Plan]:
@@ -144,7 +152,7 @@ def _plan(route: Any) -> Optional[_Plan]:
         return None
     return _Plan(dependant.call, _request_params(dependant), cast(tuple[_Dep, ...], deps),
                  dependant.body_params[0].name if dependant.body_params else None, body_field, _plain_model(body_field),
-                 _model_of(route.response_field), route.response_field, route.status_code,
+                 _model_of(route.response_field), route.response_field, _serializer_of(route.response_field), route.status_code,
                  route.dependency_overrides_provider)
 
 
@@ -155,8 +163,10 @@ def _simple_endpoint(dep: Dependant) -> bool:
 
 
 def _json_content(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "")
-    return content_type.partition(";")[0].strip().lower() == "application/json"
+    for name, value in request.scope["headers"]:  # the first content-type header, as request.headers.get() reads it
+        if name == b"content-type":
+            return value.decode("latin-1").partition(";")[0].strip().lower() == "application/json"
+    return False
 
 
 LANE_SCOPE_KEY = "lollms.lean_lane"  # set by hot_lane.HotLane: it calls the handler without FastAPI's router
@@ -292,7 +302,9 @@ class LeanRoute(APIRoute):
 
                 raise ResponseValidationError(errors=errors, body=result)
             result = value
-        response = Response(content=field.serialize_json(result), media_type="application/json", **self._status(plan))
+        content = plan.response_serializer.to_json(result, by_alias=True) if plan.response_serializer is not None \
+            else field.serialize_json(result)
+        response = Response(content=content, media_type="application/json", **self._status(plan))
         if not is_body_allowed_for_status_code(response.status_code):
             response.body = b""
         return response

@@ -33,7 +33,7 @@ async def plan_request(request: Request, services: Services, body: GenerateReque
                        inlet: bool = True) -> Planned:
     """Plan ``body`` for the caller of ``request`` on ``surface`` (api, openai, ollama…); ``inlet``: see
     ``GenerationService.plan``."""
-    creds = byok.credentials_from_headers(request.headers) or getattr(request.state, "byok_credentials", None)
+    creds = byok.credentials_of(request) or (request.scope.get("state") or {}).get("byok_credentials")
     plan = await services.generation.plan(body, credentials=creds, caller=caller_of(request, surface), inlet=inlet)
     byok.check_allowed(plan.binding, plan.binding_name, creds)
     return Planned(plan, creds)

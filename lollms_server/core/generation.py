@@ -259,14 +259,20 @@ class GenerationService:
         if records and meta_common.get("finish_reason") == "stop" and any(
                 r["result"] is None and r["error"] is None for r in records):
             meta_common = {**meta_common, "finish_reason": "tool_calls"}
-        first_text = next((i for i, o in enumerate(outputs) if o.type == "text"), None)
+        first_text = next((i for i, o in enumerate(outputs) if o.type == "text"), None) if records else None
+        usage = plan.task.usage
         for i, out in enumerate(outputs):
-            meta = {**meta_common, **{k: v for k, v in (out.metadata or {}).items() if k != "tool_calls"}}
-            if i == first_text and records:
+            own = out.metadata
+            meta = {**meta_common, **own} if own else dict(meta_common)
+            if own and "tool_calls" in own:
+                del meta["tool_calls"]  # (the binding's own record is replaced by the recorder's, below)
+            if i == first_text:
                 meta["tool_calls"] = records
-            if plan.task.usage and i == 0:
-                meta.setdefault("usage", plan.task.usage)
-            outputs[i] = out.model_copy(update={**_masked(out), "metadata": meta})
+            if usage and i == 0:
+                meta.setdefault("usage", usage)
+            update = _masked(out)
+            update["metadata"] = meta
+            outputs[i] = out.model_copy(update=update)
         return outputs
 
     async def run(self, plan: GenerationPlan) -> list[OutputData]:
