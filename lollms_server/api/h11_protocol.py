@@ -8,6 +8,14 @@ uvicorn writes the status line and headers, then each body part, each with its o
 (two for a plain JSON answer). Here the writes made in one turn of the event loop leave in one call at
 the end of that turn: a plain answer goes out as one TCP segment, and a stream's head travels with its
 first event when it is ready. Nothing waits for more data than the turn already produced.
+
+Header lines known to be valid: h11 checks every response header against its grammar, lower-cases it and
+scans the list again to frame the message (about 1.5 µs per header). The headers the server adds to every
+answer (security headers, request id, timing: ``middleware.RequestContextMiddleware``) are valid by
+construction and play no part in framing, so this protocol offers the ``head_lines`` extension: the lines an
+``http.response.start`` message carries there are added to the head after h11 wrote it (before the blank line
+that ends it). Without the extension (another server, the in-process test client) the same headers travel in
+the message's ``headers`` list.
 """
 
 from __future__ import annotations
@@ -19,8 +27,12 @@ from typing import Any
 import h11
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.config import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+from lollms_server.api.head_lines import HEAD_LINES_EXTENSION, HEAD_LINES_KEY
+
+_HEAD_END = b"\r\n\r\n"
 
 
 class _HintingConnection(h11.Connection):
@@ -47,10 +59,16 @@ class CoalescingTransport:
         self._pending: list[bytes] = []
         self._size = 0
         self._scheduled = False
+        self.head_lines: bytes | None = None  # set by _LeanCycle.send for the response head it is writing
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
+        if self.head_lines is not None:  # the response head: h11 ends it with a blank line
+            data = bytes(data)
+            if data.startswith(b"HTTP/") and data.endswith(_HEAD_END):
+                data = data[:-2] + self.head_lines + b"\r\n"
+                self.head_lines = None
         self._pending.append(bytes(data))
         self._size += len(data)
         if self._size > self.JOIN_LIMIT:  # the real transport sees it now, so its flow control still applies
@@ -79,6 +97,23 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+class _LeanCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, taking ``HEAD_LINES_KEY`` (see the module's docstring)."""
+
+    async def send(self, message: Any) -> None:
+        lines = message.get(HEAD_LINES_KEY) if message["type"] == "http.response.start" else None
+        transport = self.transport
+        if not lines or self.response_started or not isinstance(transport, CoalescingTransport):
+            await super().send(message)
+            return
+        transport.head_lines = lines
+        try:
+            await super().send(message)  # (h11 never sees the key: it builds its event from status and headers)
+        finally:
+            if transport.head_lines is not None:  # no head was written (the client went away): nothing to add to
+                transport.head_lines = None
+
+
 class BoundedHeadH11Protocol(H11Protocol):
     """Pass as ``uvicorn.run(..., http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=N)``.
 
@@ -99,6 +134,15 @@ class BoundedHeadH11Protocol(H11Protocol):
         # served with ws="none" (no WebSocket route): the request is answered as plain HTTP; uvicorn's two
         # warnings per such request would let any client fill the log
         self.logger.debug("upgrade request (%s) answered as plain HTTP", self._get_upgrade())
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before and type(cycle) is RequestResponseCycle:
+            # a new request: its task has been created but has not run yet (it reads cycle.send when it does)
+            cycle.__class__ = _LeanCycle
+            cycle.scope.setdefault("extensions", {})[HEAD_LINES_EXTENSION] = {}  # type: ignore[typeddict-unknown-key]
 
     def send_400_response(self, msg: str) -> None:
         status = getattr(self.conn, "error_status", 400)

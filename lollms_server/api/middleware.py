@@ -20,10 +20,12 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lollms_server.api.security_headers import add_default_headers
+from lollms_server.api.head_lines import HEAD_LINES_EXTENSION, HEAD_LINES_KEY
+from lollms_server.api.security_headers import add_default_headers, default_header_lines
 from lollms_server.core.metrics import Metrics
 
 REQUEST_ID_HEADER = "x-request-id"
+_VARY_ORIGIN_LINE = b"vary: Origin\r\n"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -104,19 +106,31 @@ class RequestContextMiddleware:
         if self.past_cors is not None and not _has_origin(scope):
             app, vary_origin = self.past_cors, True
 
+        as_lines = HEAD_LINES_EXTENSION in (scope.get("extensions") or ())
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 elapsed = time.perf_counter() - started
                 headers = list(message.get("headers") or [])
-                if vary_origin:
-                    headers = _add_vary_origin(headers)
-                add_default_headers(headers)
-                headers += [
-                    (b"x-request-id", request_id.encode()),
-                    (b"x-process-time", f"{elapsed:.6f}".encode()),
-                    (b"server-timing", f"app;dur={elapsed * 1000:.3f}".encode()),
-                ]
-                message = {**message, "headers": headers}
+                if as_lines:  # valid by construction: the server adds them to the head as they are (h11_protocol)
+                    lines = b"x-request-id: %s\r\nx-process-time: %.6f\r\nserver-timing: app;dur=%.3f\r\n" % (
+                        request_id.encode(), elapsed, elapsed * 1000)
+                    if vary_origin:
+                        if any(name.lower() == b"vary" for name, _ in headers):
+                            headers = _add_vary_origin(headers)
+                        else:
+                            lines = _VARY_ORIGIN_LINE + lines
+                    message = {**message, "headers": headers, HEAD_LINES_KEY: default_header_lines(headers) + lines}
+                else:
+                    if vary_origin:
+                        headers = _add_vary_origin(headers)
+                    add_default_headers(headers)
+                    headers += [
+                        (b"x-request-id", request_id.encode()),
+                        (b"x-process-time", f"{elapsed:.6f}".encode()),
+                        (b"server-timing", f"app;dur={elapsed * 1000:.3f}".encode()),
+                    ]
+                    message = {**message, "headers": headers}
                 m = self.metrics
                 if m is not None:
                     method, route = scope.get("method", ""), _route_template(scope)

@@ -57,6 +57,15 @@ DEFAULT_RAW_HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
 
 
 _DEFAULT_NAMES = frozenset(name for name, _ in DEFAULT_RAW_HEADERS)
+_DEFAULT_LINES = b"".join(b"%s: %s\r\n" % h for h in DEFAULT_RAW_HEADERS)
+
+
+def default_header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``add_default_headers`` as ``name: value\r\n`` head lines (see ``h11_protocol``): those ``headers`` lack."""
+    present = {name.lower() for name, _ in headers}
+    if present.isdisjoint(_DEFAULT_NAMES):
+        return _DEFAULT_LINES
+    return b"".join(b"%s: %s\r\n" % h for h in DEFAULT_RAW_HEADERS if h[0] not in present)
 
 
 def add_default_headers(headers: list[tuple[bytes, bytes]]) -> None:
