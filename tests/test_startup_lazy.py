@@ -27,6 +27,7 @@ from lollms_server.app import LAZY_ROUTERS, create_app
 NOT_AT_START_UP = (
     "httpx",  # llama-server's client, web_fetch, `models pull`: on first use
     "email_validator",  # installed beside some dev tools; FastAPI's import skips it (api/fastapi_import.py)
+    "lollms_zoo_extensions.web_fetch.markdown",  # web_fetch's HTML to Markdown converter: on the first fetch
     "pydantic.v1",  # FastAPI's check for pydantic.v1 route models needs no import while none exists (same module)
     "lollms_server.api.openai_compat.routes_chat",
     "lollms_server.api.openai_compat.models",

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from fastapi import Body
 from pydantic import BaseModel, Field
 
-from .markdown import html_to_markdown
 
 __version__ = "1.0.0"
 
@@ -75,6 +74,8 @@ async def fetch_markdown(url: str, valves: Valves) -> dict[str, Any]:
                     raise FetchRefused(f"the page is larger than max_bytes ({valves.max_bytes})")
             content_type = r.headers.get("content-type", "")
             text = body.decode(r.encoding or "utf-8", errors="replace")
+    from .markdown import html_to_markdown  # its HTML parser on the first fetch, not when the server starts
+
     title, markdown = html_to_markdown(text) if "html" in content_type or "<html" in text[:500].lower() else ("", text)
     cut = len(markdown) > valves.max_markdown_chars
     return {"url": url, "title": title, "markdown": markdown[: valves.max_markdown_chars], "truncated": cut}
