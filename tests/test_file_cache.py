@@ -136,3 +136,15 @@ async def test_a_default_model_checked_once_is_checked_again_once_replaced(
         listed = (await c.get("/api/v1/list_bindings")).text
     assert ready["instances"]["llm"] != "ready"
     assert "model.gguf" in listed and "ends inside its header" in listed
+
+
+def test_each_caller_gets_its_own_copy_of_a_cached_value(tmp_path: Path, cache: Path, settled: None) -> None:
+    f = tmp_path / "data"
+    f.write_text("x")
+    kept = FileCache("values")
+    first = kept.get(f, lambda: {"list": [1, 2]})
+    first["list"].append(3)
+    again = kept.get(f, lambda: {"list": ["not used"]})
+    assert again == {"list": [1, 2]}
+    again["list"].clear()
+    assert kept.get(f, lambda: {}) == {"list": [1, 2]}

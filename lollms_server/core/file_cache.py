@@ -52,6 +52,11 @@ def identity(path: Path) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def _copy(value: Any) -> Any:
+    """A copy through JSON: what the cache file would give back."""
+    return json.loads(json.dumps(value))
+
+
 class FileCache:
     """Values derived from files, by absolute path (see the module's docstring)."""
 
@@ -84,20 +89,21 @@ class FileCache:
             before = identity(path)
             entry = self._load().get(key) if before is not None else None
             if isinstance(entry, dict) and entry.get("id") == before and "value" in entry:
-                return entry["value"]  # type: ignore[no-any-return]
+                return _copy(entry["value"])  # each caller gets its own (a caller may change what it got)
         value = compute()
         with self._lock:
             after = identity(path)
             if after is None or after != before or _now() - after[4] < SETTLED_S * 1e9:
                 return value  # changed while read, or too recently to be told apart from a rewrite
             try:
-                if json.loads(json.dumps(value)) != value:
-                    return value
+                kept = _copy(value)
             except (TypeError, ValueError):
+                return value
+            if kept != value:
                 return value
             entries = self._load()
             entries.pop(key, None)
-            entries[key] = {"id": after, "value": value}
+            entries[key] = {"id": after, "value": kept}
             for old in list(entries)[:max(0, len(entries) - MAX_ENTRIES)]:
                 del entries[old]
             self._save()
