@@ -64,7 +64,7 @@ async def generate(
         outputs = await run_planned(request, services, planned)
     except ClientGone:
         return JSONResponse(status_code=499, content={"detail": "client closed the request"})
-    return GenerateResponse.model_construct(  # (every field is already of its type: OutputData built by the pipeline)
+    return GenerateResponse(
         personality=personality, request_id=plan.request_id, output=outputs,
         execution_time=round(time.perf_counter() - started, 4),
     )
