@@ -27,6 +27,7 @@ from fastapi import routing as fastapi_routing
 from fastapi.dependencies.models import Dependant
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import BaseModel
 
@@ -48,6 +49,7 @@ class _Dep:
     call: Callable[..., Any]
     request_params: tuple[str, ...]  # its parameters typed Request or HTTPConnection
     subs: tuple["_Dep", ...]
+    key: Any  # what FastAPI caches the value by: the dependency as declared
 
 
 def _is_async(call: Callable[..., Any]) -> bool:
@@ -75,7 +77,26 @@ def _compile(dep: Dependant) -> Optional[_Dep]:
     subs = tuple(_compile(d) for d in dep.dependencies)
     if any(s is None for s in subs):
         return None
-    return _Dep(dep.name, dep.call, _request_params(dep), cast(tuple[_Dep, ...], subs))
+    header = _api_key_header(dep.call)
+    if header is not None:
+        return _Dep(dep.name, header, ("request",), (), dep.call)
+    return _Dep(dep.name, dep.call, _request_params(dep), cast(tuple[_Dep, ...], subs), dep.call)
+
+
+def _api_key_header(call: Any) -> Callable[..., Any] | None:
+    """FastAPI's ``APIKeyHeader`` (that class itself), read from the raw headers: the value of the first header of
+    that name, through the scheme's own ``check_api_key`` (what its ``__call__`` does with ``request.headers``)."""
+    if type(call) is not APIKeyHeader or not callable(getattr(call, "check_api_key", None)):
+        return None
+    name = call.model.name.lower().encode("latin-1")
+
+    async def read(request: Request) -> Any:
+        for key, value in request.scope["headers"]:
+            if key == name:
+                return call.check_api_key(value.decode("latin-1"))
+        return call.check_api_key(None)
+
+    return read
 
 
 async def _solve(dep: _Dep, request: Request, cache: dict[Any, Any]) -> Any:
@@ -84,7 +105,7 @@ async def _solve(dep: _Dep, request: Request, cache: dict[Any, Any]) -> Any:
         value = await _solve(sub, request, cache)
         if sub.name:
             kwargs[sub.name] = value
-    key = dep.call
+    key = dep.key
     if key in cache:  # FastAPI's use_cache default: one call per request
         return cache[key]
     value = cache[key] = await dep.call(**kwargs)

@@ -180,7 +180,8 @@ class GenerationService:
                 # a full queue answers 503 before the stream starts (a plain request hears it from the slot itself)
                 await self.resources.check_admission()
             if not (personality and personality.is_scripted):
-                await binding.check_task(task)
+                if type(binding).check_task is not Binding.check_task:  # (the base checks nothing: no coroutine for it)
+                    await binding.check_task(task)
         plan = GenerationPlan(request_id, task, binding, binding_name, personality, req.stream, tools, caller)
         if inlet:
             await self._inlet(plan)
