@@ -70,7 +70,9 @@ def _tool_items(msg: ChatMessage, where: str) -> list[InputData] | None:
 
 
 def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
-    role = _ROLE_TO_INPUT.get(msg.role.lower())
+    role = _ROLE_TO_INPUT.get(msg.role) or _ROLE_TO_INPUT.get(msg.role.lower())
+    if role is not None and isinstance(msg.content, str) and not msg.tool_calls:  # the common turn: text only
+        return [InputData(type="text", role=role, data=msg.content)]
     where = f"messages[{index}]"
     tool_items = _tool_items(msg, where)
     if tool_items is not None:
@@ -103,22 +105,29 @@ def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
     return ([InputData(type="text", role=role, data=text)] if text or not media else []) + media
 
 
+# (request field, pipeline parameter), in the order the parameters are listed
+_SAMPLING = (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("seed", "seed"), ("stop", "stop"),
+             ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"),
+             ("repetition_penalty", "repeat_penalty"))
+
+
 def sampling_params(req: SamplingFields, max_tokens: int | None) -> dict[str, Any]:
     if req.n not in (None, 1):
         raise OpenAIError(400, "only n=1 is supported", param="n")
-    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-    params: dict[str, Any] = {
-        "max_tokens": max_tokens,
-        "temperature": req.temperature,
-        "top_p": req.top_p,
-        "top_k": req.top_k,
-        "seed": req.seed,
-        "stop": stop or None,
-        "presence_penalty": req.presence_penalty,
-        "frequency_penalty": req.frequency_penalty,
-        "repeat_penalty": req.repetition_penalty,
-    }
-    return {k: v for k, v in params.items() if v is not None}
+    params: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
+    for name, param in _SAMPLING:
+        value = getattr(req, name)
+        if value is not None:
+            params[param] = value
+    stop = params.get("stop")
+    if stop is not None:  # a list of strings; an empty one is no stop at all
+        if isinstance(stop, str):
+            params["stop"] = [stop]
+        elif stop:
+            params["stop"] = list(stop)
+        else:
+            del params["stop"]
+    return params
 
 
 def _target(ref: ModelRef) -> dict[str, Any]:
