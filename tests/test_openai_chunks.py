@@ -159,3 +159,24 @@ async def test_streams_through_the_app_send_json_dumps_text_and_one_done(tmp_pat
         assert lines[-1] == "[DONE]" and lines.count("[DONE]") == 1
         assert all(_is_dumps_of_itself(x) for x in lines[:-1])
         assert "".join(json.loads(x)["choices"][0]["text"] for x in lines[:-1]) == "x yx y"
+
+
+async def test_plain_answers_are_compact_utf8_json_as_before(tmp_path: Path) -> None:
+    """The JSON text a JSONResponse gives (compact, UTF-8 unescaped), key order included; text that is not valid
+    Unicode (a lone surrogate a backend may send) is escaped rather than failing the answer."""
+    from lollms_server.api.openai_compat.routes_chat import _json
+
+    cfg = tmp_path / "cfg"
+    write_config(cfg, {"thinker": ("dummy_binding", {"mode": "think"})})
+    async with api_client(cfg) as c:
+        r = await c.post("/v1/chat/completions", json={"model": "thinker", "messages": [
+            {"role": "user", "content": 'naïve "q" \\ 東京\n\t\u2028 🚀'}]})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert r.content == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        assert list(body) == ["id", "created", "model", "object", "system_fingerprint", "choices", "usage"]
+        assert body["choices"][0]["message"]["content"] == 'naïve "q" \\ 東京\n\t\u2028 🚀'
+        r = await c.post("/v1/completions", json={"model": "thinker", "prompt": "é x"})
+        assert r.content == json.dumps(r.json(), ensure_ascii=False, separators=(",", ":")).encode()
+    odd = _json({"text": "lone \ud800 surrogate"})
+    assert json.loads(odd.body) == {"text": "lone \ud800 surrogate"}

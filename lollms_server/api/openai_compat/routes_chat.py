@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Union
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+import pydantic_core
+from fastapi import APIRouter, Depends, Request, Response
 
 from lollms_server.api.deps import current_services
 from lollms_server.api.openai_compat.auth import require_openai_key
@@ -44,6 +45,16 @@ def _sse(services: Services, planned: Planned, stops: list[str], make: ChunkMake
     return SSEResponse(stream_planned(services, planned), keepalive=_keepalive(services), encode=encode, tail=["[DONE]"])
 
 
+def _json(content: dict[str, Any]) -> Response:
+    """JSONResponse's bytes (compact UTF-8 JSON) made by pydantic-core at half the cost; text that is not valid
+    Unicode (a lone surrogate from a backend) goes out escaped instead of failing the answer."""
+    try:
+        body = pydantic_core.to_json(content)
+    except ValueError:
+        body = json.dumps(content, separators=(",", ":")).encode()
+    return Response(body, media_type="application/json")
+
+
 def _keepalive(services: Services) -> float:
     return float(services.config.section("server").get("keepalive_interval", 15.0))
 
@@ -57,7 +68,7 @@ def _stops(stop: Union[str, list[str], None]) -> list[str]:
              description="Messages with text and image parts; `reasoning_content` carries <think> thoughts.")
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, services: Services = Depends(current_services)
-) -> Union[JSONResponse, SSEResponse]:
+) -> Union[Response, SSEResponse]:
     ref: ModelRef = await resolve_model(services, body.model, "ttt")
     planned = await plan_for(request, services, chat_request(body, ref))
     plan = planned.plan
@@ -73,7 +84,7 @@ async def chat_completions(
         message["content"] = result.content or None
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
-    return JSONResponse({
+    return _json({
         "id": chunk_id, "created": created, "model": body.model, "object": "chat.completion", "system_fingerprint": None,
         "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": None}],
         "usage": usage_fields(result.usage),
@@ -84,7 +95,7 @@ async def chat_completions(
 @router.post("/completions", response_model=None, summary="Text completion (legacy; the prompt runs as one user turn)")
 async def completions(
     body: CompletionRequest, request: Request, services: Services = Depends(current_services)
-) -> Union[JSONResponse, SSEResponse]:
+) -> Union[Response, SSEResponse]:
     ref = await resolve_model(services, body.model, "ttt")
     planned = await plan_for(request, services, completion_request(body, ref))
     plan = planned.plan
@@ -95,7 +106,7 @@ async def completions(
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return _sse(services, planned, stops, CompletionChunks(base, prefix, include_usage))
     result = text_result(await run_planned(request, services, planned), plan, stops)
-    return JSONResponse({
+    return _json({
         **base, "choices": [{"index": 0, "text": prefix + result.content, "logprobs": None, "finish_reason": result.finish_reason}],
         "usage": usage_fields(result.usage),
     })
