@@ -55,7 +55,8 @@ Authenticate with the `X-API-Key` header (403 when missing, 401 when wrong). Sta
 
 async def require_api_key(request: Request, key: str | None = Security(api_key_header)) -> None:
     services = get_services(request)
-    request.state.api_key = guard_match(request, "api", services.config.key_ring) or check_api_key(services, key)
+    key_found = guard_match(request, "api", services.config.key_ring) or check_api_key(services, key)
+    request.scope.setdefault("state", {})["api_key"] = key_found  # (request.state.api_key, without a State object)
 
 
 def fastapi_telemetry() -> dict[str, Any]:

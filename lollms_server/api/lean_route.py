@@ -125,6 +125,7 @@ class _Plan:
     response_model: type[BaseModel] | None
     response_field: ModelField | None
     response_serializer: Any  # the response model's own serializer when the field adds nothing to it (_plain_model)
+    plain_status: bool  # the route answers 200 (no status_code of its own)
     status_code: int | None
     overrides: Any
 
@@ -144,6 +145,19 @@ def _plain_model(field: ModelField | None) -> type[BaseModel] | None:
     if model is None or info is None or getattr(info, "metadata", None) or getattr(info, "discriminator", None) is not None:
         return None
     return model
+
+
+class _JSONBody(Response):
+    """``Response(content=body, media_type="application/json")`` with status 200, its headers made directly
+    (the same two: content-length, then content-type; Starlette adds no charset to application/json)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
 
 
 def _serializer_of(field: ModelField | None) -> Any:
@@ -173,7 +187,8 @@ def _plan(route: Any) -> Optional[_Plan]:
         return None
     return _Plan(dependant.call, _request_params(dependant), cast(tuple[_Dep, ...], deps),
                  dependant.body_params[0].name if dependant.body_params else None, body_field, _plain_model(body_field),
-                 _model_of(route.response_field), route.response_field, _serializer_of(route.response_field), route.status_code,
+                 _model_of(route.response_field), route.response_field, _serializer_of(route.response_field),
+                 route.status_code in (None, 200), route.status_code,
                  route.dependency_overrides_provider)
 
 
@@ -323,9 +338,9 @@ class LeanRoute(APIRoute):
 
                 raise ResponseValidationError(errors=errors, body=result)
             result = value
-        content = plan.response_serializer.to_json(result, by_alias=True) if plan.response_serializer is not None \
-            else field.serialize_json(result)
-        response = Response(content=content, media_type="application/json", **self._status(plan))
+        if plan.response_serializer is not None and plan.plain_status:
+            return _JSONBody(plan.response_serializer.to_json(result, by_alias=True))
+        response = Response(content=field.serialize_json(result), media_type="application/json", **self._status(plan))
         if not is_body_allowed_for_status_code(response.status_code):
             response.body = b""
         return response

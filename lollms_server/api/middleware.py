@@ -55,21 +55,35 @@ class _RandomIds:
 new_request_id = _RandomIds().next
 
 
+FIRST_HEADERS = "lollms.first_headers"  # scope entry: (the raw header list, {name: value of its first occurrence})
+
+
+def first_headers(scope: Scope) -> dict[bytes, bytes]:
+    """``{name: value}`` of the first occurrence of each request header (what ``Headers.get`` answers), built once
+    per request and kept in the scope for the layers after this one (while the header list stays the same)."""
+    raw = scope.get("headers") or []
+    kept = scope.get(FIRST_HEADERS)
+    if kept is not None and kept[0] is raw:
+        return kept[1]  # type: ignore[no-any-return]
+    first = dict(reversed(raw))
+    scope[FIRST_HEADERS] = (raw, first)
+    return first
+
+
 def request_id_from(scope: Scope) -> str:
-    for name, value in scope.get("headers") or []:
-        if name == b"x-request-id":
-            try:
-                text = value.decode("ascii")
-            except UnicodeDecodeError:
-                break
-            if _VALID_ID.match(text):
-                return text
-            break
+    value = first_headers(scope).get(b"x-request-id")
+    if value is not None:
+        try:
+            text = value.decode("ascii")
+        except UnicodeDecodeError:
+            return new_request_id()
+        if _VALID_ID.match(text):
+            return text
     return new_request_id()
 
 
 def _has_origin(scope: Scope) -> bool:
-    return any(name == b"origin" for name, _ in scope.get("headers") or [])
+    return b"origin" in first_headers(scope)
 
 
 def _add_vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lollms_server.api.deps import API_MISSING_KEY, API_WRONG_KEY
+from lollms_server.api.middleware import first_headers
 from lollms_server.api.ollama import auth as ollama_auth
 from lollms_server.api.openai_compat.auth import MISSING_KEY, WRONG_KEY
 from lollms_server.api.surface_auth import GUARD_MATCH, keyless_allowed, presented_key
@@ -69,7 +70,7 @@ class RequestGuard:
         path: str = scope["path"]
         surface = surface_of(path)
         raw = scope.get("headers") or []
-        first = dict(reversed(raw))  # name -> value of its first occurrence (what Headers.get answers)
+        first = first_headers(scope)  # name -> value of its first occurrence (what Headers.get answers)
         client = scope.get("client")
         refusal = (self._head_refusal(surface, scope, raw)
                    or self._auth_refusal(scope, surface, path, first, client[0] if client else None)
