@@ -39,6 +39,7 @@ def _check(r: httpx.Response) -> None:
     assert "frame-ancestors 'none'" in _once(r, "content-security-policy")
     for name in PER_RESPONSE:
         _once(r, name)
+    assert _once(r, "server") == "uvicorn" and _once(r, "date").endswith(" GMT")  # uvicorn's own, as lines too
     assert float(r.headers["x-process-time"]) >= 0 and r.headers["server-timing"].startswith("app;dur=")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import h11
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+from h11._headers import normalize_and_validate
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
@@ -97,13 +98,43 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+_server_lines: tuple[object, bytes | None] = (None, None)  # (uvicorn's default header list, its lines or None)
+
+
+def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """uvicorn's own headers (``Date``, ``Server``, any ``--header``) as head lines; checked by h11 once per list
+    (uvicorn makes a new one each second, for the date). None when one of them frames the message or is invalid."""
+    global _server_lines
+    if _server_lines[0] is headers:
+        return _server_lines[1]
+    lines: bytes | None
+    try:
+        normalize_and_validate(headers)
+    except h11.LocalProtocolError:
+        lines = None
+    else:
+        lines = None if any(name.lower() in _FRAMING for name, _ in headers) else b"".join(
+            b"%s: %s\r\n" % (name, value) for name, value in headers)
+    _server_lines = (headers, lines)
+    return lines
+
+
 class _LeanCycle(RequestResponseCycle):
-    """uvicorn's request/response cycle, taking ``HEAD_LINES_KEY`` (see the module's docstring)."""
+    """uvicorn's request/response cycle, taking ``HEAD_LINES_KEY`` (see the module's docstring); uvicorn's own
+    default headers (``Date``, ``Server``) go the same way."""
 
     async def send(self, message: Any) -> None:
-        lines = message.get(HEAD_LINES_KEY) if message["type"] == "http.response.start" else None
         transport = self.transport
-        if not lines or self.response_started or not isinstance(transport, CoalescingTransport):
+        if message["type"] != "http.response.start" or self.response_started or not isinstance(transport, CoalescingTransport):
+            await super().send(message)
+            return
+        lines = message.get(HEAD_LINES_KEY) or b""
+        defaults = _default_lines(self.default_headers)
+        if defaults is not None:
+            self.default_headers = []  # (this cycle's: the protocol's list is untouched)
+            lines = defaults + lines
+        if not lines:
             await super().send(message)
             return
         transport.head_lines = lines
