@@ -56,8 +56,8 @@ def key_problem(request: Request, surface: Surface) -> Literal["missing", "inval
     if not ring.enabled:
         return None
     matched = guard_match(request, surface, ring)
-    if matched is not None:
-        request.state.api_key = matched
+    if matched is not None:  # request.state.api_key = matched, without building a State (guard_match read the dict)
+        request.scope["state"]["api_key"] = matched
         return None
     client = request.client.host if request.client else None
     if keyless_allowed(surface, config.keyless_loopback_surfaces, client, request.headers):

@@ -95,7 +95,9 @@ async def resolve_model(services: Services, model_id: str | None, generation_typ
                                   "is not set: configure one, or name a model id from GET /v1/models.")
         return await _checked(services, ModelRef(model_id, name))
     ref = parse_model_id(target or model_id)
-    return await _checked(services, ModelRef(model_id, ref.binding_name, ref.model_name, ref.personality))
+    if target:  # the ref keeps the id the client named
+        ref = ModelRef(model_id, ref.binding_name, ref.model_name, ref.personality)
+    return await _checked(services, ref)
 
 
 async def _checked(services: Services, ref: ModelRef) -> ModelRef:
