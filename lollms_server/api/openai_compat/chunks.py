@@ -80,8 +80,9 @@ class ChatChunks:
             if event.content or not chunks:
                 chunks.append(self.text(event.content))
             return chunks
-        if isinstance(event, Finish):
-            return [self._chunk({}, event.reason)]
+        if isinstance(event, Finish):  # its delta is empty, or only the role when nothing came before
+            delta, self._role = f'{{{self._role[:-2]}}}', ""
+            return [f'{self._head}{delta}, "finish_reason": {_string(event.reason)}{self._end}']
         if isinstance(event, ToolCallEvent):
             return [self._chunk({"tool_calls": [piece]}) for piece in tool_call_pieces(event)]
         return []

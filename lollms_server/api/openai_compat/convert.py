@@ -109,12 +109,15 @@ def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
 _SAMPLING = (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("seed", "seed"), ("stop", "stop"),
              ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty"),
              ("repetition_penalty", "repeat_penalty"))
+_SAMPLING_FIELDS = frozenset(name for name, _ in _SAMPLING)
 
 
 def sampling_params(req: SamplingFields, max_tokens: int | None) -> dict[str, Any]:
     if req.n not in (None, 1):
         raise OpenAIError(400, "only n=1 is supported", param="n")
     params: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
+    if req.model_fields_set.isdisjoint(_SAMPLING_FIELDS):  # the client sent none of them (a field's default is None)
+        return params
     for name, param in _SAMPLING:
         value = getattr(req, name)
         if value is not None:
