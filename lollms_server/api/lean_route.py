@@ -147,7 +147,7 @@ def _plain_model(field: ModelField | None) -> type[BaseModel] | None:
     return model
 
 
-class _JSONBody(Response):
+class JSONBody(Response):
     """``Response(content=body, media_type="application/json")`` with status 200, its headers made directly
     (the same two: content-length, then content-type; Starlette adds no charset to application/json)."""
 
@@ -339,7 +339,7 @@ class LeanRoute(APIRoute):
                 raise ResponseValidationError(errors=errors, body=result)
             result = value
         if plan.response_serializer is not None and plan.plain_status:
-            return _JSONBody(plan.response_serializer.to_json(result, by_alias=True))
+            return JSONBody(plan.response_serializer.to_json(result, by_alias=True))
         response = Response(content=field.serialize_json(result), media_type="application/json", **self._status(plan))
         if not is_body_allowed_for_status_code(response.status_code):
             response.body = b""

@@ -10,6 +10,7 @@ import pydantic_core
 from fastapi import APIRouter, Depends, Request, Response
 
 from lollms_server.api.deps import current_services
+from lollms_server.api.lean_route import JSONBody
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.sse import SSEResponse
 from lollms_server.api.openai_compat.convert import chat_request, completion_prompt, completion_request
@@ -46,13 +47,12 @@ def _sse(services: Services, planned: Planned, stops: list[str], make: ChunkMake
 
 
 def _json(content: dict[str, Any]) -> Response:
-    """JSONResponse's bytes (compact UTF-8 JSON) made by pydantic-core at half the cost; text that is not valid
-    Unicode (a lone surrogate from a backend) goes out escaped instead of failing the answer."""
+    """JSONResponse's answer (compact UTF-8 JSON, same headers) made by pydantic-core at half the cost; text that is
+    not valid Unicode (a lone surrogate from a backend) goes out escaped instead of failing the answer."""
     try:
-        body = pydantic_core.to_json(content)
+        return JSONBody(pydantic_core.to_json(content))
     except ValueError:
-        body = json.dumps(content, separators=(",", ":")).encode()
-    return Response(body, media_type="application/json")
+        return JSONBody(json.dumps(content, separators=(",", ":")).encode())
 
 
 def _keepalive(services: Services) -> float:
