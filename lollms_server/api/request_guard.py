@@ -11,7 +11,6 @@ from __future__ import annotations
 from itertools import chain
 from typing import Literal
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,11 +90,10 @@ class RequestGuard:
         if not self.key_ring.enabled or surface == "other" or path in self.public_paths:
             return None
         if surface in ("openai", "ollama"):
-            headers = Headers(scope=scope)
-            if keyless_allowed(surface, self.keyless_surfaces, client_host, headers):
+            if keyless_allowed(surface, self.keyless_surfaces, client_host, first):
                 return None
             openai = surface == "openai"
-            key = presented_key(headers)
+            key = presented_key(first)
             if not key:
                 return error_response(surface, 401, MISSING_KEY if openai else ollama_auth.MISSING_KEY, code="missing_api_key")
             if self._matched(scope, surface, key):

@@ -8,12 +8,12 @@ proxy forwarding header), the way a local Ollama does; the default list is empty
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Mapping
 
 from fastapi import Request
-from starlette.datastructures import Headers
 
 from lollms_server.api.deps import get_services
+from lollms_server.api.middleware import first_headers
 from lollms_server.core.apikeys import ApiKey, KeyRing
 
 Surface = Literal["openai", "ollama"]
@@ -22,25 +22,31 @@ Surface = Literal["openai", "ollama"]
 GUARD_MATCH = "lollms.guard_match"
 SURFACES: tuple[str, ...] = ("openai", "ollama")
 LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost"})
-_FORWARDING_HEADERS: tuple[str, ...] = ("forwarded", "x-forwarded-for", "x-real-ip")
+_FORWARDING_HEADERS: tuple[bytes, ...] = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
+HeaderMap = Mapping[bytes, bytes]  # a request's headers: lower-case name -> value of its first occurrence
+# (middleware.first_headers; what Headers.get answers, without building a Headers object)
 
 
-def presented_key(headers: Headers) -> str | None:
-    auth = headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
+def _header(first: HeaderMap, name: bytes) -> str:
+    value = first.get(name)
+    return value.decode("latin-1") if value is not None else ""
+
+
+def presented_key(first: HeaderMap) -> str | None:
+    scheme, _, token = _header(first, b"authorization").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return headers.get("x-api-key") or None
+    return _header(first, b"x-api-key") or None
 
 
-def from_this_machine(client_host: str | None, headers: Headers) -> bool:
+def from_this_machine(client_host: str | None, first: HeaderMap) -> bool:
     """A direct loopback connection (a request relayed by a local proxy carries a forwarding header)."""
-    return (client_host or "") in LOOPBACK_HOSTS and not any(h in headers for h in _FORWARDING_HEADERS)
+    return (client_host or "") in LOOPBACK_HOSTS and not any(h in first for h in _FORWARDING_HEADERS)
 
 
-def keyless_allowed(surface: str, keyless_surfaces: list[str], client_host: str | None, headers: Headers) -> bool:
+def keyless_allowed(surface: str, keyless_surfaces: list[str], client_host: str | None, first: HeaderMap) -> bool:
     """Whether a request without a key may pass on ``surface`` (listed, and straight from this machine)."""
-    return surface in keyless_surfaces and presented_key(headers) is None and from_this_machine(client_host, headers)
+    return surface in keyless_surfaces and presented_key(first) is None and from_this_machine(client_host, first)
 
 
 def guard_match(request: Request, surface: str, ring: KeyRing) -> ApiKey | None:
@@ -60,9 +66,10 @@ def key_problem(request: Request, surface: Surface) -> Literal["missing", "inval
         request.scope["state"]["api_key"] = matched
         return None
     client = request.client.host if request.client else None
-    if keyless_allowed(surface, config.keyless_loopback_surfaces, client, request.headers):
+    first = first_headers(request.scope)
+    if keyless_allowed(surface, config.keyless_loopback_surfaces, client, first):
         return None
-    key = presented_key(request.headers)
+    key = presented_key(first)
     if not key:
         return "missing"
     matched = ring.match(key)
