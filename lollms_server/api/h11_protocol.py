@@ -2,7 +2,7 @@
 
 h11 stops buffering a request line + headers beyond ``h11_max_incomplete_event_size`` bytes and says
 which status fits (431 Request Header Fields Too Large); uvicorn answers every parser error with 400.
-This protocol keeps h11's hint and answers with it.
+This protocol reads h11's hint from the error uvicorn is handling and answers with it.
 
 uvicorn writes the status line and headers, then each body part, each with its own ``send()`` system call
 (two for a plain JSON answer). Here the writes made in one turn of the event loop leave in one call at
@@ -21,6 +21,7 @@ the message's ``headers`` list.
 from __future__ import annotations
 
 import asyncio
+import sys
 from http import HTTPStatus
 from typing import Any
 
@@ -34,19 +35,6 @@ from uvicorn.server import ServerState
 from lollms_server.api.head_lines import HEAD_LINES_EXTENSION, HEAD_LINES_KEY
 
 _HEAD_END = b"\r\n\r\n"
-
-
-class _HintingConnection(h11.Connection):
-    """An h11 connection that remembers the status h11 suggests for the last protocol error."""
-
-    error_status: int = 400
-
-    def next_event(self) -> Any:
-        try:
-            return super().next_event()
-        except h11.RemoteProtocolError as exc:
-            self.error_status = exc.error_status_hint
-            raise
 
 
 class CoalescingTransport:
@@ -155,7 +143,7 @@ class BoundedHeadH11Protocol(H11Protocol):
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.head_limit = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-        self.conn = _HintingConnection(h11.SERVER, self.head_limit)
+        self.conn = h11.Connection(h11.SERVER, self.head_limit)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -176,7 +164,9 @@ class BoundedHeadH11Protocol(H11Protocol):
             cycle.scope.setdefault("extensions", {})[HEAD_LINES_EXTENSION] = {}  # type: ignore[typeddict-unknown-key]
 
     def send_400_response(self, msg: str) -> None:
-        status = getattr(self.conn, "error_status", 400)
+        # uvicorn calls this while it handles h11's error: the status h11 suggests is on that exception
+        error = sys.exc_info()[1]
+        status = error.error_status_hint if isinstance(error, h11.RemoteProtocolError) else 400
         if status != HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
             super().send_400_response(msg)
             return
