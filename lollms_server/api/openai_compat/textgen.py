@@ -8,8 +8,8 @@ stream is closed, which cancels the backend's work.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
-from typing import Any, AsyncGenerator, AsyncIterator, Union
+from dataclasses import dataclass
+from typing import Any, AsyncGenerator, AsyncIterator, NamedTuple, Union
 
 from lollms_server.api.models import OutputData, StreamChunk
 from lollms_server.core.generation import GenerationPlan
@@ -69,21 +69,50 @@ class ToolCallEvent:
     call: ToolCall
 
 
-@dataclass
-class TextResult:
+class TextResult(NamedTuple):
     content: str
     reasoning: str | None
     finish_reason: str
     usage: dict[str, int] | None
-    extras: list[OutputData] = field(default_factory=list)
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    extras: list[OutputData]
+    tool_calls: list[ToolCall]
 
 
 TextEvent = Union[Delta, Failure, Finish, ToolCallEvent]
 
 
-def tool_calls_of(outputs: list[OutputData]) -> list[ToolCall]:
-    return [c for o in outputs if o.type == "text" and o.metadata for c in calls_of_metadata(o.metadata)]
+class _Outputs(NamedTuple):
+    """What the OpenAI shapes read of the pipeline's outputs."""
+
+    text: str  # of the text outputs, joined
+    thoughts: str
+    calls: list[ToolCall]  # the tool calls recorded in the text outputs' metadata
+    usage: dict[str, int] | None  # of the first output that reports it
+    raw_reason: Any  # the pipeline's finish reason (first output's metadata)
+    extras: list[OutputData]  # outputs that are not text
+
+
+def _read(outputs: list[OutputData]) -> _Outputs:
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[ToolCall] = []
+    extras: list[OutputData] = []
+    usage: dict[str, int] | None = None
+    for out in outputs:
+        meta = out.metadata
+        if out.type == "text":
+            if out.data is not None:
+                texts.append(str(out.data))
+            if out.thoughts:
+                thoughts.append(out.thoughts)
+            if meta and meta.get("tool_calls"):
+                calls += calls_of_metadata(meta)
+        else:
+            extras.append(out)
+        if usage is None and meta and isinstance(meta.get("usage"), dict):
+            usage = {k: int(v) for k, v in meta["usage"].items() if isinstance(v, (int, float))}
+    raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
+    return _Outputs("".join(texts), "\n".join(thoughts), calls, usage, raw, extras)
 
 
 def _finish_reason(raw: str | None, stopped: bool) -> str:
@@ -93,36 +122,15 @@ def _finish_reason(raw: str | None, stopped: bool) -> str:
     return raw if raw in ("length", "content_filter") else "stop"
 
 
-def _usage_of(outputs: list[OutputData]) -> dict[str, int] | None:
-    for out in outputs:
-        usage = (out.metadata or {}).get("usage")
-        if isinstance(usage, dict):
-            return {k: int(v) for k, v in usage.items() if isinstance(v, (int, float))}
-    return None
-
-
-def _text_and_thoughts(outputs: list[OutputData]) -> tuple[str, str]:
-    text = "".join(str(o.data) for o in outputs if o.type == "text" and o.data is not None)
-    thoughts = "\n".join(o.thoughts for o in outputs if o.type == "text" and o.thoughts)
-    return text, thoughts
-
-
-def _raw_finish_reason(outputs: list[OutputData]) -> Any:
-    return (outputs[0].metadata or {}).get("finish_reason") if outputs else None
-
-
 def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str]) -> TextResult:
-    text, thoughts = _text_and_thoughts(outputs)
-    kept, stopped = text, False
+    read = _read(outputs)
+    kept, stopped = read.text, False
     if any(stops):
         scanner = StopScanner(stops)
-        kept, stopped = scanner.feed(text)
+        kept, stopped = scanner.feed(read.text)
         kept += scanner.flush()
-    usage = _usage_of(outputs)
-    extras = [o for o in outputs if o.type != "text"]
-    calls = tool_calls_of(outputs)
-    reason = "tool_calls" if calls else _finish_reason(_raw_finish_reason(outputs), stopped)
-    return TextResult(kept, thoughts or None, reason, usage, extras, calls)
+    reason = "tool_calls" if read.calls else _finish_reason(read.raw_reason, stopped)
+    return TextResult(kept, read.thoughts or None, reason, read.usage, read.extras, read.calls)
 
 
 class TextEvents:
@@ -175,24 +183,24 @@ class TextEvents:
         return []
 
     def _final_events(self, chunk: StreamChunk) -> list[TextEvent]:
-        outputs = [OutputData.model_validate(o) for o in (chunk.content or [])]
-        usage = (chunk.metadata or {}).get("usage") or _usage_of(outputs)
+        validate = OutputData.__pydantic_validator__.validate_python  # (model_validate without its Python wrapper)
+        read = _read([validate(o) for o in (chunk.content or [])])
+        usage = (chunk.metadata or {}).get("usage") or read.usage
         events: list[TextEvent] = []
         scanner = self.scanner
         if not self.streamed:  # a backend that does not stream gave everything in the final event
-            text, thoughts = _text_and_thoughts(outputs)
-            kept, _ = scanner.feed(text)
-            if kept or thoughts:
-                events.append(Delta(kept, thoughts))
+            kept, _ = scanner.feed(read.text)
+            if kept or read.thoughts:
+                events.append(Delta(kept, read.thoughts))
         tail = scanner.flush()
         if tail:
             events.append(Delta(tail, ""))
         n_calls = self.n_calls
         if n_calls == 0:  # calls a non-streaming backend put in its final output
-            for i, call in enumerate(tool_calls_of(outputs)):
+            for i, call in enumerate(read.calls):
                 n_calls += 1
                 events.append(ToolCallEvent(i, call))
-        reason = "tool_calls" if n_calls else _finish_reason(_raw_finish_reason(outputs), scanner.stopped)
+        reason = "tool_calls" if n_calls else _finish_reason(read.raw_reason, scanner.stopped)
         events.append(Finish(reason, usage))
         return events
 
