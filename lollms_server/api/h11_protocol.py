@@ -82,6 +82,9 @@ class CoalescingTransport:
         self.flush()
         self._transport.close()
 
+    def is_closing(self) -> bool:  # (asked after every response: spared the __getattr__ fallback)
+        return self._transport.is_closing()
+
     def __getattr__(self, name: str) -> Any:  # everything else is the real transport's
         return getattr(self._transport, name)
 

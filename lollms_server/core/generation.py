@@ -316,7 +316,10 @@ class GenerationService:
             raise BackendError(_error_message(exc)) from exc
         finally:
             plan.task.cancel.cancel()
-        return self._finish(plan, await self._outlet(plan, standardize_result(result)), started, plan.task.finish_reason or "stop")
+        outputs = standardize_result(result)
+        if plan.filters:  # (no filter: no outlet to await)
+            outputs = await self._outlet(plan, outputs)
+        return self._finish(plan, outputs, started, plan.task.finish_reason or "stop")
 
     async def _collect_stream_result(self, plan: GenerationPlan, events: AsyncIterator[Any], started: float) -> list[OutputData]:
         final: list[OutputData] = []
