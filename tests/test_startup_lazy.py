@@ -37,6 +37,11 @@ NOT_AT_START_UP = (
     "lollms_server.api.routes_plugins",
     "lollms_server.api.routes_usage",
 )
+# binding types no instance of the default configuration uses: their modules are imported by the first
+# listing of the types (core/bindings/registry.py), not at start-up
+UNUSED_BINDING_TYPES = ("lollms_zoo_bindings.openai_binding", "lollms_zoo_bindings.hf_binding",
+                        "lollms_zoo_bindings.musicgen_binding", "lollms_zoo_bindings.gemini_binding")
+NOT_AT_START_UP += UNUSED_BINDING_TYPES
 
 
 def test_start_up_with_the_default_config_imports_none_of_the_first_use_modules(default_config: Path) -> None:
@@ -71,14 +76,54 @@ def test_start_up_with_the_default_config_imports_none_of_the_first_use_modules(
                 print(sorted(m for m in {NOT_AT_START_UP!r} if m in sys.modules))
                 assert await get("/v1/models", [(b"x-api-key", {_key(default_config).encode()!r})]) == 200
                 print(sorted(m for m in {NOT_AT_START_UP!r} if m in sys.modules))
+                assert await get("/api/v1/list_bindings", [(b"x-api-key", {_key(default_config).encode()!r})]) == 200
+                print(sorted(m for m in {UNUSED_BINDING_TYPES!r} if m in sys.modules))
 
         asyncio.run(start_and_ask())
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    at_ready, after_openai = out.stdout.strip().splitlines()[-2:]
+    at_ready, after_openai, after_listing = out.stdout.strip().splitlines()[-3:]
     assert at_ready == "[]", f"imported before ready: {at_ready}"
     assert "lollms_server.api.openai_compat.routes_chat" in after_openai  # the check above can see an import
+    assert after_listing == str(sorted(UNUSED_BINDING_TYPES))  # the listing imported every type
+
+
+BROKEN_TYPE = """
+raise ImportError("this binding module is broken on purpose")
+"""
+
+
+def _broken_type(config_dir: Path, type_name: str) -> None:
+    folder = config_dir / "personal_bindings" / type_name
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(BROKEN_TYPE)
+    (folder / "binding_card.yaml").write_text(f"type_name: {type_name}\nsupports_streaming: false\n")
+
+
+async def test_a_broken_binding_type_no_instance_uses_is_reported_by_the_first_listing(config_dir: Path) -> None:
+    _broken_type(config_dir, "unused_broken_binding")
+    async with api_client(config_dir) as c:
+        assert (await c.get("/health/ready")).status_code == 200
+        assert "lollms_personal_bindings.unused_broken_binding" not in sys.modules  # not imported to start
+        r = await c.post("/api/v1/generate", json={"input_data": [{"type": "text", "role": "user_prompt", "data": "hi"}]})
+        assert r.status_code == 200, r.text  # the configured instance serves
+        listing = (await c.get("/api/v1/list_bindings")).json()
+        assert "broken on purpose" in listing["load_errors"]["unused_broken_binding"]
+        assert "unused_broken_binding" not in listing["binding_types"]
+        assert "dummy_binding" in listing["binding_types"] and "openai_binding" in listing["binding_types"]
+
+
+async def test_a_broken_binding_type_an_instance_uses_is_reported_at_start_up(config_dir: Path) -> None:
+    _broken_type(config_dir, "used_broken_binding")
+    main = yaml.safe_load((config_dir / "main_config.yaml").read_text())
+    main["bindings_map"]["dummy"] = "used_broken_binding"
+    (config_dir / "main_config.yaml").write_text(yaml.safe_dump(main))
+    async with api_client(config_dir) as c:
+        ready = await c.get("/health/ready")
+        assert ready.json()["instances"]["dummy"] == "failed", ready.text  # known before any listing
+        r = await c.post("/api/v1/generate", json={"input_data": [{"type": "text", "role": "user_prompt", "data": "hi"}]})
+        assert r.status_code == 503 and "broken on purpose" in r.json()["detail"]
 
 
 def _key(config_dir: Path) -> str:

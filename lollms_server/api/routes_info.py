@@ -93,6 +93,8 @@ def _loaded(services: Services, name: str) -> Binding:
 
 @router.get("/list_bindings", response_model=ListBindingsResponse, summary="Binding types and configured instances")
 async def list_bindings(services: Services = Depends(current_services)) -> ListBindingsResponse:
+    if services.registry.has_deferred():  # the first listing imports the modules of the types no instance uses
+        await asyncio.to_thread(services.registry.import_all)
     types = {
         name: BindingTypeInfo(**t.card.public_info(), source=t.source) for name, t in sorted(services.registry.types.items())
     }

@@ -270,7 +270,7 @@ class ExtensionManager:
         for f in ctx.filters:
             parts.filters.filters.pop(f, None)
         for b in ctx.bindings:
-            parts.registry.types.pop(b, None)
+            parts.registry.remove(b)
 
     # ---- life cycle ------------------------------------------------------------------------------
     async def start_all(self) -> None:

@@ -113,7 +113,7 @@ async def build_services(config: ServerConfig, metrics: Metrics | None = None, *
     bindings.attach_services(services)
     log.info(
         "ready: %d binding types, %d/%d instances, %d personalities, %d functions",
-        len(registry.types), sum(1 for r in bindings.instances.values() if r.binding), len(bindings.instances),
+        registry.known(), sum(1 for r in bindings.instances.values() if r.binding), len(bindings.instances),
         len(personalities.personalities), len(functions.functions),
     )
     if telemetry.metrics is not None:

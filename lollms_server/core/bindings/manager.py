@@ -98,9 +98,9 @@ class BindingManager:
     async def _load_one(self, name: str, type_name: str) -> None:
         rec = InstanceRecord(name=name, type_name=type_name)
         self.instances[name] = rec
-        btype = self.registry.types.get(type_name)
+        btype = self.registry.get(type_name)
         if btype is None:
-            why = self.registry.load_errors.get(type_name, "no such binding type was discovered")
+            why = self.registry.error_of(type_name) or "no such binding type was discovered"
             rec.error = f"binding type '{type_name}' unavailable: {why}"
             log.error("instance '%s': %s", name, rec.error)
             return
@@ -163,7 +163,7 @@ class BindingManager:
         return rec.binding
 
     def secrets_of(self, rec: InstanceRecord) -> set[str]:
-        btype = self.registry.types.get(rec.type_name)
+        btype = self.registry.get(rec.type_name)
         return btype.card.secret_fields() if btype else set()
 
     def masked_instances(self, only_active: bool = False, *, with_parameters: bool = False) -> dict[str, dict[str, Any]]:
@@ -174,7 +174,7 @@ class BindingManager:
             if only_active and rec.binding is None:
                 continue
             out[name] = rec.masked(self.secrets_of(rec))
-            btype = self.registry.types.get(rec.type_name)
+            btype = self.registry.get(rec.type_name)
             own = btype.card.instance_parameters(rec.values) if with_parameters and btype and rec.values else None
             if own is not None:
                 out[name]["parameters"] = own
@@ -185,7 +185,7 @@ class BindingManager:
 
     def declared_parameters(self, name: str) -> list[GenerationParameter]:
         rec = self.instances.get(name)
-        btype = self.registry.types.get(rec.type_name) if rec else None
+        btype = self.registry.get(rec.type_name) if rec else None
         return btype.card.parameters if btype else []
 
     def states(self) -> dict[str, dict[str, str | None]]:

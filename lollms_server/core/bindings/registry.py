@@ -9,6 +9,12 @@ Later sources replace earlier ones by type name: zoo < entry points < personal (
 subclass the zoo one: ``zoo_module("dummy_binding").DummyBinding``). When a replacing type fails to load,
 the type it would have replaced is withdrawn too, so its instances fail visibly instead of silently
 running other code. Two folders of one source declaring the same type name is an error for that type.
+
+A folder's card is read at discovery; its Python module is imported when the type is first needed
+(``get(name)``: the binding instances of the configuration, at start-up) or listed (``types``,
+``load_errors``: every type is imported then, so a listing shows each type that imports and why another
+does not). Start-up thus imports only the modules of the types its instances use; a broken module of a
+type an instance uses is reported at start-up, that of an unused type when the types are first listed.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import importlib.metadata
 import inspect
 import logging
 import sys
+import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +49,19 @@ class BindingType:
     folder: Path
     source: str  # "zoo", "entry_point" or "personal"
     style: str = "typed"  # "typed" (generate(task)) or "spec" (generate(prompt, params, request_info, ...))
+
+
+class _Deferred:
+    """A folder binding type whose card is read and whose module is not imported yet."""
+
+    __slots__ = ("card", "folder", "source", "package", "replaces")
+
+    def __init__(self, card: BindingCard, folder: Path, source: str, package: str, replaces: str | None) -> None:
+        self.card = card
+        self.folder = folder
+        self.source = source
+        self.package = package
+        self.replaces = replaces  # the source of the type of the same name it replaced, if any
 
 
 def zoo_module(folder_name: str) -> types.ModuleType:
@@ -84,8 +104,50 @@ class BindingRegistry:
     """All discovered binding types, plus why any failed to load."""
 
     def __init__(self) -> None:
-        self.types: dict[str, BindingType] = {}
-        self.load_errors: dict[str, str] = {}
+        self._types: dict[str, BindingType] = {}
+        self._load_errors: dict[str, str] = {}
+        self._deferred: dict[str, _Deferred] = {}  # folder types not imported yet (see the module's docstring)
+        self._importing = threading.RLock()  # a listing (in a worker thread) and a lookup may import at once
+
+    @property
+    def types(self) -> dict[str, BindingType]:
+        """Every binding type that loaded (imports the modules of the types not imported yet)."""
+        self.import_all()
+        return self._types
+
+    @property
+    def load_errors(self) -> dict[str, str]:
+        """Why each type that did not load failed (imports the modules of the types not imported yet)."""
+        self.import_all()
+        return self._load_errors
+
+    def get(self, name: str) -> BindingType | None:
+        """The binding type ``name`` (its module imported now if it was not yet), None when it did not load."""
+        if name in self._deferred:
+            with self._importing:
+                entry = self._deferred.pop(name, None)
+                if entry is not None:
+                    self._import(entry)
+        return self._types.get(name)
+
+    def error_of(self, name: str) -> str | None:
+        """Why the type ``name`` did not load (after ``get(name)``), None when nothing was recorded."""
+        return self._load_errors.get(name)
+
+    def known(self) -> int:
+        """How many binding types were found (imported or not)."""
+        return len(self._types) + len(self._deferred)
+
+    def has_deferred(self) -> bool:
+        """Whether some found type's module is not imported yet."""
+        return bool(self._deferred)
+
+    def import_all(self) -> None:
+        if not self._deferred:
+            return
+        with self._importing:
+            while self._deferred:
+                self._import(self._deferred.pop(next(iter(self._deferred))))
 
     def discover(self, folders: list[tuple[Path, str]], *, entry_points: bool = True) -> None:
         """Scan ``(folder, source)`` pairs; installed entry points come after the zoo, before personal."""
@@ -116,12 +178,21 @@ class BindingRegistry:
                 self._failed(name, source, f"duplicate binding type '{name}' in {seen_here[name]} and {folder}")
                 continue
             seen_here[name] = folder
-            try:
-                cls = find_binding_class(plugins.import_folder(folder, package), name)
-            except Exception as exc:  # a broken binding never stops the server
-                self._failed(name, source, f"{source} binding '{name}' failed to import: {plugins.describe(exc)}")
-                continue
-            self._register(BindingType(card=card, cls=cls, folder=folder, source=source))
+            replaces = self._withdraw(name)
+            if replaces is not None:
+                log.info("%s binding type '%s' replaces the %s one", source, name, replaces)
+            self._load_errors.pop(name, None)
+            self._deferred[name] = _Deferred(card, folder, source, package, replaces)
+
+    def _import(self, entry: _Deferred) -> None:
+        name = entry.card.type_name
+        try:
+            cls = find_binding_class(plugins.import_folder(entry.folder, entry.package), name)
+        except Exception as exc:  # a broken binding never stops the server
+            self._failed(name, entry.source, f"{entry.source} binding '{name}' failed to import: {plugins.describe(exc)}",
+                         entry.replaces)
+            return
+        self._register(BindingType(card=entry.card, cls=cls, folder=entry.folder, source=entry.source), entry.replaces)
 
     def discover_entry_points(self) -> None:
         for ep in plugins.entry_points_of(plugins.BINDINGS_GROUP):
@@ -162,33 +233,44 @@ class BindingRegistry:
         """One binding type folder an extension brings; raises (naming both owners) when its name is taken."""
         card = load_card(folder / CARD_FILE)
         name = card.type_name
-        if name in self.types:
-            raise ValueError(f"binding type '{name}' is registered twice: by the {self.types[name].source} "
+        taken = self._types.get(name) or self._deferred.get(name)
+        if taken is not None:
+            raise ValueError(f"binding type '{name}' is registered twice: by the {taken.source} "
                              f"binding folder and by {owner}")
         cls = find_binding_class(plugins.import_folder(folder, EXTENSION_PACKAGE), name)
         self._register(BindingType(card=card, cls=cls, folder=folder, source=owner))
-        if name in self.load_errors:
-            raise ValueError(self.load_errors.pop(name))
+        if name in self._load_errors:
+            raise ValueError(self._load_errors.pop(name))
         return name
 
-    def _register(self, btype: BindingType) -> None:
+    def remove(self, name: str) -> None:
+        """Forget the type ``name`` (what a failed extension install registered)."""
+        self._types.pop(name, None)
+        self._deferred.pop(name, None)
+
+    def _register(self, btype: BindingType, replaced: str | None = None) -> None:
         name = btype.card.type_name
+        previous = self._withdraw(name) or replaced
         try:
             reconcile(btype.card, btype.cls)
         except CapabilityMismatch as exc:
-            self._failed(name, btype.source, str(exc))
+            self._failed(name, btype.source, str(exc), previous)
             return
         btype.style = "spec" if is_spec_style(btype.cls) else "typed"
         btype.cls.generation_parameters = tuple(btype.card.parameters)
-        previous = self.types.get(name)
-        if previous is not None:
-            log.info("%s binding type '%s' replaces the %s one", btype.source, name, previous.source)
-        self.load_errors.pop(name, None)
-        self.types[name] = btype
+        if previous is not None and replaced is None:
+            log.info("%s binding type '%s' replaces the %s one", btype.source, name, previous)
+        self._load_errors.pop(name, None)
+        self._types[name] = btype
 
-    def _failed(self, name: str, source: str, message: str) -> None:
-        replaced = self.types.pop(name, None)
+    def _withdraw(self, name: str) -> str | None:
+        """Drop the type ``name`` found so far (imported or not); the source it came from, if any."""
+        replaced: BindingType | _Deferred | None = self._types.pop(name, None) or self._deferred.pop(name, None)
+        return replaced.source if replaced is not None else None
+
+    def _failed(self, name: str, source: str, message: str, replaced: str | None = None) -> None:
+        replaced = self._withdraw(name) or replaced
         if replaced is not None:
-            message += f" (the {replaced.source} type of the same name is not used instead)"
-        self.load_errors[name] = message
+            message += f" (the {replaced} type of the same name is not used instead)"
+        self._load_errors[name] = message
         log.error("binding type '%s' unavailable: %s", name, message)
