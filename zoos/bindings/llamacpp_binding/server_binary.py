@@ -31,9 +31,21 @@ def cache_root() -> Path:
 
 def llama_cpp_version() -> str:
     try:
-        return importlib.metadata.version("llama-cpp-python")
+        dist = importlib.metadata.distribution("llama-cpp-python")
     except importlib.metadata.PackageNotFoundError:
         return DEFAULT_VERSION
+    return _metadata_version(dist.read_text("METADATA") or "") or dist.version
+
+
+def _metadata_version(metadata: str) -> str | None:
+    """The ``Version:`` field of a METADATA file's header (read at start-up: parsing the whole file as an
+    e-mail message, as ``Distribution.version`` does, costs milliseconds for one field)."""
+    for line in metadata.splitlines():
+        if not line:
+            return None  # the header ends at the first empty line
+        if line.startswith("Version:"):
+            return line[len("Version:"):].strip() or None
+    return None
 
 
 def cached_binary() -> Path:
