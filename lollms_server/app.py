@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 
 from lollms_server import __version__
-from lollms_server.api import routes_generate, routes_info, routes_metrics
+from lollms_server.api import routes_generate, routes_health, routes_metrics
 from lollms_server.api.ext_routes import mount_extensions, unmount
 from lollms_server.api.hot_lane import HotLane
 from lollms_server.api.lazy_routes import include_lazily
@@ -38,7 +38,14 @@ from lollms_server.core.services import Services, build_services, close_services
 log = logging.getLogger("lollms_server")
 
 # routers of /api/v1 that only some requests need: imported on the first request to their paths
-# (api/lazy_routes.py; tests/test_startup_lazy.py checks that the prefixes cover every route)
+# (api/lazy_routes.py; tests/test_startup_lazy.py checks that the prefixes cover every route).
+# The listings come before generate (their place in the route list and the schema), the others after it.
+INFO_ROUTER: dict[str, tuple[str, ...]] = {
+    "routes_info": ("/api/v1/list_bindings", "/api/v1/list_active_bindings", "/api/v1/list_personalities",
+                    "/api/v1/personality_icon/", "/api/v1/list_functions", "/api/v1/list_models",
+                    "/api/v1/list_available_models/", "/api/v1/get_default_bindings", "/api/v1/get_model_info/",
+                    "/api/v1/resources"),
+}
 LAZY_ROUTERS: dict[str, tuple[str, ...]] = {
     "routes_jobs": ("/api/v1/jobs",),
     "routes_embed": ("/api/v1/embed",),
@@ -128,7 +135,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     limits = cfg.limits
     # the routes that need no key, as their routers declare them (health, readiness, server_info), and Ollama's
     # version (its routers are imported on the surface's first request)
-    public_paths = frozenset(getattr(r, "path", "") for r in routes_info.public_router.routes) | ollama.PUBLIC_PATHS
+    public_paths = frozenset(getattr(r, "path", "") for r in routes_health.public_router.routes) | ollama.PUBLIC_PATHS
     app.add_middleware(HotLane, fastapi_app=app, bypass=public_paths)  # innermost: the lean routes without FastAPI's routing
     app.add_middleware(RequestGuard, key_ring=cfg.key_ring, public_paths=public_paths, max_body_bytes=limits.max_body_bytes,
                        max_header_bytes=limits.max_header_bytes, keyless_surfaces=cfg.keyless_loopback_surfaces)
@@ -142,8 +149,9 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
     install_error_handlers(app)
     add_docs_pages(app)
     auth = [Depends(require_api_key)]
-    app.include_router(routes_info.public_router)
-    app.include_router(routes_info.router, dependencies=auth)
+    app.include_router(routes_health.public_router)
+    for module, prefixes in INFO_ROUTER.items():
+        include_lazily(app, prefixes, functools.partial(_router_of, module), dependencies=auth)
     app.include_router(routes_generate.router, dependencies=auth)
     for module, prefixes in LAZY_ROUTERS.items():
         include_lazily(app, prefixes, functools.partial(_router_of, module), dependencies=auth)

@@ -21,7 +21,7 @@ from helpers import API_KEY, api_client
 
 from lollms_server.api import ollama, openai_compat
 from lollms_server.api.lazy_routes import LazyRouters
-from lollms_server.app import LAZY_ROUTERS, create_app
+from lollms_server.app import INFO_ROUTER, LAZY_ROUTERS, create_app
 
 # imported by some requests only: never on the way to /health/ready with the default configuration
 NOT_AT_START_UP = (
@@ -36,6 +36,7 @@ NOT_AT_START_UP = (
     "lollms_server.api.routes_jobs",
     "lollms_server.api.routes_plugins",
     "lollms_server.api.routes_usage",
+    "lollms_server.api.routes_info",  # the listings (health and readiness are in routes_health)
 )
 # binding types no instance of the default configuration uses: their modules are imported by the first
 # listing of the types (core/bindings/registry.py), not at start-up
@@ -142,11 +143,11 @@ def test_the_declared_prefixes_cover_every_route_of_a_lazy_surface(surface) -> N
     assert not outside, f"never reached before the surface is loaded: {outside}"
 
 
-@pytest.mark.parametrize("module", sorted(LAZY_ROUTERS))
+@pytest.mark.parametrize("module", sorted({**LAZY_ROUTERS, **INFO_ROUTER}))
 def test_the_declared_prefixes_cover_every_route_of_a_lazy_api_router(module: str) -> None:
     paths = _paths([importlib.import_module(f"lollms_server.api.{module}").router])
     assert paths
-    outside = sorted(p for p in paths if not p.startswith(LAZY_ROUTERS[module]))
+    outside = sorted(p for p in paths if not p.startswith({**LAZY_ROUTERS, **INFO_ROUTER}[module]))
     assert not outside, f"never reached before {module} is loaded: {outside}"
 
 
@@ -173,6 +174,12 @@ async def test_a_surfaces_first_request_is_answered_as_every_later_one(config_di
         ("DELETE", "/api/v1/usage", API_KEY, 405, "detail"),
         ("POST", "/api/v1/count_tokens", API_KEY, 422, "detail"),
         ("GET", "/api/v1/list_filters", API_KEY, 200, "filters"),
+        ("GET", "/api/v1/list_bindings", None, 403, "detail"),  # the listings: key checked before any import
+        ("GET", "/api/v1/list_bindings", API_KEY, 200, "binding_types"),
+        ("POST", "/api/v1/list_models", API_KEY, 405, "detail"),
+        ("GET", "/api/v1/get_model_info/nope", API_KEY, 404, "detail"),
+        ("GET", "/api/v1/get_default_bindings", API_KEY, 200, "defaults"),
+        ("GET", "/api/v1/resources", API_KEY, 200, "waiting"),
         ("POST", "/api/v1/embed", API_KEY, 422, "detail"),
     ]
     for method, path, key, status, field in firsts:
@@ -187,13 +194,13 @@ async def test_a_surfaces_first_request_is_answered_as_every_later_one(config_di
 async def test_the_schema_lists_lazy_routes_before_any_request_and_the_route_order_is_kept(config_dir: Path) -> None:
     app = create_app(config_dir)
     placeholders = [i for i, r in enumerate(app.router.routes) if isinstance(r, LazyRouters)]
-    assert len(placeholders) == len(LAZY_ROUTERS) + 2
+    assert len(placeholders) == len(LAZY_ROUTERS) + len(INFO_ROUTER) + 2
     tail = app.router.routes[placeholders[-1] + 1:]  # web UI and the JSON 404 catch-all stay last
     schema = app.openapi()
     assert "/v1/chat/completions" in schema["paths"] and "/api/chat" in schema["paths"]
     assert not any(isinstance(r, LazyRouters) for r in app.router.routes)
     assert app.router.routes[-len(tail):] == tail
-    native = [importlib.import_module(f"lollms_server.api.{module}").router for module in LAZY_ROUTERS]
+    native = [importlib.import_module(f"lollms_server.api.{module}").router for module in {**LAZY_ROUTERS, **INFO_ROUTER}]
     eager = {f"{m} {re.sub(r':[a-z]+}', '}', r.path)}" for router in openai_compat.routers() + ollama.routers() + native
              for r in router.routes
              if isinstance(r, APIRoute) and r.include_in_schema for m in r.methods}

@@ -1,21 +1,22 @@
-"""Read-only endpoints: health, listings, defaults, model info, resource state."""
+"""Read-only endpoints behind the API key: listings, defaults, model info, resource state.
+
+Imported on the first request to one of ``PATH_PREFIXES`` (``api/lazy_routes.py``); health and readiness are
+in ``routes_health``, built at start-up."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Literal, Optional
+from typing import Optional
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
-from lollms_server import __version__
 from lollms_server.api.deps import current_services
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.api.models import (
     BindingTypeInfo,
     GetDefaultBindingsResponse,
     GetModelInfoResponse,
-    HealthResponse,
     InstanceState,
     ListActiveBindingsResponse,
     ListAvailableModelsResponse,
@@ -25,62 +26,16 @@ from lollms_server.api.models import (
     ListPersonalitiesResponse,
     ModelInfo,
     PersonalityInfo,
-    ReadinessResponse,
     ResourceStateResponse,
-    ServerInfoResponse,
 )
 from lollms_server.core.config_schema import MODALITIES
 from lollms_server.core.bindings.base import Binding
 from lollms_server.core.errors import NotFoundError, UnavailableError, echo
 from lollms_server.core.model_scan import scan_models_folder
-from lollms_server.core.paths import display_path
 from lollms_server.core.secrets import REDACTOR
 from lollms_server.core.services import Services
 
-public_router = APIRouter(tags=["health"], route_class=StrictJSONRoute)
 router = APIRouter(prefix="/api/v1", tags=["info"], route_class=StrictJSONRoute)
-
-
-async def health(services: Services = Depends(current_services)) -> HealthResponse:
-    cfg = services.config
-    return HealthResponse(
-        status="ok", version=__version__, api_key_required=cfg.auth_enabled,
-        auth="required" if cfg.auth_enabled else "disabled", warnings=cfg.security_warnings(),
-    )
-
-
-public_router.add_api_route("/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
-public_router.add_api_route("/api/v1/health", health, methods=["GET"], summary="Server health (no auth)", response_model=HealthResponse)
-
-
-async def readiness(services: Services = Depends(current_services)) -> ReadinessResponse:
-    """Ready once start-up is done and the shared services it is configured with (Redis) answer.
-
-    Models load on first use; an instance that failed is listed, not fatal.
-    """
-    problem = (await services.resources.problem() or await services.telemetry.problem()
-               or (await services.jobs.store.problem() if services.jobs is not None else None))
-    if problem:
-        raise UnavailableError(problem)
-    states: dict[str, Literal["ready", "failed"]] = {
-        name: ("ready" if rec.binding is not None else "failed") for name, rec in sorted(services.bindings.instances.items())
-    }
-    return ReadinessResponse(status="ready", instances=states)
-
-
-for _path in ("/health/ready", "/api/v1/health/ready"):
-    public_router.add_api_route(
-        _path, readiness, methods=["GET"], response_model=ReadinessResponse,
-        summary="Readiness for load balancers (no auth)",
-        responses={503: {"description": "Still starting up or a shared service is unreachable."}},
-    )
-
-
-@public_router.get("/api/v1/server_info", response_model=ServerInfoResponse, summary="Facts for the connect screen (no auth)")
-def server_info(services: Services = Depends(current_services)) -> ServerInfoResponse:
-    """Where the operator finds the API key: the main config file, shown relative (never an absolute path)."""
-    config = services.config
-    return ServerInfoResponse(version=__version__, api_key_required=bool(config.api_keys), config_file=display_path(config.file))
 
 
 def _loaded(services: Services, name: str) -> Binding:
