@@ -60,9 +60,10 @@ class ServerConfig:
     def keyless_loopback_surfaces(self) -> list[str]:
         return [str(s) for s in self.section("security").get("keyless_loopback_surfaces") or []]
 
-    @property
+    @functools.cached_property
     def model_aliases(self) -> dict[str, str]:
-        """Alias -> generation type or model id (built-in aliases plus the ``model_aliases`` section)."""
+        """Alias -> generation type or model id (built-in aliases plus the ``model_aliases`` section); merged once
+        (the OpenAI surface asks on every request; a config reload builds a new ServerConfig)."""
         return merged_aliases(self.section("model_aliases"))
 
     @property

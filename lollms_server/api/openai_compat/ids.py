@@ -65,7 +65,7 @@ def parse_model_id(model_id: str) -> ModelRef:
 
 async def _check_model(binding: Binding, ref: ModelRef) -> None:
     """404 when the binding says it cannot serve the named model (its check_model raises NotFoundError)."""
-    if not ref.model_name:
+    if not ref.model_name or type(binding).check_model is Binding.check_model:  # (the base class checks nothing)
         return
     try:
         await binding.check_model(ref.model_name)
