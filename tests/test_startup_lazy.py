@@ -224,3 +224,48 @@ async def test_start_up_runs_without_the_collector_and_turns_it_back_on_when_don
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_serve_runs_uvicorn_without_its_command_line_and_the_package_stays_whole(config_dir: Path) -> None:
+    """`serve` in a real process: uvicorn's command line (click, multiprocessing) is not imported before ready,
+    a generation is served, and uvicorn's package still gives every name it has (its __init__ then runs)."""
+    from helpers import free_port
+
+    port = free_port()
+    code = textwrap.dedent(f"""
+        import json, os, sys, threading, time, urllib.request
+        WATCH = ("click", "multiprocessing", "uvicorn.main")
+
+        def ask(path, body=None):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}" + path, data=body,
+                                         headers={{"X-API-Key": {API_KEY!r}, "Content-Type": "application/json"}})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read()
+
+        def watch():
+            for _ in range(600):
+                try:
+                    if ask("/health/ready")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.05)
+            print(sorted(m for m in WATCH if m in sys.modules))
+            body = json.dumps({{"input_data": [{{"type": "text", "role": "user_prompt", "data": "hi"}}]}}).encode()
+            print(ask("/api/v1/generate", body)[0])
+            import uvicorn
+            print(callable(uvicorn.run), uvicorn.Config.__name__, bool(uvicorn.__version__))
+            print(sorted(m for m in WATCH if m in sys.modules))
+            sys.stdout.flush()
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
+        from lollms_server.cli.main import main
+        main(["serve", "--config-dir", {str(config_dir)!r}, "--port", "{port}"])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    at_ready, generated, names, after = out.stdout.strip().splitlines()[-4:]
+    assert at_ready == "[]", f"imported before ready: {at_ready}"
+    assert generated == "200"
+    assert names == "True Config True"
+    assert after == "['click', 'multiprocessing', 'uvicorn.main']"  # the package's own __init__ ran on first use

@@ -60,8 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server_environment()
 
     start_up_gc.relax()  # until the app's start-up is done (its lifespan settles it)
-    import uvicorn
+    from lollms_server.api import uvicorn_import
 
+    uvicorn_import.prepare()  # uvicorn without its command line (click, multiprocessing): see there
     from lollms_server.api.h11_protocol import BoundedHeadH11Protocol
     from lollms_server.app import create_app
     from lollms_server.core.config import load_server_config
@@ -87,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"lollms-server: web UI: {link}", flush=True)
     # ws="none": no route of this server is a WebSocket (uvicorn would import a WebSocket library at start-up);
     # an upgrade request is answered as the plain HTTP request it also is
-    uvicorn.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5,
+    uvicorn_import.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5,
                 http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=config.limits.max_header_bytes, ws="none")
     return 0
 
