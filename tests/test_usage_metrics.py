@@ -270,3 +270,31 @@ async def test_text_is_stored_only_when_turned_on_and_old_rows_expire(tmp_path: 
         rows = (await client.get("/api/v1/usage", headers={"X-API-Key": API_KEY})).json()["items"]
     assert [row["request_id"] for row in rows] == [answer.json()["request_id"]]  # the 30-day-old row is gone
     assert rows[0]["prompt_text"] == "keep my words" and rows[0]["answer_text"] == "keep my words"
+
+
+@pytest.mark.parametrize("count", [1, 49, 50, 51, 173])
+async def test_the_sqlite_ledger_keeps_every_record_once_with_its_values(tmp_path: Path, count: int) -> None:
+    """Records written in batches of any size come back once each, every column as recorded (rows are grouped
+    into multi-row statements: a group boundary must neither drop nor repeat nor shift a record)."""
+    from lollms_server.core.usage import RECORD_COLUMNS, UsageQuery, UsageRecord
+    from lollms_server.core.usage_sqlite import SqliteUsageLedger
+
+    now = time.time()
+    records = [
+        UsageRecord(request_id=f"r{i}", ts=now - i, surface=("api", "openai")[i % 2], generation_type="ttt",
+                    key_id=f"k{i % 3}", key_name=None if i % 5 == 0 else f"user{i % 3}", binding=f"b{i % 4}",
+                    model=None if i % 7 == 0 else "m", personality="p" if i % 2 else None,
+                    prompt_tokens=None if i % 6 == 0 else i, completion_tokens=2 * i, ttft_ms=None if i % 4 else i / 8,
+                    duration_ms=i + 0.5, status=("ok", "error", "cancelled")[i % 3], cancelled=i % 3 == 2,
+                    error="500_BackendError" if i % 3 == 1 else None)
+        for i in range(count)
+    ]
+    ledger = SqliteUsageLedger(tmp_path / "usage.sqlite")
+    await ledger.start()
+    for rec in records:
+        ledger.record(rec)
+    await ledger.close()  # everything queued is written as the writer ends
+    reader = SqliteUsageLedger(tmp_path / "usage.sqlite")
+    rows = await reader.rows(UsageQuery(limit=1000))
+    assert rows == [{c: getattr(rec, c) for c in RECORD_COLUMNS} for rec in records]  # newest (smallest i) first
+    assert ledger.written == count and ledger.dropped == 0

@@ -28,9 +28,10 @@ _PREFIX = b"x-provider-"  # both headers below, lower-cased as ASGI gives header
 def credentials_of(request: HTTPConnection) -> dict[str, str] | None:
     """``credentials_from_headers(request.headers)``; a request without any provider header (most of them) is
     answered from the raw header names, without building its ``Headers``."""
-    if not any(name.startswith(_PREFIX) for name, _ in request.scope.get("headers") or ()):
-        return None
-    return credentials_from_headers(request.headers)
+    for name, _ in request.scope.get("headers") or ():
+        if name.startswith(_PREFIX):
+            return credentials_from_headers(request.headers)
+    return None
 
 
 def credentials_from_headers(headers: Headers) -> dict[str, str] | None:

@@ -48,6 +48,22 @@ class OutputData(BaseModel):
     metadata: Optional[dict[str, Any]] = Field(default_factory=dict)
 
 
+_set_attribute = object.__setattr__
+
+
+def updated_output(out: OutputData, update: dict[str, Any]) -> OutputData:
+    """``out.model_copy(update=update)`` (same fields, same fields-set, no validation) without its Python copy
+    steps, for a plain OutputData (no extra fields, no private attributes); any subclass takes ``model_copy``."""
+    if type(out) is not OutputData or out.__pydantic_extra__ or getattr(out, "__pydantic_private__", None):
+        return out.model_copy(update=update)
+    copied = OutputData.__new__(OutputData)
+    _set_attribute(copied, "__dict__", {**out.__dict__, **update})
+    _set_attribute(copied, "__pydantic_extra__", None)
+    _set_attribute(copied, "__pydantic_fields_set__", out.__pydantic_fields_set__ | update.keys())
+    _set_attribute(copied, "__pydantic_private__", None)
+    return copied
+
+
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

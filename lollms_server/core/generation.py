@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncGenerator, AsyncIterator, cast
 
-from lollms_server.core.contract import GenerateRequest, InputData, OutputData, StreamChunk
+from lollms_server.core.contract import GenerateRequest, InputData, OutputData, StreamChunk, updated_output
 from lollms_server.core.bindings.base import Binding, GenerationTask
 from lollms_server.core.bindings.parameters import check_parameters
 from lollms_server.core.config_schema import MODALITIES
@@ -273,7 +273,7 @@ class GenerationService:
                 meta.setdefault("usage", usage)
             update = _masked(out)
             update["metadata"] = meta
-            outputs[i] = out.model_copy(update=update)
+            outputs[i] = updated_output(out, update)
         return outputs
 
     async def run(self, plan: GenerationPlan) -> list[OutputData]:
