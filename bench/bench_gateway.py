@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import API_KEY, ServerProcess, free_port, write_config  # noqa: E402
 from loadgen import LoadResult, closed_loop  # noqa: E402
+from proc_cpu import cpu_precise  # noqa: E402
 
 PROMPT = "hello gateway benchmark"
 
@@ -169,8 +170,7 @@ def py_spy() -> str:
 
 
 def cpu(p: psutil.Process) -> float:
-    t = p.cpu_times()
-    return float(t.user + t.system)
+    return cpu_precise(p.pid)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ Targets (issue "speed under load"): ready <= 0.5 s, idle RSS <= 120 MB.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+from proc_cpu import cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -36,12 +36,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    """CPU time (user + system) the process used so far: robust on a shared machine, unlike wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for(client: httpx.Client, url: str, deadline: float) -> float:
@@ -75,7 +69,7 @@ def one_run(config_dir: Path, key: str) -> dict[str, float]:
     try:
         t_health = wait_for(poll, f"{base}/health", t0 + 60)
         t_ready = wait_for(poll, f"{base}/health/ready", t0 + 60)
-        ready_cpu = cpu_s(proc.pid)
+        ready_cpu = cpu_seconds(proc.pid)
         time.sleep(0.5)  # settle: nothing should be loading in the background
         idle = rss_mb(proc.pid)
         body = {"input_data": [{"type": "text", "role": "user_prompt", "data": "Say hi"}],

@@ -13,7 +13,6 @@ to see what llama-server itself spends per token. The client's own CPU is not co
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -32,6 +31,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH))
 from helpers import API_KEY, ServerProcess, write_config  # noqa: E402
+from proc_cpu import cpu_precise  # noqa: E402
 from sse_read import LLAMA_COMPLETION, LOLLMS_GENERATE, OPENAI_CHAT, timed_stream  # noqa: E402
 
 PROMPTS = [
@@ -43,17 +43,7 @@ PROMPTS = [
 
 
 def cpu(proc: psutil.Process) -> float:
-    """CPU seconds of all the process's threads, in nanoseconds from the scheduler (``cpu_times`` counts 10 ms
-    ticks: too coarse for one request); falls back to ``cpu_times`` elsewhere than Linux."""
-    total = 0
-    try:
-        for task in Path(f"/proc/{proc.pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                total += int((task / "schedstat").read_text().split()[0])
-    except OSError:
-        t = proc.cpu_times()
-        return float(t.user + t.system)
-    return total / 1e9
+    return cpu_precise(proc.pid)
 
 
 def sys_cpu(proc: psutil.Process) -> float:
