@@ -62,8 +62,10 @@ def register_host_paths(config: ServerConfig) -> None:
     labelled += [("functions_folder", d) for d in config.paths.functions_dirs]
     labelled += [("bindings_folder", d) for d, _ in config.paths.bindings_sources]
     labelled.append(("instance_bindings_folder", config.paths.instance_bindings_dir))
+    resolved_bases = [b.resolve() for b in bases]  # (each resolve() reads the file system)
     for label, folder in labelled:
-        if not any(folder.resolve() == b.resolve() or b.resolve() in folder.resolve().parents for b in bases):
+        resolved = folder.resolve()
+        if not any(resolved == b or b in resolved.parents for b in resolved_bases):
             REDACTOR.add_path_root(folder, f"<{label}>")
     for base in bases:
         REDACTOR.add_path_root(base, "")
