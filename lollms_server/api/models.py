@@ -19,6 +19,12 @@ from lollms_server.core.contract import (  # re-exported: the spec names lollms_
 
 
 
+# the response models of the listings and tokens routes (imported on their first request, api/lazy_routes.py):
+# their validators are built on first use, not when this module is imported at start-up (a request body model
+# is built at once: FastAPI's body field of a model still to build makes pydantic warn about its alias)
+_BUILT_ON_FIRST_USE = ConfigDict(defer_build=True)
+
+
 class HealthResponse(BaseModel):
     status: str = "ok"
     version: str
@@ -42,6 +48,8 @@ class ServerInfoResponse(BaseModel):
 class GenerationParameterInfo(BaseModel):
     """A generation parameter a binding understands (drives UI controls and request checks)."""
 
+    model_config = _BUILT_ON_FIRST_USE
+
     name: str
     type: str = Field(description="integer, number, string, boolean, array or object.")
     default: Any = None
@@ -60,7 +68,7 @@ class ReadinessResponse(BaseModel):
 
 
 class BindingTypeInfo(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(defer_build=True, extra="allow")
     type_name: str
     display_name: Optional[str] = None
     version: Optional[str] = None
@@ -78,11 +86,15 @@ class BindingTypeInfo(BaseModel):
 
 
 class InstanceState(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     state: Literal["active", "no_model", "error"]
     detail: Optional[str] = None
 
 
 class ListBindingsResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     binding_types: dict[str, BindingTypeInfo]
     binding_instances: dict[str, dict[str, Any]]
     load_errors: dict[str, str] = Field(
@@ -96,10 +108,14 @@ class ListBindingsResponse(BaseModel):
 
 
 class ListActiveBindingsResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     bindings: dict[str, dict[str, Any]]
 
 
 class PersonalityInfo(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     name: str
     author: Optional[str] = None
     version: Optional[str] = None
@@ -117,11 +133,15 @@ class PersonalityInfo(BaseModel):
 
 
 class ListPersonalitiesResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     personalities: dict[str, PersonalityInfo]
     load_errors: dict[str, str] = Field(default_factory=dict)
 
 
 class ListFunctionsResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     functions: list[str]
     schemas: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="JSON schema of each function's arguments (for tool calling)."
@@ -132,11 +152,13 @@ class ListFunctionsResponse(BaseModel):
 
 
 class ListModelsResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     models: dict[str, list[str]]
 
 
 class ModelInfo(BaseModel):
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    model_config = ConfigDict(defer_build=True, extra="allow", protected_namespaces=())
     name: str
     size: Optional[int] = None
     modified_at: Optional[str] = None
@@ -156,16 +178,20 @@ class ModelInfo(BaseModel):
 
 
 class ListAvailableModelsResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     binding_instance_name: str
     models: list[ModelInfo]
 
 
 class GetDefaultBindingsResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     defaults: dict[str, Any]
 
 
 class GetModelInfoResponse(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
+    model_config = ConfigDict(defer_build=True, protected_namespaces=())
     binding_instance_name: str
     model_name: Optional[str] = None
     model_type: Optional[str] = None
@@ -188,6 +214,8 @@ class TokenizeRequest(BaseModel):
 
 
 class TokenizeResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     tokens: list[int]
     count: int
 
@@ -200,6 +228,8 @@ class DetokenizeRequest(BaseModel):
 
 
 class DetokenizeResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     text: str
 
 
@@ -208,10 +238,14 @@ class CountTokensRequest(TokenizeRequest):
 
 
 class CountTokensResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     count: int
 
 
 class ResourceStateResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     strategy: str
     limit: Optional[int]
     active: int
@@ -224,4 +258,6 @@ class ResourceStateResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    model_config = _BUILT_ON_FIRST_USE
+
     detail: str
