@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import run_cli, write_config  # noqa: E402
+
+# the start-up cache (core/file_cache.py) of this test run, not the user's: the hundreds of temporary folders
+# the tests create would otherwise stay in the user's cache file, which every later start reads whole
+if not os.environ.get("LOLLMS_CACHE_DIR"):
+    _CACHE = tempfile.mkdtemp(prefix="lollms-test-cache-")
+    os.environ["LOLLMS_CACHE_DIR"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 @pytest.fixture
