@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from lollms_server.api.models import GenerateRequest, InputData
 from lollms_server.api.openai_compat.errors import OpenAIError
@@ -12,7 +14,39 @@ from lollms_server.api.openai_compat.models import ChatCompletionRequest, ChatMe
 from lollms_server.core.errors import BadRequestError
 from lollms_server.core.tools import ToolCall
 
+_set_attribute = object.__setattr__
+
+
+def _valid_model(cls: type[_M], defaults: dict[str, Any], values: dict[str, Any]) -> _M:
+    """``cls(**values)`` for values already known valid (same fields, same fields-set), without running the
+    validator again: the translation below passes only values the OpenAI request model checked, of the
+    field's type, and that the model's own checks (a mime type for binary input, ``prompt``) accept as is."""
+    made = cls.__new__(cls)
+    _set_attribute(made, "__dict__", {**defaults, **values})
+    _set_attribute(made, "__pydantic_extra__", None)
+    _set_attribute(made, "__pydantic_fields_set__", set(values))
+    _set_attribute(made, "__pydantic_private__", None)
+    return made
+
+
+def _defaults(cls: type[BaseModel], given: tuple[str, ...]) -> dict[str, Any]:
+    """Every field in the model's order (the order validation fills ``__dict__`` in, which serialising follows):
+    the default of each field not in ``given`` (immutable: the dict is shared by every copy), None for the others."""
+    out = {name: None if name in given else f.get_default(call_default_factory=True) for name, f in cls.model_fields.items()}
+    assert all(v is None or isinstance(v, (str, bool, int, float)) for v in out.values()), out
+    return out
+
+
+_TEXT_ITEM_DEFAULTS = _defaults(InputData, ("type", "role", "data"))
+
+
+def _text_item(role: str, text: str) -> InputData:
+    """``InputData(type="text", role=role, data=text)``: a text item needs no mime type."""
+    return _valid_model(InputData, _TEXT_ITEM_DEFAULTS, {"type": "text", "role": role, "data": text})
+
+
 _ROLE_TO_INPUT = {"system": "system_context", "developer": "system_context", "user": "user_prompt", "assistant": "assistant_reply"}
+_M = TypeVar("_M", bound=BaseModel)
 _AUDIO_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "webm": "audio/webm"}
 
 
@@ -72,7 +106,7 @@ def _tool_items(msg: ChatMessage, where: str) -> list[InputData] | None:
 def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
     role = _ROLE_TO_INPUT.get(msg.role) or _ROLE_TO_INPUT.get(msg.role.lower())
     if role is not None and isinstance(msg.content, str) and not msg.tool_calls:  # the common turn: text only
-        return [InputData(type="text", role=role, data=msg.content)]
+        return [_text_item(role, msg.content)]
     where = f"messages[{index}]"
     tool_items = _tool_items(msg, where)
     if tool_items is not None:
@@ -83,7 +117,7 @@ def _message_items(msg: ChatMessage, index: int) -> list[InputData]:
     if msg.content is None:
         return []
     if isinstance(msg.content, str):
-        return [InputData(type="text", role=role, data=msg.content)]
+        return [_text_item(role, msg.content)]
     texts: list[str] = []
     media: list[InputData] = []
     for j, part in enumerate(msg.content):
@@ -137,18 +171,34 @@ def _target(ref: ModelRef) -> dict[str, Any]:
     return {"binding_name": ref.binding_name, "model_name": ref.model_name, "personality": ref.personality}
 
 
+_CHAT_FIELDS = ("input_data", "generation_type", "stream", "parameters", "tools", "tool_choice", "parallel_tool_calls",
+                "binding_name", "model_name", "personality")
+_CHAT_DEFAULTS = _defaults(GenerateRequest, _CHAT_FIELDS)
+
+
 def chat_request(req: ChatCompletionRequest, ref: ModelRef) -> GenerateRequest:
     if req.logprobs:
         raise OpenAIError(400, "logprobs are not supported by this server", param="logprobs")
-    items = [item for i, m in enumerate(req.messages) for item in _message_items(m, i)]
-    if not any(i.role == "user_prompt" for i in items):
+    messages = req.messages
+    if len(messages) == 1:
+        items = _message_items(messages[0], 0)
+    else:
+        items = [item for i, m in enumerate(messages) for item in _message_items(m, i)]
+    for item in items:
+        if item.role == "user_prompt":
+            break
+    else:
         raise OpenAIError(400, "messages must contain at least one user message", param="messages")
     params = sampling_params(req, req.max_completion_tokens or req.max_tokens)
     if req.response_format is not None and req.response_format.type != "text":
         params["response_format"] = req.response_format.model_dump(exclude_none=True)
-    return GenerateRequest(input_data=items, generation_type="ttt", stream=req.stream, parameters=params,
-                           tools=req.tools or None, tool_choice=req.tool_choice if req.tools else None,
-                           parallel_tool_calls=req.parallel_tool_calls, **_target(ref))
+    tools = req.tools or None  # (list[dict], at most 128: the same type and bound as GenerateRequest.tools)
+    # every value below is of its field's type (items are InputData; the rest checked by ChatCompletionRequest)
+    return _valid_model(GenerateRequest, _CHAT_DEFAULTS, {
+        "input_data": items, "generation_type": "ttt", "stream": req.stream, "parameters": params, "tools": tools,
+        "tool_choice": req.tool_choice if tools else None, "parallel_tool_calls": req.parallel_tool_calls,
+        "binding_name": ref.binding_name, "model_name": ref.model_name, "personality": ref.personality,
+    })
 
 
 def completion_prompt(req: CompletionRequest) -> str:

@@ -31,6 +31,7 @@ log = logging.getLogger("lollms_server.openai")
 PERSONALITY_PREFIX = "personality:"
 LIST_MODELS_TIMEOUT = 10.0
 _STARTED = int(time.time())
+PARSED_IDS_KEPT = 256  # model ids kept parsed (the table is emptied when full)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,31 @@ class ModelRef:
     binding_name: str | None = None
     model_name: str | None = None
     personality: str | None = None
+
+
+class _ParsedIds:
+    """Model id as sent -> its parse, for the ids that named an instance and were no alias of ``aliases`` (the
+    configuration's alias table, made once per configuration): emptied when the table changes or when full. An
+    entry is used only while its instance exists (an id that is an instance's name is no alias either)."""
+
+    def __init__(self) -> None:
+        self.aliases: object = None
+        self.refs: dict[str, ModelRef] = {}
+
+    def get(self, model_id: str, services: Services) -> ModelRef | None:
+        ref = self.refs.get(model_id)
+        if ref is None or self.aliases is not services.config.model_aliases:
+            return None
+        return ref if ref.binding_name in services.bindings.instances else None
+
+    def keep(self, model_id: str, ref: ModelRef, services: Services) -> None:
+        aliases = services.config.model_aliases
+        if aliases is not self.aliases or len(self.refs) >= PARSED_IDS_KEPT:
+            self.refs, self.aliases = {}, aliases
+        self.refs[model_id] = ref
+
+
+_PARSED = _ParsedIds()
 
 
 def parse_model_id(model_id: str) -> ModelRef:
@@ -77,6 +103,7 @@ async def _check_model(binding: Binding, ref: ModelRef) -> None:
 
 async def resolve_model(services: Services, model_id: str | None, generation_type: str) -> ModelRef:
     """Parse and check a model id or alias; ``None`` selects ``defaults.<generation_type>_binding``."""
+    raw_id = model_id
     if model_id is None or not model_id.strip():
         name = services.config.default_binding(generation_type)
         if not name:
@@ -86,6 +113,9 @@ async def resolve_model(services: Services, model_id: str | None, generation_typ
                 "or name a model id from GET /v1/models", param="model",
             )
         return ModelRef(name, name)
+    ref = _PARSED.get(model_id, services)
+    if ref is not None:  # the common case: "<instance>[/<model>]" sent before
+        return await _checked(services, ref)
     model_id = model_id.strip()
     target = None if model_id in services.bindings.instances else services.config.model_aliases.get(model_id)
     if target in ALIAS_TYPES:
@@ -97,6 +127,8 @@ async def resolve_model(services: Services, model_id: str | None, generation_typ
     ref = parse_model_id(target or model_id)
     if target:  # the ref keeps the id the client named
         ref = ModelRef(model_id, ref.binding_name, ref.model_name, ref.personality)
+    elif ref.binding_name is not None and model_id == raw_id:  # no alias: the id alone says what it selects
+        _PARSED.keep(model_id, ref, services)
     return await _checked(services, ref)
 
 
