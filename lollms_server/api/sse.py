@@ -113,11 +113,15 @@ class SSEResponse(Response):
             if self.keepalive <= 0:
                 message = await receive()
             else:
+                # One receive waited across pings (asyncio.wait, not wait_for: a cancel meeting a message in
+                # the same loop turn is never swallowed, and no message is lost to a time-out).
+                pending = asyncio.ensure_future(receive())
                 try:
-                    message = await asyncio.wait_for(receive(), self.keepalive)
-                except asyncio.TimeoutError:
-                    await send({"type": "http.response.body", "body": f": ping{SEP}{SEP}".encode(), "more_body": True})
-                    continue
+                    while not (await asyncio.wait({pending}, timeout=self.keepalive))[0]:
+                        await send({"type": "http.response.body", "body": f": ping{SEP}{SEP}".encode(), "more_body": True})
+                finally:
+                    pending.cancel()
+                message = pending.result()
             if message["type"] == "http.disconnect":
                 gone.set()
                 if pump is not None:
