@@ -11,7 +11,9 @@ from lollms_server.api.openai_compat.convert import chat_request
 from lollms_server.api.openai_compat.errors import OpenAIError
 from lollms_server.api.openai_compat.ids import ModelRef
 from lollms_server.api.openai_compat.models import ChatCompletionRequest
+from lollms_server.core.bindings.base import Binding
 from lollms_server.core.contract import GenerateRequest, InputData
+from zoos.bindings.dummy_binding import DummyBinding
 
 BODIES = [
     {"model": "m", "messages": [{"role": "user", "content": "Hi"}]},
@@ -66,15 +68,30 @@ class _Config:
         return None
 
 
+class _Record:
+    def __init__(self, binding: Binding | None) -> None:
+        self.binding = binding
+
+
+class _NoCheck(DummyBinding):
+    check_model = Binding.check_model  # (the base class's: it checks nothing, as most remote bindings keep it)
+
+
 class _Bindings:
+    def __init__(self, names: list[str], binding: Binding | None = None) -> None:
+        self.instances = {n: _Record(binding) for n in names}
+
+
+class _Personalities:
     def __init__(self, names: list[str]) -> None:
-        self.instances = dict.fromkeys(names)
+        self.personalities = dict.fromkeys(names)
 
 
 class _Services:
     def __init__(self, names: list[str], aliases: dict[str, str]) -> None:
         self.config = _Config(aliases)
         self.bindings = _Bindings(names)
+        self.personalities = _Personalities(["p"])
 
 
 async def test_parsed_ids_follow_the_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,3 +117,30 @@ async def test_parsed_ids_follow_the_configuration(monkeypatch: pytest.MonkeyPat
     with pytest.raises(OpenAIError):
         await ids.resolve_model(services, "gw/up", "ttt")  # type: ignore[arg-type]
     assert len(checked) == 5
+
+
+async def test_known_model_only_answers_what_needs_no_binding_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The route's sync look-up answers an id parsed before only when resolve_model would answer the same without
+    asking anything (else None, and resolve_model runs: 503 for a failed instance, the binding's model check)."""
+    async def _checked(services: object, ref: ModelRef) -> ModelRef:
+        return ref
+
+    monkeypatch.setattr(ids, "_checked", _checked)
+    dummy = _NoCheck.__new__(_NoCheck)
+    services = _Services(["gw"], {})
+    services.bindings = _Bindings(["gw"], dummy)
+    assert ids.known_model(services, "gw/new@p") is None  # type: ignore[arg-type]  # never parsed
+    for model_id in ("gw/new@p", "gw", "gw/m"):
+        await ids.resolve_model(services, model_id, "ttt")  # type: ignore[arg-type]
+    assert ids.known_model(services, "gw/new@p") == ModelRef("gw/new@p", "gw", "new", "p")  # type: ignore[arg-type]
+    assert ids.known_model(services, "gw") == ModelRef("gw", "gw")  # type: ignore[arg-type]
+    services.personalities = _Personalities([])  # the personality went away
+    assert ids.known_model(services, "gw/new@p") is None  # type: ignore[arg-type]
+    assert ids.known_model(services, "gw/m") is not None  # type: ignore[arg-type]
+    services.bindings = _Bindings(["gw"], None)  # the instance failed to load
+    assert ids.known_model(services, "gw/m") is None  # type: ignore[arg-type]
+    services.bindings = _Bindings(["gw"], DummyBinding.__new__(DummyBinding))  # a binding that checks model names
+    assert ids.known_model(services, "gw/m") is None  # type: ignore[arg-type]
+    assert ids.known_model(services, "gw") == ModelRef("gw", "gw")  # type: ignore[arg-type]  # (no model name to check)
+    services.config = _Config({"gw/m": "personality:p"})
+    assert ids.known_model(services, "gw/m") is None  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ class _ParsedIds:
         ref = self.refs.get(model_id)
         if ref is None or self.aliases is not services.config.model_aliases:
             return None
-        return ref if ref.binding_name in services.bindings.instances else None
+        return ref if ref.binding_name in services.bindings.instances else None  # (binding_name: never None here)
 
     def keep(self, model_id: str, ref: ModelRef, services: Services) -> None:
         aliases = services.config.model_aliases
@@ -99,6 +99,19 @@ async def _check_model(binding: Binding, ref: ModelRef) -> None:
         raise model_not_found(ref.model_id, REDACTOR.redact(exc.message)) from None
     except Exception as exc:  # a binding that cannot tell: let the request decide
         log.debug("get_model_info(%s) failed: %s", ref.model_name, REDACTOR.redact(str(exc)))
+
+
+def known_model(services: Services, model_id: str) -> ModelRef | None:
+    """``resolve_model``'s answer without awaiting, for an id parsed before whose checks need no binding call
+    (its instance is loaded and keeps the base class's check_model, its personality is enabled); else None."""
+    ref = _PARSED.get(model_id, services)
+    if ref is None or (ref.personality is not None and ref.personality not in services.personalities.personalities):
+        return None
+    rec = services.bindings.instances.get(ref.binding_name or "")  # (_PARSED.get answers while it exists)
+    binding = rec.binding if rec is not None else None
+    if binding is None or (ref.model_name and type(binding).check_model is not Binding.check_model):
+        return None  # (failed to load: resolve_model answers 503; a binding that checks model names: it is asked)
+    return ref
 
 
 async def resolve_model(services: Services, model_id: str | None, generation_type: str) -> ModelRef:

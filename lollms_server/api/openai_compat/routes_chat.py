@@ -15,7 +15,8 @@ from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.sse import SSEResponse
 from lollms_server.api.openai_compat.convert import chat_request, completion_prompt, completion_request
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIRoute, model_not_found
-from lollms_server.api.openai_compat.ids import ModelRef, list_model_cards, resolve_model
+from lollms_server.api import pipeline
+from lollms_server.api.openai_compat.ids import known_model, list_model_cards, resolve_model
 from lollms_server.api.openai_compat.models import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 from lollms_server.api.openai_compat.chunks import ChatChunks, ChunkMaker, CompletionChunks, sse_encoder, usage_fields
 from lollms_server.api.openai_compat.planning import Planned, plan_for, run_planned, stream_planned
@@ -69,8 +70,8 @@ def _stops(stop: Union[str, list[str], None]) -> list[str]:
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, services: Services = Depends(current_services)
 ) -> Union[Response, SSEResponse]:
-    ref: ModelRef = await resolve_model(services, body.model, "ttt")
-    planned = await plan_for(request, services, chat_request(body, ref))
+    ref = known_model(services, body.model) or await resolve_model(services, body.model, "ttt")
+    planned = await pipeline.plan_request(request, services, chat_request(body, ref), "openai")
     plan = planned.plan
     chunk_id, created = f"chatcmpl-{plan.request_id}", int(time.time())
     stops = _stops(plan.task.params.get("stop"))  # the request's, else the personality's (anti_prompts)

@@ -123,6 +123,14 @@ def _finish_reason(raw: str | None, stopped: bool) -> str:
 
 
 def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str]) -> TextResult:
+    if len(outputs) == 1 and not stops:  # the common answer: one text output, no stop sequence to look for
+        out = outputs[0]
+        meta = out.metadata
+        if out.type == "text" and type(out.data) is str and not out.thoughts and not (meta and meta.get("tool_calls")):
+            raw = meta.get("usage") if meta else None
+            usage = {k: int(v) for k, v in raw.items() if isinstance(v, (int, float))} if isinstance(raw, dict) else None
+            reason = _finish_reason(meta.get("finish_reason") if meta else None, False)
+            return TextResult(out.data, None, reason, usage, [], [])
     read = _read(outputs)
     kept, stopped = read.text, False
     if any(stops):
