@@ -109,10 +109,16 @@ def _read(outputs: list[OutputData]) -> _Outputs:
                 calls += calls_of_metadata(meta)
         else:
             extras.append(out)
-        if usage is None and meta and isinstance(meta.get("usage"), dict):
-            usage = {k: int(v) for k, v in meta["usage"].items() if isinstance(v, (int, float))}
+        if usage is None:
+            usage = _usage_of(meta)
     raw = (outputs[0].metadata or {}).get("finish_reason") if outputs else None
     return _Outputs("".join(texts), "\n".join(thoughts), calls, usage, raw, extras)
+
+
+def _usage_of(meta: dict[str, Any] | None) -> dict[str, int] | None:
+    """The token counts an output's metadata reports (its numbers), or None."""
+    raw = meta.get("usage") if meta else None
+    return {k: int(v) for k, v in raw.items() if isinstance(v, (int, float))} if isinstance(raw, dict) else None
 
 
 def _finish_reason(raw: str | None, stopped: bool) -> str:
@@ -127,10 +133,8 @@ def text_result(outputs: list[OutputData], plan: GenerationPlan, stops: list[str
         out = outputs[0]
         meta = out.metadata
         if out.type == "text" and type(out.data) is str and not out.thoughts and not (meta and meta.get("tool_calls")):
-            raw = meta.get("usage") if meta else None
-            usage = {k: int(v) for k, v in raw.items() if isinstance(v, (int, float))} if isinstance(raw, dict) else None
             reason = _finish_reason(meta.get("finish_reason") if meta else None, False)
-            return TextResult(out.data, None, reason, usage, [], [])
+            return TextResult(out.data, None, reason, _usage_of(meta), [], [])
     read = _read(outputs)
     kept, stopped = read.text, False
     if any(stops):
@@ -191,6 +195,14 @@ class TextEvents:
         return []
 
     def _final_events(self, chunk: StreamChunk) -> list[TextEvent]:
+        outputs = chunk.content or []
+        if self.streamed and len(outputs) == 1 and not self.scanner.stops:  # the common end: the text came already
+            out = outputs[0]  # (the pipeline's one output as a dict; its text and thoughts were streamed)
+            meta = out.get("metadata") if type(out) is dict and out.get("type") == "text" else False
+            if meta is None or (type(meta) is dict and not meta.get("tool_calls")):
+                usage = (chunk.metadata or {}).get("usage") or _usage_of(meta)
+                reason = "tool_calls" if self.n_calls else _finish_reason(meta.get("finish_reason") if meta else None, False)
+                return [Finish(reason, usage)]
         validate = OutputData.__pydantic_validator__.validate_python  # (model_validate without its Python wrapper)
         read = _read([validate(o) for o in (chunk.content or [])])
         usage = (chunk.metadata or {}).get("usage") or read.usage
