@@ -26,6 +26,7 @@ from lollms_server.app import INFO_ROUTER, LAZY_ROUTERS, create_app
 # imported by some requests only: never on the way to /health/ready with the default configuration
 NOT_AT_START_UP = (
     "httpx",  # llama-server's client, web_fetch, `models pull`: on first use
+    "prometheus_client",  # the first scrape of /metrics (requests are counted in plain numbers until then)
     "email_validator",  # installed beside some dev tools; FastAPI's import skips it (api/fastapi_import.py)
     "lollms_zoo_extensions.web_fetch.markdown",  # web_fetch's HTML to Markdown converter: on the first fetch
     "pydantic.v1",  # FastAPI's check for pydantic.v1 route models needs no import while none exists (same module)

@@ -5,22 +5,27 @@ binding. HTTP: requests and latency per route template. Gauges read at scrape ti
 slots of the whole cluster (the Redis backend's shared numbers, read just before the scrape; with the memory
 backend the cluster is this process) and of this replica, loaded binding instances and loaded models,
 the usage ledger's write queue and losses.
+
+prometheus_client itself is imported by the first scrape (or the first use that needs one of its objects: a
+count from another thread, a label set it must check): until then requests are counted in plain numbers,
+so start-up does not import it (``bench/bench_startup.py``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any, Iterator
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from lollms_server.core.errors import SharedStateUnavailableError
 from lollms_server.core.resources import ResourceManager, ResourceState
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.registry import Collector
+
     from lollms_server.core.services import Services
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -28,8 +33,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
-class _StateCollector(Collector):
-    """Gauges computed from the live services when Prometheus scrapes."""
+class _StateCollector:
+    """Gauges computed from the live services when Prometheus scrapes (a prometheus_client collector)."""
 
     def __init__(self, services: "Services") -> None:
         self.s = services
@@ -44,6 +49,8 @@ class _StateCollector(Collector):
             self.cluster = None
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        from prometheus_client.core import GaugeMetricFamily
+
         state = self.s.resources.state()
         up = GaugeMetricFamily("lollms_shared_state_up", "1 when the slot store answers (always 1 with backend memory).")
         up.add_metric([], 0 if self.cluster is None else 1)
@@ -71,6 +78,8 @@ class _StateCollector(Collector):
 
     def _ledger(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """The usage ledger's write path: records waiting, dropped (queue full or unwritable), failed writes."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         ledger = self.s.telemetry.ledger
         waiting = GaugeMetricFamily("lollms_usage_queue_depth", "Usage records waiting to be written.")
         waiting.add_metric([], float(getattr(ledger, "queued", 0)))
@@ -109,50 +118,117 @@ class _Observed:
         self.seen = False
 
 
+class Family:
+    """One metric of this server as declared; its prometheus_client object is made when the metrics load."""
+
+    __slots__ = ("kind", "name", "doc", "labels", "buckets")
+
+    def __init__(self, kind: str, name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...] = ()) -> None:
+        self.kind = kind  # "counter" or "histogram"
+        self.name = name
+        self.doc = doc
+        self.labels = labels
+        self.buckets = buckets
+
+
 class Metrics:
     MAX_CACHED_CHILDREN = 4096  # label sets kept at hand (an HTTP method is chosen by the client: bounded here)
+    MAX_UNLOADED_OBSERVATIONS = 4096  # kept as given until prometheus_client is loaded (then it is)
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self._registry: CollectorRegistry | None = None  # made by _load(): the first scrape or use that needs it
+        self._made: dict[Family, Any] = {}
+        self._loading = threading.Lock()
         self._state: _StateCollector | None = None
-        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        self._children: dict[tuple[Family, tuple[str, ...]], Any] = {}
         # counts and observations of the thread that built this (the event loop's), not yet in the metrics below:
         # a plain addition per request instead of a lock and a few calls; flush() moves them before each scrape
         self._owner = threading.get_ident()
-        self._counts: dict[tuple[Counter, tuple[str, ...]], list[float]] = {}
-        self._observed: dict[tuple[Histogram, tuple[str, ...]], _Observed] = {}
-        r = self.registry
-        self.generations = Counter("lollms_generations", "Generations by outcome.", ["surface", "binding", "status"], registry=r)
-        self.latency = Histogram("lollms_generation_duration_seconds", "Generation duration.", ["surface", "binding"],
-                                 buckets=_LATENCY_BUCKETS, registry=r)
-        self.ttft = Histogram("lollms_time_to_first_token_seconds", "Time to the first streamed token.",
-                              ["surface", "binding"], buckets=_TTFT_BUCKETS, registry=r)
-        self.tokens = Counter("lollms_tokens", "Tokens by kind (prompt, completion).", ["surface", "binding", "kind"], registry=r)
-        self.errors = Counter("lollms_errors", "Failed generations and refused requests by kind.", ["surface", "binding", "kind"],
-                              registry=r)
-        self.http = Counter("lollms_http_requests", "HTTP requests by route template and status.", ["method", "route", "status"],
-                            registry=r)
-        self.http_latency = Histogram("lollms_http_request_duration_seconds", "Time to the response headers.", ["method", "route"],
-                                      buckets=_LATENCY_BUCKETS, registry=r)
+        self._counts: dict[tuple[Family, tuple[str, ...]], list[float]] = {}
+        self._observed: dict[tuple[Family, tuple[str, ...]], _Observed] = {}
+        # observations made before prometheus_client is loaded, as given (its histograms say the buckets)
+        self._unloaded: dict[tuple[Family, tuple[str, ...]], list[float]] = {}
+        self._unloaded_count = 0
+        self._first_seen: dict[tuple[Family, tuple[str, ...]], float] = {}  # when a label set waiting for its child came
+        self.generations = Family("counter", "lollms_generations", "Generations by outcome.", ("surface", "binding", "status"))
+        self.latency = Family("histogram", "lollms_generation_duration_seconds", "Generation duration.",
+                              ("surface", "binding"), _LATENCY_BUCKETS)
+        self.ttft = Family("histogram", "lollms_time_to_first_token_seconds", "Time to the first streamed token.",
+                           ("surface", "binding"), _TTFT_BUCKETS)
+        self.tokens = Family("counter", "lollms_tokens", "Tokens by kind (prompt, completion).", ("surface", "binding", "kind"))
+        self.errors = Family("counter", "lollms_errors", "Failed generations and refused requests by kind.",
+                             ("surface", "binding", "kind"))
+        self.http = Family("counter", "lollms_http_requests", "HTTP requests by route template and status.",
+                           ("method", "route", "status"))
+        self.http_latency = Family("histogram", "lollms_http_request_duration_seconds", "Time to the response headers.",
+                                   ("method", "route"), _LATENCY_BUCKETS)
+        self._families = (self.generations, self.latency, self.ttft, self.tokens, self.errors, self.http, self.http_latency)
 
-    def inc(self, metric: Counter, labels: tuple[str, ...], amount: float = 1.0) -> None:
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The prometheus_client registry of these metrics (loads prometheus_client)."""
+        self._load()
+        assert self._registry is not None
+        return self._registry
+
+    def _load(self) -> None:
+        """Import prometheus_client, make the metrics and move the observations made so far into them."""
+        if self._registry is not None:
+            return
+        with self._loading:
+            if self._registry is not None:
+                return
+            from prometheus_client import CollectorRegistry, Counter, Histogram
+
+            registry = CollectorRegistry(auto_describe=True)
+            for f in self._families:
+                if f.kind == "counter":
+                    self._made[f] = Counter(f.name, f.doc, list(f.labels), registry=registry)
+                else:
+                    self._made[f] = Histogram(f.name, f.doc, list(f.labels), buckets=f.buckets, registry=registry)
+            if self._state is not None:
+                registry.register(cast("Collector", self._state))
+            self._registry = registry
+            unloaded, self._unloaded, self._unloaded_count = self._unloaded, {}, 0
+            for (family, labels), values in unloaded.items():
+                for value in values:
+                    self.observe(family, labels, value)
+
+    def _deferrable(self, metric: Family, labels: tuple[str, ...]) -> bool:
+        """Whether a first count or observation of ``labels`` can wait for prometheus_client: from the owner
+        thread, with as many labels as declared (else prometheus_client checks them now, as it always did)."""
+        return threading.get_ident() == self._owner and len(labels) == len(metric.labels)
+
+    def inc(self, metric: Family, labels: tuple[str, ...], amount: float = 1.0) -> None:
         """``metric.labels(*labels).inc(amount)``: added to a plain number now, to the counter at the next scrape."""
         pending = self._counts.get((metric, labels))
         if pending is not None and amount >= 0 and threading.get_ident() == self._owner:
             pending[0] += amount
             return
-        child = self.child(metric, *labels)  # (a label set prometheus_client refuses fails here, as it always did)
-        if amount < 0 or threading.get_ident() != self._owner or len(self._counts) >= self.MAX_CACHED_CHILDREN:
-            child.inc(amount)  # (a negative amount raises, here, as it always did)
-            return
+        if self._registry is not None or amount < 0 or not self._deferrable(metric, labels) \
+                or len(self._counts) >= self.MAX_CACHED_CHILDREN:
+            child = self.child(metric, *labels)  # (a label set prometheus_client refuses fails here, as it always did)
+            if amount < 0 or threading.get_ident() != self._owner or len(self._counts) >= self.MAX_CACHED_CHILDREN:
+                child.inc(amount)  # (a negative amount raises, here, as it always did)
+                return
+        else:
+            self._first_seen[(metric, labels)] = time.time()
         self._counts[(metric, labels)] = [amount]
 
-    def observe(self, metric: Histogram, labels: tuple[str, ...], value: float) -> None:
+    def observe(self, metric: Family, labels: tuple[str, ...], value: float) -> None:
         """``metric.labels(*labels).observe(value)``: counted in plain numbers now, in the histogram at the next scrape."""
         pending = self._observed.get((metric, labels))
         if pending is not None and value == value and threading.get_ident() == self._owner:  # (NaN: see below)
             pending.add(value)
             return
+        if self._registry is None:
+            with self._loading:
+                if self._registry is None and self._deferrable(metric, labels) \
+                        and self._unloaded_count < self.MAX_UNLOADED_OBSERVATIONS:
+                    self._unloaded.setdefault((metric, labels), []).append(value)
+                    self._unloaded_count += 1
+                    self._first_seen.setdefault((metric, labels), time.time())
+                    return
         child = self.child(metric, *labels)
         bounds = getattr(child, "_upper_bounds", None)
         if (value != value or threading.get_ident() != self._owner or len(self._observed) >= self.MAX_CACHED_CHILDREN
@@ -164,10 +240,12 @@ class Metrics:
 
     def flush(self) -> None:
         """Move what ``inc`` and ``observe`` gathered into the prometheus_client metrics (before each scrape)."""
+        self._load()
         for (counter, labels), pending in self._counts.items():
+            child = self.child(counter, *labels)  # (a label set counted once, even by 0, is listed from then on)
             if pending[0]:
                 amount, pending[0] = pending[0], 0.0
-                self.child(counter, *labels).inc(amount)
+                child.inc(amount)
         for (histogram, hlabels), observed in self._observed.items():
             if observed.seen:
                 child = self.child(histogram, *hlabels)
@@ -177,27 +255,34 @@ class Metrics:
                         child._buckets[i].inc(n)
                 observed.reset()
 
-    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+    def child(self, metric: Family, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once per label set (prometheus_client's lookup costs a lock
         and label checks on every call; this is called several times per request)."""
         key = (metric, labels)
         child = self._children.get(key)
         if child is None:
-            child = metric.labels(*labels)
+            self._load()
+            child = self._made[metric].labels(*labels)
+            first = self._first_seen.pop(key, None)
+            if first is not None and isinstance(getattr(child, "_created", None), float):
+                child._created = first  # the series was created by its first count, not by the scrape that listed it
             if len(self._children) < self.MAX_CACHED_CHILDREN:
                 self._children[key] = child
         return child
 
     def watch(self, services: "Services") -> None:
         """Read gauges from ``services`` at each scrape (replaces the services of an earlier start)."""
-        if self._state is not None:
-            self.registry.unregister(self._state)
+        if self._registry is not None and self._state is not None:
+            self._registry.unregister(cast("Collector", self._state))
         self._state = _StateCollector(services)
-        self.registry.register(self._state)
+        if self._registry is not None:
+            self._registry.register(cast("Collector", self._state))
 
     async def exposition(self) -> bytes:
         """The text format, with the cluster's slot numbers read just before."""
         if self._state is not None:
             await self._state.refresh_cluster()
         self.flush()
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
