@@ -148,3 +148,24 @@ def test_each_caller_gets_its_own_copy_of_a_cached_value(tmp_path: Path, cache: 
     assert again == {"list": [1, 2]}
     again["list"].clear()
     assert kept.get(f, lambda: {}) == {"list": [1, 2]}
+
+
+def test_entries_of_removed_files_are_dropped_and_the_cache_stays_bounded(
+        tmp_path: Path, cache: Path, settled: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(file_cache, "MAX_ENTRIES", 5)
+    files = []
+    for i in range(8):
+        f = tmp_path / f"f{i}.txt"
+        f.write_text(str(i))
+        files.append(f)
+    store = FileCache("bounded")
+    for f in files[:3]:
+        assert store.get(f, f.read_text) == f.read_text()
+    files[0].unlink()  # a removed folder's file: never asked for again
+    store.get(files[3], files[3].read_text)
+    saved = json.loads(next(cache.glob("bounded.*.json")).read_text())
+    assert sorted(saved) == sorted(str(f.absolute()) for f in files[1:4])
+    for f in files[4:]:
+        store.get(f, f.read_text)
+    saved = json.loads(next(cache.glob("bounded.*.json")).read_text())
+    assert sorted(saved) == sorted(str(f.absolute()) for f in files[3:8])  # the newest MAX_ENTRIES

@@ -29,7 +29,7 @@ from lollms_server.core.file_modes import restrict_to_owner
 
 T = TypeVar("T")
 SETTLED_S = 3.0  # a file changed more recently than this is read, not cached
-MAX_ENTRIES = 512  # per kind: the oldest entries go first (files of removed folders are never asked for again)
+MAX_ENTRIES = 128  # per kind: the oldest entries go first (the whole file is read at every start: keep it small)
 _FORMAT = 1
 _now: Callable[[], int] = time.time_ns  # the clock that says whether a file has settled (tests move it)
 
@@ -104,6 +104,8 @@ class FileCache:
             entries = self._load()
             entries.pop(key, None)
             entries[key] = {"id": after, "value": kept}
+            for gone in [k for k in entries if k != key and not os.path.exists(k)]:
+                del entries[gone]  # files of removed folders are never asked for again
             for old in list(entries)[:max(0, len(entries) - MAX_ENTRIES)]:
                 del entries[old]
             self._save()
