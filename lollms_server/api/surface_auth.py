@@ -34,8 +34,10 @@ def _header(first: HeaderMap, name: bytes) -> str:
 
 def presented_key(first: HeaderMap) -> str | None:
     scheme, _, token = _header(first, b"authorization").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+    if scheme.lower() == "bearer":
+        token = token.strip()
+        if token:
+            return token
     return _header(first, b"x-api-key") or None
 
 

@@ -150,7 +150,7 @@ def sampling_params(req: SamplingFields, max_tokens: int | None) -> dict[str, An
     if req.n not in (None, 1):
         raise OpenAIError(400, "only n=1 is supported", param="n")
     params: dict[str, Any] = {} if max_tokens is None else {"max_tokens": max_tokens}
-    if req.model_fields_set.isdisjoint(_SAMPLING_FIELDS):  # the client sent none of them (a field's default is None)
+    if req.__pydantic_fields_set__.isdisjoint(_SAMPLING_FIELDS):  # the client sent none of them (defaults: None)
         return params
     for name, param in _SAMPLING:
         value = getattr(req, name)
