@@ -357,6 +357,48 @@ def concurrent(run: Callable[[str], Sample], prompts: list[str]) -> tuple[float,
     return sum(s.tokens for s in samples) / wall, samples
 
 
+def concurrent_level(n: int, ours_url: str, server: LlamaServer | None, rounds: int, warm: bool, slots: int,
+                     sampling: dict[str, Any], hdr: dict[str, str], reference: dict[str, str], res: Results) -> None:
+    """``n`` streams at once on ours and on ``llama-server -np n``, ``rounds`` bursts each taking turns (one burst
+    is a single sample: bursts vary by ±20% on a 2-core machine); the medians of the bursts' tok/s."""
+    def ours_run(p: str) -> Sample:
+        return openai_stream(ours_url, "llm", user(p), sampling, hdr)
+
+    def ls_run(p: str) -> Sample:
+        assert server is not None
+        return openai_stream(server.url, "m", user(p), sampling)
+
+    if warm:  # a new instance and its llama-server peer warmed alike
+        for prompt in WARM_UP:
+            ours_run(prompt)
+            if server is not None:
+                ls_run(prompt)
+    got: dict[str, list[tuple[float, list[Sample], list[str]]]] = {"ours": [], "llama-server": []}
+    for r in range(rounds):
+        prompts = [PROMPTS[(i + r) % len(PROMPTS)] for i in range(n)]
+        order = [("ours", ours_run)] + ([("llama-server", ls_run)] if server is not None else [])
+        for name, run in order if r % 2 == 0 else order[::-1]:
+            rate, samples = concurrent(run, prompts)
+            got[name].append((rate, samples, prompts))
+
+    def summary(name: str) -> tuple[float, float, str]:
+        rate = median([g[0] for g in got[name]])
+        ttft = median([(s.ttft or 0) for g in got[name] for s in g[1]]) * 1000
+        same = sum(1 for g in got[name] for s, p in zip(g[1], g[2]) if s.text == reference[p])
+        return rate, ttft, f"{rate:.1f} tok/s in total (median of {len(got[name])} bursts), TTFT p50 {ttft:.0f} ms, " \
+                           f"same text as direct {same}/{n * len(got[name])}"
+
+    ours_rate, ours_ttft, text = summary("ours")
+    res.row(f"{n} concurrent streams, ours ({slots} slots)", text)
+    if server is None:
+        res.goal("llama", f"{n} streams: ours tok/s / llama-server", None, ">= 0.9", None)
+        return
+    ls_rate, ls_ttft, text = summary("llama-server")
+    res.row(f"{n} concurrent streams, llama-server -np {n}", text.split(", same text")[0])
+    res.goal("llama", f"{n} streams: ours tok/s / llama-server", ours_rate / ls_rate, ">= 0.9", ours_rate / ls_rate >= 0.9)
+    res.goal("llama", f"{n} streams: ours TTFT p50 / llama-server", ours_ttft / ls_ttft, "<= 1.3", ours_ttft / ls_ttft <= 1.3)
+
+
 def llama_section(args: argparse.Namespace, res: Results) -> None:
     max_tokens, rounds = (16, 1) if args.quick else (64, 3)
     sampling = {"temperature": 0.0, "repeat_penalty": 1.0, "max_tokens": max_tokens, "seed": 1}
@@ -409,38 +451,15 @@ def llama_section(args: argparse.Namespace, res: Results) -> None:
             res.goal("llama", "one user: ours TTFT - direct TTFT (ms)", gap, "<= 5", gap <= 5)
             ours_slots = int(options.get("parallel") or default_parallel())
             for n in levels:
-                prompts = [PROMPTS[i % len(PROMPTS)] for i in range(n)]
                 # The goal compares equal slot counts: more streams than ours' default slots run on an
                 # instance configured with that many (as a user serving n streams would set `parallel`).
                 extra = None if n <= ours_slots else OursLlama(args.n_ctx, work, {**options, "parallel": n}, f"ours_llama_np{n}")
                 try:
-                    ours_url = extra.url if extra else ours.url
-
-                    def ours_run(p: str, u: str = ours_url) -> Sample:
-                        return openai_stream(u, "llm", user(p), sampling, hdr)
-
-                    if extra and n in servers:
-                        for warm in WARM_UP:  # the new instance and its llama-server peer warmed alike
-                            ours_run(warm)
-                            openai_stream(servers[n].url, "m", user(warm), sampling)
-                    ours_rate, ours_s = concurrent(ours_run, prompts)
+                    concurrent_level(n, extra.url if extra else ours.url, servers.get(n), rounds, bool(extra),
+                                     max(n, ours_slots) if extra else ours_slots, sampling, hdr, reference, res)
                 finally:
                     if extra:
                         extra.close()
-                slots = max(n, ours_slots) if extra else ours_slots
-                ours_ttft = median([(s.ttft or 0) for s in ours_s]) * 1000
-                same = sum(1 for s, p in zip(ours_s, prompts) if s.text == reference[p])
-                res.row(f"{n} concurrent streams, ours ({slots} slots)", f"{ours_rate:.1f} tok/s in total, TTFT p50 {ours_ttft:.0f} ms, "
-                        f"same text as direct {same}/{n}")
-                if n not in servers:
-                    res.goal("llama", f"{n} streams: ours tok/s / llama-server", None, ">= 0.9", None)
-                    continue
-                url = servers[n].url
-                ls_rate, ls_s = concurrent(lambda p, u=url: openai_stream(u, "m", user(p), sampling), prompts)  # type: ignore[misc]
-                ls_ttft = median([(s.ttft or 0) for s in ls_s]) * 1000
-                res.row(f"{n} concurrent streams, llama-server -np {n}", f"{ls_rate:.1f} tok/s in total, TTFT p50 {ls_ttft:.0f} ms")
-                res.goal("llama", f"{n} streams: ours tok/s / llama-server", ours_rate / ls_rate, ">= 0.9", ours_rate / ls_rate >= 0.9)
-                res.goal("llama", f"{n} streams: ours TTFT p50 / llama-server", ours_ttft / ls_ttft, "<= 1.3", ours_ttft / ls_ttft <= 1.3)
         finally:
             ours.close()
             peer.close()
