@@ -208,3 +208,30 @@ def test_killed_server_leaves_no_orphan(tmp_path: Path) -> None:
         srv.proc.kill()  # type: ignore[union-attr]
         srv.proc.wait()  # type: ignore[union-attr]
         assert gone(children[0].pid)  # the kernel ends the child with its parent (no orphan)
+
+
+@pytest.mark.parametrize("flash_attn, flag", [(True, "on"), (None, "auto")])
+async def test_flash_attention_setting_reaches_llama_server(tmp_path: Path, flash_attn: bool | None, flag: str) -> None:
+    """Default off (the same numbers as in-process, checked above); true and empty are passed on as -fa on / auto."""
+    cfg = tmp_path / "cfg"
+    write_config(cfg, {"srv": ("llamacpp_binding", {"n_ctx": 1024, "n_threads": 2, "engine": "server", "parallel": 2,
+                                                    "flash_attn": flash_attn})})
+    async with api_client(cfg) as c:
+        r = await c.post("/api/v1/generate", json={**prompt("What is the capital of France?", max_tokens=12),
+                                                    "binding_name": "srv"})
+        assert r.status_code == 200 and r.json()["output"][0]["data"], r.text
+        children = llama_servers(os.getpid())
+        assert len(children) == 1
+        args = children[0].cmdline()
+    assert args[args.index("-fa") + 1] == flag
+
+
+def test_flash_attention_is_off_unless_set() -> None:
+    from llamacpp_binding import LlamaCppBinding
+    from llamacpp_binding.server_engine import ServerSettings, server_args
+
+    for config, in_process, flag in (({}, False, "off"), ({"flash_attn": True}, True, "on"), ({"flash_attn": None}, False, "auto")):
+        binding: Any = LlamaCppBinding({"binding_instance_name": "probe", "type": "llamacpp_binding", **config}, None)
+        assert binding.settings.llama_kwargs()["flash_attn"] is in_process
+        args = server_args(Path("m.gguf"), ServerSettings(Path("llama-server"), 2, binding.settings), embedding=False)
+        assert args[args.index("-fa") + 1] == flag

@@ -106,6 +106,7 @@ class LlamaCppBinding(Binding):
             n_batch=int(config.get("n_batch") or 512), n_gpu_layers=int(config.get("n_gpu_layers") or 0),
             chat_format=config.get("chat_format") or None, seed=config.get("seed"),
             prompt_cache_bytes=int(config.get("prompt_cache_mb") or 0) * 1024 * 1024,
+            flash_attn=None if config.get("flash_attn", False) is None else bool(config.get("flash_attn")),
         )
         self.max_loaded = max(1, int(config.get("max_loaded_models") or 1))
         self.locator = ModelLocator(config.get("models_folder"), [self.default_model or ""])

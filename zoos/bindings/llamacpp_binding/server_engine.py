@@ -70,7 +70,7 @@ def server_args(model_path: Path, s: ServerSettings, embedding: bool, trained_ct
     n_ctx = load.n_ctx or trained_ctx
     args = ["-m", str(model_path), "-np", str(parallel), "-b", str(load.n_batch), "-ngl", str(load.n_gpu_layers),
             "--no-webui", "--no-slots", "--log-colors", "off",
-            "-fa", "off",  # the in-process engine does not use flash attention: same numbers at temperature 0
+            "-fa", "auto" if load.flash_attn is None else "on" if load.flash_attn else "off",  # off by default, as in-process
             "--no-warmup"]
     if n_ctx:
         args += ["-c", str(n_ctx * parallel)]

@@ -141,11 +141,12 @@ class LoadSettings:
     seed: int | None
     embedding: bool = False  # loaded to compute embeddings (a separate copy from the chat one)
     prompt_cache_bytes: int = 0  # per-conversation KV snapshots kept in RAM (0: only the live context)
+    flash_attn: bool | None = False  # None: llama-server decides, in-process off (binding card)
 
     def llama_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {
             "n_ctx": self.n_ctx, "n_batch": self.n_batch, "n_gpu_layers": self.n_gpu_layers,
-            "chat_format": self.chat_format, "verbose": False,
+            "chat_format": self.chat_format, "verbose": False, "flash_attn": bool(self.flash_attn),
         }
         if self.embedding:
             kw["embedding"] = True
