@@ -300,7 +300,8 @@ class LlamaServer:
         env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join([str(Path(exe).parent), os.environ.get("LD_LIBRARY_PATH", "")])}
         self.log = open(workdir / f"llama_server_{slots}.log", "wb")  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen([exe, "-m", str(model_path()), "--host", "127.0.0.1", "--port", str(self.port),
-                                      "-t", str(threads()), "-c", str(n_ctx * slots), "-np", str(slots)],
+                                      "-t", str(threads()), "-c", str(n_ctx * slots), "-np", str(slots),
+                                      "-fa", "off"],  # as ours by default (flash_attn false): the same numbers as direct
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
         wait_http(f"{self.url}/health", self.proc, "llama-server")
 
