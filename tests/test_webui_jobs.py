@@ -324,7 +324,16 @@ def test_on_a_cluster_an_answer_moves_to_another_replica_and_survives_a_killed_w
             time.sleep(0.05)
         assert running[0].proc is not None
         running[0].proc.kill()  # kill -9 mid-answer: the other worker takes the job over and starts it again
-        assert wait_finished(page, timeout=90_000) == "done"
+        try:
+            assert wait_finished(page, timeout=90_000) == "done"
+        except Exception as exc:  # what each process saw, for a failure that does not reproduce on its own
+            logs = "\n".join(f"--- {label} ---\n{p.log()[-4000:]}" for label, p in
+                              (("worker 1", workers[0]), ("worker 2", workers[1]), ("replica A", a), ("replica B", b)))
+            try:
+                state: Any = job_state(a, job_id)
+            except Exception as err:  # noqa: BLE001 - the report must not hide the logs
+                state = err
+            raise AssertionError(f"{exc}\njob: {state}\nreply: {reply_text(page)!r}\n{logs}") from exc
         assert reply_text(page) == PROMPT
         seen: list[str] = page.evaluate("window.__replyTexts")
         assert all(PROMPT.startswith(t) for t in seen), seen  # nothing doubled, before or after the restart
