@@ -205,29 +205,6 @@ def _json_content(request: Request) -> bool:
     return False
 
 
-async def read_body(request: Request) -> bytes:
-    """``await request.body()``; a body that arrives in one message (nearly every request) is taken from it and
-    kept where Starlette keeps a read body, without its stream generator. Anything else (a body in parts, a
-    disconnect, a body already read) goes through ``request.body()``, that message first."""
-    state = request.__dict__
-    if "_body" in state or state.get("_stream_consumed", True):
-        return await request.body()
-    receive = request.receive
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        request._stream_consumed = True
-        body: bytes = message.get("body", b"")
-        request._body = body
-        return body
-    pending = [message]
-
-    async def replay() -> Any:
-        return pending.pop() if pending else await receive()
-
-    request._receive = replay
-    return await request.body()
-
-
 LANE_SCOPE_KEY = "lollms.lean_lane"  # set by hot_lane.HotLane: it calls the handler without FastAPI's router
 
 
@@ -313,7 +290,7 @@ class LeanRoute(APIRoute):
             if plan.body_field is not None:
                 if not _json_content(request):
                     return await fall_back(request, None)
-                raw = await read_body(request)
+                raw = await request.body()
                 if not raw:
                     return await fall_back(request, raw)
                 if plan.body_model is not None and self.raw_json_ok(raw):
