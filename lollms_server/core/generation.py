@@ -19,6 +19,7 @@ from lollms_server.core.errors import BackendError, BadRequestError, LollmsError
 from lollms_server.core.inputs import build_conversation, check_inputs_for, normalise_binary
 from lollms_server.core.request_limits import bounded_max_tokens, check_item_count
 from lollms_server.core.outputs import standardize_result
+from lollms_server.core.unicode_text import valid_text, valid_value
 from lollms_server.core.params import merge_parameters
 from lollms_server.core.bindings.manager import BindingManager
 from lollms_server.core.config import ServerConfig
@@ -402,9 +403,9 @@ class GenerationService:
                 if etype == "chunk" and ev.get("content") is None:
                     ev = {**ev, "content": ""}  # a thoughts-only chunk (spec-era bindings send content None)
                 if etype == "chunk" and isinstance(ev.get("content"), str):
-                    answer, thought = splitter.feed(ev["content"])
+                    answer, thought = splitter.feed(valid_text(ev["content"]))
                     if ev.get("thoughts"):
-                        thought += ev["thoughts"]
+                        thought += valid_text(str(ev["thoughts"]))
                     answer, thought = answer_mask.feed(answer), thought_mask.feed(thought)
                     if answer or thought:
                         if plan.filters:
@@ -415,7 +416,7 @@ class GenerationService:
                             plan.trace.first_token()
                         text_parts.append(answer)
                         thought_parts.append(thought)
-                        meta = ev.get("metadata") or {}
+                        meta = valid_value(ev.get("metadata") or {})
                         if isinstance(meta, dict):  # per-token path: the fields are known to be valid, skip validation
                             yield StreamChunk.model_construct(type="chunk", content=answer, thoughts=thought or None, metadata=meta)
                         else:
@@ -427,14 +428,14 @@ class GenerationService:
                 elif etype == "final":
                     final_outputs = standardize_result(ev.get("content"))
                 elif etype == "error":
-                    error = REDACTOR.redact(str(ev.get("content")))
-                    error_event = StreamChunk(type="error", content=error, metadata=ev.get("metadata") or {})
+                    error = REDACTOR.redact(valid_text(str(ev.get("content"))))
+                    error_event = StreamChunk(type="error", content=error, metadata=valid_value(ev.get("metadata") or {}))
                     break
                 elif etype == "function_call":
-                    recorder.add(ev.get("content"))
-                    yield StreamChunk(type=etype, content=ev.get("content"), metadata=ev.get("metadata") or {})
+                    recorder.add(valid_value(ev.get("content")))
+                    yield StreamChunk(type=etype, content=valid_value(ev.get("content")), metadata=valid_value(ev.get("metadata") or {}))
                 elif etype == "info":
-                    yield StreamChunk(type=etype, content=ev.get("content"), metadata=ev.get("metadata") or {})
+                    yield StreamChunk(type=etype, content=valid_value(ev.get("content")), metadata=valid_value(ev.get("metadata") or {}))
                 else:
                     raise LollmsError(f"stream event of unknown type {etype!r}")
         except (asyncio.CancelledError, GeneratorExit):

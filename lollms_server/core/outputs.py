@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from lollms_server.core.contract import OutputData
 from lollms_server.core.errors import BackendError
 from lollms_server.core.thoughts import split_thoughts
+from lollms_server.core.unicode_text import valid_text, valid_value
 
 _OUTPUT_TYPES = {"text", "image", "audio", "video", "json", "error", "info"}
 
@@ -16,9 +17,13 @@ _OUTPUT_TYPES = {"text", "image", "audio", "video", "json", "error", "info"}
 def _one(item: Any) -> OutputData:
     if isinstance(item, OutputData):
         out = item
+        repaired = valid_value(item.data), valid_value(item.thoughts), valid_value(item.metadata)
+        if any(a is not b for a, b in zip(repaired, (item.data, item.thoughts, item.metadata))):
+            out = item.model_copy(update=dict(zip(("data", "thoughts", "metadata"), repaired)))
     elif isinstance(item, str):
-        out = OutputData(type="text", data=item)
+        out = OutputData(type="text", data=valid_text(item))
     elif isinstance(item, dict):
+        item = valid_value(item)
         if item.get("type") not in _OUTPUT_TYPES:
             if "text" in item and "type" not in item:
                 item = {"type": "text", "data": item["text"], "metadata": item.get("metadata")}

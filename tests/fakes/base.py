@@ -44,11 +44,15 @@ class Behaviour:
     drop_after: int | None = None  # close the connection after this many streamed pieces
     chunks: int = 4  # streamed answer pieces
     fault: str | None = None  # a broken answer with status 200: one of FAULTS
+    lone_surrogate: bool = False  # the answer text ends with LONE_SURROGATE
     quote_key_partly: bool = False  # quote a wrong key as OpenAI does ("sk-abcdef****yz") instead of in full
 
 
 # Broken answers a provider (or a proxy in front of it) can give with status 200
 FAULTS = ("no_end", "not_json", "empty_json", "html")
+# a well-formed answer whose text holds half of a UTF-16 surrogate pair ("\\ud800" in its JSON): valid JSON, not valid
+# Unicode (a provider cutting a string inside an emoji); not a fault, the answer is complete
+LONE_SURROGATE = "\ud83d"
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Gateway</title></head><body><h1>Welcome</h1></body></html>"
 
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from fakes.base import FakeServer, tiny_png
+from fakes.base import LONE_SURROGATE, FakeServer, tiny_png
 
 MODELS = ["gpt-fake", "gpt-fake-reasoner", "dall-e-fake"]
 
@@ -66,6 +66,8 @@ class FakeOpenAI(FakeServer):
         images = sum(1 for m in body["messages"] if isinstance(m.get("content"), list)
                      for p in m["content"] if p.get("type") == "image_url")
         words = f"echo: {user}" + (f" [{images} image(s)]" if images else "")
+        if self.behaviour.lone_surrogate:
+            words += LONE_SURROGATE
         pieces = words.split(" ")
         pieces = [p if i == 0 else " " + p for i, p in enumerate(pieces)]
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -79,8 +81,10 @@ class FakeOpenAI(FakeServer):
             msg: dict[str, Any] = {"role": "assistant", "content": "".join(pieces)}
             if reasoning:
                 msg["reasoning_content"] = reasoning
-            return JSONResponse({"id": cid, "object": "chat.completion", "created": created, "model": model,
-                                 "choices": [{"index": 0, "message": msg, "finish_reason": reason}], "usage": usage})
+            answer = {"id": cid, "object": "chat.completion", "created": created, "model": model,
+                      "choices": [{"index": 0, "message": msg, "finish_reason": reason}], "usage": usage}
+            # json.dumps escapes a lone surrogate as \\ud83d (JSONResponse's UTF-8 encoding would fail on it)
+            return Response(json.dumps(answer), media_type="application/json")
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
