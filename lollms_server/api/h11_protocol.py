@@ -33,6 +33,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from lollms_server.api.head_lines import HEAD_LINES_EXTENSION, HEAD_LINES_KEY
+from lollms_server.api.plain_send import PlainBody, plain_start
 
 _HEAD_END = b"\r\n\r\n"
 
@@ -113,9 +114,16 @@ def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 class _LeanCycle(RequestResponseCycle):
     """uvicorn's request/response cycle, taking ``HEAD_LINES_KEY`` (see the module's docstring); uvicorn's own
-    default headers (``Date``, ``Server``) go the same way."""
+    default headers (``Date``, ``Server``) go the same way. A plain answer (``content-length``) is framed here
+    (``plain_send``): the same bytes and the same h11 states as ``RequestResponseCycle.send`` gives."""
+
+    plain: PlainBody | None = None  # the answer being framed here, between its start and its last body part
 
     async def send(self, message: Any) -> None:
+        plain = self.plain
+        if plain is not None and message["type"] == "http.response.body":
+            await self._send_plain_body(plain, message)
+            return
         transport = self.transport
         if message["type"] != "http.response.start" or self.response_started or not isinstance(transport, CoalescingTransport):
             await super().send(message)
@@ -125,6 +133,14 @@ class _LeanCycle(RequestResponseCycle):
         if defaults is not None:
             self.default_headers = []  # (this cycle's: the protocol's list is untouched)
             lines = defaults + lines
+        if defaults is not None and not self.access_log and not self.flow.write_paused and not self.disconnected:
+            plain = plain_start(self.conn, self.scope["method"], message, lines)
+            if plain is not None:
+                self.response_started = True
+                self.waiting_for_100_continue = False
+                self.plain = plain
+                transport.write(plain.head)
+                return
         if not lines:
             await super().send(message)
             return
@@ -134,6 +150,28 @@ class _LeanCycle(RequestResponseCycle):
         finally:
             if transport.head_lines is not None:  # no head was written (the client went away): nothing to add to
                 transport.head_lines = None
+
+    async def _send_plain_body(self, plain: PlainBody, message: Any) -> None:
+        """``RequestResponseCycle.send`` for a body part of an answer framed by ``plain_start``."""
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()  # pragma: no cover - a client that reads nothing of a small answer
+        if self.disconnected:
+            return
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        plain.add(self.conn, body)
+        if body:
+            self.transport.write(body)
+        if more_body:
+            return
+        self.plain = None
+        self.response_complete = True
+        self.message_event.set()
+        plain.end(self.conn)
+        if self.conn.our_state is h11.MUST_CLOSE or not self.keep_alive:
+            self.conn.send(event=h11.ConnectionClosed())
+            self.transport.close()
+        self.on_response()
 
 
 class BoundedHeadH11Protocol(H11Protocol):

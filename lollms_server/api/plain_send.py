@@ -1,0 +1,100 @@
+"""Plain answers framed without h11's event objects: the bytes and the connection states h11 would give.
+
+uvicorn sends every answer through h11: a ``Response`` event (each header checked against the HTTP grammar,
+lower-cased, then scanned again to find the framing), a ``Data`` event per body part and an ``EndOfMessage``,
+each through h11's state machine — about a tenth of the server's work for a small JSON answer. For the usual
+answer — a status from 200 to 599 but 204 and 304, one ``Content-Length``, no ``Transfer-Encoding``,
+``Connection`` or ``Host`` header, to a keep-alive request that is neither HEAD nor CONNECT and proposes no
+protocol switch — ``h11_protocol`` frames it with this module instead:
+
+- the head is written as h11 writes it (``HTTP/1.1 <status> <reason>``, the headers in order as given), each
+  header checked with h11's own patterns (a pair seen valid is remembered: the same few come back every time);
+- the body parts are counted against the ``Content-Length`` as h11's writer counts them (the same errors, and
+  the connection ends in h11's ERROR state as after a failed ``send``);
+- after the last part, h11's state machine takes the ``Response`` and ``EndOfMessage`` transitions it would have
+  taken, so keep-alive, pipelining and the next request go on exactly as before.
+
+Anything else (a header that fails a pattern too) goes through h11 as always, and it answers as it always does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h11
+from h11._headers import CONTENT_LENGTH_MAX_DIGITS, _content_length_re, _field_name_re, _field_value_re
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES
+
+_SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"connection", b"host"})
+_CHECKED: set[tuple[bytes, bytes]] = set()  # header pairs that matched h11's patterns
+_CHECKED_MAX = 1024  # bounded: a route that echoes values into headers cannot grow it without end
+
+
+def _valid(name: bytes, value: bytes) -> bool:
+    pair = (name, value)
+    if pair in _CHECKED:
+        return True
+    if _field_name_re.fullmatch(name) is None or _field_value_re.fullmatch(value) is None:
+        return False
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED.add(pair)
+    return True
+
+
+class PlainBody:
+    """An answer whose head is written: counts its body against the Content-Length, then ends it in h11."""
+
+    __slots__ = ("head", "length", "sent")
+
+    def __init__(self, head: bytes, length: int) -> None:
+        self.head = head
+        self.length = length
+        self.sent = 0
+
+    def add(self, conn: h11.Connection, body: Any) -> None:
+        sent = self.sent + len(body)
+        if sent > self.length:
+            conn._process_error(h11.SERVER)
+            raise h11.LocalProtocolError("Too much data for declared Content-Length")
+        self.sent = sent
+
+    def end(self, conn: h11.Connection) -> None:
+        if self.sent != self.length:
+            conn._process_error(h11.SERVER)
+            raise h11.LocalProtocolError("Too little data for declared Content-Length")
+        state = conn._cstate
+        before = dict(state.states)
+        state.process_event(h11.SERVER, h11.Response)
+        state.process_event(h11.SERVER, h11.EndOfMessage)
+        conn.client_is_waiting_for_100_continue = False
+        conn._respond_to_state_changes(before)
+
+
+def plain_start(conn: h11.Connection, method: str, message: Any, lines: bytes) -> PlainBody | None:
+    """The answer ``message`` (``http.response.start``) starts, with its head (``lines`` added before the blank line
+    that ends it), when this module can frame it; else None (h11 frames it)."""
+    status = message["status"]
+    if (type(status) is not int or not 200 <= status < 600 or status in (204, 304) or method in ("HEAD", "CONNECT")
+            or conn.our_state is not h11.SEND_RESPONSE or not conn._cstate.keep_alive
+            or conn._cstate.pending_switch_proposals):
+        return None
+    length = -1
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, STATUS_PHRASES[status])]
+    for name, value in message.get("headers") or ():
+        if type(name) is not bytes or type(value) is not bytes:
+            return None
+        lower = name.lower()
+        if lower in _SPECIAL:
+            if lower != b"content-length" or length >= 0 or _content_length_re.fullmatch(value) is None \
+                    or len(value) > CONTENT_LENGTH_MAX_DIGITS or _field_name_re.fullmatch(name) is None:
+                return None
+            length = int(value)
+        elif not _valid(name, value):
+            return None
+        parts.append(b"%s: %s\r\n" % (name, value))
+    if length < 0:
+        return None
+    parts.append(lines)
+    parts.append(b"\r\n")
+    return PlainBody(b"".join(parts), length)
