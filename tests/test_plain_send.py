@@ -134,3 +134,29 @@ def test_same_bytes_states_and_errors_as_h11(name: str, monkeypatch: pytest.Monk
     assert (ours[3] > 0) is framed_here, name
     if framed_here:
         assert ours[0].startswith(b"HTTP/1.1 ")
+
+
+def test_keep_alive_closes_an_idle_connection_after_its_timeout_from_the_last_answer() -> None:
+    """One timer per connection (h11_protocol): an answer restarts the idle time, an idle connection is closed."""
+
+    async def run() -> tuple[bool, bool, bool]:
+        config = Config(app_sending(start(), body()), http=BoundedHeadH11Protocol, ws="none", lifespan="off",
+                        log_level="critical", proxy_headers=False, access_log=False, timeout_keep_alive=0.5)
+        config.load()
+        state = ServerState()
+        state.default_headers = list(DATE)
+        proto = BoundedHeadH11Protocol(config, state, {}, asyncio.get_running_loop())
+        transport = Recorder()
+        proto.connection_made(transport)
+        proto.data_received(GET)
+        await asyncio.sleep(0.3)
+        proto.data_received(GET)  # 0.3 s after the first answer: the idle time starts again from this one
+        await asyncio.sleep(0.35)
+        open_after_second = not transport.closed  # 0.65 s after the first answer, 0.35 s after the second
+        await asyncio.sleep(0.6)
+        closed_when_idle = transport.closed
+        answered = transport.data.count(b"HTTP/1.1 200 ") == 2
+        proto.connection_lost(None)
+        return open_after_second, closed_when_idle, answered
+
+    assert asyncio.run(run()) == (True, True, True)

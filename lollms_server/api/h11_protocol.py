@@ -190,6 +190,48 @@ class BoundedHeadH11Protocol(H11Protocol):
         super().connection_made(transport)
         self.transport = CoalescingTransport(transport, self.loop)  # type: ignore[assignment]
 
+    # Keep-alive: uvicorn cancels its idle timer whenever data arrives and arms a new one after every answer (a
+    # timer handle made and cancelled per request). Here one timer stays armed: when it fires, the connection is
+    # closed if it has been idle for the whole ``timeout_keep_alive`` since its last answer, else it waits for
+    # what is left (busy: the next answer arms it again). The same connections close at the same moments.
+    _idle_since: float | None = None  # loop time of the last answer ended, None while a request is being handled
+
+    def _unset_keepalive_if_required(self) -> None:  # (uvicorn calls it when data or a request arrives)
+        self._idle_since = None
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        since = self._idle_since
+        if since is None:
+            return
+        left = since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
+            return
+        self.timeout_keep_alive_handler()
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the timer above, and without looking for a next request when nothing was received."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+        self.flow.resume_reading()
+        conn = self.conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            data, closed = conn.trailing_data
+            if data or closed:  # (else h11 would only answer NEED_DATA)
+                self.handle_events()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+
     def _unsupported_upgrade_warning(self) -> None:
         # served with ws="none" (no WebSocket route): the request is answered as plain HTTP; uvicorn's two
         # warnings per such request would let any client fill the log
