@@ -29,7 +29,7 @@ from lollms_server.api.not_found import add_not_found_route
 from lollms_server.api.request_guard import RequestGuard
 from lollms_server.api.surface_auth import guard_match
 from lollms_server.api.webui import mount_webui
-from lollms_server.core import start_up_gc
+from lollms_server.core import dataclass_code, start_up_gc
 from lollms_server.core.config import ServerConfig, load_server_config
 from lollms_server.core.metrics import Metrics
 from lollms_server.core.paths import WEBUI_DIST_DIR
@@ -96,6 +96,7 @@ def create_app(config_dir: Path | None = None, config: ServerConfig | None = Non
         app.state.services = services
         ext_routes = mount_extensions(app, list(services.extensions.extensions.values()), ext_insert_at, auth) \
             if services.extensions is not None else []
+        dataclass_code.settle()  # the methods of start-up's dataclasses are kept for the next start (see there)
         # what start-up built (routes, schemas, plugins) lives as long as the server: keep the garbage
         # collector from walking it again on every full collection during requests
         start_up_gc.settle()

@@ -29,6 +29,7 @@ NOT_AT_START_UP = (
     "prometheus_client",  # the first scrape of /metrics (requests are counted in plain numbers until then)
     "email_validator",  # installed beside some dev tools; FastAPI's import skips it (api/fastapi_import.py)
     "lollms_zoo_extensions.web_fetch.markdown",  # web_fetch's HTML to Markdown converter: on the first fetch
+    "ascii_colors",  # ConfigGuard's console logging: its logger is the standard library's (core/configguard_import.py)
     "pydantic.v1",  # FastAPI's check for pydantic.v1 route models needs no import while none exists (same module)
     "lollms_server.api.openai_compat.routes_chat",
     "lollms_server.api.openai_compat.models",

@@ -8,7 +8,10 @@ server does not use before its first /openapi.json, and are skipped or put off h
   own import only (FastAPI then types that field as a string); whoever imports it later gets the real package.
 - The OpenAPI document's own pydantic models (``fastapi.openapi.models``: Schema, Operation, PathItem…) are
   created with pydantic's ``defer_build``: each builds its validator on first use (the first /openapi.json,
-  or the API key header's security model when the app is built) instead of all of them at import.
+  or the API key header's security model when the app is built) instead of all of them at import. The
+  module's closing ``model_rebuild()`` calls (Schema, Operation, Encoding: they refer to each other by name)
+  would build three of them at once whatever ``defer_build`` says; for the length of the import they leave a
+  deferred model as it is, and its first use builds it, resolving those names in the finished module.
 - FastAPI checks every route parameter against ``pydantic.v1`` models, importing ``pydantic.v1`` to do so.
   No such model can exist before ``pydantic.v1`` is imported, so the check answers False until then and
   runs FastAPI's own test afterwards.
@@ -36,16 +39,34 @@ def import_fastapi() -> None:
         sys.modules["email_validator"] = None  # type: ignore[assignment]  # `import email_validator` fails
     base_config: dict[str, Any] = pydantic.BaseModel.model_config  # type: ignore[assignment]
     defer = "defer_build" not in base_config
+    rebuild = pydantic.BaseModel.__dict__.get("model_rebuild")
     if defer:
         base_config["defer_build"] = True  # the models created meanwhile build on first use
+        if isinstance(rebuild, classmethod):
+            pydantic.BaseModel.model_rebuild = _rebuild_unless_deferred(rebuild.__func__)  # type: ignore[method-assign]
     try:
         import fastapi.openapi.models  # noqa: F401 - imports FastAPI itself first
     finally:
         if defer:
             del base_config["defer_build"]
+            if isinstance(rebuild, classmethod):
+                pydantic.BaseModel.model_rebuild = rebuild  # type: ignore[method-assign,assignment]
         if hide_email:
             del sys.modules["email_validator"]
     _check_pydantic_v1_only_once_imported()
+
+
+def _rebuild_unless_deferred(rebuild: Callable[..., bool | None]) -> Any:
+    """``BaseModel.model_rebuild`` while FastAPI's models are created: a plain call on a deferred model waits
+    for its first use; any other call is pydantic's own (same namespace depth as a direct call)."""
+
+    def model_rebuild(cls: Any, **kwargs: Any) -> bool | None:
+        if not kwargs and cls.model_config.get("defer_build") and not cls.__pydantic_complete__:
+            return None
+        kwargs.setdefault("_parent_namespace_depth", 3)  # the caller's frame, one above this one
+        return rebuild(cls, **kwargs)
+
+    return classmethod(model_rebuild)
 
 
 def _check_pydantic_v1_only_once_imported() -> None:

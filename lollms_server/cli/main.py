@@ -55,11 +55,12 @@ def server_environment() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from lollms_server.core import start_up_gc
+    from lollms_server.core import dataclass_code, start_up_gc
 
     server_environment()
 
     start_up_gc.relax()  # until the app's start-up is done (its lifespan settles it)
+    dataclass_code.install()  # the same (see there)
     from lollms_server.api import uvicorn_import
 
     uvicorn_import.prepare()  # uvicorn without its command line (click, multiprocessing): see there

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from lollms_server.core.configguard_import import import_configguard
+
 os.environ.setdefault("CONFIGMASTER_LOG_LEVEL", "ERROR")
+import_configguard()  # without its console logging library (see there)
 
 from configguard import ConfigGuard  # noqa: E402
 from configguard.exceptions import ConfigGuardError  # noqa: E402
