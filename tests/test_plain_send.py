@@ -114,6 +114,8 @@ CASES: dict[str, tuple[Any, list[bytes], bool]] = {
     "too little data in parts": (app_sending(start(), body(b"{", True), body(b"")), [GET], True),
     "a header h11 refuses": (app_sending(start(headers=[(b"content-length", b"2"), (b"x-bad", b"a\x00b")]), body()), [GET], False),
     "a name h11 refuses": (app_sending(start(headers=[(b"content-length", b"2"), (b"bad name", b"v")]), body()), [GET], False),
+    "header items as lists": (app_sending(start(headers=[[b"content-length", b"2"]]), body()), [GET], False),  # type: ignore[list-item]
+    "str headers": (app_sending(start(headers=[("content-length", "2")]), body()), [GET], False),  # type: ignore[list-item]
     "two content-lengths": (app_sending(start(headers=[(b"content-length", b"2"), (b"content-length", b"2")]), body()), [GET], False),
     "no content-length": (app_sending(start(headers=[(b"content-type", b"text/plain")]), body(b"abc")), [GET], False),
     "connection header": (app_sending(start(headers=[(b"content-length", b"2"), (b"connection", b"close")]), body()), [GET], False),

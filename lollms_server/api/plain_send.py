@@ -26,20 +26,31 @@ from h11._headers import CONTENT_LENGTH_MAX_DIGITS, _content_length_re, _field_n
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES
 
 _SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"connection", b"host"})
-_CHECKED: set[tuple[bytes, bytes]] = set()  # header pairs that matched h11's patterns
-_CHECKED_MAX = 1024  # bounded: a route that echoes values into headers cannot grow it without end
+# header items (name, value) that matched h11's patterns -> (their line, the Content-Length they give or -1); bounded:
+# a route that echoes values into its headers cannot grow it without end
+_LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_LINES_MAX = 1024
 
 
-def _valid(name: bytes, value: bytes) -> bool:
-    pair = (name, value)
-    if pair in _CHECKED:
-        return True
-    if _field_name_re.fullmatch(name) is None or _field_value_re.fullmatch(value) is None:
-        return False
-    if len(_CHECKED) >= _CHECKED_MAX:
-        _CHECKED.clear()
-    _CHECKED.add(pair)
-    return True
+def _line(item: Any) -> tuple[bytes, int] | None:
+    """The head line of one header item and its Content-Length (-1: another header), or None: h11 must frame it."""
+    if type(item) is not tuple or len(item) != 2:
+        return None
+    name, value = item
+    if type(name) is not bytes or type(value) is not bytes or _field_name_re.fullmatch(name) is None:
+        return None
+    lower = name.lower()
+    length = -1
+    if lower in _SPECIAL:
+        if lower != b"content-length" or _content_length_re.fullmatch(value) is None or len(value) > CONTENT_LENGTH_MAX_DIGITS:
+            return None
+        length = int(value)
+    elif _field_value_re.fullmatch(value) is None:
+        return None
+    if len(_LINES) >= _LINES_MAX:
+        _LINES.clear()
+    known = _LINES[item] = (b"%s: %s\r\n" % (name, value), length)
+    return known
 
 
 class PlainBody:
@@ -81,18 +92,20 @@ def plain_start(conn: h11.Connection, method: str, message: Any, lines: bytes) -
         return None
     length = -1
     parts = [b"HTTP/1.1 %d %s\r\n" % (status, STATUS_PHRASES[status])]
-    for name, value in message.get("headers") or ():
-        if type(name) is not bytes or type(value) is not bytes:
+    for item in message.get("headers") or ():
+        try:
+            known = _LINES.get(item)
+        except TypeError:  # (not hashable: a list)
             return None
-        lower = name.lower()
-        if lower in _SPECIAL:
-            if lower != b"content-length" or length >= 0 or _content_length_re.fullmatch(value) is None \
-                    or len(value) > CONTENT_LENGTH_MAX_DIGITS or _field_name_re.fullmatch(name) is None:
+        if known is None:
+            known = _line(item)
+            if known is None:
                 return None
-            length = int(value)
-        elif not _valid(name, value):
-            return None
-        parts.append(b"%s: %s\r\n" % (name, value))
+        if known[1] >= 0:
+            if length >= 0:  # a second Content-Length
+                return None
+            length = known[1]
+        parts.append(known[0])
     if length < 0:
         return None
     parts.append(lines)
