@@ -271,3 +271,26 @@ def test_serve_runs_uvicorn_without_its_command_line_and_the_package_stays_whole
     assert generated == "200"
     assert names == "True Config True"
     assert after == "['click', 'multiprocessing', 'uvicorn.main']"  # the package's own __init__ ran on first use
+
+
+def test_builtin_default_factories_are_answered_without_parsing_their_signature() -> None:
+    """pydantic asks whether a default_factory takes the validated data; for list/dict, inspect would tokenize
+    their text signature (compiling tokenize's large pattern) for an answer known in advance
+    (api/pydantic_import.py). Factories are still called as pydantic calls them, data-taking ones included."""
+    code = textwrap.dedent("""
+        import tokenize
+        import lollms_server.api  # FastAPI and pydantic, imported as the server imports them
+        from pydantic import BaseModel, Field
+
+        class M(BaseModel):
+            a: list[int] = Field(default_factory=list)
+            b: dict[str, int] = Field(default_factory=dict)
+            c: int = 1
+            d: int = Field(default_factory=lambda data: data["c"] + 1)
+
+        m = M(c=5)
+        print(m.a, m.b, m.d, M().a is not M().a, M.model_json_schema()["properties"]["a"], tokenize._compile.cache_info().currsize)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]", "{}", "6", "True", *"{'items': {'type': 'integer'}, 'title': 'A', 'type': 'array'}".split(), "0"]

@@ -34,6 +34,10 @@ def import_fastapi() -> None:
         return
     import pydantic
 
+    from lollms_server.api import pydantic_import
+
+    pydantic_import.prepare()  # before any model is built (see there)
+
     hide_email = "email_validator" not in sys.modules
     if hide_email:
         sys.modules["email_validator"] = None  # type: ignore[assignment]  # `import email_validator` fails

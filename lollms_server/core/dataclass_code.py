@@ -63,7 +63,7 @@ def _load(path: Path) -> dict[str, CodeType]:
         with open(path, "rb") as fh:
             if not _trusted(path, os.fstat(fh.fileno())):
                 return {}
-            data = marshal.load(fh)
+            data = marshal.loads(fh.read())  # (marshal.load() reads a file object piece by piece: 20x slower)
     except (OSError, EOFError, ValueError, TypeError):
         return {}
     if not isinstance(data, dict):
