@@ -29,6 +29,7 @@ NOT_AT_START_UP = (
     "prometheus_client",  # the first scrape of /metrics (requests are counted in plain numbers until then)
     "email_validator",  # installed beside some dev tools; FastAPI's import skips it (api/fastapi_import.py)
     "lollms_zoo_extensions.web_fetch.markdown",  # web_fetch's HTML to Markdown converter: on the first fetch
+    "cryptography",  # Fernet: for encrypted configuration files only (core/configguard_import.py)
     "ascii_colors",  # ConfigGuard's console logging: its logger is the standard library's (core/configguard_import.py)
     "pydantic.v1",  # FastAPI's check for pydantic.v1 route models needs no import while none exists (same module)
     "lollms_server.api.openai_compat.routes_chat",
@@ -294,3 +295,29 @@ def test_builtin_default_factories_are_answered_without_parsing_their_signature(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]", "{}", "6", "True", *"{'items': {'type': 'integer'}, 'title': 'A', 'type': 'array'}".split(), "0"]
+
+
+def test_configguard_without_ascii_colors_and_cryptography_until_a_file_is_encrypted(tmp_path: Path) -> None:
+    """core/configguard_import.py: ConfigGuard logs through the standard library and gets Fernet on first use;
+    an encrypted file is still written by ConfigGuard and read back, a wrong key still refused."""
+    code = textwrap.dedent(f"""
+        import logging, sys
+        from pathlib import Path
+        from lollms_server.core import guarded_config as g
+        assert "cryptography" not in sys.modules and "ascii_colors" not in sys.modules
+        import configguard
+        assert isinstance(sys.modules["configguard.log"].log, logging.Logger)
+        schema = {{"__version__": "1.0.0", "name": {{"type": "str", "default": "x", "help": "a name"}}}}
+        path = Path({str(tmp_path / "inst.yaml")!r})
+        key = configguard.generate_encryption_key()
+        g.save_guarded_atomic(path, schema, {{"name": "secret-name"}}, key)
+        assert b"secret-name" not in path.read_bytes() and g.looks_encrypted(path)
+        print(g.load_guarded(path, schema, key).values["name"])
+        try:
+            g.load_guarded(path, schema, configguard.generate_encryption_key())
+        except g.ConfigFileError as exc:
+            print("refused:", type(exc).__name__)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["secret-name", "refused: ConfigFileError"]

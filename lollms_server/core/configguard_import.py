@@ -10,6 +10,11 @@ messages then go through the server's own logging, secret redaction included, in
 handler. Nothing else changes: the handlers, validation and errors are ConfigGuard's own, and whoever imports
 ``ascii_colors`` later gets the real package.
 
+ConfigGuard also imports ``cryptography``'s Fernet at import, for encrypted files only (a fiftieth of the
+start-up): ``cryptography.fernet`` is hidden for the length of ConfigGuard's import, and the ``Fernet`` it
+then lacks is a stand-in that imports the real one and returns its instance when an encrypted file is
+opened. A configuration without encryption never imports ``cryptography``.
+
 When a ConfigGuard release needs more of ``configguard.log`` than this gives, the shim is dropped and
 ConfigGuard is imported as it ships (``tests/test_startup_lazy.py`` checks that start-up imports no
 ``ascii_colors``).
@@ -21,6 +26,7 @@ import logging
 import os
 import sys
 import types
+from typing import Any
 
 LOGGER_NAME = "ConfigGuard"
 
@@ -49,16 +55,36 @@ def _log_module() -> types.ModuleType:
     return module
 
 
+class LazyFernet:
+    """ConfigGuard's ``Fernet`` until the real one is needed: ``LazyFernet(key)`` is ``Fernet(key)``."""
+
+    def __new__(cls, key: bytes | str) -> Any:
+        from cryptography.fernet import Fernet
+
+        return Fernet(key)
+
+
 def import_configguard() -> None:
     """Import ConfigGuard (once, before anything else of this server imports it)."""
     if "configguard" in sys.modules:
         return
+    hide_fernet = "cryptography.fernet" not in sys.modules
+    if hide_fernet:
+        sys.modules["cryptography.fernet"] = None  # type: ignore[assignment]  # its `from ... import` fails
     sys.modules["configguard.log"] = module = _log_module()
     try:
         import configguard
     except ImportError:  # this release needs more of configguard.log: ConfigGuard as it ships
         for name in [n for n in sys.modules if n == "configguard" or n.startswith("configguard.")]:
             del sys.modules[name]
+        if hide_fernet:
+            del sys.modules["cryptography.fernet"]
         import configguard  # noqa: F401
         return
+    finally:
+        if hide_fernet and "cryptography.fernet" in sys.modules and sys.modules["cryptography.fernet"] is None:
+            del sys.modules["cryptography.fernet"]
     configguard.log = module  # type: ignore[attr-defined]  # as the package's own import would set it
+    config = sys.modules.get("configguard.config")
+    if hide_fernet and config is not None and getattr(config, "Fernet", False) is None:
+        config.Fernet = LazyFernet  # type: ignore[attr-defined]

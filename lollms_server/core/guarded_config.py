@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lollms_server.core.configguard_import import import_configguard
 
@@ -25,10 +25,12 @@ from configguard.exceptions import ConfigGuardError  # noqa: E402
 from configguard.handlers import get_handler  # noqa: E402
 from configguard.handlers.base import LoadResult, StorageHandler  # noqa: E402
 from configguard.handlers.yaml_handler import YamlHandler  # noqa: E402
-from cryptography.fernet import Fernet  # noqa: E402
 from packaging.version import InvalidVersion, Version  # noqa: E402
 
 from lollms_server.core.file_modes import restrict_to_owner  # noqa: E402
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -60,13 +62,21 @@ class LoadedConfig:
     raw: dict[str, Any]  # what the file itself says, before defaults are filled in
 
 
+def fernet(key: bytes) -> "Fernet":
+    """The Fernet of ``key`` (cryptography is imported by the first configuration that is encrypted, not at
+    every start: core/configguard_import.py)."""
+    from cryptography.fernet import Fernet
+
+    return Fernet(key)
+
+
 def key_bytes(key: str | bytes | None) -> bytes | None:
     """Normalise and check a Fernet key; None when no key is set."""
     if not key:
         return None
     raw = key.strip().encode() if isinstance(key, str) else key.strip()
     try:
-        Fernet(raw)
+        fernet(raw)
     except (ValueError, TypeError) as exc:
         raise ValueError("the encryption key is not a valid Fernet key (32 url-safe base64 bytes)") from exc
     return raw
@@ -152,7 +162,7 @@ def _read_file(path: Path, key: bytes | None) -> LoadResult:
     if path.stat().st_size == 0:
         raise ConfigFileError(path, "the file is empty (0 bytes); restore it from a backup or recreate it")
     try:
-        handler = get_handler(path, fernet=Fernet(key) if key else None)
+        handler = get_handler(path, fernet=fernet(key) if key else None)
         result = (_read_yaml_values(path, key) if isinstance(handler, YamlHandler) else None) or handler.load(path)
     except ConfigGuardError as exc:
         hint = " (is it encrypted? set LOLLMS_ENCRYPTION_KEY)" if key is None and looks_encrypted(path) else ""
@@ -176,7 +186,7 @@ def _read_yaml_values(path: Path, key: bytes | None) -> LoadResult | None:
 
     try:
         raw = path.read_bytes()
-        data = yaml.load((Fernet(key).decrypt(raw) if key else raw).decode("utf-8"), Loader=yaml.CSafeLoader)
+        data = yaml.load((fernet(key).decrypt(raw) if key else raw).decode("utf-8"), Loader=yaml.CSafeLoader)
     except Exception:  # noqa: BLE001 - the handler reads it again and says what is wrong
         return None
     if not isinstance(data, dict) or any(all(k in data for k in keys) for keys in _FULL_FORMATS):
@@ -274,7 +284,7 @@ def backup_file(path: Path, key: bytes | None) -> Path:
     """Copy ``path`` to ``path.bak`` (0600); when the new file is encrypted, the backup is encrypted too."""
     data = path.read_bytes()
     if key is not None and not looks_encrypted(path):
-        data = Fernet(key).encrypt(data)  # same whole-file format ConfigGuard writes
+        data = fernet(key).encrypt(data)  # same whole-file format ConfigGuard writes
     backup = path.with_name(path.name + ".bak")
     write_private(backup, data)
     return backup
