@@ -169,3 +169,51 @@ def test_entries_of_removed_files_are_dropped_and_the_cache_stays_bounded(
         store.get(f, f.read_text)
     saved = json.loads(next(cache.glob("bounded.*.json")).read_text())
     assert sorted(saved) == sorted(str(f.absolute()) for f in files[3:8])  # the newest MAX_ENTRIES
+
+
+FUNCTIONS = '''
+async def scale(value: float, factor: float = 2.0) -> float:
+    """Multiply a number.
+
+    Args:
+        value: the number to scale
+        factor: how many times
+    """
+    return value * factor
+'''
+
+
+def _functions_in_fresh_process(folder: Path, cache: Path) -> tuple[list[str], dict[str, object]]:
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import json, sys
+        from pathlib import Path
+        from lollms_server.core.functions import FunctionManager
+        fm = FunctionManager([Path({str(folder)!r})], entry_points=False)
+        fm.discover()
+        print(json.dumps(["docstring_parser" in sys.modules, fm.tool_schemas()]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "LOLLMS_CACHE_DIR": str(cache)})
+    assert out.returncode == 0, out.stderr
+    imported, schemas = json.loads(out.stdout.strip().splitlines()[-1])
+    return imported, schemas
+
+
+def test_a_docstring_is_parsed_once_across_processes_and_a_changed_one_again(tmp_path: Path, cache: Path) -> None:
+    folder = tmp_path / "functions"
+    folder.mkdir()
+    (folder / "maths.py").write_text(FUNCTIONS)
+    imported, first = _functions_in_fresh_process(folder, cache)
+    assert imported is True  # parsed: nothing cached yet
+    assert first["maths.scale"]["description"] == "Multiply a number."
+    assert first["maths.scale"]["parameters"]["properties"]["factor"]["description"] == "how many times"
+    imported, again = _functions_in_fresh_process(folder, cache)
+    assert imported is False and again == first  # the same, without the parser
+    (folder / "maths.py").write_text(FUNCTIONS.replace("how many times", "the multiplier"))
+    imported, changed = _functions_in_fresh_process(folder, cache)
+    assert imported is True
+    assert changed["maths.scale"]["parameters"]["properties"]["factor"]["description"] == "the multiplier"

@@ -128,3 +128,30 @@ class FileCache:
                     os.unlink(tmp)
         except OSError:
             pass  # no cache this time
+
+
+class TextCache(FileCache):
+    """Values derived from a text alone, by the text itself: a changed text is another entry, so an entry
+    never needs checking against a file (e.g. the parsed docstrings of the functions, core/functions.py)."""
+
+    def get_for(self, text: str, compute: Callable[[], T]) -> T:
+        """The cached value for ``text``, else ``compute()`` (cached when JSON keeps it exactly)."""
+        with self._lock:
+            entries = self._load()
+            if text in entries:
+                return _copy(entries[text])  # type: ignore[no-any-return]
+        value = compute()
+        try:
+            kept = _copy(value)
+        except (TypeError, ValueError):
+            return value
+        if kept != value:
+            return value
+        with self._lock:
+            entries = self._load()
+            entries.pop(text, None)
+            entries[text] = kept
+            for old in list(entries)[:max(0, len(entries) - MAX_ENTRIES)]:
+                del entries[old]
+            self._save()
+        return value

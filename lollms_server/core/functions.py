@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-import docstring_parser
 from pydantic import ConfigDict, ValidationError, create_model
 
 from lollms_server.core import plugins
+from lollms_server.core.file_cache import TextCache
 
 log = logging.getLogger("lollms_server.functions")
 
@@ -29,9 +29,27 @@ class FunctionInfo:
     args_model: Any
 
 
+# what docstring_parser reads in each docstring, by the docstring's text (core/file_cache.py): the parser, its
+# import and its patterns cost a start-up more than the functions themselves
+_DOCS = TextCache("function_docstrings")
+
+
+def parse_docstring(text: str) -> dict[str, Any]:
+    """``short`` and ``long`` description and ``params`` (argument -> description) of a docstring."""
+
+    def parse() -> dict[str, Any]:
+        import docstring_parser
+
+        doc = docstring_parser.parse(text)
+        return {"short": doc.short_description, "long": doc.long_description,
+                "params": {p.arg_name: p.description for p in doc.params}}
+
+    return _DOCS.get_for(text, parse)
+
+
 def _build(name: str, fn: Callable[..., Awaitable[Any]]) -> FunctionInfo:
-    doc = docstring_parser.parse(inspect.getdoc(fn) or "")
-    param_docs = {p.arg_name: p.description for p in doc.params}
+    doc = parse_docstring(inspect.getdoc(fn) or "")
+    param_docs: dict[str, Any] = doc["params"]
     fields: dict[str, Any] = {}
     for pname, param in inspect.signature(fn).parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -42,7 +60,7 @@ def _build(name: str, fn: Callable[..., Awaitable[Any]]) -> FunctionInfo:
 
         fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
     model = create_model(f"{name.replace('.', '_')}_args", __config__=ConfigDict(extra="forbid"), **fields)
-    description = " ".join(x for x in (doc.short_description, doc.long_description) if x) or name
+    description = " ".join(x for x in (doc["short"], doc["long"]) if x) or name
     schema = model.model_json_schema()
     schema.pop("title", None)
     return FunctionInfo(name=name, fn=fn, description=description, schema=schema, args_model=model)
