@@ -159,15 +159,17 @@ class _LeanCycle(RequestResponseCycle):
             return
         body = message.get("body", b"")
         more_body = message.get("more_body", False)
-        plain.add(self.conn, body)
-        if body:
-            self.transport.write(body)
+        framed = plain.frame(self.conn, body)
+        if framed:
+            self.transport.write(framed)
         if more_body:
             return
         self.plain = None
         self.response_complete = True
         self.message_event.set()
-        plain.end(self.conn)
+        end = plain.end(self.conn)
+        if end:
+            self.transport.write(end)
         if self.conn.our_state is h11.MUST_CLOSE or not self.keep_alive:
             self.conn.send(event=h11.ConnectionClosed())
             self.transport.close()

@@ -1,16 +1,17 @@
-"""Plain answers framed without h11's event objects: the bytes and the connection states h11 would give.
+"""Answers framed without h11's event objects: the bytes and the connection states h11 would give.
 
 uvicorn sends every answer through h11: a ``Response`` event (each header checked against the HTTP grammar,
 lower-cased, then scanned again to find the framing), a ``Data`` event per body part and an ``EndOfMessage``,
 each through h11's state machine — about a tenth of the server's work for a small JSON answer. For the usual
-answer — a status from 200 to 599 but 204 and 304, one ``Content-Length``, no ``Transfer-Encoding``,
-``Connection`` or ``Host`` header, to a keep-alive request that is neither HEAD nor CONNECT and proposes no
-protocol switch — ``h11_protocol`` frames it with this module instead:
+answer — a status from 200 to 599 but 204 and 304, at most one ``Content-Length`` (none: a stream, sent chunked),
+no ``Transfer-Encoding`` or ``Host`` header nor ``Connection: close``, to a keep-alive HTTP/1.1 request that is neither HEAD
+nor CONNECT and proposes no protocol switch — ``h11_protocol`` frames it with this module instead:
 
 - the head is written as h11 writes it (``HTTP/1.1 <status> <reason>``, the headers in order as given), each
   header checked with h11's own patterns (a pair seen valid is remembered: the same few come back every time);
 - the body parts are counted against the ``Content-Length`` as h11's writer counts them (the same errors, and
-  the connection ends in h11's ERROR state as after a failed ``send``);
+  the connection ends in h11's ERROR state as after a failed ``send``), or framed as h11's chunked writer frames
+  them (h11 adds ``Transfer-Encoding: chunked`` as the last header: so does this module);
 - after the last part, h11's state machine takes the ``Response`` and ``EndOfMessage`` transitions it would have
   taken, so keep-alive, pipelining and the next request go on exactly as before.
 
@@ -25,7 +26,7 @@ import h11
 from h11._headers import CONTENT_LENGTH_MAX_DIGITS, _content_length_re, _field_name_re, _field_value_re
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES
 
-_SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"connection", b"host"})
+_SPECIAL = frozenset({b"transfer-encoding", b"host"})  # (and a Connection header that asks to close)
 # header items (name, value) that matched h11's patterns -> (their line, the Content-Length they give or -1); bounded:
 # a route that echoes values into its headers cannot grow it without end
 _LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
@@ -41,12 +42,14 @@ def _line(item: Any) -> tuple[bytes, int] | None:
         return None
     lower = name.lower()
     length = -1
-    if lower in _SPECIAL:
-        if lower != b"content-length" or _content_length_re.fullmatch(value) is None or len(value) > CONTENT_LENGTH_MAX_DIGITS:
+    if lower == b"content-length":
+        if _content_length_re.fullmatch(value) is None or len(value) > CONTENT_LENGTH_MAX_DIGITS:
             return None
         length = int(value)
-    elif _field_value_re.fullmatch(value) is None:
+    elif lower in _SPECIAL or _field_value_re.fullmatch(value) is None:
         return None
+    elif lower == b"connection" and b"close" in (token.strip() for token in value.lower().split(b",")):
+        return None  # (h11 then ends the connection after this answer)
     if len(_LINES) >= _LINES_MAX:
         _LINES.clear()
     known = _LINES[item] = (b"%s: %s\r\n" % (name, value), length)
@@ -54,24 +57,30 @@ def _line(item: Any) -> tuple[bytes, int] | None:
 
 
 class PlainBody:
-    """An answer whose head is written: counts its body against the Content-Length, then ends it in h11."""
+    """An answer whose head is written: frames its body (chunked, or counted against its Content-Length), then
+    ends it in h11."""
 
     __slots__ = ("head", "length", "sent")
 
     def __init__(self, head: bytes, length: int) -> None:
         self.head = head
-        self.length = length
+        self.length = length  # -1: chunked
         self.sent = 0
 
-    def add(self, conn: h11.Connection, body: Any) -> None:
+    def frame(self, conn: h11.Connection, body: Any) -> Any:
+        """What goes on the wire for this body part (h11's writers: a chunk, or the part itself)."""
+        if self.length < 0:
+            return b"%x\r\n%s\r\n" % (len(body), body) if body else b""
         sent = self.sent + len(body)
         if sent > self.length:
             conn._process_error(h11.SERVER)
             raise h11.LocalProtocolError("Too much data for declared Content-Length")
         self.sent = sent
+        return body
 
-    def end(self, conn: h11.Connection) -> None:
-        if self.sent != self.length:
+    def end(self, conn: h11.Connection) -> bytes:
+        """The end of the message on the wire; h11's states moved as its Response and EndOfMessage would."""
+        if self.length >= 0 and self.sent != self.length:
             conn._process_error(h11.SERVER)
             raise h11.LocalProtocolError("Too little data for declared Content-Length")
         state = conn._cstate
@@ -80,6 +89,7 @@ class PlainBody:
         state.process_event(h11.SERVER, h11.EndOfMessage)
         conn.client_is_waiting_for_100_continue = False
         conn._respond_to_state_changes(before)
+        return b"0\r\n\r\n" if self.length < 0 else b""
 
 
 def plain_start(conn: h11.Connection, method: str, message: Any, lines: bytes) -> PlainBody | None:
@@ -106,8 +116,8 @@ def plain_start(conn: h11.Connection, method: str, message: Any, lines: bytes) -
                 return None
             length = known[1]
         parts.append(known[0])
-    if length < 0:
-        return None
+    if length < 0:  # a body of unknown length: h11 sends it chunked, saying so in a last header of its own
+        parts.append(b"Transfer-Encoding: chunked\r\n")
     parts.append(lines)
     parts.append(b"\r\n")
     return PlainBody(b"".join(parts), length)
