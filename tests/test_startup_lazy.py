@@ -39,6 +39,7 @@ NOT_AT_START_UP = (
     "lollms_server.api.routes_jobs",
     "lollms_server.api.routes_plugins",
     "lollms_server.api.routes_usage",
+    "lollms_server.api.models",  # the listings' and tokens' response models (health's: api/health_models.py)
     "lollms_server.api.routes_info",  # the listings (health and readiness are in routes_health)
 )
 # binding types no instance of the default configuration uses: their modules are imported by the first

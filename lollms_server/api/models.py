@@ -16,33 +16,18 @@ from lollms_server.core.contract import (  # re-exported: the spec names lollms_
     OutputType,
     StreamChunk,
 )
+from lollms_server.api.health_models import (  # noqa: F401 - re-exported (routes_health imports them from there)
+    HealthResponse,
+    ReadinessResponse,
+    ServerInfoResponse,
+)
 
 
-
-# the response models of the listings and tokens routes (imported on their first request, api/lazy_routes.py):
-# their validators are built on first use, not when this module is imported at start-up (a request body model
-# is built at once: FastAPI's body field of a model still to build makes pydantic warn about its alias)
+# the response models of the listings and tokens routes (this module is imported by their first request,
+# api/lazy_routes.py; the health routes' models are in api/health_models.py): their validators are built on
+# first use (a request body model is built at once: FastAPI's body field of a model still to build makes
+# pydantic warn about its alias)
 _BUILT_ON_FIRST_USE = ConfigDict(defer_build=True)
-
-
-class HealthResponse(BaseModel):
-    status: str = "ok"
-    version: str
-    api_key_required: bool
-    auth: Literal["required", "disabled"] = Field(
-        description="'disabled' only when the main config says allowed_api_keys: [] on purpose."
-    )
-    warnings: list[str] = Field(
-        default_factory=list, description="What the configuration deliberately leaves open (auth off, CORS '*')."
-    )
-
-
-class ServerInfoResponse(BaseModel):
-    """Public facts for a first-run connect screen; paths are relative or abbreviated, never absolute."""
-
-    version: str
-    api_key_required: bool
-    config_file: str = Field(description="The main config file, relative to the project or working folder, or '…/folder/file'.")
 
 
 class GenerationParameterInfo(BaseModel):
@@ -58,13 +43,6 @@ class GenerationParameterInfo(BaseModel):
     choices: Optional[list[Any]] = None
     help: str = ""
     generation_types: list[str] = Field(default_factory=list, description="Generation types it applies to.")
-
-
-class ReadinessResponse(BaseModel):
-    status: Literal["ready"] = "ready"
-    instances: dict[str, Literal["ready", "failed"]] = Field(
-        default_factory=dict, description="Each binding instance: ready to serve (models load on first use) or failed."
-    )
 
 
 class BindingTypeInfo(BaseModel):

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 
 from lollms_server.api.deps import current_services
 from lollms_server.api.strict_json import StrictJSONRoute
-from lollms_server.api.models import GenerateRequest, GenerateResponse, StreamChunk
 from lollms_server.api.pipeline import ClientGone, plan_request, run_planned, stream_planned
 from lollms_server.api.sse import SSEResponse, stream_chunks
+from lollms_server.core.contract import GenerateRequest, GenerateResponse, StreamChunk
 from lollms_server.core.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["generate"], route_class=StrictJSONRoute)

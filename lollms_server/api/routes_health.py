@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from lollms_server import __version__
 from lollms_server.api.deps import current_services
-from lollms_server.api.models import HealthResponse, ReadinessResponse, ServerInfoResponse
+from lollms_server.api.health_models import HealthResponse, ReadinessResponse, ServerInfoResponse
 from lollms_server.api.strict_json import StrictJSONRoute
 from lollms_server.core.errors import UnavailableError
 from lollms_server.core.paths import display_path
