@@ -3,6 +3,7 @@
     python bench/bench_gateway.py                       # 400 requests per case, concurrency 8, 3 rounds
     python bench/bench_gateway.py --requests 1000 --concurrency 1 --rounds 5
     python bench/bench_gateway.py --profile prof.txt    # same load, py-spy samples the server (collapsed stacks)
+    python bench/bench_gateway.py --alternate --rounds 8  # chat / generate only, request by request (see below)
 
 Processes, all on 127.0.0.1:
 - ``upstream``: a bare Starlette app served by uvicorn that answers OpenAI chat completions at once (JSON or
@@ -13,6 +14,12 @@ Cases: bare (client -> upstream), ours + dummy (generate, chat) and ours -> open
 (generate, chat), each plain and streamed. The machine may be shared: the cases run interleaved, round after
 round, and what matters is the ratios of the median CPU per request (process CPU time / requests) of each
 case, not the absolute figures.
+
+``--alternate`` measures only the ratio chat / generate (each through openai_binding and through the dummy
+binding), robustly: at concurrency 1 the two routes take turns request by request (g c c g g c ...), the server's
+CPU time read before each request and again a moment after its answer (so its work after the answer is counted
+too); a round is ``--requests`` pairs and its ratio is the sum of chat's CPU over the sum of generate's. A slow
+phase of a shared machine hits both routes alike, where whole blocks of one case run seconds apart.
 """
 
 from __future__ import annotations
@@ -163,6 +170,53 @@ async def load(url: str, case: Case, total: int, concurrency: int,
         return await closed_loop(send, total, concurrency)
 
 
+async def alternate(url: str, pid: int, gen: Case, chat: Case, pairs: int) -> tuple[float, float]:
+    """(generate's, chat's) server CPU seconds over ``pairs`` requests of each, taking turns (see the module doc)."""
+    import aiohttp
+
+    headers = {"X-API-Key": API_KEY, "Authorization": f"Bearer {API_KEY}"}
+    spent = {gen.name: 0.0, chat.name: 0.0}
+    async with aiohttp.ClientSession(base_url=url, headers=headers, connector=aiohttp.TCPConnector(limit=1),
+                                     timeout=aiohttp.ClientTimeout(total=30)) as client:
+        async def one(case: Case) -> None:
+            c0 = cpu_precise(pid)
+            async with client.post(case.path, json=case.body) as r:
+                body = await r.read()
+            if r.status != 200 or b"hello" not in body:
+                raise SystemExit(f"{case.name}: HTTP {r.status} {body[:200]!r}")
+            await asyncio.sleep(ALTERNATE_SETTLE_S)  # the server's work after the answer belongs to this request
+            spent[case.name] += cpu_precise(pid) - c0
+
+        for case in (gen, chat) * 10:  # warm-up
+            await one(case)
+        spent[gen.name] = spent[chat.name] = 0.0
+        for i in range(pairs):
+            for case in ((gen, chat) if i % 2 == 0 else (chat, gen)):
+                await one(case)
+    return spent[gen.name], spent[chat.name]
+
+
+ALTERNATE_SETTLE_S = 0.001
+
+
+def alternate_main(args: argparse.Namespace, srv: ServerProcess) -> None:
+    assert srv.proc is not None
+    by_name = {c.name: c for c in cases(False) + cases(True)}
+    print(f"chat / generate, server CPU per request; requests alternating one by one at concurrency 1, "
+          f"{args.requests} pairs per round, {args.rounds} rounds")
+    for binding in ("ours->openai", "ours+dummy"):
+        for s in ("", " stream"):
+            gen, chat = by_name[f"{binding} generate{s}"], by_name[f"{binding} chat{s}"]
+            ratios, per_gen, per_chat = [], [], []
+            for _ in range(args.rounds):
+                g, c = asyncio.run(alternate(srv.base_url, srv.proc.pid, gen, chat, args.requests))
+                ratios.append(c / g)
+                per_gen.append(g / args.requests * 1000)
+                per_chat.append(c / args.requests * 1000)
+            print(f"  {binding + s:<22} generate {statistics.median(per_gen):.3f} ms, chat {statistics.median(per_chat):.3f} ms, "
+                  f"ratio median {statistics.median(ratios):.3f} (rounds {min(ratios):.3f}-{max(ratios):.3f})", flush=True)
+
+
 def py_spy() -> str:
     """The py-spy executable: on PATH, else beside this Python (a venv that is not activated)."""
     beside = Path(sys.executable).parent / "py-spy"
@@ -182,6 +236,7 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="sample the server with py-spy (dev extra) into this file, collapsed-stack format")
     ap.add_argument("--asyncio-twin", action="store_true",
                     help="also run a second server on the stdlib asyncio loop (uvloop hidden) to compare the two loops")
+    ap.add_argument("--alternate", action="store_true", help="only chat / generate, the requests of both taking turns one by one")
     ap.add_argument("--serve-upstream", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_upstream:
@@ -204,6 +259,9 @@ def main() -> None:
         twin_env = {"PYTHONPATH": os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")])}
         with ServerProcess(cfg) as srv, contextlib.ExitStack() as stack:
             assert srv.proc is not None
+            if args.alternate:
+                alternate_main(args, srv)
+                return
             twin = stack.enter_context(ServerProcess(cfg, env=twin_env)) if args.asyncio_twin else None
             spy = subprocess.Popen([py_spy(), "record", "-p", str(srv.proc.pid), "-o", args.profile, "-f", "raw", "-r", "250", "--gil"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.profile else None

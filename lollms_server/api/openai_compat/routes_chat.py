@@ -13,6 +13,7 @@ from lollms_server.api.deps import current_services
 from lollms_server.api.lean_route import JSONBody
 from lollms_server.api.openai_compat.auth import require_openai_key
 from lollms_server.api.sse import SSEResponse
+from lollms_server.api.openai_compat.answer import plain_answer
 from lollms_server.api.openai_compat.convert import chat_request, completion_prompt, completion_request
 from lollms_server.api.openai_compat.errors import ERROR_RESPONSES, OpenAIRoute, model_not_found
 from lollms_server.api import pipeline
@@ -20,7 +21,7 @@ from lollms_server.api.openai_compat.ids import known_model, list_model_cards, r
 from lollms_server.api.openai_compat.models import ChatCompletionRequest, CompletionRequest, ModelCard, ModelList
 from lollms_server.api.openai_compat.chunks import ChatChunks, ChunkMaker, CompletionChunks, sse_encoder, usage_fields
 from lollms_server.api.openai_compat.planning import Planned, plan_for, run_planned, stream_planned
-from lollms_server.api.openai_compat.textgen import TextEvents, text_result
+from lollms_server.api.openai_compat.textgen import TextEvents, TextResult, text_result
 from lollms_server.core.services import Services
 
 router = APIRouter(prefix="/v1", tags=["openai"], route_class=OpenAIRoute, dependencies=[Depends(require_openai_key)],
@@ -78,18 +79,26 @@ async def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return _sse(services, planned, stops, ChatChunks(chunk_id, created, body.model, include_usage))
-    result = text_result(await run_planned(request, services, planned), plan, stops)
+    outputs = await run_planned(request, services, planned)
+    answer = None if stops else plain_answer(outputs, chunk_id, created, body.model)
+    if answer is not None:
+        return JSONBody(answer)
+    return _json(chat_completion(text_result(outputs, plan, stops), chunk_id, created, body.model))
+
+
+def chat_completion(result: TextResult, chunk_id: str, created: int, model: str) -> dict[str, Any]:
+    """The ``chat.completion`` object of an answer (``answer.plain_answer`` writes the common one directly)."""
     message: dict[str, Any] = {"role": "assistant", "content": result.content}
     if result.tool_calls:
         message["tool_calls"] = [c.openai() for c in result.tool_calls]
         message["content"] = result.content or None
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
-    return _json({
-        "id": chunk_id, "created": created, "model": body.model, "object": "chat.completion", "system_fingerprint": None,
+    return {
+        "id": chunk_id, "created": created, "model": model, "object": "chat.completion", "system_fingerprint": None,
         "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason, "logprobs": None}],
         "usage": usage_fields(result.usage),
-    })
+    }
 
 
 # ---- text completions -----------------------------------------------------------------------------
