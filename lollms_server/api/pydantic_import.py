@@ -40,5 +40,6 @@ def _answer_builtin_types(check: Callable[[Any], bool]) -> Callable[[Any], bool]
         return check(default_factory)
 
     takes_validated_data_argument.__doc__ = check.__doc__
+    takes_validated_data_argument.__wrapped__ = check  # type: ignore[attr-defined]  # pydantic's own check
     takes_validated_data_argument.answers_builtin_types = True  # type: ignore[attr-defined]
     return takes_validated_data_argument
