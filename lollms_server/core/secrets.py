@@ -40,12 +40,14 @@ class SecretRedactor:
 
     def add(self, *values: Any) -> None:
         with self._lock:
+            before = len(self._values)
             for v in values:
                 if isinstance(v, (list, tuple, set)):
                     self._values.update(str(x) for x in v if x and len(str(x)) >= 4)
                 elif v and len(str(v)) >= 4:
                     self._values.add(str(v))
-            self._known = None
+            if len(self._values) != before:  # (a value known already: the sorted list stays right)
+                self._known = None
 
     @contextlib.contextmanager
     def scoped(self, *values: Any) -> Iterator[None]:

@@ -91,8 +91,17 @@ class HTTPAPI:
     instance: str
     max_retries: int = 2
 
+    def __post_init__(self) -> None:
+        self._json_headers = {**self.headers, "Content-Type": "application/json"}  # of a request with a body
+        self._urls: dict[str, str] = {}  # path -> url, made once per path
+
     def url(self, path: str) -> str:
-        return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+        url = self._urls.get(path)
+        if url is None:
+            url = f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
+            if len(self._urls) < 64:  # (the bindings' own paths: a handful)
+                self._urls[path] = url
+        return url
 
     def unusable(self, detail: str) -> UpstreamError:
         """An error (502) for an answer that is unusable although its HTTP status was fine."""
@@ -108,7 +117,7 @@ class HTTPAPI:
     async def _open(self, method: str, path: str, body: Any) -> aiohttp.ClientResponse:
         """A response with a 2xx status (body unread), after the retries; raises the mapped error otherwise."""
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-        headers = self.headers if data is None else {**self.headers, "Content-Type": "application/json"}
+        headers = self.headers if data is None else self._json_headers
         url = self.url(path)
         attempt = 0
         while True:

@@ -123,6 +123,21 @@ def text_chunk(text: str, thoughts: str | None, model: str) -> StreamEvent | Non
     return event
 
 
+class _Shared:
+    """``async with`` giving the instance's shared client: nothing to make or close (the common request)."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def __aenter__(self) -> Any:
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 class RemoteBinding(Binding):
     """Base of the bindings that talk to a provider over HTTP through that provider's client library.
 
@@ -169,10 +184,14 @@ class RemoteBinding(Binding):
         if self._client is not None:
             await self._close_client(self._client)
 
-    @contextlib.asynccontextmanager
-    async def _client_for(self, task: GenerationTask | None) -> AsyncIterator[Any]:
+    def _client_for(self, task: GenerationTask | None) -> contextlib.AbstractAsyncContextManager[Any]:
         """The shared client, or one for this request only (closed after it) when it brought credentials."""
-        conn = self._connection(task)
+        if task is None or not task.credentials:  # the instance's own connection (connection_for without credentials)
+            return _Shared(self._shared_client())
+        return self._own_client(self._connection(task))
+
+    @contextlib.asynccontextmanager
+    async def _own_client(self, conn: Connection) -> AsyncIterator[Any]:
         if not conn.per_request:
             yield self._shared_client()
             return
