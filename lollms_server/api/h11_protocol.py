@@ -34,6 +34,7 @@ from uvicorn.server import ServerState
 
 from lollms_server.api.head_lines import HEAD_LINES_EXTENSION, HEAD_LINES_KEY
 from lollms_server.api.plain_send import PlainBody, plain_start
+from lollms_server.api.request_head import HeadConnection
 
 _HEAD_END = b"\r\n\r\n"
 
@@ -186,7 +187,7 @@ class BoundedHeadH11Protocol(H11Protocol):
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.head_limit = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-        self.conn = h11.Connection(h11.SERVER, self.head_limit)
+        self.conn = HeadConnection(h11.SERVER, self.head_limit)  # (request heads: see request_head)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
