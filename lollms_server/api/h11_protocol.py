@@ -16,6 +16,10 @@ construction and play no part in framing, so this protocol offers the ``head_lin
 ``http.response.start`` message carries there are added to the head after h11 wrote it (before the blank line
 that ends it). Without the extension (another server, the in-process test client) the same headers travel in
 the message's ``headers`` list.
+
+Framing and reading: the usual answer (a Content-Length or a stream) is framed by ``plain_send`` rather than
+through h11's events (same bytes, errors and h11 states), request heads are read by ``request_head`` (h11's
+reader, each header line checked once), and one keep-alive timer serves a connection for its whole life.
 """
 
 from __future__ import annotations
