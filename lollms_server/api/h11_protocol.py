@@ -119,8 +119,8 @@ def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 class _LeanCycle(RequestResponseCycle):
     """uvicorn's request/response cycle, taking ``HEAD_LINES_KEY`` (see the module's docstring); uvicorn's own
-    default headers (``Date``, ``Server``) go the same way. A plain answer (``content-length``) is framed here
-    (``plain_send``): the same bytes and the same h11 states as ``RequestResponseCycle.send`` gives."""
+    default headers (``Date``, ``Server``) go the same way. The usual answer (a Content-Length, or a stream sent
+    chunked) is framed here (``plain_send``): the same bytes and h11 states as ``RequestResponseCycle.send`` gives."""
 
     plain: PlainBody | None = None  # the answer being framed here, between its start and its last body part
 
@@ -159,7 +159,7 @@ class _LeanCycle(RequestResponseCycle):
     async def _send_plain_body(self, plain: PlainBody, message: Any) -> None:
         """``RequestResponseCycle.send`` for a body part of an answer framed by ``plain_start``."""
         if self.flow.write_paused and not self.disconnected:
-            await self.flow.drain()  # pragma: no cover - a client that reads nothing of a small answer
+            await self.flow.drain()  # (a client slower than its stream: wait as uvicorn waits)
         if self.disconnected:
             return
         body = message.get("body", b"")
