@@ -173,3 +173,54 @@ def test_keep_alive_closes_an_idle_connection_after_its_timeout_from_the_last_an
         return open_after_second, closed_when_idle, answered
 
     assert asyncio.run(run()) == (True, True, True)
+
+
+def test_a_stream_waits_while_the_transport_asks_to_pause_writing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flow control on the framed path: a part sent while writing is paused waits for resume_writing, as in uvicorn."""
+    go, sent = asyncio.Event(), asyncio.Event()
+    framed = []
+    real = h11_protocol.plain_start
+
+    def spy(*args: Any) -> Any:
+        framed.append(real(*args))
+        return framed[-1]
+
+    monkeypatch.setattr(h11_protocol, "plain_start", spy)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(start(headers=[]))
+        await send(body(b"one", True))
+        await go.wait()
+        await send(body(b"two", True))
+        sent.set()
+        await send(body(b""))
+
+    async def run() -> tuple[bool, bool, bool]:
+        config = Config(app, http=BoundedHeadH11Protocol, ws="none", lifespan="off", log_level="critical",
+                        proxy_headers=False, access_log=False)
+        config.load()
+        state = ServerState()
+        state.default_headers = list(DATE)
+        proto = BoundedHeadH11Protocol(config, state, {}, asyncio.get_running_loop())
+        transport = Recorder()
+        proto.connection_made(transport)
+        proto.data_received(GET)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        first = transport.data.endswith(b"3\r\none\r\n")
+        proto.pause_writing()
+        go.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        held = b"two" not in transport.data and not sent.is_set()
+        proto.resume_writing()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        done = transport.data.endswith(b"3\r\ntwo\r\n0\r\n\r\n")
+        proto.connection_lost(None)
+        return first, held, done
+
+    assert asyncio.run(run()) == (True, True, True)
+    assert framed and framed[0] is not None  # (the framed path, not h11's)
