@@ -91,3 +91,12 @@ def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(30):
         assert events(conn, b"GET / HTTP/1.1\r\nHost: a\r\nX-N: %d\r\n\r\n" % i, 0)[0].headers[1] == (b"x-n", b"%d" % i)
         assert len(request_head._FIELDS) <= 8
+
+
+def test_no_credential_line_is_remembered() -> None:
+    request_head._FIELDS.clear()
+    head = (b"GET / HTTP/1.1\r\nHost: a\r\nX-API-Key: k1\r\nAuthorization: Bearer s\r\nCookie: c=1\r\n"
+            b"X-Provider-Api-Key: sk-1\r\nX-Provider-Base-Url: http://x\r\nAccept: */*\r\n\r\n")
+    event = events(HeadConnection(h11.SERVER), head, 0)[0]
+    assert dict(event.headers)[b"x-provider-api-key"] == b"sk-1"
+    assert set(request_head._FIELDS) == {b"Host: a", b"Accept: */*"}

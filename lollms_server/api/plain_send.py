@@ -31,6 +31,7 @@ _SPECIAL = frozenset({b"transfer-encoding", b"host"})  # (and a Connection heade
 # a route that echoes values into its headers cannot grow it without end
 _LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
 _LINES_MAX = 1024
+_UNKEPT = frozenset({b"set-cookie", b"authorization", b"x-api-key"})  # checked every time: no credential is kept
 
 
 def _line(item: Any) -> tuple[bytes, int] | None:
@@ -50,9 +51,11 @@ def _line(item: Any) -> tuple[bytes, int] | None:
         return None
     elif lower == b"connection" and b"close" in (token.strip() for token in value.lower().split(b",")):
         return None  # (h11 then ends the connection after this answer)
-    if len(_LINES) >= _LINES_MAX:
-        _LINES.clear()
-    known = _LINES[item] = (b"%s: %s\r\n" % (name, value), length)
+    known = (b"%s: %s\r\n" % (name, value), length)
+    if lower not in _UNKEPT:
+        if len(_LINES) >= _LINES_MAX:
+            _LINES.clear()
+        _LINES[item] = known
     return known
 
 

@@ -6,7 +6,8 @@ and again (``Host``, ``User-Agent``, ``Accept``, its API key, ``Content-Type``â€
 ``h11.Connection`` whose reader for a new request remembers the (name, value) each line gave, and asks h11's
 pattern only for a line it has not seen. Everything else is h11's own: the extraction of the head from the
 buffer, the request line, obsolete line folding (a head that has one is read entirely by h11), the event and
-its checks, the errors. The memory is bounded (lines up to ``LINE_MAX`` bytes, at most ``LINES_MAX`` of them).
+its checks, the errors. The memory is bounded (lines up to ``LINE_MAX`` bytes, at most ``LINES_MAX`` of them), and
+keeps no credential: a line of ``Authorization``, ``Cookie``, an API key or a provider key is checked every time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from h11._util import validate
 LINE_MAX = 512
 LINES_MAX = 512
 _FIELDS: dict[bytes, tuple[bytes, bytes]] = {}  # a header line -> its (name, value), as h11's pattern splits it
+_SECRET = frozenset({b"authorization", b"proxy-authorization", b"cookie", b"x-api-key", b"api-key"})
+_SECRET_PREFIX = b"x-provider-"  # (byok: a provider key and base URL a request brings)
 
 
 def _fields(lines: list[Any]) -> list[tuple[bytes, bytes]]:  # (bytearrays, as h11's buffer gives them)
@@ -33,7 +36,8 @@ def _fields(lines: list[Any]) -> list[tuple[bytes, bytes]]:  # (bytearrays, as h
         if known is None:
             matches = validate(header_field_re, key, "illegal header line: {!r}", line)
             known = (matches["field_name"], matches["field_value"])
-            if len(key) <= LINE_MAX:
+            name = known[0].lower()
+            if len(key) <= LINE_MAX and name not in _SECRET and not name.startswith(_SECRET_PREFIX):
                 if len(_FIELDS) >= LINES_MAX:
                     _FIELDS.clear()
                 _FIELDS[key] = known
