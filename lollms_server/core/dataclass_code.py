@@ -71,11 +71,11 @@ def _load(path: Path) -> dict[str, CodeType]:
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, CodeType)}
 
 
-def _exec(source: Any, globals: dict[str, Any] | None = None, locals: Any = None) -> None:
+def _exec(source: Any, globals: dict[str, Any] | None = None, locals: Any = None, **kwargs: Any) -> None:
     """``exec()`` for the dataclasses module: the code of a text seen before comes from the cache."""
     global _compiled
-    if not isinstance(source, str):
-        builtins.exec(source, globals, locals)
+    if not isinstance(source, str) or kwargs:  # (a closure= or whatever a later Python passes: as it is)
+        builtins.exec(source, globals, locals, **kwargs)
         return
     code = _used.get(source) or _codes.get(source)
     if code is None:
