@@ -44,6 +44,12 @@ def import_fastapi() -> None:
     base_config: dict[str, Any] = pydantic.BaseModel.model_config  # type: ignore[assignment]
     defer = "defer_build" not in base_config
     rebuild = pydantic.BaseModel.__dict__.get("model_rebuild")
+    if not (isinstance(rebuild, classmethod) and "_parent_namespace_depth" in rebuild.__func__.__code__.co_varnames):
+        rebuild = None  # (a pydantic whose model_rebuild is not as _rebuild_unless_deferred calls it: left alone)
+        from lollms_server import shortcuts
+
+        shortcuts.turned_off("api/fastapi_import.py (OpenAPI models built on first use)", "pydantic",
+                             "BaseModel.model_rebuild takes no _parent_namespace_depth")
     if defer:
         base_config["defer_build"] = True  # the models created meanwhile build on first use
         if isinstance(rebuild, classmethod):

@@ -27,18 +27,45 @@ from __future__ import annotations
 import asyncio
 import sys
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
-from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-from h11._headers import normalize_and_validate
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from lollms_server import shortcuts
 from lollms_server.api.head_lines import HEAD_LINES_EXTENSION, HEAD_LINES_KEY
-from lollms_server.api.plain_send import PlainBody, plain_start
-from lollms_server.api.request_head import HeadConnection
+
+if TYPE_CHECKING:
+    from lollms_server.api.plain_send import PlainBody
+
+# The shortcuts of this module (lollms_server/shortcuts.py), each used only when its check passes:
+PROTOCOL = "api/h11_protocol.py (431 for a large head, coalesced writes, head lines, one keep-alive timer)"
+HEADS = "api/request_head.py (request head lines remembered)"
+FRAMING = "api/plain_send.py (answers framed without h11's events)"
+HEADERS = "uvicorn's default headers checked once per list"
+_import_problems: dict[str, str] = {}
+try:
+    from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+except ImportError:
+    DEFAULT_MAX_INCOMPLETE_EVENT_SIZE = 16 * 1024  # (h11's default since 0.8)
+try:
+    from h11._headers import normalize_and_validate
+except ImportError as exc:
+    normalize_and_validate = None  # type: ignore[assignment]
+    _import_problems[HEADERS] = f"cannot import: {exc}"
+try:
+    from lollms_server.api import request_head
+except (ImportError, AttributeError) as exc:
+    request_head = None  # type: ignore[assignment]
+    _import_problems[HEADS] = f"cannot import: {exc}"
+try:
+    from lollms_server.api import plain_send
+except (ImportError, AttributeError) as exc:
+    plain_send = None  # type: ignore[assignment]
+    _import_problems[FRAMING] = f"cannot import: {exc}"
+plain_start = plain_send.plain_start if plain_send is not None else None
 
 _HEAD_END = b"\r\n\r\n"
 
@@ -103,6 +130,8 @@ def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """uvicorn's own headers (``Date``, ``Server``, any ``--header``) as head lines; checked by h11 once per list
     (uvicorn makes a new one each second, for the date). None when one of them frames the message or is invalid."""
     global _server_lines
+    if normalize_and_validate is None:
+        return None
     if _server_lines[0] is headers:
         return _server_lines[1]
     lines: bytes | None
@@ -122,7 +151,7 @@ class _LeanCycle(RequestResponseCycle):
     default headers (``Date``, ``Server``) go the same way. The usual answer (a Content-Length, or a stream sent
     chunked) is framed here (``plain_send``): the same bytes and h11 states as ``RequestResponseCycle.send`` gives."""
 
-    plain: PlainBody | None = None  # the answer being framed here, between its start and its last body part
+    plain: "PlainBody | None" = None  # the answer being framed here, between its start and its last body part
 
     async def send(self, message: Any) -> None:
         plain = self.plain
@@ -138,7 +167,8 @@ class _LeanCycle(RequestResponseCycle):
         if defaults is not None:
             self.default_headers = []  # (this cycle's: the protocol's list is untouched)
             lines = defaults + lines
-        if defaults is not None and not self.access_log and not self.flow.write_paused and not self.disconnected:
+        if (defaults is not None and _checked.framing and not self.access_log and not self.flow.write_paused
+                and not self.disconnected):
             plain = plain_start(self.conn, self.scope["method"], message, lines)
             if plain is not None:
                 self.response_started = True
@@ -156,7 +186,7 @@ class _LeanCycle(RequestResponseCycle):
             if transport.head_lines is not None:  # no head was written (the client went away): nothing to add to
                 transport.head_lines = None
 
-    async def _send_plain_body(self, plain: PlainBody, message: Any) -> None:
+    async def _send_plain_body(self, plain: "PlainBody", message: Any) -> None:
         """``RequestResponseCycle.send`` for a body part of an answer framed by ``plain_start``."""
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()  # (a client slower than its stream: wait as uvicorn waits)
@@ -181,6 +211,79 @@ class _LeanCycle(RequestResponseCycle):
         self.on_response()
 
 
+class _Checked:
+    """Which of h11's internals this module may use: checked once, at the first connection (or by ``selected()``)."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.heads = self.framing = False
+
+    def check(self) -> None:
+        self.done = True
+        heads = _import_problems.get(HEADS) or request_head.problem()
+        framing = _import_problems.get(FRAMING) or _import_problems.get(HEADERS) or plain_send.problem()
+        for shortcut, problem in ((HEADS, heads), (FRAMING, framing)):
+            if problem:
+                shortcuts.turned_off(shortcut, "h11", problem)
+        if _import_problems.get(HEADERS):
+            shortcuts.turned_off(HEADERS, "h11", _import_problems[HEADERS])
+        self.heads, self.framing = not heads, not framing
+
+
+_checked = _Checked()
+
+# What this module's subclasses take from uvicorn's: on_response_complete and the body part of RequestResponseCycle.send
+# are written here again, so they must be the methods this module copies (the names they use, exactly)
+_ON_RESPONSE_COMPLETE = frozenset({
+    "DONE", "_unset_keepalive_if_required", "call_later", "conn", "flow", "h11", "handle_events", "is_closing", "loop",
+    "our_state", "resume_reading", "server_state", "start_next_cycle", "their_state", "timeout_keep_alive",
+    "timeout_keep_alive_handler", "timeout_keep_alive_task", "total_requests", "transport"})
+_CYCLE_SEND = frozenset({
+    "CLOSE_HEADER", "ConnectionClosed", "Data", "EndOfMessage", "MUST_CLOSE", "Response", "RuntimeError", "STATUS_PHRASES",
+    "access_log", "access_logger", "close", "conn", "default_headers", "disconnected", "drain", "flow", "get",
+    "get_client_addr", "get_path_with_query_string", "h11", "info", "keep_alive", "list", "message_event", "on_response",
+    "our_state", "response_complete", "response_started", "scope", "send", "set", "transport", "waiting_for_100_continue",
+    "write", "write_paused"})
+
+
+def uvicorn_problem() -> str | None:
+    """Why the protocol below cannot stand in for uvicorn's (None: it can)."""
+    copied: tuple[tuple[Any, frozenset[str]], ...] = (
+        (H11Protocol.on_response_complete, _ON_RESPONSE_COMPLETE), (RequestResponseCycle.send, _CYCLE_SEND))
+    for method, names in copied:
+        code = getattr(method, "__code__", None)
+        if code is None or frozenset(code.co_names) != names:
+            return f"{method.__qualname__} is not the method this protocol was written against"
+    found = shortcuts.first(
+        shortcuts.missing(H11Protocol, "handle_events", "data_received", "connection_lost", "send_400_response",
+                          "timeout_keep_alive_handler", "_unsupported_upgrade_warning", "_get_upgrade"),
+        shortcuts.unset(H11Protocol.__init__, "conn", "cycle", "timeout_keep_alive_task", "timeout_keep_alive",
+                        "server_state", "loop", "logger"),
+        shortcuts.unset(H11Protocol.connection_made, "transport", "flow"),
+        shortcuts.unset(RequestResponseCycle.__init__, "transport", "flow", "conn", "scope", "access_log", "default_headers",
+                        "disconnected", "keep_alive", "waiting_for_100_continue", "response_started", "response_complete",
+                        "message_event", "on_response"))
+    if found:
+        return found
+    used: tuple[tuple[Any, str], ...] = ((H11Protocol.data_received, "_unset_keepalive_if_required"), (H11Protocol.handle_events, "cycle"),
+                                         (H11Protocol.handle_events, "RequestResponseCycle"))
+    for method, name in used:
+        if name not in method.__code__.co_names:
+            return f"{method.__qualname__} uses no {name}"
+    return None
+
+
+def selected() -> Any:
+    """uvicorn's ``http=`` for ``serve``: ``BoundedHeadH11Protocol`` when uvicorn is shaped as it expects (its h11
+    shortcuts checked too), else uvicorn's own h11 protocol."""
+    problem = uvicorn_problem()
+    if problem:
+        shortcuts.turned_off(PROTOCOL, "uvicorn", problem)
+        return "h11"
+    _checked.check()
+    return BoundedHeadH11Protocol
+
+
 class BoundedHeadH11Protocol(H11Protocol):
     """Pass as ``uvicorn.run(..., http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=N)``.
 
@@ -191,7 +294,10 @@ class BoundedHeadH11Protocol(H11Protocol):
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.head_limit = config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-        self.conn = HeadConnection(h11.SERVER, self.head_limit)  # (request heads: see request_head)
+        if not _checked.done:
+            _checked.check()
+        if _checked.heads:
+            self.conn = request_head.HeadConnection(h11.SERVER, self.head_limit)  # (request heads: see request_head)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -21,9 +21,25 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
+
+
+def route_path(scope: Scope) -> str:
+    """The request path below the app's root path, as Starlette's router matches it (its get_route_path of 1.10)."""
+    path: str = scope["path"]
+    root_path = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path):] if path[len(root_path)] == "/" else path
+
+
+try:  # Starlette's own, private to it (lollms_server/shortcuts.py): the copy above when a release has none
+    from starlette._utils import get_route_path
+except ImportError:
+    get_route_path = route_path
 
 _CHOSEN = "lollms.lazy_route"  # scope key: the real route the placeholder matched for this request
 

@@ -24,15 +24,64 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, Optional, cast
 
 from fastapi import Request, Response
 from fastapi import routing as fastapi_routing
-from fastapi.dependencies.models import Dependant
-from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import BaseModel
+
+from lollms_server import shortcuts
 
 if TYPE_CHECKING:
     from fastapi._compat import ModelField
+    from fastapi.dependencies.models import Dependant
+
+# FastAPI's internals this module reads (lollms_server/shortcuts.py): checked once, at the first route built; when
+# they are not as expected every LeanRoute is served by FastAPI's own handler
+SHORTCUT = "api/lean_route.py (routes served without FastAPI's per-request machinery)"
+_DEPENDANT_NEEDS = ("call", "name", "dependencies", "path_params", "query_params", "header_params", "cookie_params",
+                    "body_params", "request_param_name", "http_connection_param_name", "websocket_param_name",
+                    "response_param_name", "background_tasks_param_name", "security_scopes_param_name", "own_oauth_scopes")
+_ROUTE_NEEDS = ("dependant", "body_field", "response_field", "response_class", "status_code", "path", "methods",
+                "dependency_overrides_provider", "response_model_include", "response_model_exclude", "response_model_by_alias",
+                "response_model_exclude_unset", "response_model_exclude_defaults", "response_model_exclude_none")
+_problem: str | None | bool = False  # False: not checked yet
+try:
+    from fastapi.datastructures import DefaultPlaceholder
+    from fastapi.utils import is_body_allowed_for_status_code
+except ImportError as exc:
+    _problem = f"cannot import: {exc}"
+
+
+def fastapi_problem() -> str | None:
+    """Why FastAPI's internals are not as this module reads them (None: they are). Checked once."""
+    global _problem
+    if _problem is False:
+        try:
+            from fastapi._compat import ModelField as Field
+            from fastapi.dependencies.models import Dependant as Dep
+        except ImportError as exc:
+            _problem = f"cannot import: {exc}"
+            return _problem
+        fields = set(getattr(Dep, "__dataclass_fields__", ())) | set(dir(Dep))
+        absent = [name for name in _DEPENDANT_NEEDS if name not in fields]
+        _problem = shortcuts.first(
+            f"fastapi.dependencies.models.Dependant has no {absent[0]}" if absent else None,
+            shortcuts.missing(Field, "validate", "serialize_json"),
+            shortcuts.no_parameters(Field.validate, "value", "values", "loc"),
+            shortcuts.missing(APIRoute, "get_route_handler"))
+    return _problem if isinstance(_problem, str) else None
+
+
+def _checked_plan(route: Any) -> Optional["_Plan"]:
+    """The route's plan when FastAPI is shaped as this module reads it, else None (FastAPI's handler serves it)."""
+    problem = fastapi_problem() or shortcuts.missing(route, *_ROUTE_NEEDS)
+    if problem:
+        shortcuts.turned_off(SHORTCUT, "fastapi", problem)
+        return None
+    try:
+        return _plan(route)
+    except Exception as exc:  # noqa: BLE001 - an attribute of another shape: FastAPI's own handler for this route
+        shortcuts.turned_off(SHORTCUT, "fastapi", f"reading route {route.path} failed: {exc!r}")
+        return None
 
 # FastAPI >= 0.16x builds an included route's handler with its router's prefix and dependencies while this is
 # set; older versions copy the route instead (then the route itself is the effective one)
@@ -252,9 +301,9 @@ class LeanRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         slow = super().get_route_handler()
         context = _EFFECTIVE.get() if _EFFECTIVE is not None else None  # see _EFFECTIVE
-        effective = context if context is not None and context.original_route is self else None
+        effective = context if context is not None and getattr(context, "original_route", None) is self else None
         route = effective if effective is not None else self
-        plan = _plan(route)
+        plan = _checked_plan(route)
         handler = self.wrap_handler(self._lean_handler(plan, slow) if plan is not None else self._as_own_request(slow))
         if plan is not None:  # by the id of the included route's context (one per inclusion), or None: the route itself
             self.lanes[id(effective) if effective is not None else None] = Lane(

@@ -124,3 +124,41 @@ def plain_start(conn: h11.Connection, method: str, message: Any, lines: bytes) -
     parts.append(lines)
     parts.append(b"\r\n")
     return PlainBody(b"".join(parts), length)
+
+
+def problem() -> str | None:
+    """Why this module cannot frame answers in h11's stead with the installed h11 (None: it can). Checked once,
+    before the first connection (``h11_protocol``): the connection internals it moves are there, and two answers
+    (one with a Content-Length, one chunked) framed here give h11's own bytes and states."""
+    from lollms_server import shortcuts
+
+    found = shortcuts.first(
+        shortcuts.missing(h11.Connection, "_process_error", "_respond_to_state_changes"),
+        shortcuts.unset(h11.Connection.__init__, "_cstate", "client_is_waiting_for_100_continue"))
+    if found:
+        return found
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    answers = ([(b"content-length", b"2"), (b"content-type", b"application/json")], [(b"content-type", b"text/plain")])
+    try:
+        ours, theirs = h11.Connection(h11.SERVER), h11.Connection(h11.SERVER)
+        for headers in answers:
+            for conn in (ours, theirs):
+                conn.receive_data(request)
+                conn.next_event()
+                conn.next_event()  # (EndOfMessage)
+            plain = plain_start(ours, "GET", {"status": 200, "headers": headers}, b"")
+            if plain is None:
+                return "a plain answer is not framed here"
+            wire = plain.head + plain.frame(ours, b"ok") + plain.end(ours)
+            want = b"".join(theirs.send(event) or b"" for event in (
+                h11.Response(status_code=200, headers=headers, reason=STATUS_PHRASES[200]), h11.Data(data=b"ok"),
+                h11.EndOfMessage()))
+            if wire != want:
+                return f"an answer is framed {wire!r} here, {want!r} by h11"
+            if (ours.our_state, ours.their_state) != (theirs.our_state, theirs.their_state):
+                return "the connection states after an answer differ from h11's"
+            ours.start_next_cycle()
+            theirs.start_next_cycle()
+    except Exception as exc:  # noqa: BLE001 - any failure means: h11 frames every answer
+        return f"framing an answer failed: {exc!r}"
+    return None

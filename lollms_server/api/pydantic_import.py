@@ -22,10 +22,18 @@ def prepare() -> None:
     """Once, before the first model of this server is built."""
     try:
         from pydantic._internal import _fields, _generate_schema
-    except ImportError:
+    except ImportError as exc:
+        _turned_off(f"cannot import: {exc}")
         return
     check = getattr(_fields, "takes_validated_data_argument", None)
-    if check is None or getattr(check, "answers_builtin_types", False):
+    if check is None:
+        _turned_off("pydantic._internal._fields has no takes_validated_data_argument")
+        return
+    if getattr(check, "answers_builtin_types", False):
+        return
+    code = getattr(check, "__code__", None)
+    if code is None or code.co_argcount != 1 or code.co_varnames[:1] != ("default_factory",):
+        _turned_off("pydantic._internal._fields.takes_validated_data_argument is not a function of default_factory alone")
         return
     fast = _answer_builtin_types(check)
     _fields.takes_validated_data_argument = fast  # type: ignore[assignment]
@@ -43,3 +51,9 @@ def _answer_builtin_types(check: Callable[[Any], bool]) -> Callable[[Any], bool]
     takes_validated_data_argument.__wrapped__ = check  # type: ignore[attr-defined]  # pydantic's own check
     takes_validated_data_argument.answers_builtin_types = True  # type: ignore[attr-defined]
     return takes_validated_data_argument
+
+
+def _turned_off(reason: str) -> None:
+    from lollms_server import shortcuts
+
+    shortcuts.turned_off("api/pydantic_import.py (default factories of builtin types answered at once)", "pydantic", reason)

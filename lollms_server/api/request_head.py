@@ -65,3 +65,30 @@ class HeadConnection(h11.Connection):
         if io_dict is READERS and role is h11.CLIENT and self._cstate.states[role] is h11.IDLE:
             return read_request
         return super()._get_io_object(role, event, io_dict)  # type: ignore[no-any-return]
+
+
+def problem() -> str | None:
+    """Why this module cannot stand in for h11's reader with the installed h11 (None: it can). Checked once,
+    before the first connection (``h11_protocol``): h11's hook and buffer as expected, and one request head
+    read here giving the very event h11's own reader gives."""
+    from lollms_server import shortcuts
+
+    found = shortcuts.first(
+        shortcuts.no_parameters(h11.Connection._get_io_object, "self", "role", "event", "io_dict"),
+        shortcuts.unset(h11.Connection.__init__, "_cstate"),
+        shortcuts.missing(ReceiveBuffer, "maybe_extract_lines", "is_next_line_obviously_invalid_request_line"))
+    if found:
+        return found
+    head = b"GET /v1/x?y=1 HTTP/1.1\r\nHost: a\r\nX-Check: b c\r\nContent-Length: 0\r\n\r\n"
+    try:
+        ours, theirs = HeadConnection(h11.SERVER), h11.Connection(h11.SERVER)
+        if ours._get_io_object(h11.CLIENT, None, READERS) is not read_request:
+            return "h11.Connection._get_io_object is not asked for the reader of a new request"
+        ours.receive_data(head)
+        theirs.receive_data(head)
+        got, want = ours.next_event(), theirs.next_event()
+        if type(got) is not h11.Request or got != want or list(got.headers) != list(want.headers):
+            return f"a request head reads {got!r} here, {want!r} in h11"
+    except Exception as exc:  # noqa: BLE001 - any failure means: use h11's own reader
+        return f"reading a request head failed: {exc!r}"
+    return None

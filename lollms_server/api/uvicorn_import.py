@@ -52,9 +52,21 @@ def run(app: Any, **options: Any) -> None:
 
         uvicorn.run(app, **options)
         return
-    from uvicorn.config import Config
-    from uvicorn.server import Server
+    try:
+        from uvicorn.config import Config
+        from uvicorn.server import Server
+    except ImportError as exc:
+        problem: str | None = f"cannot import: {exc}"
+    else:
+        from lollms_server import shortcuts
 
+        problem = shortcuts.first(shortcuts.missing(Server, "run"), shortcuts.unset(Server.__init__, "started"))
+    if problem:  # (lollms_server/shortcuts.py) uvicorn.run itself, its package completed
+        from lollms_server import shortcuts
+
+        shortcuts.turned_off("api/uvicorn_import.py (uvicorn without its command line)", "uvicorn", problem)
+        getattr(package, "run")(app, **options)
+        return
     # uvicorn's own lifespan modules read `from uvicorn import Config`: the very class its __init__ exports
     package.__dict__.setdefault("Config", Config)
     config = Config(app, **options)

@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lollms_server.api import uvicorn_import
 
     uvicorn_import.prepare()  # uvicorn without its command line (click, multiprocessing): see there
-    from lollms_server.api.h11_protocol import BoundedHeadH11Protocol
+    from lollms_server import shortcuts
     from lollms_server.app import create_app
     from lollms_server.core.config import load_server_config
     from lollms_server.core.guarded_config import ConfigFileError
@@ -83,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for warning in config.security_warnings():
         print(f"lollms-server: WARNING: {warning}", file=sys.stderr, flush=True)
     app = create_app(config=config)
+    http = shortcuts.http_protocol()  # (after the logging set-up: a shortcut turned off says so there)
     print(f"lollms-server {__version__}: serving on http://{host}:{port} (config: {config.file})", flush=True)
     link = web_ui_link(config, host, port, show_key=sys.stdout.isatty() and not args.no_key_link)
     if link:
@@ -90,7 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # ws="none": no route of this server is a WebSocket (uvicorn would import a WebSocket library at start-up);
     # an upgrade request is answered as the plain HTTP request it also is
     uvicorn_import.run(app, host=host, port=port, log_level=level.lower(), access_log=level == "DEBUG", timeout_graceful_shutdown=5,
-                http=BoundedHeadH11Protocol, h11_max_incomplete_event_size=config.limits.max_header_bytes, ws="none")
+                http=http, h11_max_incomplete_event_size=config.limits.max_header_bytes, ws="none")
     return 0
 
 
