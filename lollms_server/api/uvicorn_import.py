@@ -65,7 +65,7 @@ def run(app: Any, **options: Any) -> None:
         from lollms_server import shortcuts
 
         shortcuts.turned_off("api/uvicorn_import.py (uvicorn without its command line)", "uvicorn", problem)
-        getattr(package, "run")(app, **options)
+        package.run(app, **options)
         return
     # uvicorn's own lifespan modules read `from uvicorn import Config`: the very class its __init__ exports
     package.__dict__.setdefault("Config", Config)
