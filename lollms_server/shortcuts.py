@@ -63,23 +63,25 @@ def missing(obj: Any, *names: str) -> str | None:
     return None
 
 
-def unset(init: Callable[..., Any], *names: str) -> str | None:
-    """The first of ``names`` (instance attributes) that the constructor ``init`` never sets; None when it sets them all."""
-    code = getattr(init, "__code__", None)
-    assigned = set(code.co_names) if code is not None else set()
+def unset(label: str, method: Callable[..., Any], *names: str) -> str | None:
+    """The first of ``names`` (attributes of self) that ``method`` (called ``label`` in the message) never uses or
+    sets; None when it uses them all."""
+    code = getattr(method, "__code__", None)
+    used = set(code.co_names) if code is not None else set()
     for name in names:
-        if name not in assigned:
-            return f"{getattr(init, '__qualname__', init)!s} sets no {name}"
+        if name not in used:
+            return f"{label} sets no {name}"
     return None
 
 
-def no_parameters(func: Callable[..., Any], *names: str) -> str | None:
-    """The first of ``names`` that ``func`` takes no parameter of; None when it takes them all."""
+def no_parameters(label: str, func: Callable[..., Any], *names: str) -> str | None:
+    """The first of ``names`` that ``func`` (called ``label`` in the message) takes no parameter of; None when it
+    takes them all."""
     code = getattr(func, "__code__", None)
     params = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount] if code is not None else ()
     for name in names:
         if name not in params:
-            return f"{getattr(func, '__qualname__', func)!s} takes no {name}"
+            return f"{label} takes no parameter {name}"
     return None
 
 

@@ -248,28 +248,31 @@ _CYCLE_SEND = frozenset({
 
 def uvicorn_problem() -> str | None:
     """Why the protocol below cannot stand in for uvicorn's (None: it can)."""
-    copied: tuple[tuple[Any, frozenset[str]], ...] = (
-        (H11Protocol.on_response_complete, _ON_RESPONSE_COMPLETE), (RequestResponseCycle.send, _CYCLE_SEND))
-    for method, names in copied:
+    copied: tuple[tuple[str, Any, frozenset[str]], ...] = (
+        ("H11Protocol.on_response_complete", H11Protocol.on_response_complete, _ON_RESPONSE_COMPLETE),
+        ("RequestResponseCycle.send", RequestResponseCycle.send, _CYCLE_SEND))
+    for label, method, names in copied:
         code = getattr(method, "__code__", None)
         if code is None or frozenset(code.co_names) != names:
-            return f"{method.__qualname__} is not the method this protocol was written against"
+            return f"{label} is not the method this protocol repeats (it uses other names)"
     found = shortcuts.first(
         shortcuts.missing(H11Protocol, "handle_events", "data_received", "connection_lost", "send_400_response",
                           "timeout_keep_alive_handler", "_unsupported_upgrade_warning", "_get_upgrade"),
-        shortcuts.unset(H11Protocol.__init__, "conn", "cycle", "timeout_keep_alive_task", "timeout_keep_alive",
+        shortcuts.unset("H11Protocol.__init__", H11Protocol.__init__, "conn", "cycle", "timeout_keep_alive_task", "timeout_keep_alive",
                         "server_state", "loop", "logger"),
-        shortcuts.unset(H11Protocol.connection_made, "transport", "flow"),
-        shortcuts.unset(RequestResponseCycle.__init__, "transport", "flow", "conn", "scope", "access_log", "default_headers",
+        shortcuts.unset("H11Protocol.connection_made", H11Protocol.connection_made, "transport", "flow"),
+        shortcuts.unset("RequestResponseCycle.__init__", RequestResponseCycle.__init__, "transport", "flow", "conn", "scope", "access_log", "default_headers",
                         "disconnected", "keep_alive", "waiting_for_100_continue", "response_started", "response_complete",
                         "message_event", "on_response"))
     if found:
         return found
-    used: tuple[tuple[Any, str], ...] = ((H11Protocol.data_received, "_unset_keepalive_if_required"), (H11Protocol.handle_events, "cycle"),
-                                         (H11Protocol.handle_events, "RequestResponseCycle"))
-    for method, name in used:
-        if name not in method.__code__.co_names:
-            return f"{method.__qualname__} uses no {name}"
+    used: tuple[tuple[str, Any, str], ...] = (
+        ("H11Protocol.data_received", H11Protocol.data_received, "_unset_keepalive_if_required"),
+        ("H11Protocol.handle_events", H11Protocol.handle_events, "cycle"),
+        ("H11Protocol.handle_events", H11Protocol.handle_events, "RequestResponseCycle"))
+    for label, method, name in used:
+        if name not in getattr(getattr(method, "__code__", None), "co_names", ()):
+            return f"{label} uses no {name}"
     return None
 
 

@@ -66,7 +66,7 @@ def fastapi_problem() -> str | None:
         _problem = shortcuts.first(
             f"fastapi.dependencies.models.Dependant has no {absent[0]}" if absent else None,
             shortcuts.missing(Field, "validate", "serialize_json"),
-            shortcuts.no_parameters(Field.validate, "value", "values", "loc"),
+            shortcuts.no_parameters("fastapi._compat.ModelField.validate", Field.validate, "value", "values", "loc"),
             shortcuts.missing(APIRoute, "get_route_handler"))
     return _problem if isinstance(_problem, str) else None
 
@@ -305,9 +305,11 @@ class LeanRoute(APIRoute):
         route = effective if effective is not None else self
         plan = _checked_plan(route)
         handler = self.wrap_handler(self._lean_handler(plan, slow) if plan is not None else self._as_own_request(slow))
-        if plan is not None:  # by the id of the included route's context (one per inclusion), or None: the route itself
-            self.lanes[id(effective) if effective is not None else None] = Lane(
-                self, route.path, frozenset(route.methods or ()), handler)
+        key = id(effective) if effective is not None else None  # the included route's context (one per inclusion)
+        if plan is not None:  # or None: the route itself
+            self.lanes[key] = Lane(self, route.path, frozenset(route.methods or ()), handler)
+        else:
+            self.lanes.pop(key, None)
         return handler
 
     def _request(self, request: Request) -> Request:

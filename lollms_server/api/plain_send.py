@@ -134,7 +134,7 @@ def problem() -> str | None:
 
     found = shortcuts.first(
         shortcuts.missing(h11.Connection, "_process_error", "_respond_to_state_changes"),
-        shortcuts.unset(h11.Connection.__init__, "_cstate", "client_is_waiting_for_100_continue"))
+        shortcuts.unset("h11.Connection.__init__", h11.Connection.__init__, "_cstate", "client_is_waiting_for_100_continue"))
     if found:
         return found
     request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"

@@ -74,8 +74,8 @@ def problem() -> str | None:
     from lollms_server import shortcuts
 
     found = shortcuts.first(
-        shortcuts.no_parameters(h11.Connection._get_io_object, "self", "role", "event", "io_dict"),
-        shortcuts.unset(h11.Connection.__init__, "_cstate"),
+        shortcuts.no_parameters("h11.Connection._get_io_object", h11.Connection._get_io_object, "self", "role", "event", "io_dict"),
+        shortcuts.unset("h11.Connection.__init__", h11.Connection.__init__, "_cstate"),
         shortcuts.missing(ReceiveBuffer, "maybe_extract_lines", "is_next_line_obviously_invalid_request_line"))
     if found:
         return found

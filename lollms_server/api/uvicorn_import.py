@@ -60,7 +60,7 @@ def run(app: Any, **options: Any) -> None:
     else:
         from lollms_server import shortcuts
 
-        problem = shortcuts.first(shortcuts.missing(Server, "run"), shortcuts.unset(Server.__init__, "started"))
+        problem = shortcuts.first(shortcuts.missing(Server, "run"), shortcuts.unset("uvicorn.server.Server.__init__", Server.__init__, "started"))
     if problem:  # (lollms_server/shortcuts.py) uvicorn.run itself, its package completed
         from lollms_server import shortcuts
 
