@@ -148,3 +148,17 @@ def test_serve_keeps_the_methods_of_its_start_up_for_the_next_start(tmp_path: Pa
     with server(config_dir, env=env) as srv:
         assert httpx.get(f"{srv.base_url}/health/ready", timeout=10).status_code == 200
     assert file.stat().st_mtime_ns == stamp  # the second start compiled nothing new: the file is unchanged
+
+
+def test_no_home_folder_is_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOLLMS_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    dataclass_code.install()
+    assert "exec" not in vars(dataclasses)
+    assert _behaviour(*_define())[0].endswith("Point(x=1, y=2, tags=['t'])")
+    dataclass_code.settle()

@@ -41,7 +41,10 @@ _installed = False
 
 
 def cache_file() -> Path | None:
-    folder = cache_dir()
+    try:
+        folder = cache_dir()
+    except (RuntimeError, KeyError, OSError):  # no home folder to find: no cache
+        return None
     tag = sys.implementation.cache_tag
     return None if folder is None or tag is None else folder / f"dataclass_code.{tag}.marshal"
 
