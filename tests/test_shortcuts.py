@@ -354,3 +354,12 @@ def test_server_with_the_tested_libraries_uses_every_shortcut(tmp_path: Path) ->
         assert _big_head_status(s.base_url) == b"HTTP/1.1 431 Request Header Fields Too Large"
         log = s.log()
     assert "standard path serves instead" not in log, log
+
+
+def test_fastapi_with_a_new_kind_of_dependency_parameter_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.dependencies.models import Dependant
+
+    fields = dict(Dependant.__dataclass_fields__)
+    fields["sse_param_name"] = fields["request_param_name"]  # a release that knows one more kind of parameter
+    monkeypatch.setattr(Dependant, "__dataclass_fields__", fields)
+    assert "sse_param_name" in (lean_route.fastapi_problem() or "")

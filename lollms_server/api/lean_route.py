@@ -40,6 +40,8 @@ SHORTCUT = "api/lean_route.py (routes served without FastAPI's per-request machi
 _DEPENDANT_NEEDS = ("call", "name", "dependencies", "path_params", "query_params", "header_params", "cookie_params",
                     "body_params", "request_param_name", "http_connection_param_name", "websocket_param_name",
                     "response_param_name", "background_tasks_param_name", "security_scopes_param_name", "own_oauth_scopes")
+# Dependant's other fields (a field not listed in either means a kind of parameter this module would not see)
+_DEPENDANT_OTHERS = ("concurrency", "parent_oauth_scopes", "path", "scope", "use_cache")
 _ROUTE_NEEDS = ("dependant", "body_field", "response_field", "response_class", "status_code", "path", "methods",
                 "dependency_overrides_provider", "response_model_include", "response_model_exclude", "response_model_by_alias",
                 "response_model_exclude_unset", "response_model_exclude_defaults", "response_model_exclude_none")
@@ -61,10 +63,12 @@ def fastapi_problem() -> str | None:
         except ImportError as exc:
             _problem = f"cannot import: {exc}"
             return _problem
-        fields = set(getattr(Dep, "__dataclass_fields__", ())) | set(dir(Dep))
+        fields = set(getattr(Dep, "__dataclass_fields__", ()))
         absent = [name for name in _DEPENDANT_NEEDS if name not in fields]
+        unknown = sorted(fields.difference(_DEPENDANT_NEEDS, _DEPENDANT_OTHERS))
         _problem = shortcuts.first(
-            f"fastapi.dependencies.models.Dependant has no {absent[0]}" if absent else None,
+            f"fastapi.dependencies.models.Dependant has no field {absent[0]}" if absent else None,
+            f"fastapi.dependencies.models.Dependant has fields this module does not read: {unknown}" if unknown else None,
             shortcuts.missing(Field, "validate", "serialize_json"),
             shortcuts.no_parameters("fastapi._compat.ModelField.validate", Field.validate, "value", "values", "loc"),
             shortcuts.missing(APIRoute, "get_route_handler"))
@@ -121,7 +125,7 @@ def _request_params(dep: Dependant) -> tuple[str, ...]:
 
 def _compile(dep: Dependant) -> Optional[_Dep]:
     """The dependency as a _Dep, or None when it is not an async function of the request alone."""
-    if dep.call is None or not _simple(dep) or not _is_async(dep.call):
+    if dep.call is None or not _simple(dep) or not _is_async(dep.call) or getattr(dep, "use_cache", True) is not True:
         return None
     subs = tuple(_compile(d) for d in dep.dependencies)
     if any(s is None for s in subs):
