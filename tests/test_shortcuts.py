@@ -292,6 +292,24 @@ def __init__(self, *args, **kwargs):
 h11.Connection.__init__ = __init__
 '''
 
+FASTAPI_IMPORT_DATACLASSES = '''
+import __future__
+import dataclasses
+import sys
+
+dataclasses.annotations = __future__.annotations  # a Python whose dataclasses module compiles with a future feature
+
+
+class _NeedsEmailValidator:  # a FastAPI release whose import needs email_validator
+    def find_spec(self, name, path=None, target=None):
+        if name == "fastapi.openapi.models" and "email_validator" in sys.modules and sys.modules["email_validator"] is None:
+            raise ImportError("this FastAPI needs email_validator")
+        return None
+
+
+sys.meta_path.insert(0, _NeedsEmailValidator())
+'''
+
 
 def _changed_server(tmp_path: Path, prelude: str) -> ServerProcess:
     site = tmp_path / "site"
@@ -335,6 +353,36 @@ def test_server_with_uvicorn_fastapi_pydantic_changed_starts_and_answers(tmp_pat
     for what in ("api/h11_protocol.py", "api/uvicorn_import.py", "api/lean_route.py", "api/pydantic_import.py"):
         assert what in log, log
     assert "uvicorn " in log and "fastapi " in log and "pydantic " in log
+
+
+@pytest.mark.e2e
+def test_server_with_fastapi_import_and_dataclasses_changed_starts_and_answers(tmp_path: Path) -> None:
+    with _changed_server(tmp_path, FASTAPI_IMPORT_DATACLASSES) as s:
+        _answers_correctly(s.base_url)
+        assert httpx.get(f"{s.base_url}/openapi.json", headers=H).json()["paths"]["/api/v1/generate"]
+        log = s.log()
+    assert "api/fastapi_import.py" in log and "needs email_validator" in log, log
+    assert "core/dataclass_code.py" in log and "python 3." in log, log
+
+
+def test_dataclasses_with_a_future_import_keep_the_builtin_exec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import __future__
+    import dataclasses
+
+    from lollms_server.core import dataclass_code
+
+    monkeypatch.setenv("LOLLMS_CACHE_DIR", str(tmp_path))
+    dataclass_code.install()  # as expected: the cache's exec
+    try:
+        assert vars(dataclasses).get("exec") is dataclass_code._exec
+    finally:
+        dataclass_code.settle()
+    monkeypatch.setattr(dataclasses, "annotations", __future__.annotations, raising=False)
+    dataclass_code.install()
+    try:
+        assert "exec" not in vars(dataclasses) and "core/dataclass_code.py" in next(iter(shortcuts.off))
+    finally:
+        dataclass_code.settle()
 
 
 @pytest.mark.e2e

@@ -56,6 +56,10 @@ def import_fastapi() -> None:
             pydantic.BaseModel.model_rebuild = _rebuild_unless_deferred(rebuild.__func__)  # type: ignore[method-assign]
     try:
         import fastapi.openapi.models  # noqa: F401 - imports FastAPI itself first
+    except Exception as exc:  # noqa: BLE001 - a release these steps do not fit: FastAPI's usual import below
+        failed: Exception | None = exc
+    else:
+        failed = None
     finally:
         if defer:
             del base_config["defer_build"]
@@ -63,6 +67,15 @@ def import_fastapi() -> None:
                 pydantic.BaseModel.model_rebuild = rebuild  # type: ignore[method-assign,assignment]
         if hide_email:
             del sys.modules["email_validator"]
+    if failed is not None:
+        from lollms_server import shortcuts
+
+        shortcuts.turned_off("api/fastapi_import.py (FastAPI imported without what start-up never needs)", "fastapi",
+                             f"its import failed: {failed!r}")
+        for name in [n for n in sys.modules if n == "fastapi" or n.startswith("fastapi.")]:
+            del sys.modules[name]
+        import fastapi.openapi.models  # noqa: F401,F811 - as it ships (a failure now is FastAPI's own)
+        return
     _check_pydantic_v1_only_once_imported()
 
 

@@ -20,6 +20,7 @@ parse is no cache (every text is compiled, as without it).
 
 from __future__ import annotations
 
+import __future__
 import builtins
 import dataclasses
 import marshal
@@ -93,6 +94,12 @@ def install() -> None:
     global _installed, _codes, _compiled
     path = cache_file()
     if _installed or path is None or "exec" in vars(dataclasses):
+        return
+    if any(isinstance(value, __future__._Feature) for value in vars(dataclasses).values()):  # type: ignore[attr-defined]
+        from lollms_server import shortcuts  # (its exec() would compile with that feature: the cache's code would not)
+
+        shortcuts.turned_off("core/dataclass_code.py (dataclass methods compiled once)", "python",
+                             "the dataclasses module imports from __future__")
         return
     _codes, _compiled = _load(path), 0
     _used.clear()
