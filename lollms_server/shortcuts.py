@@ -31,7 +31,8 @@ from typing import Any
 
 # The releases the shortcuts were tested with (the test suite passed on these); another release is checked by
 # shape, not refused: the shortcuts whose checks pass are used, the others fall back.
-TESTED = {"python": "3.11", "h11": "0.16.0", "uvicorn": "0.54.0", "starlette": "1.10.0", "fastapi": "0.165.0", "pydantic": "2.14.4"}
+TESTED = {"python": "3.11", "h11": "0.16.0", "uvicorn": "0.54.0", "starlette": "1.10.0", "fastapi": "0.165.0", "pydantic": "2.14.4",
+          "configguard": "0.6.1"}
 
 log = logging.getLogger("lollms_server.shortcuts")
 off: dict[str, str] = {}  # shortcut -> why it is off in this process (read by the tests)

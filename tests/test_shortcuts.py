@@ -292,7 +292,7 @@ def __init__(self, *args, **kwargs):
 h11.Connection.__init__ = __init__
 '''
 
-FASTAPI_IMPORT_DATACLASSES = '''
+IMPORTS_CHANGED = '''
 import __future__
 import dataclasses
 import sys
@@ -307,7 +307,15 @@ class _NeedsEmailValidator:  # a FastAPI release whose import needs email_valida
         return None
 
 
-sys.meta_path.insert(0, _NeedsEmailValidator())
+class _NeedsMoreOfItsLog:  # a ConfigGuard release that needs more of configguard.log than the server's stand-in
+    def find_spec(self, name, path=None, target=None):
+        log = sys.modules.get("configguard.log")
+        if name == "configguard.config" and log is not None and not hasattr(log, "std_logging"):
+            raise ImportError("cannot import name 'std_logging' from 'configguard.log'")
+        return None
+
+
+sys.meta_path[:0] = [_NeedsEmailValidator(), _NeedsMoreOfItsLog()]
 '''
 
 
@@ -356,13 +364,14 @@ def test_server_with_uvicorn_fastapi_pydantic_changed_starts_and_answers(tmp_pat
 
 
 @pytest.mark.e2e
-def test_server_with_fastapi_import_and_dataclasses_changed_starts_and_answers(tmp_path: Path) -> None:
-    with _changed_server(tmp_path, FASTAPI_IMPORT_DATACLASSES) as s:
+def test_server_with_fastapi_configguard_and_dataclasses_changed_starts_and_answers(tmp_path: Path) -> None:
+    with _changed_server(tmp_path, IMPORTS_CHANGED) as s:
         _answers_correctly(s.base_url)
         assert httpx.get(f"{s.base_url}/openapi.json", headers=H).json()["paths"]["/api/v1/generate"]
         log = s.log()
     assert "api/fastapi_import.py" in log and "needs email_validator" in log, log
     assert "core/dataclass_code.py" in log and "python 3." in log, log
+    assert "core/configguard_import.py" in log and "configguard 0.6.1" in log, log
 
 
 def test_dataclasses_with_a_future_import_keep_the_builtin_exec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

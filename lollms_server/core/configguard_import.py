@@ -74,7 +74,10 @@ def import_configguard() -> None:
     sys.modules["configguard.log"] = module = _log_module()
     try:
         import configguard
-    except ImportError:  # this release needs more of configguard.log: ConfigGuard as it ships
+    except ImportError as exc:  # this release needs more of configguard.log: ConfigGuard as it ships
+        from lollms_server import shortcuts
+
+        shortcuts.turned_off("core/configguard_import.py (ConfigGuard without ascii_colors)", "configguard", f"its import failed: {exc}")
         for name in [n for n in sys.modules if n == "configguard" or n.startswith("configguard.")]:
             del sys.modules[name]
         if hide_fernet:
