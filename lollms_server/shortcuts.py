@@ -10,7 +10,8 @@ For speed (issue 13) a few modules rely on names the libraries under the server 
   default-factory check, FastAPI's pydantic.v1 check);
 - ``api/uvicorn_import.py`` (uvicorn's package without its ``__init__``);
 - ``core/dataclass_code.py`` (the ``exec`` the stdlib ``dataclasses`` module calls) and
-  ``core/configguard_import.py`` (ConfigGuard, pinned in pyproject.toml).
+  ``core/configguard_import.py`` (ConfigGuard, pinned in pyproject.toml);
+- ``core/metrics.py`` (prometheus_client's histogram buckets: checked on each series, ``observe()`` otherwise).
 
 Each one checks, before it is used, that what it relies on is there and shaped as expected (names, the
 attributes a constructor sets, a parameter; for h11 a tiny request and answer compared with h11's own bytes).
