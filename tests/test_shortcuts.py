@@ -165,8 +165,7 @@ def test_with_h11_internals_off_the_protocol_answers_the_same_bytes_through_h11(
 
 # --- uvicorn -------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls, name", [(RequestResponseCycle, "send"), (H11Protocol, "on_response_complete"),
-                                       (RequestResponseCycle, "__init__"), (H11Protocol, "connection_made")])
+@pytest.mark.parametrize("cls, name", [(H11Protocol, "connection_made"), (H11Protocol, "__init__")])
 def test_uvicorn_of_another_shape_gets_its_own_protocol(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
                                                         cls: type, name: str) -> None:
     monkeypatch.setattr(cls, name, _wrapped(getattr(cls, name)))
@@ -175,7 +174,29 @@ def test_uvicorn_of_another_shape_gets_its_own_protocol(monkeypatch: pytest.Monk
         assert shortcuts.http_protocol() == "h11"
         assert shortcuts.http_protocol() == "h11"
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1 and warnings[0].startswith("uvicorn ") and "h11_protocol" in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith("uvicorn ") and h11_protocol.PROTOCOL in warnings[0]
+
+
+@pytest.mark.parametrize("cls, name", [(RequestResponseCycle, "send"), (RequestResponseCycle, "__init__")])
+def test_uvicorn_cycle_of_another_shape_is_served_as_uvicorns(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> None:
+    monkeypatch.setattr(cls, name, _wrapped(getattr(cls, name)))
+    assert shortcuts.http_protocol() is h11_protocol.BoundedHeadH11Protocol
+    assert list(shortcuts.off) == [h11_protocol.CYCLE] and not h11_protocol._checked.cycle
+    monkeypatch.undo()  # (the cycle itself as shipped, still not swapped: uvicorn's cycle answers)
+    monkeypatch.setattr(h11_protocol._checked, "cycle", False)
+    calls: list[int] = []
+    monkeypatch.setattr(h11_protocol, "plain_start", lambda *a: calls.append(1))
+    data, conn = _serve_two_requests()
+    assert calls == [] and data.count(b"HTTP/1.1 200 OK\r\n") == 2 and b'{"path": "/b"}' in data
+
+
+def test_uvicorn_keep_alive_of_another_shape_is_uvicorns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(H11Protocol, "on_response_complete", _wrapped(H11Protocol.on_response_complete))
+    protocol = shortcuts.http_protocol()
+    assert issubclass(protocol, h11_protocol.BoundedHeadH11Protocol) and protocol is not h11_protocol.BoundedHeadH11Protocol
+    assert protocol.on_response_complete is H11Protocol.on_response_complete
+    assert protocol._unset_keepalive_if_required is H11Protocol._unset_keepalive_if_required
+    assert list(shortcuts.off) == [h11_protocol.KEEP_ALIVE]
 
 
 def test_a_protocol_module_that_cannot_be_imported_gives_uvicorns(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -278,12 +299,23 @@ uvicorn_import.prepare()
 import uvicorn.server
 import uvicorn.protocols.http.h11_impl as impl
 uvicorn.server.Server.__init__ = _wrap(uvicorn.server.Server.__init__)
+impl.H11Protocol.connection_made = _wrap(impl.H11Protocol.connection_made)
+from fastapi._compat import ModelField
+ModelField.validate = _wrap(ModelField.validate)
+'''
+
+UVICORN_PARTS = '''
+from lollms_server.api import uvicorn_import
+uvicorn_import.prepare()
+import uvicorn.protocols.http.h11_impl as impl
 _send = impl.RequestResponseCycle.send
 async def send(self, message):
     await _send(self, message)
 impl.RequestResponseCycle.send = send
-from fastapi._compat import ModelField
-ModelField.validate = _wrap(ModelField.validate)
+_done = impl.H11Protocol.on_response_complete
+def on_response_complete(self):
+    _done(self)
+impl.H11Protocol.on_response_complete = on_response_complete
 '''
 
 H11 = '''
@@ -397,13 +429,22 @@ def test_dataclasses_with_a_future_import_keep_the_builtin_exec(monkeypatch: pyt
 
 
 @pytest.mark.e2e
+def test_server_with_uvicorns_cycle_and_keep_alive_changed_keeps_the_rest(tmp_path: Path) -> None:
+    with _changed_server(tmp_path, UVICORN_PARTS) as s:
+        _answers_correctly(s.base_url)
+        assert _big_head_status(s.base_url) == b"HTTP/1.1 431 Request Header Fields Too Large"  # still this protocol
+        log = s.log()
+    assert h11_protocol.CYCLE in log and h11_protocol.KEEP_ALIVE in log and h11_protocol.PROTOCOL not in log, log
+
+
+@pytest.mark.e2e
 def test_server_with_h11_changed_starts_and_answers(tmp_path: Path) -> None:
     with _changed_server(tmp_path, H11) as s:
         _answers_correctly(s.base_url)
         assert _big_head_status(s.base_url) == b"HTTP/1.1 431 Request Header Fields Too Large"  # still this protocol
         log = s.log()
     assert "api/request_head.py" in log and "api/plain_send.py" in log and f"h11 {h11.__version__}" in log
-    assert "api/h11_protocol.py" not in log and "api/lean_route.py" not in log
+    assert "api/h11_protocol.py" not in log and "api/lean_route.py" not in log and "uvicorn " not in log
 
 
 @pytest.mark.e2e

@@ -41,7 +41,9 @@ if TYPE_CHECKING:
     from lollms_server.api.plain_send import PlainBody
 
 # The shortcuts of this module (lollms_server/shortcuts.py), each used only when its check passes:
-PROTOCOL = "api/h11_protocol.py (431 for a large head, coalesced writes, head lines, one keep-alive timer)"
+PROTOCOL = "api/h11_protocol.py (431 for a large head, coalesced writes, and every part below)"
+CYCLE = "api/h11_protocol.py's request/response cycle (head lines, answers framed by plain_send)"
+KEEP_ALIVE = "api/h11_protocol.py's one keep-alive timer per connection"
 HEADS = "api/request_head.py (request head lines remembered)"
 FRAMING = "api/plain_send.py (answers framed without h11's events)"
 HEADERS = "uvicorn's default headers checked once per list"
@@ -217,6 +219,7 @@ class _Checked:
     def __init__(self) -> None:
         self.done = False
         self.heads = self.framing = False
+        self.cycle = True  # (uvicorn's side: set by selected())
 
     def check(self) -> None:
         self.done = True
@@ -246,44 +249,65 @@ _CYCLE_SEND = frozenset({
     "write", "write_paused"})
 
 
-def uvicorn_problem() -> str | None:
-    """Why the protocol below cannot stand in for uvicorn's (None: it can)."""
-    copied: tuple[tuple[str, Any, frozenset[str]], ...] = (
-        ("H11Protocol.on_response_complete", H11Protocol.on_response_complete, _ON_RESPONSE_COMPLETE),
-        ("RequestResponseCycle.send", RequestResponseCycle.send, _CYCLE_SEND))
-    for label, method, names in copied:
-        code = getattr(method, "__code__", None)
-        if code is None or frozenset(code.co_names) != names:
-            return f"{label} is not the method this protocol repeats (it uses other names)"
-    found = shortcuts.first(
-        shortcuts.missing(H11Protocol, "handle_events", "data_received", "connection_lost", "send_400_response",
-                          "timeout_keep_alive_handler", "_unsupported_upgrade_warning", "_get_upgrade"),
-        shortcuts.unset("H11Protocol.__init__", H11Protocol.__init__, "conn", "cycle", "timeout_keep_alive_task", "timeout_keep_alive",
-                        "server_state", "loop", "logger"),
-        shortcuts.unset("H11Protocol.connection_made", H11Protocol.connection_made, "transport", "flow"),
-        shortcuts.unset("RequestResponseCycle.__init__", RequestResponseCycle.__init__, "transport", "flow", "conn", "scope", "access_log", "default_headers",
-                        "disconnected", "keep_alive", "waiting_for_100_continue", "response_started", "response_complete",
-                        "message_event", "on_response"))
-    if found:
-        return found
-    used: tuple[tuple[str, Any, str], ...] = (
-        ("H11Protocol.data_received", H11Protocol.data_received, "_unset_keepalive_if_required"),
-        ("H11Protocol.handle_events", H11Protocol.handle_events, "cycle"),
-        ("H11Protocol.handle_events", H11Protocol.handle_events, "RequestResponseCycle"))
-    for label, method, name in used:
-        if name not in getattr(getattr(method, "__code__", None), "co_names", ()):
-            return f"{label} uses no {name}"
+def _same_method(label: str, method: Any, names: frozenset[str]) -> str | None:
+    code = getattr(method, "__code__", None)
+    if code is None or frozenset(code.co_names) != names:
+        return f"{label} is not the method this protocol repeats (it uses other names)"
     return None
 
 
+def _uses(label: str, method: Any, name: str) -> str | None:
+    return None if name in getattr(getattr(method, "__code__", None), "co_names", ()) else f"{label} uses no {name}"
+
+
+def uvicorn_problem() -> str | None:
+    """Why the protocol below cannot stand in for uvicorn's at all (None: it can)."""
+    return shortcuts.first(
+        shortcuts.missing(H11Protocol, "handle_events", "data_received", "connection_lost", "send_400_response",
+                          "timeout_keep_alive_handler"),
+        shortcuts.unset("H11Protocol.__init__", H11Protocol.__init__, "conn", "cycle", "timeout_keep_alive_task",
+                        "timeout_keep_alive", "server_state", "loop", "logger"),
+        shortcuts.unset("H11Protocol.connection_made", H11Protocol.connection_made, "transport", "flow"),
+        _uses("H11Protocol.handle_events", H11Protocol.handle_events, "cycle"))
+
+
+def cycle_problem() -> str | None:
+    """Why ``_LeanCycle`` cannot stand in for uvicorn's request/response cycle (None: it can)."""
+    return shortcuts.first(
+        _same_method("RequestResponseCycle.send", RequestResponseCycle.send, _CYCLE_SEND),
+        shortcuts.unset("RequestResponseCycle.__init__", RequestResponseCycle.__init__, "transport", "flow", "conn", "scope",
+                        "access_log", "default_headers", "disconnected", "keep_alive", "waiting_for_100_continue",
+                        "response_started", "response_complete", "message_event", "on_response"),
+        _uses("H11Protocol.handle_events", H11Protocol.handle_events, "RequestResponseCycle"))
+
+
+def keep_alive_problem() -> str | None:
+    """Why the one keep-alive timer cannot stand in for uvicorn's (None: it can)."""
+    return shortcuts.first(
+        _same_method("H11Protocol.on_response_complete", H11Protocol.on_response_complete, _ON_RESPONSE_COMPLETE),
+        _uses("H11Protocol.data_received", H11Protocol.data_received, "_unset_keepalive_if_required"))
+
+
 def selected() -> Any:
-    """uvicorn's ``http=`` for ``serve``: ``BoundedHeadH11Protocol`` when uvicorn is shaped as it expects (its h11
-    shortcuts checked too), else uvicorn's own h11 protocol."""
+    """uvicorn's ``http=`` for ``serve``: ``BoundedHeadH11Protocol`` with the parts whose checks pass (uvicorn's own
+    cycle or keep-alive handling for a part that does not), or uvicorn's own h11 protocol when the protocol itself
+    does not fit."""
     problem = uvicorn_problem()
     if problem:
         shortcuts.turned_off(PROTOCOL, "uvicorn", problem)
         return "h11"
+    cycle = cycle_problem()
+    if cycle:
+        shortcuts.turned_off(CYCLE, "uvicorn", cycle)
     _checked.check()
+    _checked.cycle = not cycle
+    keep_alive = keep_alive_problem()
+    if keep_alive:
+        shortcuts.turned_off(KEEP_ALIVE, "uvicorn", keep_alive)
+        # uvicorn's own methods (where it has them): our timer is then never armed
+        own = {name: H11Protocol.__dict__[name] for name in ("on_response_complete", "_unset_keepalive_if_required")
+               if name in H11Protocol.__dict__}
+        return type("BoundedHeadH11ProtocolUvicornKeepAlive", (BoundedHeadH11Protocol,), own)
     return BoundedHeadH11Protocol
 
 
@@ -351,13 +375,13 @@ class BoundedHeadH11Protocol(H11Protocol):
     def _unsupported_upgrade_warning(self) -> None:
         # served with ws="none" (no WebSocket route): the request is answered as plain HTTP; uvicorn's two
         # warnings per such request would let any client fill the log
-        self.logger.debug("upgrade request (%s) answered as plain HTTP", self._get_upgrade())
+        self.logger.debug("upgrade request (%s) answered as plain HTTP", getattr(self, "_get_upgrade", lambda: None)())
 
     def handle_events(self) -> None:
         before = self.cycle
         super().handle_events()
         cycle = self.cycle
-        if cycle is not None and cycle is not before and type(cycle) is RequestResponseCycle:
+        if cycle is not None and cycle is not before and type(cycle) is RequestResponseCycle and _checked.cycle:
             # a new request: its task has been created but has not run yet (it reads cycle.send when it does)
             cycle.__class__ = _LeanCycle
             cycle.scope.setdefault("extensions", {})[HEAD_LINES_EXTENSION] = {}  # type: ignore[typeddict-unknown-key]
