@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 # The releases the shortcuts were tested with (the test suite passed on these); another release is checked by
@@ -69,11 +70,23 @@ def missing(obj: Any, *names: str) -> str | None:
     return None
 
 
+def code_names(func: Any) -> frozenset[str]:
+    """The global and attribute names ``func``'s code uses, its nested functions and comprehensions included (the
+    same set whether or not the Python version inlines comprehensions)."""
+    names: set[str] = set()
+    stack = [getattr(func, "__code__", None)]
+    while stack:
+        code = stack.pop()
+        if isinstance(code, CodeType):
+            names.update(code.co_names)
+            stack.extend(c for c in code.co_consts if isinstance(c, CodeType))
+    return frozenset(names)
+
+
 def unset(label: str, method: Callable[..., Any], *names: str) -> str | None:
     """The first of ``names`` (attributes of self) that ``method`` (called ``label`` in the message) never uses or
     sets; None when it uses them all."""
-    code = getattr(method, "__code__", None)
-    used = set(code.co_names) if code is not None else set()
+    used = code_names(method)
     for name in names:
         if name not in used:
             return f"{label} sets no {name}"

@@ -463,3 +463,12 @@ def test_fastapi_with_a_new_kind_of_dependency_parameter_is_refused(monkeypatch:
     fields["sse_param_name"] = fields["request_param_name"]  # a release that knows one more kind of parameter
     monkeypatch.setattr(Dependant, "__dataclass_fields__", fields)
     assert "sse_param_name" in (lean_route.fastapi_problem() or "")
+
+
+def test_code_names_include_comprehensions_whatever_the_python() -> None:
+    def method(self: Any) -> Any:
+        return [item.lower() for item in self.items]
+
+    assert {"items", "lower"} <= shortcuts.code_names(method)
+    assert shortcuts.unset("method", method, "items") is None
+    assert shortcuts.unset("method", method, "other") == "method sets no other"

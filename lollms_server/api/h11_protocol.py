@@ -250,14 +250,13 @@ _CYCLE_SEND = frozenset({
 
 
 def _same_method(label: str, method: Any, names: frozenset[str]) -> str | None:
-    code = getattr(method, "__code__", None)
-    if code is None or frozenset(code.co_names) != names:
+    if shortcuts.code_names(method) != names:
         return f"{label} is not the method this protocol repeats (it uses other names)"
     return None
 
 
 def _uses(label: str, method: Any, name: str) -> str | None:
-    return None if name in getattr(getattr(method, "__code__", None), "co_names", ()) else f"{label} uses no {name}"
+    return None if name in shortcuts.code_names(method) else f"{label} uses no {name}"
 
 
 def uvicorn_problem() -> str | None:
