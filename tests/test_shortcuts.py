@@ -350,6 +350,17 @@ class _NeedsMoreOfItsLog:  # a ConfigGuard release that needs more of configguar
 
 
 sys.meta_path[:0] = [_NeedsEmailValidator(), _NeedsMoreOfItsLog()]
+
+import pydantic  # a pydantic whose model_rebuild takes other parameters
+
+_rebuild = pydantic.BaseModel.__dict__["model_rebuild"].__func__
+
+
+def model_rebuild(cls, **options):
+    return _rebuild(cls, **options)
+
+
+pydantic.BaseModel.model_rebuild = classmethod(model_rebuild)
 '''
 
 
@@ -406,6 +417,7 @@ def test_server_with_fastapi_configguard_and_dataclasses_changed_starts_and_answ
     assert "api/fastapi_import.py" in log and "needs email_validator" in log, log
     assert "core/dataclass_code.py" in log and "python 3." in log, log
     assert "core/configguard_import.py" in log and "configguard 0.6.1" in log, log
+    assert "model_rebuild takes no _parent_namespace_depth" in log, log
 
 
 def test_dataclasses_with_a_future_import_keep_the_builtin_exec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
