@@ -127,6 +127,7 @@ POSIX_CALLS = {"os.chmod", "os.chown", "os.setsid", "os.killpg", "os.fork", "os.
                "signal.SIGKILL", "signal.SIGHUP", "signal.SIGUSR1", "signal.SIGALRM", "signal.alarm"}
 GUARDED = {"lollms_server/core/sandbox.py",  # refuses to run unless os.name == "posix"
            "lollms_server/core/file_modes.py",  # chmod only when os.name == "posix"
+           "lollms_server/core/dataclass_code.py",  # owner check (os.getuid) only when os.name == "posix"
            "zoos/bindings/llamacpp_binding/server_process.py"}  # preexec_fn (PR_SET_PDEATHSIG) only on Linux
 
 
