@@ -165,7 +165,7 @@ def test_with_h11_internals_off_the_protocol_answers_the_same_bytes_through_h11(
 
 # --- uvicorn -------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls, name", [(H11Protocol, "connection_made"), (H11Protocol, "__init__")])
+@pytest.mark.parametrize("cls, name", [(H11Protocol, "connection_made"), (H11Protocol, "__init__"), (H11Protocol, "handle_events")])
 def test_uvicorn_of_another_shape_gets_its_own_protocol(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
                                                         cls: type, name: str) -> None:
     monkeypatch.setattr(cls, name, _wrapped(getattr(cls, name)))
@@ -197,6 +197,17 @@ def test_uvicorn_keep_alive_of_another_shape_is_uvicorns(monkeypatch: pytest.Mon
     assert protocol.on_response_complete is H11Protocol.on_response_complete
     assert protocol._unset_keepalive_if_required is H11Protocol._unset_keepalive_if_required
     assert list(shortcuts.off) == [h11_protocol.KEEP_ALIVE]
+
+
+def test_uvicorn_passing_another_argument_to_its_protocol_gets_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = H11Protocol.__init__
+
+    def __init__(self: Any, config: Any, server_state: Any, app_state: Any, _loop: Any = None, limits: Any = None) -> None:
+        real(self, config, server_state, app_state, _loop)
+
+    monkeypatch.setattr(H11Protocol, "__init__", __init__)
+    assert "exactly" in (h11_protocol.uvicorn_problem() or "")
+    assert shortcuts.http_protocol() == "h11"
 
 
 def test_a_protocol_module_that_cannot_be_imported_gives_uvicorns(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -259,8 +259,14 @@ def _uses(label: str, method: Any, name: str) -> str | None:
     return None if name in shortcuts.code_names(method) else f"{label} uses no {name}"
 
 
+_INIT_PARAMETERS = ("self", "config", "server_state", "app_state", "_loop")  # (BoundedHeadH11Protocol.__init__ passes them on)
+
+
 def uvicorn_problem() -> str | None:
     """Why the protocol below cannot stand in for uvicorn's at all (None: it can)."""
+    init = getattr(H11Protocol.__init__, "__code__", None)
+    if init is None or init.co_varnames[:init.co_argcount + init.co_kwonlyargcount] != _INIT_PARAMETERS:
+        return f"H11Protocol.__init__ does not take exactly {', '.join(_INIT_PARAMETERS[1:])}"
     return shortcuts.first(
         shortcuts.missing(H11Protocol, "handle_events", "data_received", "connection_lost", "send_400_response",
                           "timeout_keep_alive_handler"),
