@@ -495,3 +495,15 @@ def test_code_names_include_comprehensions_whatever_the_python() -> None:
     assert {"items", "lower"} <= shortcuts.code_names(method)
     assert shortcuts.unset("method", method, "items") is None
     assert shortcuts.unset("method", method, "other") == "method sets no other"
+
+
+def test_fastapi_with_a_new_route_option_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.routing import APIRoute
+
+    real = APIRoute.__init__
+
+    def __init__(self: Any, path: str, endpoint: Any, *, response_model_exclude_computed: bool = False, **options: Any) -> None:
+        real(self, path, endpoint, **options)  # a release with one more option
+
+    monkeypatch.setattr(APIRoute, "__init__", __init__)
+    assert "response_model_exclude_computed" in (lean_route.fastapi_problem() or "")

@@ -45,6 +45,14 @@ _DEPENDANT_OTHERS = ("concurrency", "parent_oauth_scopes", "path", "scope", "use
 _ROUTE_NEEDS = ("dependant", "body_field", "response_field", "response_class", "status_code", "path", "methods",
                 "dependency_overrides_provider", "response_model_include", "response_model_exclude", "response_model_by_alias",
                 "response_model_exclude_unset", "response_model_exclude_defaults", "response_model_exclude_none")
+# APIRoute's options this module knows (each honoured here or sending the route to FastAPI's handler): a release with
+# another option may change what a route answers, so that release gets FastAPI's handler until this list is checked
+_ROUTE_OPTIONS = frozenset({
+    "self", "path", "endpoint", "response_model", "status_code", "tags", "dependencies", "summary", "description",
+    "response_description", "responses", "deprecated", "name", "methods", "operation_id", "response_model_include",
+    "response_model_exclude", "response_model_by_alias", "response_model_exclude_unset", "response_model_exclude_defaults",
+    "response_model_exclude_none", "include_in_schema", "response_class", "dependency_overrides_provider", "callbacks",
+    "openapi_extra", "generate_unique_id_function", "strict_content_type", "max_body_size", "form_limits"})
 _problem: str | None | bool = False  # False: not checked yet
 try:
     from fastapi.datastructures import DefaultPlaceholder
@@ -66,9 +74,12 @@ def fastapi_problem() -> str | None:
         fields = set(getattr(Dep, "__dataclass_fields__", ()))
         absent = [name for name in _DEPENDANT_NEEDS if name not in fields]
         unknown = sorted(fields.difference(_DEPENDANT_NEEDS, _DEPENDANT_OTHERS))
+        init = APIRoute.__init__.__code__
+        options = sorted(set(init.co_varnames[:init.co_argcount + init.co_kwonlyargcount]) - _ROUTE_OPTIONS)
         _problem = shortcuts.first(
             f"fastapi.dependencies.models.Dependant has no field {absent[0]}" if absent else None,
             f"fastapi.dependencies.models.Dependant has fields this module does not read: {unknown}" if unknown else None,
+            f"fastapi.routing.APIRoute takes options this module does not know: {options}" if options else None,
             shortcuts.missing(Field, "validate", "serialize_json"),
             shortcuts.no_parameters("fastapi._compat.ModelField.validate", Field.validate, "value", "values", "loc"),
             shortcuts.missing(APIRoute, "get_route_handler"))
@@ -225,6 +236,7 @@ def _plan(route: Any) -> Optional[_Plan]:
     if (dependant.call is None or not inspect.iscoroutinefunction(dependant.call) or not _simple_endpoint(dependant)
             or getattr(route, "is_sse_stream", False) or getattr(route, "is_json_stream", False)
             or getattr(route, "stream_item_field", None) is not None or getattr(route, "_embed_body_fields", True)
+            or getattr(route, "max_body_size", None) is not None  # (FastAPI's limit wraps the route's app: hot_lane would skip it)
             or not isinstance(route.response_class, DefaultPlaceholder)
             or route.response_model_include is not None or route.response_model_exclude is not None
             or not route.response_model_by_alias or route.response_model_exclude_unset
