@@ -95,19 +95,15 @@ class FileCache:
             after = identity(path)
             if after is None or after != before or _now() - after[4] < SETTLED_S * 1e9:
                 return value  # changed while read, or too recently to be told apart from a rewrite
-            try:
-                kept = _copy(value)
-            except (TypeError, ValueError):
-                return value
-            if kept != value:
+            kept = _kept(value)
+            if kept is _NOT_KEPT:
                 return value
             entries = self._load()
             entries.pop(key, None)
             entries[key] = {"id": after, "value": kept}
             for gone in [k for k in entries if k != key and not os.path.exists(k)]:
                 del entries[gone]  # files of removed folders are never asked for again
-            for old in list(entries)[:max(0, len(entries) - MAX_ENTRIES)]:
-                del entries[old]
+            _trim(entries)
             self._save()
         return value
 
@@ -130,6 +126,24 @@ class FileCache:
             pass  # no cache this time
 
 
+_NOT_KEPT = object()
+
+
+def _kept(value: Any) -> Any:
+    """What an entry stores for ``value``: its JSON copy, or ``_NOT_KEPT`` when JSON would not give it back exactly."""
+    try:
+        kept = _copy(value)
+    except (TypeError, ValueError):
+        return _NOT_KEPT
+    return kept if kept == value else _NOT_KEPT
+
+
+def _trim(entries: dict[str, Any]) -> None:
+    """The oldest entries dropped beyond MAX_ENTRIES."""
+    for old in list(entries)[:max(0, len(entries) - MAX_ENTRIES)]:
+        del entries[old]
+
+
 class TextCache(FileCache):
     """Values derived from a text alone, by the text itself: a changed text is another entry, so an entry
     never needs checking against a file (e.g. the parsed docstrings of the functions, core/functions.py)."""
@@ -141,17 +155,13 @@ class TextCache(FileCache):
             if text in entries:
                 return _copy(entries[text])  # type: ignore[no-any-return]
         value = compute()
-        try:
-            kept = _copy(value)
-        except (TypeError, ValueError):
-            return value
-        if kept != value:
+        kept = _kept(value)
+        if kept is _NOT_KEPT:
             return value
         with self._lock:
             entries = self._load()
             entries.pop(text, None)
             entries[text] = kept
-            for old in list(entries)[:max(0, len(entries) - MAX_ENTRIES)]:
-                del entries[old]
+            _trim(entries)
             self._save()
         return value
