@@ -82,3 +82,18 @@ async def test_ollama_chat(upstream: tuple[FakeOpenAI, Path], stream: bool) -> N
     lines = [_utf8_json(line.encode()) for line in r.content.decode("utf-8").splitlines() if line.strip()]
     assert "".join(x["message"]["content"] for x in lines) == WANT
     assert lines[-1]["done"] is True
+
+
+def test_valid_value_repairs_only_what_needs_it() -> None:
+    from lollms_server.core.unicode_text import valid_value
+
+    clean = {"model": "m", "n": 3, "ok": True, "none": None, "x": 1.5, "tags": ["a", ("é", 2)], "nested": {"k": "v"}}
+    assert valid_value(clean) is clean
+    broken = {"a": ["fine", {"deep\ud83d": ("x\ude00y", 1)}], "b": 2}
+    assert valid_value(broken) == {"a": ["fine", {"deep\ufffd": ("x\ufffdy", 1)}], "b": 2}
+
+    class Sub(str):
+        pass
+
+    assert valid_value([Sub("a\ud83d")]) == ["a\ufffd"]
+    assert valid_value("pair \ud83d\ude00 joined") == "pair \U0001f600 joined"

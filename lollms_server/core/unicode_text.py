@@ -21,18 +21,46 @@ def valid_text(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+_LEAVES = frozenset({int, float, bool, type(None)})
+
+
+def _clean(value: Any) -> bool:
+    """No string in ``value`` holds a surrogate (the per-token check: no allocation, no call per plain leaf)."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _SURROGATE.search(value) is None
+    if kind is dict:
+        for k, v in value.items():
+            if not (type(k) is str and k.isascii()) and not _clean(k):
+                return False
+            if type(v) in _LEAVES or (type(v) is str and v.isascii()):
+                continue
+            if not _clean(v):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(v) in _LEAVES or (type(v) is str and v.isascii()) or _clean(v) for v in value)
+    if isinstance(value, (str, dict, list, tuple)):  # a subclass: the general walk says
+        return _repaired(value) is value
+    return True
+
+
 def valid_value(value: Any) -> Any:
     """``value`` (JSON-like: dicts, lists, strings…) with every string made valid; the same object when nothing
     in it had to change."""
+    return value if _clean(value) else _repaired(value)
+
+
+def _repaired(value: Any) -> Any:
     if isinstance(value, str):
         return valid_text(value)
     if isinstance(value, dict):
-        pairs = [(valid_value(k), valid_value(v)) for k, v in value.items()]
+        pairs = [(_repaired(k), _repaired(v)) for k, v in value.items()]
         if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(pairs, value.items())):
             return value
         return dict(pairs)
     if isinstance(value, (list, tuple)):
-        items = [valid_value(v) for v in value]
+        items = [_repaired(v) for v in value]
         if all(a is b for a, b in zip(items, value)):
             return value
         return type(value)(items)
