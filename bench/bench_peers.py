@@ -334,14 +334,18 @@ class Direct:
 class LlamaServer:
     """llama.cpp's own server with ``slots`` parallel slots (continuous batching)."""
 
-    def __init__(self, exe: str, slots: int, n_ctx: int, workdir: Path) -> None:
+    def __init__(self, exe: str, slots: int, n_ctx: int, workdir: Path, cache_mb: int | None = None) -> None:
         self.port = free_port()
+        # the RAM prompt cache as large as ours' (llama-server's own default is 8192 MiB, ours' prompt_cache_mb
+        # 256): the same cache settings on both sides, as the cache goal says
+        cache = default_card_value("prompt_cache_mb") if cache_mb is None else cache_mb
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join([str(Path(exe).parent), os.environ.get("LD_LIBRARY_PATH", "")])}
         self.log = open(workdir / f"llama_server_{slots}.log", "wb")  # noqa: SIM115 - open while the server runs
         self.proc = subprocess.Popen([exe, "-m", str(model_path()), "--host", "127.0.0.1", "--port", str(self.port),
                                       "-t", str(threads()), "-c", str(n_ctx * slots), "-np", str(slots),
-                                      "-fa", "off"],  # as ours by default (flash_attn false): the same numbers as direct
+                                      "-fa", "off",  # as ours by default (flash_attn false): the same numbers as direct
+                                      "--cache-ram", str(cache)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
         wait_http(f"{self.url}/health", self.proc, "llama-server")
 
@@ -377,12 +381,17 @@ class OursLlama:
         self.server.stop()
 
 
-def default_parallel() -> int:
-    """llamacpp_binding's default number of parallel slots, read from its card (the one declaration)."""
+def default_card_value(setting: str) -> int:
+    """A llamacpp_binding instance setting's default, read from its card (the one declaration)."""
     import yaml
 
     card = yaml.safe_load((ROOT / "zoos" / "bindings" / "llamacpp_binding" / "binding_card.yaml").read_text())
-    return int(card["instance_schema"]["parallel"]["default"])
+    return int(card["instance_schema"][setting]["default"])
+
+
+def default_parallel() -> int:
+    """llamacpp_binding's default number of parallel slots."""
+    return default_card_value("parallel")
 
 
 def user(prompt: str) -> list[dict[str, str]]:
@@ -463,7 +472,7 @@ def llama_section(args: argparse.Namespace, res: Results) -> None:
         servers: dict[int, LlamaServer] = {}
         try:
             if exe:
-                servers = {n: LlamaServer(exe, n, args.n_ctx, work) for n in (1, *levels)}
+                servers = {n: LlamaServer(exe, n, args.n_ctx, work, options.get("prompt_cache_mb")) for n in (1, *levels)}
             direct = Direct(args.n_ctx)
             hdr = {"Authorization": f"Bearer {API_KEY}"}
             runners: dict[str, Callable[[str], Sample]] = {
@@ -526,7 +535,7 @@ def cache_section(args: argparse.Namespace, res: Results) -> None:
     options = json.loads(args.ours_llama_options) if args.ours_llama_options else {}
     with tempfile.TemporaryDirectory(prefix="lollms-peers-cache-") as tmp:
         ours = OursLlama(args.n_ctx, Path(tmp), options)
-        server = LlamaServer(exe, 2, args.n_ctx, Path(tmp)) if exe else None
+        server = LlamaServer(exe, 2, args.n_ctx, Path(tmp), options.get("prompt_cache_mb")) if exe else None
         try:
             targets: dict[str, Callable[[list[dict[str, str]]], Sample]] = {
                 "ours": lambda m: openai_stream(ours.url, "llm", m, sampling, {"Authorization": f"Bearer {API_KEY}"})}
