@@ -432,8 +432,9 @@ class GenerationService:
                     error_event = StreamChunk(type="error", content=error, metadata=valid_value(ev.get("metadata") or {}))
                     break
                 elif etype == "function_call":
-                    recorder.add(valid_value(ev.get("content")))
-                    yield StreamChunk(type=etype, content=valid_value(ev.get("content")), metadata=valid_value(ev.get("metadata") or {}))
+                    call = valid_value(ev.get("content"))
+                    recorder.add(call)
+                    yield StreamChunk(type=etype, content=call, metadata=valid_value(ev.get("metadata") or {}))
                 elif etype == "info":
                     yield StreamChunk(type=etype, content=valid_value(ev.get("content")), metadata=valid_value(ev.get("metadata") or {}))
                 else:
